@@ -1,1 +1,48 @@
-//! stub
+//! What every Boxoffice integration test stands on: fresh databases of either engine, the real
+//! app on a random loopback port, and an API client that speaks to it as a customer would.
+
+pub mod postgres;
+
+use boxoffice_store::Store;
+use std::sync::Arc;
+
+/// The two engines every store and HTTP test runs against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Engine {
+    Sqlite,
+    Postgres,
+}
+
+/// A database that lives as long as the test holds it.
+pub struct TestDatabase {
+    pub url: String,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestDatabase {
+    pub async fn fresh(engine: Engine) -> Self {
+        match engine {
+            Engine::Sqlite => {
+                let dir = tempfile::tempdir().expect("a temporary directory");
+                let url = format!("sqlite://{}", dir.path().join("boxoffice.db").display());
+                Self {
+                    url,
+                    _dir: Some(dir),
+                }
+            }
+            Engine::Postgres => Self {
+                url: postgres::fresh_database_url().await,
+                _dir: None,
+            },
+        }
+    }
+
+    /// A migrated store on this database.
+    pub async fn store(&self) -> Arc<dyn Store> {
+        let store = boxoffice_store::connect(&self.url)
+            .await
+            .expect("open the test store");
+        store.migrate().await.expect("migrate the test store");
+        store
+    }
+}

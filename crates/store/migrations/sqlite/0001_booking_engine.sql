@@ -1,0 +1,181 @@
+-- The booking engine: accounts, venues with layouts, events, shows with per-show inventory,
+-- holds, bookings, tickets and idempotency records. Times are Unix milliseconds (BIGINT) set by
+-- the application's clock; ids are prefixed text ids.
+
+CREATE TABLE app_secrets (
+    name  TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+
+CREATE TABLE users (
+    id            TEXT PRIMARY KEY,
+    email         TEXT NOT NULL UNIQUE,
+    name          TEXT NOT NULL,
+    role          TEXT NOT NULL CHECK (role IN ('customer', 'organizer', 'admin')),
+    password_hash TEXT NOT NULL,
+    created_at    BIGINT NOT NULL
+);
+
+CREATE TABLE venues (
+    id         TEXT PRIMARY KEY,
+    owner_id   TEXT NOT NULL REFERENCES users (id),
+    name       TEXT NOT NULL,
+    city       TEXT NOT NULL,
+    timezone   TEXT NOT NULL,
+    created_at BIGINT NOT NULL
+);
+CREATE INDEX venues_by_owner ON venues (owner_id, id);
+
+CREATE TABLE sections (
+    id       TEXT PRIMARY KEY,
+    venue_id TEXT NOT NULL REFERENCES venues (id),
+    name     TEXT NOT NULL,
+    position BIGINT NOT NULL
+);
+CREATE INDEX sections_by_venue ON sections (venue_id, position);
+
+CREATE TABLE seats (
+    id         TEXT PRIMARY KEY,
+    venue_id   TEXT NOT NULL REFERENCES venues (id),
+    section_id TEXT NOT NULL REFERENCES sections (id),
+    row_label  TEXT NOT NULL,
+    row_rank   BIGINT NOT NULL,
+    number     BIGINT NOT NULL,
+    label      TEXT NOT NULL,
+    category   TEXT NOT NULL,
+    x          REAL NOT NULL,
+    y          REAL NOT NULL,
+    blocked    BIGINT NOT NULL DEFAULT 0
+);
+CREATE INDEX seats_by_venue ON seats (venue_id, row_rank, number);
+
+CREATE TABLE areas (
+    id       TEXT PRIMARY KEY,
+    venue_id TEXT NOT NULL REFERENCES venues (id),
+    name     TEXT NOT NULL,
+    category TEXT NOT NULL,
+    capacity BIGINT NOT NULL CHECK (capacity > 0),
+    position BIGINT NOT NULL
+);
+CREATE INDEX areas_by_venue ON areas (venue_id, position);
+
+CREATE TABLE events (
+    id           TEXT PRIMARY KEY,
+    organizer_id TEXT NOT NULL REFERENCES users (id),
+    title        TEXT NOT NULL,
+    kind         TEXT NOT NULL,
+    description  TEXT NOT NULL,
+    created_at   BIGINT NOT NULL
+);
+
+CREATE TABLE shows (
+    id                       TEXT PRIMARY KEY,
+    event_id                 TEXT NOT NULL REFERENCES events (id),
+    organizer_id             TEXT NOT NULL REFERENCES users (id),
+    venue_id                 TEXT NOT NULL REFERENCES venues (id),
+    starts_at                BIGINT NOT NULL,
+    currency                 TEXT NOT NULL,
+    hold_minutes             BIGINT NOT NULL,
+    max_tickets_per_order    BIGINT NOT NULL,
+    max_tickets_per_customer BIGINT NOT NULL,
+    created_at               BIGINT NOT NULL
+);
+CREATE INDEX shows_by_event ON shows (event_id, starts_at);
+
+CREATE TABLE show_prices (
+    show_id      TEXT NOT NULL REFERENCES shows (id),
+    category     TEXT NOT NULL,
+    amount_minor BIGINT NOT NULL CHECK (amount_minor >= 0),
+    PRIMARY KEY (show_id, category)
+);
+
+-- One row per seat per show: the unit that is locked, claimed and sold.
+CREATE TABLE show_seats (
+    show_id    TEXT NOT NULL REFERENCES shows (id),
+    seat_id    TEXT NOT NULL REFERENCES seats (id),
+    state      TEXT NOT NULL CHECK (state IN ('free', 'held', 'sold', 'blocked')),
+    hold_id    TEXT,
+    held_until BIGINT,
+    booking_id TEXT,
+    PRIMARY KEY (show_id, seat_id),
+    CHECK ((state = 'held') = (hold_id IS NOT NULL AND held_until IS NOT NULL)),
+    CHECK ((state = 'sold') = (booking_id IS NOT NULL))
+);
+CREATE INDEX show_seats_by_hold ON show_seats (hold_id) WHERE hold_id IS NOT NULL;
+CREATE INDEX show_seats_by_booking ON show_seats (booking_id) WHERE booking_id IS NOT NULL;
+
+-- General admission: sold is a counter; held is summed live from unexpired holds.
+CREATE TABLE show_areas (
+    show_id  TEXT NOT NULL REFERENCES shows (id),
+    area_id  TEXT NOT NULL REFERENCES areas (id),
+    capacity BIGINT NOT NULL,
+    sold     BIGINT NOT NULL DEFAULT 0,
+    PRIMARY KEY (show_id, area_id),
+    CHECK (sold >= 0 AND sold <= capacity)
+);
+
+CREATE TABLE holds (
+    id          TEXT PRIMARY KEY,
+    show_id     TEXT NOT NULL REFERENCES shows (id),
+    user_id     TEXT NOT NULL REFERENCES users (id),
+    state       TEXT NOT NULL CHECK (state IN ('active', 'released', 'expired', 'converted')),
+    total_minor BIGINT NOT NULL,
+    currency    TEXT NOT NULL,
+    created_at  BIGINT NOT NULL,
+    expires_at  BIGINT NOT NULL
+);
+CREATE INDEX holds_active_by_expiry ON holds (expires_at) WHERE state = 'active';
+CREATE INDEX holds_by_user_show ON holds (user_id, show_id, state);
+
+CREATE TABLE hold_items (
+    hold_id          TEXT NOT NULL REFERENCES holds (id),
+    position         BIGINT NOT NULL,
+    show_id          TEXT NOT NULL,
+    seat_id          TEXT,
+    area_id          TEXT,
+    label            TEXT NOT NULL,
+    category         TEXT NOT NULL,
+    quantity         BIGINT NOT NULL CHECK (quantity > 0),
+    unit_price_minor BIGINT NOT NULL,
+    PRIMARY KEY (hold_id, position)
+);
+CREATE INDEX hold_items_by_area ON hold_items (show_id, area_id) WHERE area_id IS NOT NULL;
+
+CREATE TABLE bookings (
+    id                TEXT PRIMARY KEY,
+    hold_id           TEXT NOT NULL UNIQUE REFERENCES holds (id),
+    show_id           TEXT NOT NULL REFERENCES shows (id),
+    user_id           TEXT NOT NULL REFERENCES users (id),
+    state             TEXT NOT NULL CHECK (state IN ('confirmed', 'cancelled')),
+    total_minor       BIGINT NOT NULL,
+    currency          TEXT NOT NULL,
+    payment_reference TEXT NOT NULL,
+    created_at        BIGINT NOT NULL,
+    cancelled_at      BIGINT
+);
+CREATE INDEX bookings_by_user ON bookings (user_id, id);
+CREATE INDEX bookings_by_show ON bookings (show_id, state);
+
+CREATE TABLE tickets (
+    id          TEXT PRIMARY KEY,
+    booking_id  TEXT NOT NULL REFERENCES bookings (id),
+    position    BIGINT NOT NULL,
+    seat_id     TEXT,
+    area_id     TEXT,
+    label       TEXT NOT NULL,
+    category    TEXT NOT NULL,
+    price_minor BIGINT NOT NULL,
+    code        TEXT NOT NULL
+);
+CREATE INDEX tickets_by_booking ON tickets (booking_id, position);
+
+-- Written in the same transaction as the effect it protects (law 4).
+CREATE TABLE idempotency_keys (
+    user_id         TEXT NOT NULL,
+    key             TEXT NOT NULL,
+    fingerprint     TEXT NOT NULL,
+    response_status BIGINT NOT NULL,
+    response_body   TEXT NOT NULL,
+    created_at      BIGINT NOT NULL,
+    PRIMARY KEY (user_id, key)
+);

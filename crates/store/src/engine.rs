@@ -1,0 +1,1123 @@
+//! The store logic both engines share. `store_engine!` expands to the `Store` implementation for
+//! one engine: the SQL is the same text on SQLite and PostgreSQL (`$n` placeholders work on
+//! both), and the engine supplies how a write transaction begins (`begin_write`) and the row
+//! locking clauses (`FOR UPDATE` on PostgreSQL; SQLite has one writer, so none).
+//!
+//! Lock order, the same in every transaction so that none can deadlock: the customer's user row,
+//! then area rows (by area id), then hold rows, then seat rows (by seat id).
+
+use sqlx::{Database, Transaction};
+use tokio::sync::OwnedMutexGuard;
+
+/// A write transaction, and on SQLite the in-process gate that lets one writer in at a time
+/// (waiting on a mutex is cheaper than SQLite's busy-retry loop).
+pub(crate) struct WriteTx<DB: Database> {
+    pub tx: Transaction<'static, DB>,
+    pub _gate: Option<OwnedMutexGuard<()>>,
+}
+
+macro_rules! store_engine {
+    ($store:ty, $db:ty, lock = $lock:literal, skip_locked = $skip_locked:literal) => {
+        use $crate::engine::WriteTx;
+        use $crate::rows::*;
+        use $crate::{
+            ConfirmHold, CreateHold, IdempotencyKey, Outcome, SalesSummary, SavedResponse, ShowFilter, Store,
+            StoreError, StoreResult, VenueSummary,
+        };
+        use boxoffice_core::best_available::{self, Candidate};
+        use boxoffice_core::booking::{Booking, BookingState};
+        use boxoffice_core::catalog::{Event, Show};
+        use boxoffice_core::hold::{AreaQuantity, Hold, HoldItem, HoldRequest, HoldState, total_of};
+        use boxoffice_core::ids::*;
+        use boxoffice_core::inventory::{self, SeatMap, SeatState};
+        use boxoffice_core::user::User;
+        use boxoffice_core::venue::Venue;
+        use boxoffice_core::{DomainError, FieldError, Money, Timestamp};
+        use sqlx::AssertSqlSafe;
+        use std::collections::BTreeMap;
+
+        type Conn = <$db as sqlx::Database>::Connection;
+
+        const SHOW_COLUMNS: &str = "id, event_id, organizer_id, venue_id, starts_at, currency, hold_minutes, \
+             max_tickets_per_order, max_tickets_per_customer, created_at";
+        const BOOKING_COLUMNS: &str = "id, hold_id, show_id, user_id, state, total_minor, currency, \
+             payment_reference, created_at, cancelled_at";
+
+        fn is_unique_violation(error: &sqlx::Error) -> bool {
+            matches!(error, sqlx::Error::Database(db) if db.is_unique_violation())
+        }
+
+        async fn load_show(conn: &mut Conn, id: &str) -> StoreResult<Option<Show>> {
+            let row: Option<ShowRow> = sqlx::query_as(concat!(
+                "SELECT id, event_id, organizer_id, venue_id, starts_at, currency, hold_minutes, ",
+                "max_tickets_per_order, max_tickets_per_customer, created_at FROM shows WHERE id = $1"
+            ))
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?;
+            let Some(row) = row else { return Ok(None) };
+            let prices = load_prices(conn, std::slice::from_ref(&row.id)).await?;
+            let show_prices = prices.get(&row.id).cloned().unwrap_or_default();
+            Ok(Some(row.into_show(show_prices)))
+        }
+
+        async fn load_prices(conn: &mut Conn, show_ids: &[String]) -> StoreResult<BTreeMap<String, BTreeMap<String, i64>>> {
+            let mut by_show: BTreeMap<String, BTreeMap<String, i64>> = BTreeMap::new();
+            if show_ids.is_empty() {
+                return Ok(by_show);
+            }
+            let sql = format!(
+                "SELECT show_id, category, amount_minor FROM show_prices WHERE show_id IN ({})",
+                placeholders(1, show_ids.len())
+            );
+            let mut query = sqlx::query_as::<_, PriceRow>(AssertSqlSafe(sql));
+            for id in show_ids {
+                query = query.bind(id.clone());
+            }
+            for row in query.fetch_all(&mut *conn).await? {
+                by_show.entry(row.show_id).or_default().insert(row.category, row.amount_minor);
+            }
+            Ok(by_show)
+        }
+
+        async fn load_hold(conn: &mut Conn, id: &str) -> StoreResult<Option<Hold>> {
+            let row: Option<HoldRow> = sqlx::query_as(concat!(
+                "SELECT id, show_id, user_id, state, total_minor, currency, created_at, expires_at ",
+                "FROM holds WHERE id = $1"
+            ))
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?;
+            let Some(row) = row else { return Ok(None) };
+            let items: Vec<HoldItemRow> = sqlx::query_as(
+                "SELECT seat_id, area_id, label, category, quantity, unit_price_minor FROM hold_items \
+                 WHERE hold_id = $1 ORDER BY position",
+            )
+            .bind(id)
+            .fetch_all(&mut *conn)
+            .await?;
+            Ok(Some(row.into_hold(items)?))
+        }
+
+        async fn load_booking(conn: &mut Conn, row: BookingRow) -> StoreResult<Booking> {
+            let tickets: Vec<TicketRow> = sqlx::query_as(
+                "SELECT id, seat_id, area_id, label, category, price_minor, code FROM tickets \
+                 WHERE booking_id = $1 ORDER BY position",
+            )
+            .bind(row.id.clone())
+            .fetch_all(&mut *conn)
+            .await?;
+            row.into_booking(tickets)
+        }
+
+        /// Tickets the customer already holds (unexpired) or owns for this show.
+        async fn customer_tickets(conn: &mut Conn, user_id: &str, show_id: &str, now: Timestamp) -> StoreResult<i64> {
+            let count: i64 = sqlx::query_scalar(
+                "SELECT CAST(COALESCE((SELECT SUM(hi.quantity) FROM hold_items hi JOIN holds h ON h.id = hi.hold_id \
+                   WHERE h.user_id = $1 AND h.show_id = $2 AND h.state = 'active' AND h.expires_at > $3), 0) \
+                 + COALESCE((SELECT COUNT(*) FROM tickets t JOIN bookings b ON b.id = t.booking_id \
+                   WHERE b.user_id = $1 AND b.show_id = $2 AND b.state = 'confirmed'), 0) AS BIGINT)",
+            )
+            .bind(user_id)
+            .bind(show_id)
+            .bind(now.unix_ms())
+            .fetch_one(&mut *conn)
+            .await?;
+            Ok(count)
+        }
+
+        /// Locks the named seats in seat-id order and claims them for the hold if every one is
+        /// free at `now` (a seat whose hold has expired counts as free).
+        async fn claim_seats(
+            conn: &mut Conn,
+            show: &Show,
+            seat_ids: &[SeatId],
+            hold_id: &HoldId,
+            until: Timestamp,
+            now: Timestamp,
+        ) -> StoreResult<Vec<HoldItem>> {
+            let mut ids: Vec<String> = seat_ids.iter().map(|s| s.to_string()).collect();
+            ids.sort();
+            let sql = format!(
+                "SELECT seat_id, state, held_until FROM show_seats WHERE show_id = $1 AND seat_id IN ({}) \
+                 ORDER BY seat_id{}",
+                placeholders(2, ids.len()),
+                $lock
+            );
+            let mut query = sqlx::query_as::<_, ClaimRow>(AssertSqlSafe(sql)).bind(show.id.to_string());
+            for id in &ids {
+                query = query.bind(id.clone());
+            }
+            let rows = query.fetch_all(&mut *conn).await?;
+            if rows.len() != ids.len() {
+                let found: Vec<&str> = rows.iter().map(|r| r.seat_id.as_str()).collect();
+                let unknown = seat_ids
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, id)| !found.contains(&id.as_str()))
+                    .map(|(i, _)| FieldError::new(format!("seat_ids.{i}"), "is not a seat of this show"))
+                    .collect();
+                return Err(DomainError::Validation(unknown).into());
+            }
+            let taken: Vec<String> = rows
+                .iter()
+                .filter(|r| SeatState::effective(&r.state, r.held_until.map(Timestamp::from_unix_ms), now) != SeatState::Free)
+                .map(|r| r.seat_id.clone())
+                .collect();
+            if !taken.is_empty() {
+                return Err(DomainError::SeatUnavailable { seat_ids: taken }.into());
+            }
+            let sql = format!(
+                "UPDATE show_seats SET state = 'held', hold_id = $1, held_until = $2, booking_id = NULL \
+                 WHERE show_id = $3 AND seat_id IN ({})",
+                placeholders(4, ids.len())
+            );
+            let mut update = sqlx::query(AssertSqlSafe(sql))
+                .bind(hold_id.to_string())
+                .bind(until.unix_ms())
+                .bind(show.id.to_string());
+            for id in &ids {
+                update = update.bind(id.clone());
+            }
+            let claimed = update.execute(&mut *conn).await?.rows_affected();
+            if claimed != ids.len() as u64 {
+                return Err(StoreError::Corrupt(format!("claimed {claimed} of {} locked seats", ids.len())));
+            }
+            let sql = format!(
+                "SELECT id, label, category FROM seats WHERE id IN ({})",
+                placeholders(1, ids.len())
+            );
+            let mut query = sqlx::query_as::<_, SeatInfoRow>(AssertSqlSafe(sql));
+            for id in &ids {
+                query = query.bind(id.clone());
+            }
+            let info: BTreeMap<String, SeatInfoRow> =
+                query.fetch_all(&mut *conn).await?.into_iter().map(|r| (r.id.clone(), r)).collect();
+            seat_ids
+                .iter()
+                .map(|id| {
+                    let seat = info.get(id.as_str()).ok_or_else(|| StoreError::Corrupt(format!("seat {id} vanished")))?;
+                    Ok(HoldItem {
+                        seat_id: Some(id.clone()),
+                        area_id: None,
+                        label: seat.label.clone(),
+                        category: seat.category.clone(),
+                        quantity: 1,
+                        unit_price_minor: show.price_of(&seat.category)?,
+                    })
+                })
+                .collect()
+        }
+
+        /// Chooses seats without locks; `claim_seats` then decides under lock, and the caller
+        /// retries if someone was faster.
+        async fn pick_best_available(
+            conn: &mut Conn,
+            show: &Show,
+            category: &str,
+            quantity: i64,
+            now: Timestamp,
+        ) -> StoreResult<Vec<SeatId>> {
+            let rows: Vec<CandidateRow> = sqlx::query_as(
+                "SELECT s.id, s.row_rank, s.number, s.x, ss.state, ss.held_until FROM show_seats ss \
+                 JOIN seats s ON s.id = ss.seat_id WHERE ss.show_id = $1 AND s.category = $2",
+            )
+            .bind(show.id.to_string())
+            .bind(category)
+            .fetch_all(&mut *conn)
+            .await?;
+            if rows.is_empty() {
+                return Err(DomainError::invalid("best_available.category", "this show has no seats in that category").into());
+            }
+            let candidates: Vec<Candidate> = rows
+                .into_iter()
+                .map(|r| Candidate {
+                    free: SeatState::effective(&r.state, r.held_until.map(Timestamp::from_unix_ms), now) == SeatState::Free,
+                    seat_id: SeatId::from_trusted(r.id),
+                    row_rank: r.row_rank,
+                    number: r.number,
+                    x: r.x,
+                })
+                .collect();
+            let available = candidates.iter().filter(|c| c.free).count() as i64;
+            best_available::pick(&candidates, quantity as usize).ok_or_else(|| {
+                DomainError::CapacityUnavailable { area: category.to_owned(), available, requested: quantity }.into()
+            })
+        }
+
+        /// Locks each area row (in area-id order), retires the holds in it that have expired,
+        /// and grants the places only if they fit.
+        async fn claim_areas(
+            conn: &mut Conn,
+            show: &Show,
+            requested: &[AreaQuantity],
+            now: Timestamp,
+        ) -> StoreResult<Vec<HoldItem>> {
+            let mut order: Vec<(usize, &AreaQuantity)> = requested.iter().enumerate().collect();
+            order.sort_by(|a, b| a.1.area_id.cmp(&b.1.area_id));
+            let mut items: Vec<(usize, HoldItem)> = Vec::with_capacity(requested.len());
+            for (i, want) in order {
+                let counts: Option<(i64, i64)> = sqlx::query_as(concat!(
+                    "SELECT capacity, sold FROM show_areas WHERE show_id = $1 AND area_id = $2",
+                    $lock
+                ))
+                .bind(show.id.to_string())
+                .bind(want.area_id.to_string())
+                .fetch_optional(&mut *conn)
+                .await?;
+                let Some((capacity, sold)) = counts else {
+                    return Err(DomainError::invalid(format!("areas.{i}.area_id"), "is not an area of this show").into());
+                };
+                let (name, category): (String, String) = sqlx::query_as("SELECT name, category FROM areas WHERE id = $1")
+                    .bind(want.area_id.to_string())
+                    .fetch_one(&mut *conn)
+                    .await?;
+                // A confirm racing with this claim sees its hold expired, not converted into
+                // places this claim is about to hand out again.
+                sqlx::query(
+                    "UPDATE holds SET state = 'expired' WHERE state = 'active' AND expires_at <= $3 \
+                     AND id IN (SELECT hold_id FROM hold_items WHERE show_id = $1 AND area_id = $2)",
+                )
+                .bind(show.id.to_string())
+                .bind(want.area_id.to_string())
+                .bind(now.unix_ms())
+                .execute(&mut *conn)
+                .await?;
+                let held: i64 = sqlx::query_scalar(
+                    "SELECT CAST(COALESCE(SUM(hi.quantity), 0) AS BIGINT) FROM hold_items hi \
+                     JOIN holds h ON h.id = hi.hold_id \
+                     WHERE hi.show_id = $1 AND hi.area_id = $2 AND h.state = 'active' AND h.expires_at > $3",
+                )
+                .bind(show.id.to_string())
+                .bind(want.area_id.to_string())
+                .bind(now.unix_ms())
+                .fetch_one(&mut *conn)
+                .await?;
+                inventory::check_area_claim(&name, capacity, sold, held, want.quantity)?;
+                items.push((
+                    i,
+                    HoldItem {
+                        seat_id: None,
+                        area_id: Some(want.area_id.clone()),
+                        label: name,
+                        unit_price_minor: show.price_of(&category)?,
+                        category,
+                        quantity: want.quantity,
+                    },
+                ));
+            }
+            items.sort_by_key(|(i, _)| *i);
+            Ok(items.into_iter().map(|(_, item)| item).collect())
+        }
+
+        async fn insert_hold_rows(conn: &mut Conn, hold: &Hold) -> StoreResult<()> {
+            sqlx::query(
+                "INSERT INTO holds (id, show_id, user_id, state, total_minor, currency, created_at, expires_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(hold.id.to_string())
+            .bind(hold.show_id.to_string())
+            .bind(hold.user_id.to_string())
+            .bind(hold.state.as_str())
+            .bind(hold.total.amount_minor)
+            .bind(hold.total.currency.to_string())
+            .bind(hold.created_at.unix_ms())
+            .bind(hold.expires_at.unix_ms())
+            .execute(&mut *conn)
+            .await?;
+            for (position, item) in hold.items.iter().enumerate() {
+                sqlx::query(
+                    "INSERT INTO hold_items (hold_id, position, show_id, seat_id, area_id, label, category, quantity, \
+                     unit_price_minor) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                )
+                .bind(hold.id.to_string())
+                .bind(position as i64)
+                .bind(hold.show_id.to_string())
+                .bind(item.seat_id.as_ref().map(|s| s.to_string()))
+                .bind(item.area_id.as_ref().map(|a| a.to_string()))
+                .bind(item.label.clone())
+                .bind(item.category.clone())
+                .bind(item.quantity)
+                .bind(item.unit_price_minor)
+                .execute(&mut *conn)
+                .await?;
+            }
+            Ok(())
+        }
+
+        /// Records the answer under the key, in the caller's transaction. `false` means another
+        /// request with this key committed first: the caller must roll back and replay it.
+        async fn save_response<T: serde::Serialize>(
+            conn: &mut Conn,
+            idem: &IdempotencyKey,
+            value: &T,
+            now: Timestamp,
+        ) -> StoreResult<bool> {
+            let body = serde_json::to_string(value).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let inserted = sqlx::query(
+                "INSERT INTO idempotency_keys (user_id, key, fingerprint, response_status, response_body, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (user_id, key) DO NOTHING",
+            )
+            .bind(idem.user_id.to_string())
+            .bind(idem.key.clone())
+            .bind(idem.fingerprint.clone())
+            .bind(i64::from(idem.status))
+            .bind(body)
+            .bind(now.unix_ms())
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+            Ok(inserted == 1)
+        }
+
+        async fn load_saved(conn: &mut Conn, user_id: &str, key: &str) -> StoreResult<Option<SavedResponse>> {
+            let row: Option<SavedRow> = sqlx::query_as(
+                "SELECT response_status, response_body, fingerprint FROM idempotency_keys WHERE user_id = $1 AND key = $2",
+            )
+            .bind(user_id)
+            .bind(key)
+            .fetch_optional(&mut *conn)
+            .await?;
+            Ok(row.map(|r| SavedResponse {
+                status: u16::try_from(r.response_status).unwrap_or(500),
+                body: r.response_body,
+                fingerprint: r.fingerprint,
+            }))
+        }
+
+        /// Commits `value` under `idem` (if any), or — when the key was taken meanwhile — rolls
+        /// everything back and returns the first answer instead.
+        async fn finish<T: serde::Serialize + Send>(
+            store: &$store,
+            mut w: WriteTx<$db>,
+            idem: Option<&IdempotencyKey>,
+            value: T,
+            now: Timestamp,
+        ) -> StoreResult<Outcome<T>> {
+            if let Some(idem) = idem {
+                if !save_response(&mut *w.tx, idem, &value, now).await? {
+                    w.tx.rollback().await?;
+                    drop(w._gate);
+                    let mut conn = store.pool.acquire().await?;
+                    let saved = load_saved(&mut *conn, idem.user_id.as_str(), &idem.key).await?;
+                    return saved
+                        .map(Outcome::Replayed)
+                        .ok_or_else(|| StoreError::Corrupt("idempotency key vanished".into()));
+                }
+            }
+            w.tx.commit().await?;
+            Ok(Outcome::Done(value))
+        }
+
+        /// Law 4 around a command: a key already answered replays that answer, and a command that
+        /// failed because its twin under the same key won the race replays the twin's answer.
+        async fn once<T, F>(store: &$store, idem: Option<&IdempotencyKey>, command: F) -> StoreResult<Outcome<T>>
+        where
+            F: std::future::Future<Output = StoreResult<Outcome<T>>>,
+        {
+            async fn saved(store: &$store, idem: Option<&IdempotencyKey>) -> StoreResult<Option<SavedResponse>> {
+                let Some(idem) = idem else { return Ok(None) };
+                let mut conn = store.pool.acquire().await?;
+                load_saved(&mut *conn, idem.user_id.as_str(), &idem.key).await
+            }
+            if let Some(first) = saved(store, idem).await? {
+                return Ok(Outcome::Replayed(first));
+            }
+            match command.await {
+                Err(StoreError::Domain(e)) => match saved(store, idem).await? {
+                    Some(first) => Ok(Outcome::Replayed(first)),
+                    None => Err(e.into()),
+                },
+                other => other,
+            }
+        }
+
+        impl $store {
+            async fn try_create_hold(&self, cmd: &CreateHold, idem: Option<&IdempotencyKey>) -> StoreResult<Outcome<Hold>> {
+                let mut w = self.begin_write().await?;
+                let conn = &mut *w.tx;
+                let show = load_show(conn, cmd.show_id.as_str()).await?.ok_or(DomainError::NotFound("show"))?;
+                show.check_on_sale(cmd.now)?;
+                // One customer's holds run one at a time, so two tabs cannot both pass the limit.
+                sqlx::query(concat!("SELECT id FROM users WHERE id = $1", $lock))
+                    .bind(cmd.user_id.to_string())
+                    .execute(&mut *conn)
+                    .await?;
+                let already = customer_tickets(conn, cmd.user_id.as_str(), show.id.as_str(), cmd.now).await?;
+                show.check_ticket_limits(cmd.request.quantity(), already)?;
+                let expires_at = cmd.now.plus_minutes(show.hold_minutes);
+                let items = match &cmd.request {
+                    HoldRequest::Seats(ids) => claim_seats(conn, &show, ids, &cmd.hold_id, expires_at, cmd.now).await?,
+                    HoldRequest::BestAvailable { category, quantity } => {
+                        let ids = pick_best_available(conn, &show, category, *quantity, cmd.now).await?;
+                        claim_seats(conn, &show, &ids, &cmd.hold_id, expires_at, cmd.now).await?
+                    }
+                    HoldRequest::Areas(areas) => claim_areas(conn, &show, areas, cmd.now).await?,
+                };
+                let hold = Hold {
+                    id: cmd.hold_id.clone(),
+                    show_id: show.id.clone(),
+                    user_id: cmd.user_id.clone(),
+                    state: HoldState::Active,
+                    total: Money::new(total_of(&items), show.currency.clone()),
+                    items,
+                    created_at: cmd.now,
+                    expires_at,
+                };
+                insert_hold_rows(conn, &hold).await?;
+                finish(self, w, idem, hold, cmd.now).await
+            }
+
+            async fn try_confirm_hold(&self, cmd: ConfirmHold<'_>, idem: Option<&IdempotencyKey>) -> StoreResult<Outcome<Booking>> {
+                let mut w = self.begin_write().await?;
+                let conn = &mut *w.tx;
+                let hold = load_hold(conn, cmd.hold_id.as_str()).await?.ok_or(DomainError::NotFound("hold"))?;
+                hold.check_confirmable(&cmd.user_id, cmd.now)?;
+                let mut area_items: Vec<&HoldItem> = hold.items.iter().filter(|i| i.area_id.is_some()).collect();
+                area_items.sort_by(|a, b| a.area_id.cmp(&b.area_id));
+                for item in &area_items {
+                    sqlx::query(concat!("SELECT sold FROM show_areas WHERE show_id = $1 AND area_id = $2", $lock))
+                        .bind(hold.show_id.to_string())
+                        .bind(item.area_id.as_ref().map(|a| a.to_string()))
+                        .execute(&mut *conn)
+                        .await?;
+                }
+                let converted = sqlx::query(
+                    "UPDATE holds SET state = 'converted' WHERE id = $1 AND state = 'active' AND expires_at > $2",
+                )
+                .bind(hold.id.to_string())
+                .bind(cmd.now.unix_ms())
+                .execute(&mut *conn)
+                .await?
+                .rows_affected();
+                if converted != 1 {
+                    return Err(DomainError::HoldExpired.into());
+                }
+                let seat_count = hold.items.iter().filter(|i| i.seat_id.is_some()).count() as u64;
+                let sold = sqlx::query(
+                    "UPDATE show_seats SET state = 'sold', booking_id = $1, hold_id = NULL, held_until = NULL \
+                     WHERE show_id = $2 AND hold_id = $3 AND state = 'held'",
+                )
+                .bind(cmd.booking_id.to_string())
+                .bind(hold.show_id.to_string())
+                .bind(hold.id.to_string())
+                .execute(&mut *conn)
+                .await?
+                .rows_affected();
+                if sold != seat_count {
+                    // A seat left this hold (expired and claimed elsewhere); sell nothing.
+                    return Err(DomainError::HoldExpired.into());
+                }
+                for item in &area_items {
+                    sqlx::query("UPDATE show_areas SET sold = sold + $3 WHERE show_id = $1 AND area_id = $2")
+                        .bind(hold.show_id.to_string())
+                        .bind(item.area_id.as_ref().map(|a| a.to_string()))
+                        .bind(item.quantity)
+                        .execute(&mut *conn)
+                        .await?;
+                }
+                let booking = Booking {
+                    id: cmd.booking_id.clone(),
+                    show_id: hold.show_id.clone(),
+                    user_id: hold.user_id.clone(),
+                    hold_id: hold.id.clone(),
+                    state: BookingState::Confirmed,
+                    total: hold.total.clone(),
+                    payment_reference: cmd.payment_reference.clone(),
+                    tickets: hold
+                        .items
+                        .iter()
+                        .flat_map(|item| (0..item.quantity).map(move |_| item))
+                        .map(|item| {
+                            let id = TicketId::generate();
+                            boxoffice_core::booking::Ticket {
+                                code: (cmd.sign_ticket)(&id),
+                                id,
+                                seat_id: item.seat_id.clone(),
+                                area_id: item.area_id.clone(),
+                                label: item.label.clone(),
+                                category: item.category.clone(),
+                                price_minor: item.unit_price_minor,
+                            }
+                        })
+                        .collect(),
+                    created_at: cmd.now,
+                    cancelled_at: None,
+                };
+                sqlx::query(
+                    "INSERT INTO bookings (id, hold_id, show_id, user_id, state, total_minor, currency, payment_reference, \
+                     created_at, cancelled_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULL)",
+                )
+                .bind(booking.id.to_string())
+                .bind(booking.hold_id.to_string())
+                .bind(booking.show_id.to_string())
+                .bind(booking.user_id.to_string())
+                .bind(booking.state.as_str())
+                .bind(booking.total.amount_minor)
+                .bind(booking.total.currency.to_string())
+                .bind(booking.payment_reference.clone())
+                .bind(booking.created_at.unix_ms())
+                .execute(&mut *conn)
+                .await?;
+                for (position, ticket) in booking.tickets.iter().enumerate() {
+                    sqlx::query(
+                        "INSERT INTO tickets (id, booking_id, position, seat_id, area_id, label, category, price_minor, code) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                    )
+                    .bind(ticket.id.to_string())
+                    .bind(booking.id.to_string())
+                    .bind(position as i64)
+                    .bind(ticket.seat_id.as_ref().map(|s| s.to_string()))
+                    .bind(ticket.area_id.as_ref().map(|a| a.to_string()))
+                    .bind(ticket.label.clone())
+                    .bind(ticket.category.clone())
+                    .bind(ticket.price_minor)
+                    .bind(ticket.code.clone())
+                    .execute(&mut *conn)
+                    .await?;
+                }
+                finish(self, w, idem, booking, cmd.now).await
+            }
+
+
+            async fn try_cancel_booking(
+                &self,
+                id: &BookingId,
+                user_id: &UserId,
+                now: Timestamp,
+                idem: Option<&IdempotencyKey>,
+            ) -> StoreResult<Outcome<Booking>> {
+                let mut w = self.begin_write().await?;
+                let conn = &mut *w.tx;
+                let sql = format!("SELECT {BOOKING_COLUMNS} FROM bookings WHERE id = $1");
+                let row: Option<BookingRow> =
+                    sqlx::query_as(AssertSqlSafe(sql)).bind(id.to_string()).fetch_optional(&mut *conn).await?;
+                let row = row.ok_or(DomainError::NotFound("booking"))?;
+                let booking = load_booking(conn, row).await?;
+                let show = load_show(conn, booking.show_id.as_str()).await?.ok_or(DomainError::NotFound("show"))?;
+                booking.check_cancellable(user_id, show.starts_at, now)?;
+                let mut per_area: BTreeMap<String, i64> = BTreeMap::new();
+                for ticket in &booking.tickets {
+                    if let Some(area) = &ticket.area_id {
+                        *per_area.entry(area.to_string()).or_default() += 1;
+                    }
+                }
+                for area in per_area.keys() {
+                    sqlx::query(concat!("SELECT sold FROM show_areas WHERE show_id = $1 AND area_id = $2", $lock))
+                        .bind(booking.show_id.to_string())
+                        .bind(area.clone())
+                        .execute(&mut *conn)
+                        .await?;
+                }
+                let cancelled = sqlx::query(
+                    "UPDATE bookings SET state = 'cancelled', cancelled_at = $2 WHERE id = $1 AND state = 'confirmed'",
+                )
+                .bind(id.to_string())
+                .bind(now.unix_ms())
+                .execute(&mut *conn)
+                .await?
+                .rows_affected();
+                if cancelled != 1 {
+                    return Err(DomainError::NotCancellable("the booking is already cancelled".into()).into());
+                }
+                sqlx::query("UPDATE show_seats SET state = 'free', booking_id = NULL WHERE booking_id = $1 AND state = 'sold'")
+                    .bind(id.to_string())
+                    .execute(&mut *conn)
+                    .await?;
+                for (area, quantity) in &per_area {
+                    sqlx::query("UPDATE show_areas SET sold = sold - $3 WHERE show_id = $1 AND area_id = $2")
+                        .bind(booking.show_id.to_string())
+                        .bind(area.clone())
+                        .bind(*quantity)
+                        .execute(&mut *conn)
+                        .await?;
+                }
+                let cancelled = Booking { state: BookingState::Cancelled, cancelled_at: Some(now), ..booking };
+                finish(self, w, idem, cancelled, now).await
+            }
+
+        }
+
+        #[async_trait::async_trait]
+        impl Store for $store {
+            fn engine(&self) -> &'static str {
+                Self::ENGINE
+            }
+
+            async fn migrate(&self) -> StoreResult<()> {
+                Self::MIGRATOR.run(&self.pool).await?;
+                Ok(())
+            }
+
+            async fn ping(&self) -> StoreResult<()> {
+                sqlx::query("SELECT 1").execute(&self.pool).await?;
+                Ok(())
+            }
+
+            async fn secret(&self, name: &str, candidate: &str) -> StoreResult<String> {
+                sqlx::query("INSERT INTO app_secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
+                    .bind(name)
+                    .bind(candidate)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(sqlx::query_scalar("SELECT value FROM app_secrets WHERE name = $1").bind(name).fetch_one(&self.pool).await?)
+            }
+
+            async fn insert_user(&self, user: &User, password_hash: &str) -> StoreResult<()> {
+                let result = sqlx::query(
+                    "INSERT INTO users (id, email, name, role, password_hash, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(user.id.to_string())
+                .bind(user.email.clone())
+                .bind(user.name.clone())
+                .bind(user.role.as_str())
+                .bind(password_hash)
+                .bind(user.created_at.unix_ms())
+                .execute(&self.pool)
+                .await;
+                match result {
+                    Err(e) if is_unique_violation(&e) => Err(DomainError::EmailTaken.into()),
+                    other => other.map(|_| ()).map_err(StoreError::from),
+                }
+            }
+
+            async fn user(&self, id: &UserId) -> StoreResult<Option<User>> {
+                let row: Option<UserRow> = sqlx::query_as(
+                    "SELECT id, email, name, role, password_hash, created_at FROM users WHERE id = $1",
+                )
+                .bind(id.to_string())
+                .fetch_optional(&self.pool)
+                .await?;
+                row.map(|r| r.into_user().map(|(user, _)| user)).transpose()
+            }
+
+            async fn credentials(&self, email: &str) -> StoreResult<Option<(User, String)>> {
+                let row: Option<UserRow> = sqlx::query_as(
+                    "SELECT id, email, name, role, password_hash, created_at FROM users WHERE email = $1",
+                )
+                .bind(email)
+                .fetch_optional(&self.pool)
+                .await?;
+                row.map(UserRow::into_user).transpose()
+            }
+
+            async fn user_count(&self) -> StoreResult<i64> {
+                Ok(sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(&self.pool).await?)
+            }
+
+            async fn insert_venue(&self, venue: &Venue) -> StoreResult<()> {
+                let mut w = self.begin_write().await?;
+                let conn = &mut *w.tx;
+                sqlx::query(
+                    "INSERT INTO venues (id, owner_id, name, city, timezone, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(venue.id.to_string())
+                .bind(venue.owner_id.to_string())
+                .bind(venue.name.clone())
+                .bind(venue.city.clone())
+                .bind(venue.timezone.clone())
+                .bind(venue.created_at.unix_ms())
+                .execute(&mut *conn)
+                .await?;
+                for (position, section) in venue.sections.iter().enumerate() {
+                    sqlx::query("INSERT INTO sections (id, venue_id, name, position) VALUES ($1, $2, $3, $4)")
+                        .bind(section.id.to_string())
+                        .bind(venue.id.to_string())
+                        .bind(section.name.clone())
+                        .bind(position as i64)
+                        .execute(&mut *conn)
+                        .await?;
+                }
+                for chunk in venue.seats.chunks(500) {
+                    let mut insert = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO seats (id, venue_id, section_id, row_label, row_rank, number, label, category, x, y, blocked) ",
+                    );
+                    insert.push_values(chunk, |mut row, seat| {
+                        row.push_bind(seat.id.to_string())
+                            .push_bind(venue.id.to_string())
+                            .push_bind(seat.section_id.to_string())
+                            .push_bind(seat.row_label.clone())
+                            .push_bind(seat.row_rank)
+                            .push_bind(seat.number)
+                            .push_bind(seat.label.clone())
+                            .push_bind(seat.category.clone())
+                            .push_bind(seat.x)
+                            .push_bind(seat.y)
+                            .push_bind(i64::from(seat.blocked));
+                    });
+                    insert.build().execute(&mut *conn).await?;
+                }
+                for (position, area) in venue.areas.iter().enumerate() {
+                    sqlx::query(
+                        "INSERT INTO areas (id, venue_id, name, category, capacity, position) VALUES ($1, $2, $3, $4, $5, $6)",
+                    )
+                    .bind(area.id.to_string())
+                    .bind(venue.id.to_string())
+                    .bind(area.name.clone())
+                    .bind(area.category.clone())
+                    .bind(area.capacity)
+                    .bind(position as i64)
+                    .execute(&mut *conn)
+                    .await?;
+                }
+                w.tx.commit().await?;
+                Ok(())
+            }
+
+            async fn venue(&self, id: &VenueId) -> StoreResult<Option<Venue>> {
+                let mut conn = self.pool.acquire().await?;
+                let row: Option<VenueRow> =
+                    sqlx::query_as("SELECT id, owner_id, name, city, timezone, created_at FROM venues WHERE id = $1")
+                        .bind(id.to_string())
+                        .fetch_optional(&mut *conn)
+                        .await?;
+                let Some(row) = row else { return Ok(None) };
+                let sections: Vec<SectionRow> =
+                    sqlx::query_as("SELECT id, name FROM sections WHERE venue_id = $1 ORDER BY position")
+                        .bind(id.to_string())
+                        .fetch_all(&mut *conn)
+                        .await?;
+                let seats: Vec<SeatRow> = sqlx::query_as(
+                    "SELECT id, section_id, row_label, row_rank, number, label, category, x, y, blocked FROM seats \
+                     WHERE venue_id = $1 ORDER BY row_rank, number",
+                )
+                .bind(id.to_string())
+                .fetch_all(&mut *conn)
+                .await?;
+                let areas: Vec<AreaRow> =
+                    sqlx::query_as("SELECT id, name, category, capacity FROM areas WHERE venue_id = $1 ORDER BY position")
+                        .bind(id.to_string())
+                        .fetch_all(&mut *conn)
+                        .await?;
+                Ok(Some(Venue {
+                    id: VenueId::from_trusted(row.id),
+                    owner_id: UserId::from_trusted(row.owner_id),
+                    name: row.name,
+                    city: row.city,
+                    timezone: row.timezone,
+                    created_at: Timestamp::from_unix_ms(row.created_at),
+                    sections: sections.into_iter().map(Into::into).collect(),
+                    seats: seats.into_iter().map(Into::into).collect(),
+                    areas: areas.into_iter().map(Into::into).collect(),
+                }))
+            }
+
+            async fn venues_of(&self, owner: &UserId) -> StoreResult<Vec<VenueSummary>> {
+                let rows: Vec<(String, String, String, String, i64, i64)> = sqlx::query_as(
+                    "SELECT v.id, v.name, v.city, v.timezone, \
+                     (SELECT COUNT(*) FROM seats s WHERE s.venue_id = v.id), \
+                     CAST((SELECT COALESCE(SUM(a.capacity), 0) FROM areas a WHERE a.venue_id = v.id) AS BIGINT) \
+                     FROM venues v WHERE v.owner_id = $1 ORDER BY v.id",
+                )
+                .bind(owner.to_string())
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(id, name, city, timezone, seat_count, area_capacity)| VenueSummary {
+                        id: VenueId::from_trusted(id),
+                        name,
+                        city,
+                        timezone,
+                        seat_count,
+                        area_capacity,
+                    })
+                    .collect())
+            }
+
+            async fn insert_event(&self, event: &Event) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO events (id, organizer_id, title, kind, description, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(event.id.to_string())
+                .bind(event.organizer_id.to_string())
+                .bind(event.title.clone())
+                .bind(event.kind.as_str())
+                .bind(event.description.clone())
+                .bind(event.created_at.unix_ms())
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn event(&self, id: &EventId) -> StoreResult<Option<Event>> {
+                let row: Option<EventRow> = sqlx::query_as(
+                    "SELECT id, organizer_id, title, kind, description, created_at FROM events WHERE id = $1",
+                )
+                .bind(id.to_string())
+                .fetch_optional(&self.pool)
+                .await?;
+                row.map(Event::try_from).transpose()
+            }
+
+            async fn events(&self, after: Option<&EventId>, limit: i64) -> StoreResult<Vec<Event>> {
+                let rows: Vec<EventRow> = sqlx::query_as(
+                    "SELECT id, organizer_id, title, kind, description, created_at FROM events \
+                     WHERE id > $1 ORDER BY id LIMIT $2",
+                )
+                .bind(after.map(|a| a.to_string()).unwrap_or_default())
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.into_iter().map(Event::try_from).collect()
+            }
+
+            async fn insert_show(&self, show: &Show) -> StoreResult<()> {
+                let mut w = self.begin_write().await?;
+                let conn = &mut *w.tx;
+                sqlx::query(
+                    "INSERT INTO shows (id, event_id, organizer_id, venue_id, starts_at, currency, hold_minutes, \
+                     max_tickets_per_order, max_tickets_per_customer, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                )
+                .bind(show.id.to_string())
+                .bind(show.event_id.to_string())
+                .bind(show.organizer_id.to_string())
+                .bind(show.venue_id.to_string())
+                .bind(show.starts_at.unix_ms())
+                .bind(show.currency.to_string())
+                .bind(show.hold_minutes)
+                .bind(show.max_tickets_per_order)
+                .bind(show.max_tickets_per_customer)
+                .bind(show.created_at.unix_ms())
+                .execute(&mut *conn)
+                .await?;
+                for (category, amount) in &show.prices {
+                    sqlx::query("INSERT INTO show_prices (show_id, category, amount_minor) VALUES ($1, $2, $3)")
+                        .bind(show.id.to_string())
+                        .bind(category.clone())
+                        .bind(*amount)
+                        .execute(&mut *conn)
+                        .await?;
+                }
+                sqlx::query(
+                    "INSERT INTO show_seats (show_id, seat_id, state) \
+                     SELECT $1, id, CASE WHEN blocked <> 0 THEN 'blocked' ELSE 'free' END FROM seats WHERE venue_id = $2",
+                )
+                .bind(show.id.to_string())
+                .bind(show.venue_id.to_string())
+                .execute(&mut *conn)
+                .await?;
+                sqlx::query(
+                    "INSERT INTO show_areas (show_id, area_id, capacity, sold) SELECT $1, id, capacity, 0 FROM areas \
+                     WHERE venue_id = $2",
+                )
+                .bind(show.id.to_string())
+                .bind(show.venue_id.to_string())
+                .execute(&mut *conn)
+                .await?;
+                w.tx.commit().await?;
+                Ok(())
+            }
+
+            async fn show(&self, id: &ShowId) -> StoreResult<Option<Show>> {
+                let mut conn = self.pool.acquire().await?;
+                load_show(&mut *conn, id.as_str()).await
+            }
+
+            async fn shows(&self, filter: &ShowFilter) -> StoreResult<Vec<Show>> {
+                let mut conn = self.pool.acquire().await?;
+                let sql = format!(
+                    "SELECT {SHOW_COLUMNS} FROM shows WHERE ($1 = '' OR event_id = $1) AND id > $2 ORDER BY id LIMIT $3"
+                );
+                let rows: Vec<ShowRow> = sqlx::query_as(AssertSqlSafe(sql))
+                    .bind(filter.event_id.as_ref().map(|e| e.to_string()).unwrap_or_default())
+                    .bind(filter.after.as_ref().map(|a| a.to_string()).unwrap_or_default())
+                    .bind(filter.limit)
+                    .fetch_all(&mut *conn)
+                    .await?;
+                let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+                let mut prices = load_prices(&mut *conn, &ids).await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|row| {
+                        let show_prices = prices.remove(&row.id).unwrap_or_default();
+                        row.into_show(show_prices)
+                    })
+                    .collect())
+            }
+
+            async fn seat_map(&self, show: &Show, now: Timestamp) -> StoreResult<SeatMap> {
+                let mut conn = self.pool.acquire().await?;
+                let seats: Vec<SeatMapRow> = sqlx::query_as(
+                    "SELECT s.id AS seat_id, sec.name AS section_name, s.row_label, s.number, s.label, s.category, \
+                     s.x, s.y, ss.state, ss.held_until FROM show_seats ss JOIN seats s ON s.id = ss.seat_id \
+                     JOIN sections sec ON sec.id = s.section_id WHERE ss.show_id = $1 ORDER BY s.row_rank, s.number",
+                )
+                .bind(show.id.to_string())
+                .fetch_all(&mut *conn)
+                .await?;
+                let areas: Vec<AreaMapRow> = sqlx::query_as(
+                    "SELECT a.id AS area_id, a.name, a.category, sa.capacity, sa.sold, \
+                     CAST(COALESCE((SELECT SUM(hi.quantity) FROM hold_items hi JOIN holds h ON h.id = hi.hold_id \
+                       WHERE hi.show_id = sa.show_id AND hi.area_id = sa.area_id AND h.state = 'active' \
+                       AND h.expires_at > $2), 0) AS BIGINT) AS held \
+                     FROM show_areas sa JOIN areas a ON a.id = sa.area_id WHERE sa.show_id = $1 ORDER BY a.position",
+                )
+                .bind(show.id.to_string())
+                .bind(now.unix_ms())
+                .fetch_all(&mut *conn)
+                .await?;
+                let seats: Vec<_> = seats.into_iter().map(|r| r.into_view(show, now)).collect();
+                let areas: Vec<_> = areas.into_iter().map(|r| r.into_view(show)).collect();
+                Ok(SeatMap {
+                    show_id: show.id.clone(),
+                    currency: show.currency.clone(),
+                    as_of: now,
+                    availability: inventory::availability(&seats, &areas),
+                    seats,
+                    areas,
+                })
+            }
+
+            async fn sales(&self, show_id: &ShowId) -> StoreResult<SalesSummary> {
+                let (confirmed, cancelled, revenue): (i64, i64, i64) = sqlx::query_as(
+                    "SELECT CAST(COALESCE(SUM(CASE WHEN state = 'confirmed' THEN 1 ELSE 0 END), 0) AS BIGINT), \
+                     CAST(COALESCE(SUM(CASE WHEN state = 'cancelled' THEN 1 ELSE 0 END), 0) AS BIGINT), \
+                     CAST(COALESCE(SUM(CASE WHEN state = 'confirmed' THEN total_minor ELSE 0 END), 0) AS BIGINT) \
+                     FROM bookings WHERE show_id = $1",
+                )
+                .bind(show_id.to_string())
+                .fetch_one(&self.pool)
+                .await?;
+                let tickets: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM tickets t JOIN bookings b ON b.id = t.booking_id \
+                     WHERE b.show_id = $1 AND b.state = 'confirmed'",
+                )
+                .bind(show_id.to_string())
+                .fetch_one(&self.pool)
+                .await?;
+                Ok(SalesSummary {
+                    show_id: show_id.clone(),
+                    bookings_confirmed: confirmed,
+                    bookings_cancelled: cancelled,
+                    tickets_sold: tickets,
+                    revenue_minor: revenue,
+                })
+            }
+
+            async fn create_hold(&self, cmd: CreateHold, idem: Option<&IdempotencyKey>) -> StoreResult<Outcome<Hold>> {
+                // Best-available chooses before it locks; if a faster claim took a chosen seat, choose again.
+                let attempts = if matches!(cmd.request, HoldRequest::BestAvailable { .. }) { 5 } else { 1 };
+                let retried = async {
+                    let mut attempt = 1;
+                    loop {
+                        match self.try_create_hold(&cmd, idem).await {
+                            Err(StoreError::Domain(DomainError::SeatUnavailable { .. })) if attempt < attempts => attempt += 1,
+                            other => return other,
+                        }
+                    }
+                };
+                once(self, idem, retried).await
+            }
+
+            async fn hold(&self, id: &HoldId) -> StoreResult<Option<Hold>> {
+                let mut conn = self.pool.acquire().await?;
+                load_hold(&mut *conn, id.as_str()).await
+            }
+
+            async fn release_hold(&self, id: &HoldId, user_id: &UserId, now: Timestamp) -> StoreResult<Hold> {
+                let mut w = self.begin_write().await?;
+                let conn = &mut *w.tx;
+                let hold = load_hold(conn, id.as_str()).await?.filter(|h| &h.user_id == user_id);
+                let hold = hold.ok_or(DomainError::NotFound("hold"))?;
+                if hold.state == HoldState::Converted {
+                    return Err(DomainError::HoldAlreadyBooked.into());
+                }
+                sqlx::query("UPDATE holds SET state = 'released' WHERE id = $1 AND state = 'active'")
+                    .bind(id.to_string())
+                    .execute(&mut *conn)
+                    .await?;
+                sqlx::query(
+                    "UPDATE show_seats SET state = 'free', hold_id = NULL, held_until = NULL \
+                     WHERE hold_id = $1 AND state = 'held'",
+                )
+                .bind(id.to_string())
+                .execute(&mut *conn)
+                .await?;
+                let released = load_hold(conn, id.as_str()).await?.ok_or(DomainError::NotFound("hold"))?;
+                w.tx.commit().await?;
+                Ok(released.as_of(now))
+            }
+
+            async fn expire_holds(&self, now: Timestamp, limit: i64) -> StoreResult<Vec<HoldId>> {
+                let mut w = self.begin_write().await?;
+                let conn = &mut *w.tx;
+                let ids: Vec<String> = sqlx::query_scalar(concat!(
+                    "SELECT id FROM holds WHERE state = 'active' AND expires_at <= $1 ORDER BY expires_at LIMIT $2",
+                    $skip_locked
+                ))
+                .bind(now.unix_ms())
+                .bind(limit)
+                .fetch_all(&mut *conn)
+                .await?;
+                if ids.is_empty() {
+                    return Ok(Vec::new());
+                }
+                for statement in [
+                    "UPDATE holds SET state = 'expired' WHERE state = 'active' AND id IN ({})",
+                    "UPDATE show_seats SET state = 'free', hold_id = NULL, held_until = NULL WHERE state = 'held' AND hold_id IN ({})",
+                ] {
+                    let sql = statement.replace("{}", &placeholders(1, ids.len()));
+                    let mut query = sqlx::query(AssertSqlSafe(sql));
+                    for id in &ids {
+                        query = query.bind(id.clone());
+                    }
+                    query.execute(&mut *conn).await?;
+                }
+                w.tx.commit().await?;
+                Ok(ids.into_iter().map(HoldId::from_trusted).collect())
+            }
+
+            async fn confirm_hold(&self, cmd: ConfirmHold<'_>, idem: Option<&IdempotencyKey>) -> StoreResult<Outcome<Booking>> {
+                once(self, idem, self.try_confirm_hold(cmd, idem)).await
+            }
+
+            async fn booking(&self, id: &BookingId) -> StoreResult<Option<Booking>> {
+                let mut conn = self.pool.acquire().await?;
+                let sql = format!("SELECT {BOOKING_COLUMNS} FROM bookings WHERE id = $1");
+                let row: Option<BookingRow> =
+                    sqlx::query_as(AssertSqlSafe(sql)).bind(id.to_string()).fetch_optional(&mut *conn).await?;
+                match row {
+                    Some(row) => Ok(Some(load_booking(&mut *conn, row).await?)),
+                    None => Ok(None),
+                }
+            }
+
+            async fn bookings_of(&self, user_id: &UserId, after: Option<&BookingId>, limit: i64) -> StoreResult<Vec<Booking>> {
+                let mut conn = self.pool.acquire().await?;
+                let sql = format!(
+                    "SELECT {BOOKING_COLUMNS} FROM bookings WHERE user_id = $1 AND id > $2 ORDER BY id LIMIT $3"
+                );
+                let rows: Vec<BookingRow> = sqlx::query_as(AssertSqlSafe(sql))
+                    .bind(user_id.to_string())
+                    .bind(after.map(|a| a.to_string()).unwrap_or_default())
+                    .bind(limit)
+                    .fetch_all(&mut *conn)
+                    .await?;
+                let mut bookings = Vec::with_capacity(rows.len());
+                for row in rows {
+                    bookings.push(load_booking(&mut *conn, row).await?);
+                }
+                Ok(bookings)
+            }
+
+            async fn cancel_booking(
+                &self,
+                id: &BookingId,
+                user_id: &UserId,
+                now: Timestamp,
+                idem: Option<&IdempotencyKey>,
+            ) -> StoreResult<Outcome<Booking>> {
+                once(self, idem, self.try_cancel_booking(id, user_id, now, idem)).await
+            }
+
+            async fn saved_response(&self, user_id: &UserId, key: &str) -> StoreResult<Option<SavedResponse>> {
+                let mut conn = self.pool.acquire().await?;
+                load_saved(&mut *conn, user_id.as_str(), key).await
+            }
+        }
+    };
+}
+
+pub(crate) use store_engine;

@@ -1,0 +1,388 @@
+//! Rows as both engines return them, and their conversion into domain values. Every column is
+//! TEXT, BIGINT or DOUBLE, so one row type decodes from SQLite and PostgreSQL alike.
+
+use crate::StoreError;
+use boxoffice_core::booking::{Booking, BookingState, Ticket};
+use boxoffice_core::catalog::{Event, EventKind, Show};
+use boxoffice_core::hold::{Hold, HoldItem, HoldState};
+use boxoffice_core::ids::*;
+use boxoffice_core::inventory::{AreaView, SeatState, SeatView};
+use boxoffice_core::user::{Role, User};
+use boxoffice_core::venue::{Area, Seat, Section};
+use boxoffice_core::{Currency, Money, Timestamp};
+use std::collections::BTreeMap;
+
+fn corrupt(what: &str, value: &str) -> StoreError {
+    StoreError::Corrupt(format!("unknown {what} {value:?}"))
+}
+
+#[derive(sqlx::FromRow)]
+pub struct UserRow {
+    pub id: String,
+    pub email: String,
+    pub name: String,
+    pub role: String,
+    pub password_hash: String,
+    pub created_at: i64,
+}
+
+impl UserRow {
+    pub fn into_user(self) -> Result<(User, String), StoreError> {
+        let role = Role::parse(&self.role).ok_or_else(|| corrupt("role", &self.role))?;
+        let user = User {
+            id: UserId::from_trusted(self.id),
+            email: self.email,
+            name: self.name,
+            role,
+            created_at: Timestamp::from_unix_ms(self.created_at),
+        };
+        Ok((user, self.password_hash))
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub struct VenueRow {
+    pub id: String,
+    pub owner_id: String,
+    pub name: String,
+    pub city: String,
+    pub timezone: String,
+    pub created_at: i64,
+}
+
+#[derive(sqlx::FromRow)]
+pub struct SectionRow {
+    pub id: String,
+    pub name: String,
+}
+
+impl From<SectionRow> for Section {
+    fn from(row: SectionRow) -> Self {
+        Section {
+            id: SectionId::from_trusted(row.id),
+            name: row.name,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub struct SeatRow {
+    pub id: String,
+    pub section_id: String,
+    pub row_label: String,
+    pub row_rank: i64,
+    pub number: i64,
+    pub label: String,
+    pub category: String,
+    pub x: f64,
+    pub y: f64,
+    pub blocked: i64,
+}
+
+impl From<SeatRow> for Seat {
+    fn from(row: SeatRow) -> Self {
+        Seat {
+            id: SeatId::from_trusted(row.id),
+            section_id: SectionId::from_trusted(row.section_id),
+            row_label: row.row_label,
+            row_rank: row.row_rank,
+            number: row.number,
+            label: row.label,
+            category: row.category,
+            x: row.x,
+            y: row.y,
+            blocked: row.blocked != 0,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub struct AreaRow {
+    pub id: String,
+    pub name: String,
+    pub category: String,
+    pub capacity: i64,
+}
+
+impl From<AreaRow> for Area {
+    fn from(row: AreaRow) -> Self {
+        Area {
+            id: AreaId::from_trusted(row.id),
+            name: row.name,
+            category: row.category,
+            capacity: row.capacity,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub struct EventRow {
+    pub id: String,
+    pub organizer_id: String,
+    pub title: String,
+    pub kind: String,
+    pub description: String,
+    pub created_at: i64,
+}
+
+impl TryFrom<EventRow> for Event {
+    type Error = StoreError;
+    fn try_from(row: EventRow) -> Result<Self, StoreError> {
+        Ok(Event {
+            id: EventId::from_trusted(row.id),
+            organizer_id: UserId::from_trusted(row.organizer_id),
+            title: row.title,
+            kind: EventKind::parse(&row.kind).ok_or_else(|| corrupt("event kind", &row.kind))?,
+            description: row.description,
+            created_at: Timestamp::from_unix_ms(row.created_at),
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub struct ShowRow {
+    pub id: String,
+    pub event_id: String,
+    pub organizer_id: String,
+    pub venue_id: String,
+    pub starts_at: i64,
+    pub currency: String,
+    pub hold_minutes: i64,
+    pub max_tickets_per_order: i64,
+    pub max_tickets_per_customer: i64,
+    pub created_at: i64,
+}
+
+#[derive(sqlx::FromRow)]
+pub struct PriceRow {
+    pub show_id: String,
+    pub category: String,
+    pub amount_minor: i64,
+}
+
+impl ShowRow {
+    pub fn into_show(self, prices: BTreeMap<String, i64>) -> Show {
+        Show {
+            id: ShowId::from_trusted(self.id),
+            event_id: EventId::from_trusted(self.event_id),
+            organizer_id: UserId::from_trusted(self.organizer_id),
+            venue_id: VenueId::from_trusted(self.venue_id),
+            starts_at: Timestamp::from_unix_ms(self.starts_at),
+            currency: Currency::from_trusted(self.currency),
+            prices,
+            hold_minutes: self.hold_minutes,
+            max_tickets_per_order: self.max_tickets_per_order,
+            max_tickets_per_customer: self.max_tickets_per_customer,
+            created_at: Timestamp::from_unix_ms(self.created_at),
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub struct SeatMapRow {
+    pub seat_id: String,
+    pub section_name: String,
+    pub row_label: String,
+    pub number: i64,
+    pub label: String,
+    pub category: String,
+    pub x: f64,
+    pub y: f64,
+    pub state: String,
+    pub held_until: Option<i64>,
+}
+
+impl SeatMapRow {
+    pub fn into_view(self, show: &Show, now: Timestamp) -> SeatView {
+        let state = SeatState::effective(
+            &self.state,
+            self.held_until.map(Timestamp::from_unix_ms),
+            now,
+        );
+        SeatView {
+            price_minor: show.prices.get(&self.category).copied().unwrap_or_default(),
+            id: SeatId::from_trusted(self.seat_id),
+            section: self.section_name,
+            row: self.row_label,
+            number: self.number,
+            label: self.label,
+            category: self.category,
+            x: self.x,
+            y: self.y,
+            state,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub struct AreaMapRow {
+    pub area_id: String,
+    pub name: String,
+    pub category: String,
+    pub capacity: i64,
+    pub sold: i64,
+    pub held: i64,
+}
+
+impl AreaMapRow {
+    pub fn into_view(self, show: &Show) -> AreaView {
+        AreaView {
+            price_minor: show.prices.get(&self.category).copied().unwrap_or_default(),
+            id: AreaId::from_trusted(self.area_id),
+            name: self.name,
+            category: self.category,
+            capacity: self.capacity,
+            free: (self.capacity - self.sold - self.held).max(0),
+            held: self.held,
+            sold: self.sold,
+        }
+    }
+}
+
+/// A seat's row in a show while a claim decides on it.
+#[derive(sqlx::FromRow)]
+pub struct ClaimRow {
+    pub seat_id: String,
+    pub state: String,
+    pub held_until: Option<i64>,
+}
+
+#[derive(sqlx::FromRow)]
+pub struct SeatInfoRow {
+    pub id: String,
+    pub label: String,
+    pub category: String,
+}
+
+#[derive(sqlx::FromRow)]
+pub struct CandidateRow {
+    pub id: String,
+    pub row_rank: i64,
+    pub number: i64,
+    pub x: f64,
+    pub state: String,
+    pub held_until: Option<i64>,
+}
+
+#[derive(sqlx::FromRow)]
+pub struct HoldRow {
+    pub id: String,
+    pub show_id: String,
+    pub user_id: String,
+    pub state: String,
+    pub total_minor: i64,
+    pub currency: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+#[derive(sqlx::FromRow)]
+pub struct HoldItemRow {
+    pub seat_id: Option<String>,
+    pub area_id: Option<String>,
+    pub label: String,
+    pub category: String,
+    pub quantity: i64,
+    pub unit_price_minor: i64,
+}
+
+impl From<HoldItemRow> for HoldItem {
+    fn from(row: HoldItemRow) -> Self {
+        HoldItem {
+            seat_id: row.seat_id.map(SeatId::from_trusted),
+            area_id: row.area_id.map(AreaId::from_trusted),
+            label: row.label,
+            category: row.category,
+            quantity: row.quantity,
+            unit_price_minor: row.unit_price_minor,
+        }
+    }
+}
+
+impl HoldRow {
+    pub fn into_hold(self, items: Vec<HoldItemRow>) -> Result<Hold, StoreError> {
+        Ok(Hold {
+            state: HoldState::parse(&self.state)
+                .ok_or_else(|| corrupt("hold state", &self.state))?,
+            id: HoldId::from_trusted(self.id),
+            show_id: ShowId::from_trusted(self.show_id),
+            user_id: UserId::from_trusted(self.user_id),
+            items: items.into_iter().map(HoldItem::from).collect(),
+            total: Money::new(self.total_minor, Currency::from_trusted(self.currency)),
+            created_at: Timestamp::from_unix_ms(self.created_at),
+            expires_at: Timestamp::from_unix_ms(self.expires_at),
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub struct BookingRow {
+    pub id: String,
+    pub hold_id: String,
+    pub show_id: String,
+    pub user_id: String,
+    pub state: String,
+    pub total_minor: i64,
+    pub currency: String,
+    pub payment_reference: String,
+    pub created_at: i64,
+    pub cancelled_at: Option<i64>,
+}
+
+#[derive(sqlx::FromRow)]
+pub struct TicketRow {
+    pub id: String,
+    pub seat_id: Option<String>,
+    pub area_id: Option<String>,
+    pub label: String,
+    pub category: String,
+    pub price_minor: i64,
+    pub code: String,
+}
+
+impl From<TicketRow> for Ticket {
+    fn from(row: TicketRow) -> Self {
+        Ticket {
+            id: TicketId::from_trusted(row.id),
+            seat_id: row.seat_id.map(SeatId::from_trusted),
+            area_id: row.area_id.map(AreaId::from_trusted),
+            label: row.label,
+            category: row.category,
+            price_minor: row.price_minor,
+            code: row.code,
+        }
+    }
+}
+
+impl BookingRow {
+    pub fn into_booking(self, tickets: Vec<TicketRow>) -> Result<Booking, StoreError> {
+        Ok(Booking {
+            state: BookingState::parse(&self.state)
+                .ok_or_else(|| corrupt("booking state", &self.state))?,
+            id: BookingId::from_trusted(self.id),
+            show_id: ShowId::from_trusted(self.show_id),
+            user_id: UserId::from_trusted(self.user_id),
+            hold_id: HoldId::from_trusted(self.hold_id),
+            total: Money::new(self.total_minor, Currency::from_trusted(self.currency)),
+            payment_reference: self.payment_reference,
+            tickets: tickets.into_iter().map(Ticket::from).collect(),
+            created_at: Timestamp::from_unix_ms(self.created_at),
+            cancelled_at: self.cancelled_at.map(Timestamp::from_unix_ms),
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub struct SavedRow {
+    pub response_status: i64,
+    pub response_body: String,
+    pub fingerprint: String,
+}
+
+/// `$start, $start+1, …` for an IN list of `count` values.
+pub fn placeholders(start: usize, count: usize) -> String {
+    (start..start + count)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}

@@ -1,0 +1,50 @@
+//! The embedded engine: one SQLite file in WAL mode. Writers take turns through an in-process
+//! gate and `BEGIN IMMEDIATE`, so a write transaction never has to be retried.
+
+use crate::engine::store_engine;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub struct SqliteStore {
+    pool: SqlitePool,
+    /// One writer at a time in this process; `BEGIN IMMEDIATE` covers other processes.
+    write_gate: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl SqliteStore {
+    const ENGINE: &'static str = "sqlite";
+    const MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+    pub async fn connect(url: &str) -> StoreResult<Self> {
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // FULL: an acknowledged booking survives power loss, not only a process crash (law 2).
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await?;
+        Ok(Self {
+            pool,
+            write_gate: Arc::new(tokio::sync::Mutex::new(())),
+        })
+    }
+
+    async fn begin_write(&self) -> StoreResult<WriteTx<sqlx::Sqlite>> {
+        let gate = self.write_gate.clone().lock_owned().await;
+        let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        Ok(WriteTx {
+            tx,
+            _gate: Some(gate),
+        })
+    }
+}
+
+store_engine!(SqliteStore, sqlx::Sqlite, lock = "", skip_locked = "");

@@ -1,0 +1,641 @@
+//! The store conformance suite: every test runs unchanged against SQLite and PostgreSQL, and
+//! each tries to break a law of DESIGN.md through the `Store` contract alone.
+
+use boxoffice_core::booking::BookingState;
+use boxoffice_core::catalog::{EventInput, ShowInput};
+use boxoffice_core::hold::{AreaQuantity, Hold, HoldRequest, HoldState};
+use boxoffice_core::ids::*;
+use boxoffice_core::inventory::{SeatMap, SeatState};
+use boxoffice_core::user::{Role, User};
+use boxoffice_core::venue::{Venue, VenueInput};
+use boxoffice_core::{DomainError, Timestamp};
+use boxoffice_store::{
+    ConfirmHold, CreateHold, IdempotencyKey, Outcome, ShowFilter, Store, StoreError,
+};
+use boxoffice_testkit::{Engine, TestDatabase};
+use std::sync::Arc;
+
+const HOUR_MS: i64 = 3_600_000;
+
+struct Fixture {
+    store: Arc<dyn Store>,
+    _db: TestDatabase,
+    organizer: User,
+    venue: Venue,
+    show: boxoffice_core::catalog::Show,
+    now: Timestamp,
+}
+
+fn user(role: Role, email: &str, now: Timestamp) -> User {
+    User {
+        id: UserId::generate(),
+        email: email.to_owned(),
+        name: email.to_owned(),
+        role,
+        created_at: now,
+    }
+}
+
+impl Fixture {
+    /// A venue with rows A and B of 5 standard seats (B5 blocked) and a standing area of 10;
+    /// one show tomorrow, holds of 10 minutes, 6 tickets per order and 8 per customer.
+    async fn new(engine: Engine) -> Self {
+        let db = TestDatabase::fresh(engine).await;
+        let store = db.store().await;
+        let now = Timestamp::from_unix_ms(1_800_000_000_000);
+        let organizer = user(Role::Organizer, "org@example.com", now);
+        store.insert_user(&organizer, "hash").await.unwrap();
+        let venue: VenueInput = serde_json::from_value(serde_json::json!({
+            "name": "Hall", "city": "Berlin",
+            "sections": [{"name": "Stalls", "rows": [
+                {"label": "A", "count": 5, "category": "standard"},
+                {"label": "B", "category": "standard", "seats": [
+                    {"number": 1}, {"number": 2}, {"number": 3}, {"number": 4}, {"number": 5, "blocked": true}]}
+            ]}],
+            "areas": [{"name": "Floor", "category": "standing", "capacity": 10}]
+        }))
+        .unwrap();
+        let venue = venue.into_venue(organizer.id.clone(), now).unwrap();
+        store.insert_venue(&venue).await.unwrap();
+        let event = EventInput {
+            title: "Gig".into(),
+            kind: boxoffice_core::catalog::EventKind::Concert,
+            description: String::new(),
+        }
+        .into_event(organizer.id.clone(), now)
+        .unwrap();
+        store.insert_event(&event).await.unwrap();
+        let show: ShowInput = serde_json::from_value(serde_json::json!({
+            "event_id": event.id, "venue_id": venue.id, "starts_at": now.plus_ms(24 * HOUR_MS),
+            "currency": "EUR", "prices": {"standard": 2500, "standing": 1500},
+            "hold_minutes": 10, "max_tickets_per_order": 6, "max_tickets_per_customer": 8
+        }))
+        .unwrap();
+        let show = show.into_show(&event, &venue, now).unwrap();
+        store.insert_show(&show).await.unwrap();
+        Self {
+            store,
+            _db: db,
+            organizer,
+            venue,
+            show,
+            now,
+        }
+    }
+
+    async fn customer(&self, email: &str) -> UserId {
+        let customer = user(Role::Customer, email, self.now);
+        self.store.insert_user(&customer, "hash").await.unwrap();
+        customer.id
+    }
+
+    fn seat(&self, label: &str) -> SeatId {
+        self.venue
+            .seats
+            .iter()
+            .find(|s| s.label == label)
+            .unwrap()
+            .id
+            .clone()
+    }
+
+    fn area(&self) -> AreaId {
+        self.venue.areas[0].id.clone()
+    }
+
+    async fn hold(
+        &self,
+        user: &UserId,
+        request: HoldRequest,
+        now: Timestamp,
+    ) -> Result<Hold, StoreError> {
+        let cmd = CreateHold {
+            hold_id: HoldId::generate(),
+            show_id: self.show.id.clone(),
+            user_id: user.clone(),
+            request,
+            now,
+        };
+        match self.store.create_hold(cmd, None).await? {
+            Outcome::Done(hold) => Ok(hold),
+            Outcome::Replayed(_) => panic!("no key was given"),
+        }
+    }
+
+    async fn seats(
+        &self,
+        user: &UserId,
+        labels: &[&str],
+        now: Timestamp,
+    ) -> Result<Hold, StoreError> {
+        self.hold(
+            user,
+            HoldRequest::Seats(labels.iter().map(|l| self.seat(l)).collect()),
+            now,
+        )
+        .await
+    }
+
+    async fn places(
+        &self,
+        user: &UserId,
+        quantity: i64,
+        now: Timestamp,
+    ) -> Result<Hold, StoreError> {
+        self.hold(
+            user,
+            HoldRequest::Areas(vec![AreaQuantity {
+                area_id: self.area(),
+                quantity,
+            }]),
+            now,
+        )
+        .await
+    }
+
+    async fn confirm(
+        &self,
+        hold: &Hold,
+        user: &UserId,
+        now: Timestamp,
+    ) -> Result<boxoffice_core::booking::Booking, StoreError> {
+        let sign = |id: &TicketId| format!("signed:{id}");
+        let cmd = ConfirmHold {
+            booking_id: BookingId::generate(),
+            hold_id: hold.id.clone(),
+            user_id: user.clone(),
+            payment_reference: "card ending 4242".into(),
+            now,
+            sign_ticket: &sign,
+        };
+        match self.store.confirm_hold(cmd, None).await? {
+            Outcome::Done(booking) => Ok(booking),
+            Outcome::Replayed(_) => panic!("no key was given"),
+        }
+    }
+
+    async fn map(&self, now: Timestamp) -> SeatMap {
+        self.store.seat_map(&self.show, now).await.unwrap()
+    }
+
+    async fn state_of(&self, label: &str, now: Timestamp) -> SeatState {
+        let id = self.seat(label);
+        self.map(now)
+            .await
+            .seats
+            .into_iter()
+            .find(|s| s.id == id)
+            .unwrap()
+            .state
+    }
+}
+
+fn domain(result: Result<impl std::fmt::Debug, StoreError>) -> DomainError {
+    match result {
+        Err(StoreError::Domain(e)) => e,
+        other => panic!("expected a domain error, got {other:?}"),
+    }
+}
+
+async fn accounts_are_unique_by_email(engine: Engine) {
+    let f = Fixture::new(engine).await;
+    let (found, hash) = f
+        .store
+        .credentials("org@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found, f.organizer);
+    assert_eq!(hash, "hash");
+    let twin = user(Role::Customer, "org@example.com", f.now);
+    assert_eq!(
+        domain(f.store.insert_user(&twin, "x").await),
+        DomainError::EmailTaken
+    );
+    assert_eq!(f.store.user(&twin.id).await.unwrap(), None);
+}
+
+async fn layouts_and_shows_round_trip(engine: Engine) {
+    let f = Fixture::new(engine).await;
+    assert_eq!(f.store.venue(&f.venue.id).await.unwrap().unwrap(), f.venue);
+    let mine = f.store.venues_of(&f.organizer.id).await.unwrap();
+    assert_eq!(
+        (mine.len(), mine[0].seat_count, mine[0].area_capacity),
+        (1, 10, 10)
+    );
+    assert_eq!(f.store.show(&f.show.id).await.unwrap().unwrap(), f.show);
+    let listed = f
+        .store
+        .shows(&ShowFilter {
+            event_id: Some(f.show.event_id.clone()),
+            after: None,
+            limit: 10,
+        })
+        .await
+        .unwrap();
+    assert_eq!(listed, vec![f.show.clone()]);
+    let map = f.map(f.now).await;
+    let counts: Vec<_> = map
+        .availability
+        .iter()
+        .map(|a| (a.category.as_str(), a.total, a.free))
+        .collect();
+    assert_eq!(counts, [("standard", 9, 9), ("standing", 10, 10)]);
+    assert_eq!(f.state_of("B5", f.now).await, SeatState::Blocked);
+}
+
+async fn holds_are_all_or_nothing(engine: Engine) {
+    let f = Fixture::new(engine).await;
+    let (alice, bob) = (
+        f.customer("alice@example.com").await,
+        f.customer("bob@example.com").await,
+    );
+    let hold = f.seats(&alice, &["A1", "A2"], f.now).await.unwrap();
+    assert_eq!(hold.total.amount_minor, 5000);
+    let refused = domain(f.seats(&bob, &["A2", "A3"], f.now).await);
+    assert_eq!(
+        refused,
+        DomainError::SeatUnavailable {
+            seat_ids: vec![f.seat("A2").to_string()]
+        }
+    );
+    assert_eq!(
+        f.state_of("A3", f.now).await,
+        SeatState::Free,
+        "a refused hold claims nothing"
+    );
+    assert!(matches!(
+        domain(f.seats(&bob, &["B5"], f.now).await),
+        DomainError::SeatUnavailable { .. }
+    ));
+    let foreign = HoldRequest::Seats(vec![SeatId::generate()]);
+    assert!(matches!(
+        domain(f.hold(&bob, foreign, f.now).await),
+        DomainError::Validation(_)
+    ));
+}
+
+async fn an_expired_hold_blocks_nobody(engine: Engine) {
+    let f = Fixture::new(engine).await;
+    let (alice, bob) = (
+        f.customer("alice@example.com").await,
+        f.customer("bob@example.com").await,
+    );
+    let hold = f.seats(&alice, &["A1"], f.now).await.unwrap();
+    let just_before = hold.expires_at.plus_ms(-1);
+    assert!(f.seats(&bob, &["A1"], just_before).await.is_err());
+    assert_eq!(
+        f.state_of("A1", hold.expires_at).await,
+        SeatState::Free,
+        "no sweeper has run"
+    );
+    let taken_over = f.seats(&bob, &["A1"], hold.expires_at).await.unwrap();
+    assert_eq!(
+        domain(f.confirm(&hold, &alice, just_before).await),
+        DomainError::HoldExpired
+    );
+    f.confirm(&taken_over, &bob, hold.expires_at).await.unwrap();
+    assert_eq!(f.state_of("A1", hold.expires_at).await, SeatState::Sold);
+}
+
+async fn general_admission_never_oversells(engine: Engine) {
+    let f = Fixture::new(engine).await;
+    let (alice, bob) = (
+        f.customer("alice@example.com").await,
+        f.customer("bob@example.com").await,
+    );
+    let first = f.places(&alice, 6, f.now).await.unwrap();
+    f.confirm(&first, &alice, f.now).await.unwrap();
+    let second = f.places(&bob, 4, f.now).await.unwrap();
+    let refused = domain(f.places(&alice, 1, f.now).await);
+    assert_eq!(
+        refused,
+        DomainError::CapacityUnavailable {
+            area: "Floor".into(),
+            available: 0,
+            requested: 1
+        }
+    );
+    // Bob's hold lapses: its places come back without a sweeper, and his late confirm fails.
+    let later = second.expires_at;
+    let carol = f.customer("carol@example.com").await;
+    let third = f.places(&carol, 4, later).await.unwrap();
+    assert_eq!(
+        domain(f.confirm(&second, &bob, later.plus_ms(-1)).await),
+        DomainError::HoldExpired
+    );
+    f.confirm(&third, &carol, later).await.unwrap();
+    let area = f.map(later).await.areas.remove(0);
+    assert_eq!((area.sold, area.held, area.free), (10, 0, 0));
+}
+
+async fn bookings_confirm_and_cancel(engine: Engine) {
+    let f = Fixture::new(engine).await;
+    let (alice, bob) = (
+        f.customer("alice@example.com").await,
+        f.customer("bob@example.com").await,
+    );
+    let hold = f.seats(&alice, &["A3", "A4"], f.now).await.unwrap();
+    assert_eq!(
+        domain(f.confirm(&hold, &bob, f.now).await),
+        DomainError::NotFound("hold")
+    );
+    let booking = f.confirm(&hold, &alice, f.now).await.unwrap();
+    assert_eq!(booking.tickets.len(), 2);
+    assert!(booking.tickets[0].code.starts_with("signed:tkt_"));
+    assert_eq!(
+        domain(f.confirm(&hold, &alice, f.now).await),
+        DomainError::HoldAlreadyBooked
+    );
+    assert_eq!(
+        f.store.hold(&hold.id).await.unwrap().unwrap().state,
+        HoldState::Converted
+    );
+    assert_eq!(f.state_of("A3", f.now).await, SeatState::Sold);
+    assert_eq!(
+        f.store.bookings_of(&alice, None, 10).await.unwrap(),
+        vec![booking.clone()]
+    );
+    let sales = f.store.sales(&f.show.id).await.unwrap();
+    assert_eq!(
+        (
+            sales.bookings_confirmed,
+            sales.tickets_sold,
+            sales.revenue_minor
+        ),
+        (1, 2, 5000)
+    );
+
+    assert_eq!(
+        domain(f.store.cancel_booking(&booking.id, &bob, f.now, None).await),
+        DomainError::NotFound("booking")
+    );
+    let Outcome::Done(cancelled) = f
+        .store
+        .cancel_booking(&booking.id, &alice, f.now, None)
+        .await
+        .unwrap()
+    else {
+        panic!("no key was given");
+    };
+    assert_eq!(cancelled.state, BookingState::Cancelled);
+    assert_eq!(
+        f.state_of("A3", f.now).await,
+        SeatState::Free,
+        "cancelled seats are free at once"
+    );
+    assert!(matches!(
+        domain(
+            f.store
+                .cancel_booking(&booking.id, &alice, f.now, None)
+                .await
+        ),
+        DomainError::NotCancellable(_)
+    ));
+    let after_start = f.show.starts_at;
+    let hold = f.seats(&alice, &["A5"], f.now).await.unwrap();
+    let late = f.confirm(&hold, &alice, f.now).await.unwrap();
+    assert!(matches!(
+        domain(
+            f.store
+                .cancel_booking(&late.id, &alice, after_start, None)
+                .await
+        ),
+        DomainError::NotCancellable(_)
+    ));
+    assert!(matches!(
+        domain(f.seats(&alice, &["A1"], after_start).await),
+        DomainError::NotOnSale(_)
+    ));
+}
+
+async fn ticket_limits_hold_across_orders(engine: Engine) {
+    let f = Fixture::new(engine).await;
+    let alice = f.customer("alice@example.com").await;
+    assert!(matches!(
+        domain(f.places(&alice, 7, f.now).await),
+        DomainError::LimitExceeded(_)
+    ));
+    let first = f.places(&alice, 6, f.now).await.unwrap();
+    assert!(matches!(
+        domain(f.seats(&alice, &["A1", "A2", "A3"], f.now).await),
+        DomainError::LimitExceeded(_)
+    ));
+    f.confirm(&first, &alice, f.now).await.unwrap();
+    assert!(matches!(
+        domain(f.seats(&alice, &["A1", "A2", "A3"], f.now).await),
+        DomainError::LimitExceeded(_)
+    ));
+    f.seats(&alice, &["A1", "A2"], f.now).await.unwrap();
+}
+
+async fn releases_and_the_sweeper_free_seats(engine: Engine) {
+    let f = Fixture::new(engine).await;
+    let (alice, bob) = (
+        f.customer("alice@example.com").await,
+        f.customer("bob@example.com").await,
+    );
+    let released = f.seats(&alice, &["A1"], f.now).await.unwrap();
+    assert_eq!(
+        domain(f.store.release_hold(&released.id, &bob, f.now).await),
+        DomainError::NotFound("hold")
+    );
+    let after = f
+        .store
+        .release_hold(&released.id, &alice, f.now)
+        .await
+        .unwrap();
+    assert_eq!(after.state, HoldState::Released);
+    assert_eq!(f.state_of("A1", f.now).await, SeatState::Free);
+    let lapsing = f.seats(&alice, &["A2"], f.now).await.unwrap();
+    assert!(
+        f.store
+            .expire_holds(lapsing.expires_at.plus_ms(-1), 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        f.store.expire_holds(lapsing.expires_at, 100).await.unwrap(),
+        vec![lapsing.id.clone()]
+    );
+    assert_eq!(
+        f.store.hold(&lapsing.id).await.unwrap().unwrap().state,
+        HoldState::Expired
+    );
+    assert_eq!(
+        f.state_of("A2", f.now).await,
+        SeatState::Free,
+        "the sweeper cleared the stored state"
+    );
+}
+
+async fn best_available_picks_adjacent_seats(engine: Engine) {
+    let f = Fixture::new(engine).await;
+    let (alice, bob) = (
+        f.customer("alice@example.com").await,
+        f.customer("bob@example.com").await,
+    );
+    f.seats(&alice, &["A3"], f.now).await.unwrap();
+    let best = HoldRequest::BestAvailable {
+        category: "standard".into(),
+        quantity: 3,
+    };
+    let hold = f.hold(&bob, best, f.now).await.unwrap();
+    let labels: Vec<_> = hold.items.iter().map(|i| i.label.as_str()).collect();
+    assert_eq!(
+        labels,
+        ["B2", "B3", "B4"],
+        "row A has no three together; B is centred on its five seats"
+    );
+    let too_many = HoldRequest::BestAvailable {
+        category: "standard".into(),
+        quantity: 6,
+    };
+    assert!(matches!(
+        domain(f.hold(&alice, too_many, f.now).await),
+        DomainError::CapacityUnavailable { .. }
+    ));
+}
+
+async fn idempotent_commands_happen_once(engine: Engine) {
+    let f = Fixture::new(engine).await;
+    let alice = f.customer("alice@example.com").await;
+    let key = IdempotencyKey {
+        user_id: alice.clone(),
+        key: "k1".into(),
+        fingerprint: "fp".into(),
+        status: 201,
+    };
+    let request = HoldRequest::Seats(vec![f.seat("A1")]);
+    let cmd = |id| CreateHold {
+        hold_id: id,
+        show_id: f.show.id.clone(),
+        user_id: alice.clone(),
+        request: request.clone(),
+        now: f.now,
+    };
+    let Outcome::Done(first) = f
+        .store
+        .create_hold(cmd(HoldId::generate()), Some(&key))
+        .await
+        .unwrap()
+    else {
+        panic!("first use of the key");
+    };
+    let Outcome::Replayed(saved) = f
+        .store
+        .create_hold(cmd(HoldId::generate()), Some(&key))
+        .await
+        .unwrap()
+    else {
+        panic!("second use of the key must replay");
+    };
+    assert_eq!(saved.status, 201);
+    assert_eq!(saved.body, serde_json::to_string(&first).unwrap());
+    assert_eq!(
+        f.store.saved_response(&alice, "k1").await.unwrap(),
+        Some(saved)
+    );
+    assert_eq!(f.map(f.now).await.availability[0].held, 1);
+}
+
+async fn racing_claims_sell_each_seat_once(engine: Engine) {
+    let f = Arc::new(Fixture::new(engine).await);
+    let mut racers = Vec::new();
+    for i in 0..24 {
+        let customer = f.customer(&format!("c{i}@example.com")).await;
+        let f = f.clone();
+        racers.push(tokio::spawn(async move {
+            let labels: &[&str] = if i % 2 == 0 {
+                &["A1", "A2", "A3"]
+            } else {
+                &["A3", "A4"]
+            };
+            let hold = f.seats(&customer, labels, f.now).await.ok()?;
+            f.confirm(&hold, &customer, f.now).await.ok()
+        }));
+    }
+    let mut sold = Vec::new();
+    for racer in racers {
+        if let Some(booking) = racer.await.unwrap() {
+            sold.extend(booking.tickets.into_iter().map(|t| t.seat_id.unwrap()));
+        }
+    }
+    let mut unique = sold.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), sold.len(), "a seat was sold twice");
+    assert!(
+        sold.len() == 3 || sold.len() == 2,
+        "exactly one of the overlapping orders wins: {sold:?}"
+    );
+    let map = f.map(f.now).await;
+    assert_eq!(
+        map.seats
+            .iter()
+            .filter(|s| s.state == SeatState::Sold)
+            .count(),
+        sold.len()
+    );
+}
+
+async fn racing_general_admission_stays_within_capacity(engine: Engine) {
+    let f = Arc::new(Fixture::new(engine).await);
+    let mut racers = Vec::new();
+    for i in 0..30 {
+        let customer = f.customer(&format!("c{i}@example.com")).await;
+        let f = f.clone();
+        racers.push(tokio::spawn(async move {
+            let quantity = (i % 4 + 1) as i64;
+            let hold = f.places(&customer, quantity, f.now).await.ok()?;
+            if i % 3 == 0 {
+                f.confirm(&hold, &customer, f.now).await.ok()?;
+            }
+            Some(quantity)
+        }));
+    }
+    let mut granted = 0;
+    for racer in racers {
+        granted += racer.await.unwrap().unwrap_or(0);
+    }
+    let area = f.map(f.now).await.areas.remove(0);
+    assert_eq!(area.held + area.sold, granted);
+    assert!(granted <= 10 && granted >= 7, "granted {granted} of 10");
+    assert!(area.free >= 0);
+}
+
+async fn secrets_are_created_once(engine: Engine) {
+    let f = Fixture::new(engine).await;
+    assert_eq!(f.store.secret("jwt", "first").await.unwrap(), "first");
+    assert_eq!(f.store.secret("jwt", "second").await.unwrap(), "first");
+}
+
+macro_rules! conformance {
+    ($($test:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $test() { super::$test(super::Engine::Sqlite).await })*
+        }
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $test() { super::$test(super::Engine::Postgres).await })*
+        }
+    };
+}
+
+conformance!(
+    accounts_are_unique_by_email,
+    layouts_and_shows_round_trip,
+    holds_are_all_or_nothing,
+    an_expired_hold_blocks_nobody,
+    general_admission_never_oversells,
+    bookings_confirm_and_cancel,
+    ticket_limits_hold_across_orders,
+    releases_and_the_sweeper_free_seats,
+    best_available_picks_adjacent_seats,
+    idempotent_commands_happen_once,
+    racing_claims_sell_each_seat_once,
+    racing_general_admission_stays_within_capacity,
+    secrets_are_created_once,
+);
