@@ -1,1 +1,90 @@
-//! stub
+//! HTTP for Boxoffice: turns requests into core commands and store calls, and results into JSON
+//! or problem+json. Cross-cutting concerns (request ids, tracing, body limits, panics, the
+//! problem shape of every error) are layers written once here.
+
+pub mod auth;
+pub mod demo;
+pub mod error;
+pub mod extract;
+pub mod idempotency;
+mod routes;
+pub mod state;
+pub mod sweeper;
+
+use crate::auth::{Passwords, Tokens};
+use crate::state::{AppState, Inner, ServerConfig, TicketSigner};
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, Request};
+use axum::routing::get;
+use axum::{Json, Router};
+use base64::Engine as _;
+use boxoffice_core::Clock;
+use boxoffice_store::Store;
+use serde_json::json;
+use std::future::Future;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+pub use state::ServerConfig as Config;
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Builds the shared state: signing keys come from the store, created on first start, so every
+/// instance on one database agrees on them.
+pub async fn state(
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    config: ServerConfig,
+) -> anyhow::Result<AppState> {
+    let fresh_key = || base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 32]>());
+    let token_key = store.secret("token_signing_key", &fresh_key()).await?;
+    let ticket_key = store.secret("ticket_signing_key", &fresh_key()).await?;
+    Ok(AppState::new(Inner {
+        passwords: Passwords::new(config.password_cost, config.hashing_concurrency)?,
+        tokens: Tokens::new(token_key.as_bytes(), config.token_ttl_minutes),
+        tickets: TicketSigner::new(ticket_key.as_bytes()),
+        in_flight: Default::default(),
+        store,
+        clock,
+        config,
+    }))
+}
+
+pub fn router(app: AppState) -> Router {
+    let config = app.config.clone();
+    Router::new()
+        .nest("/api/v1", routes::api())
+        .route("/healthz", get(|| async { Json(json!({ "status": "ok" })) }))
+        .with_state(app)
+        .layer(axum::middleware::map_response(error::problems_everywhere))
+        .layer(DefaultBodyLimit::max(config.body_limit_bytes))
+        .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, config.request_timeout))
+        .layer(CatchPanicLayer::new())
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
+            let request_id = request.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
+            tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id)
+        }))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+}
+
+/// Serves until `shutdown` resolves, then finishes in-flight requests; runs the sweeper alongside.
+pub async fn serve(
+    listener: TcpListener,
+    app: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let (stop_sweeper, sweeper_stopped) = watch::channel(false);
+    let sweeper = tokio::spawn(sweeper::run(app.clone(), sweeper_stopped));
+    let result = axum::serve(listener, router(app))
+        .with_graceful_shutdown(shutdown)
+        .await;
+    let _ = stop_sweeper.send(true);
+    let _ = sweeper.await;
+    result
+}

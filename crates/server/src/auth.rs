@@ -1,0 +1,265 @@
+//! Who is calling: argon2id password hashing (bounded, off the async threads), short-lived JWTs
+//! with a pinned algorithm, and the `Auth` extractor that accepts a Bearer token or the session
+//! cookie (with a double-submit CSRF check on cookie-authenticated mutations).
+
+use crate::error::ApiError;
+use crate::state::AppState;
+use argon2::{Algorithm, Argon2, Params, PasswordHasher, PasswordVerifier, Version};
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{Method, StatusCode, header};
+use boxoffice_core::Timestamp;
+use boxoffice_core::ids::UserId;
+use boxoffice_core::user::{Actor, Role};
+use jsonwebtoken::{DecodingKey, EncodingKey, Header, Validation, decode, encode};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Semaphore;
+
+pub const SESSION_COOKIE: &str = "boxoffice_session";
+pub const CSRF_COOKIE: &str = "boxoffice_csrf";
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// argon2id cost. The default is OWASP's recommendation (19 MiB, 2 passes, 1 lane).
+#[derive(Clone, Copy, Debug)]
+pub struct PasswordCost {
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
+}
+
+impl Default for PasswordCost {
+    fn default() -> Self {
+        Self {
+            memory_kib: 19 * 1024,
+            iterations: 2,
+            parallelism: 1,
+        }
+    }
+}
+
+impl PasswordCost {
+    /// For tests only: as cheap as argon2 allows, so thousands of accounts register quickly.
+    pub const CHEAPEST: Self = Self {
+        memory_kib: 8,
+        iterations: 1,
+        parallelism: 1,
+    };
+}
+
+/// Hashes and verifies passwords on the blocking pool, at most `permits` at a time, so a login
+/// flood queues (and then gets 503) instead of starving the runtime.
+#[derive(Clone)]
+pub struct Passwords {
+    cost: PasswordCost,
+    permits: Arc<Semaphore>,
+    /// Verified when the email is unknown, so a miss takes as long as a wrong password.
+    decoy_hash: Arc<String>,
+}
+
+const HASH_QUEUE_WAIT: Duration = Duration::from_secs(10);
+
+impl Passwords {
+    pub fn new(cost: PasswordCost, concurrency: usize) -> anyhow::Result<Self> {
+        let decoy_hash = hash_with(cost, "decoy password for unknown accounts")?;
+        Ok(Self {
+            cost,
+            permits: Arc::new(Semaphore::new(concurrency.max(1))),
+            decoy_hash: Arc::new(decoy_hash),
+        })
+    }
+
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let permit = tokio::time::timeout(HASH_QUEUE_WAIT, self.permits.clone().acquire_owned())
+            .await
+            .map_err(|_| {
+                ApiError::problem(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "busy",
+                    "too many sign-ins at once; try again shortly",
+                )
+            })?
+            .map_err(ApiError::internal)?;
+        let result = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            work()
+        })
+        .await
+        .map_err(ApiError::internal)?;
+        Ok(result)
+    }
+
+    pub async fn hash(&self, password: String) -> Result<String, ApiError> {
+        let cost = self.cost;
+        self.run(move || hash_with(cost, &password))
+            .await?
+            .map_err(ApiError::internal)
+    }
+
+    /// `stored` is `None` for an unknown account: the decoy is checked and the answer is no.
+    pub async fn verify(&self, password: String, stored: Option<String>) -> Result<bool, ApiError> {
+        let known = stored.is_some();
+        let hash = stored.unwrap_or_else(|| self.decoy_hash.as_ref().clone());
+        let matches = self
+            .run(move || {
+                Argon2::default()
+                    .verify_password(password.as_bytes(), hash.as_str())
+                    .is_ok()
+            })
+            .await?;
+        Ok(known && matches)
+    }
+}
+
+fn hash_with(cost: PasswordCost, password: &str) -> anyhow::Result<String> {
+    let params = Params::new(cost.memory_kib, cost.iterations, cost.parallelism, None)
+        .map_err(|e| anyhow::anyhow!("argon2 parameters: {e}"))?;
+    let hash = Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+        .hash_password(password.as_bytes())
+        .map_err(|e| anyhow::anyhow!("argon2: {e}"))?;
+    Ok(hash.to_string())
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Claims {
+    sub: String,
+    role: Role,
+    iat: i64,
+    exp: i64,
+}
+
+/// Signs and checks access tokens: HS256 only, whatever a token's header claims.
+#[derive(Clone)]
+pub struct Tokens {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    ttl_minutes: i64,
+}
+
+pub struct IssuedToken {
+    pub token: String,
+    pub expires_at: Timestamp,
+}
+
+impl Tokens {
+    pub fn new(secret: &[u8], ttl_minutes: i64) -> Self {
+        Self {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            ttl_minutes,
+        }
+    }
+
+    pub fn issue(
+        &self,
+        user_id: &UserId,
+        role: Role,
+        now: Timestamp,
+    ) -> Result<IssuedToken, ApiError> {
+        let expires_at = now.plus_minutes(self.ttl_minutes);
+        let claims = Claims {
+            sub: user_id.to_string(),
+            role,
+            iat: now.unix_ms() / 1000,
+            exp: expires_at.unix_ms() / 1000,
+        };
+        let token = encode(
+            &Header::new(jsonwebtoken::Algorithm::HS256),
+            &claims,
+            &self.encoding,
+        )
+        .map_err(ApiError::internal)?;
+        Ok(IssuedToken { token, expires_at })
+    }
+
+    /// Expiry is checked against our clock, not the library's, so tests can move time.
+    fn verify(&self, token: &str, now: Timestamp) -> Option<Actor> {
+        let mut validation = Validation::new(jsonwebtoken::Algorithm::HS256);
+        validation.validate_exp = false;
+        validation.required_spec_claims = ["exp", "sub"].iter().map(|s| s.to_string()).collect();
+        let claims = decode::<Claims>(token, &self.decoding, &validation)
+            .ok()?
+            .claims;
+        if claims.exp * 1000 <= now.unix_ms() {
+            return None;
+        }
+        Some(Actor {
+            user_id: UserId::parse(&claims.sub)?,
+            role: claims.role,
+        })
+    }
+
+    pub fn ttl_minutes(&self) -> i64 {
+        self.ttl_minutes
+    }
+}
+
+/// The authenticated caller. Rejects with 401 when there is no valid token.
+pub struct Auth(pub Actor);
+
+impl Auth {
+    /// Organizer routes: organizers and admins only.
+    pub fn organizer(&self) -> Result<&Actor, ApiError> {
+        match self.0.role {
+            Role::Organizer | Role::Admin => Ok(&self.0),
+            Role::Customer => {
+                Err(boxoffice_core::DomainError::Forbidden("only organizers may do this").into())
+            }
+        }
+    }
+}
+
+pub fn cookie<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
+    parts
+        .headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value)
+}
+
+impl FromRequestParts<AppState> for Auth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        app: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let bearer = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        let (token, from_cookie) = match bearer {
+            Some(token) => (token, false),
+            None => (
+                cookie(parts, SESSION_COOKIE).ok_or(ApiError::Unauthorized("sign in first"))?,
+                true,
+            ),
+        };
+        let mutating = !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
+        if from_cookie && mutating {
+            let sent = parts.headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok());
+            let expected = cookie(parts, CSRF_COOKIE);
+            if sent.is_none() || sent != expected {
+                return Err(
+                    boxoffice_core::DomainError::Forbidden("missing or wrong CSRF token").into(),
+                );
+            }
+        }
+        let actor =
+            app.tokens
+                .verify(token.trim(), app.clock.now())
+                .ok_or(ApiError::Unauthorized(
+                    "the token is invalid or has expired; sign in again",
+                ))?;
+        Ok(Auth(actor))
+    }
+}

@@ -1,0 +1,128 @@
+//! Demo data for a first start on an empty database: four accounts, a cinema hall, a concert
+//! venue with a seated balcony and a standing floor, and shows over the next two weeks.
+
+use crate::state::AppState;
+use boxoffice_core::catalog::{EventInput, EventKind, ShowInput};
+use boxoffice_core::ids::UserId;
+use boxoffice_core::user::{Role, User};
+use boxoffice_core::venue::VenueInput;
+use serde_json::json;
+
+pub const DEMO_PASSWORD: &str = "boxoffice-demo";
+pub const DEMO_ACCOUNTS: [(&str, &str, Role); 4] = [
+    ("admin@example.com", "Ada Admin", Role::Admin),
+    ("organizer@example.com", "Olga Organizer", Role::Organizer),
+    ("alice@example.com", "Alice", Role::Customer),
+    ("bob@example.com", "Bob", Role::Customer),
+];
+
+const DAY_MS: i64 = 86_400_000;
+const HOUR_MS: i64 = 3_600_000;
+
+/// Seeds only an empty database; returns whether it did.
+pub async fn seed(app: &AppState) -> anyhow::Result<bool> {
+    if app.store.user_count().await? > 0 {
+        return Ok(false);
+    }
+    let now = app.clock.now();
+    let hash = app
+        .passwords
+        .hash(DEMO_PASSWORD.to_owned())
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut organizer = None;
+    for (email, name, role) in DEMO_ACCOUNTS {
+        let user = User {
+            id: UserId::generate(),
+            email: email.into(),
+            name: name.into(),
+            role,
+            created_at: now,
+        };
+        app.store.insert_user(&user, &hash).await?;
+        if role == Role::Organizer {
+            organizer = Some(user.id);
+        }
+    }
+    let organizer = organizer.expect("the demo has an organizer");
+
+    let rows: Vec<_> = ('A'..='J')
+        .map(|row| {
+            let category = match row {
+                'A'..='C' => "standard",
+                'D'..='H' => "premium",
+                _ => "recliner",
+            };
+            json!({ "label": row.to_string(), "count": 16, "category": category })
+        })
+        .collect();
+    let cinema: VenueInput = serde_json::from_value(json!({
+        "name": "Lumière Hall 1", "city": "Berlin", "timezone": "Europe/Berlin",
+        "sections": [{ "name": "Auditorium", "rows": rows }],
+    }))?;
+    let cinema = cinema
+        .into_venue(organizer.clone(), now)
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    app.store.insert_venue(&cinema).await?;
+
+    let balcony: Vec<_> = (1..=5)
+        .map(|n| json!({ "label": format!("R{n}"), "count": 20, "category": "seated" }))
+        .collect();
+    let arena: VenueInput = serde_json::from_value(json!({
+        "name": "Riverside Arena", "city": "Berlin", "timezone": "Europe/Berlin",
+        "sections": [{ "name": "Balcony", "rows": balcony }],
+        "areas": [{ "name": "Standing floor", "category": "standing", "capacity": 500 }],
+    }))?;
+    let arena = arena
+        .into_venue(organizer.clone(), now)
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    app.store.insert_venue(&arena).await?;
+
+    let film = EventInput {
+        title: "The Long Night".into(),
+        kind: EventKind::Movie,
+        description: "A lighthouse keeper, a storm, and one night that will not end.".into(),
+    }
+    .into_event(organizer.clone(), now)
+    .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    app.store.insert_event(&film).await?;
+    let concert = EventInput {
+        title: "Northern Lights Live".into(),
+        kind: EventKind::Concert,
+        description: "An evening of synth-pop under the arena roof.".into(),
+    }
+    .into_event(organizer.clone(), now)
+    .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    app.store.insert_event(&concert).await?;
+
+    let midnight = now.unix_ms() - now.unix_ms().rem_euclid(DAY_MS);
+    for day in 1..=14 {
+        for hour in [17, 20] {
+            let starts_at =
+                boxoffice_core::Timestamp::from_unix_ms(midnight + day * DAY_MS + hour * HOUR_MS);
+            let show: ShowInput = serde_json::from_value(json!({
+                "event_id": film.id, "venue_id": cinema.id, "starts_at": starts_at, "currency": "EUR",
+                "prices": { "standard": 900, "premium": 1200, "recliner": 1600 },
+                "hold_minutes": 10, "max_tickets_per_order": 8, "max_tickets_per_customer": 10,
+            }))?;
+            let show = show
+                .into_show(&film, &cinema, now)
+                .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            app.store.insert_show(&show).await?;
+        }
+    }
+    for day in [6, 13] {
+        let starts_at =
+            boxoffice_core::Timestamp::from_unix_ms(midnight + day * DAY_MS + 19 * HOUR_MS);
+        let show: ShowInput = serde_json::from_value(json!({
+            "event_id": concert.id, "venue_id": arena.id, "starts_at": starts_at, "currency": "EUR",
+            "prices": { "seated": 6500, "standing": 4500 },
+            "hold_minutes": 8, "max_tickets_per_order": 6, "max_tickets_per_customer": 6,
+        }))?;
+        let show = show
+            .into_show(&concert, &arena, now)
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        app.store.insert_show(&show).await?;
+    }
+    Ok(true)
+}

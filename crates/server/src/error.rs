@@ -1,0 +1,211 @@
+//! One error type for the HTTP layer and its single mapping to RFC 9457 problem+json. Domain
+//! errors keep their meaning (a stable `type` per kind); database and unexpected errors become
+//! a 500 that says nothing about the inside.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use boxoffice_core::{DomainError, FieldError};
+use boxoffice_store::StoreError;
+use serde_json::{Value, json};
+
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    #[error("{detail}")]
+    Problem {
+        status: StatusCode,
+        kind: &'static str,
+        detail: String,
+    },
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+impl ApiError {
+    pub fn problem(status: StatusCode, kind: &'static str, detail: impl Into<String>) -> Self {
+        ApiError::Problem {
+            status,
+            kind,
+            detail: detail.into(),
+        }
+    }
+
+    pub fn internal(error: impl std::fmt::Display) -> Self {
+        ApiError::Internal(error.to_string())
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Domain(domain) => ApiError::Domain(domain),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+/// A problem document; `extra` adds kind-specific members such as `errors` or `seat_ids`.
+pub fn problem_response(status: StatusCode, kind: &str, detail: &str, extra: Value) -> Response {
+    let mut body = json!({
+        "type": kind,
+        "title": title_of(kind),
+        "status": status.as_u16(),
+        "detail": detail,
+    });
+    if let (Some(body), Value::Object(extra)) = (body.as_object_mut(), extra) {
+        body.extend(extra);
+    }
+    let mut response = (status, body.to_string()).into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+    response
+}
+
+fn title_of(kind: &str) -> &'static str {
+    match kind {
+        "validation" => "The request is invalid",
+        "malformed_request" => "The request body could not be read",
+        "unauthorized" => "Authentication is required",
+        "forbidden" => "You may not do this",
+        "not_found" => "Not found",
+        "method_not_allowed" => "Method not allowed",
+        "seat_unavailable" => "Seats or places are not available",
+        "limit_exceeded" => "A ticket limit was exceeded",
+        "hold_expired" => "The hold has expired",
+        "hold_already_booked" => "The hold was already booked",
+        "not_on_sale" => "Not on sale",
+        "not_cancellable" => "The booking cannot be cancelled",
+        "payment_declined" => "The payment was declined",
+        "email_taken" => "The email address is taken",
+        "idempotency_key_reused" => "The idempotency key was used for another request",
+        "idempotency_in_progress" => "A request with this idempotency key is still running",
+        "payload_too_large" => "The request body is too large",
+        "unsupported_media_type" => "Unsupported media type",
+        "busy" => "The server is busy",
+        "rate_limited" => "Too many requests",
+        _ => "Internal server error",
+    }
+}
+
+fn field_errors(errors: &[FieldError]) -> Value {
+    json!({ "errors": errors })
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        use DomainError as D;
+        let detail = self.to_string();
+        let (status, kind, extra) = match &self {
+            ApiError::Domain(D::Validation(errors)) => {
+                let summary = errors
+                    .iter()
+                    .map(|e| format!("{}: {}", e.field, e.message))
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                return problem_response(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "validation",
+                    &summary,
+                    field_errors(errors),
+                );
+            }
+            ApiError::Domain(D::NotFound(_)) => (StatusCode::NOT_FOUND, "not_found", Value::Null),
+            ApiError::Domain(D::Forbidden(_)) => (StatusCode::FORBIDDEN, "forbidden", Value::Null),
+            ApiError::Domain(D::SeatUnavailable { seat_ids }) => (
+                StatusCode::CONFLICT,
+                "seat_unavailable",
+                json!({ "seat_ids": seat_ids }),
+            ),
+            ApiError::Domain(D::CapacityUnavailable {
+                available,
+                requested,
+                ..
+            }) => (
+                StatusCode::CONFLICT,
+                "seat_unavailable",
+                json!({ "available": available, "requested": requested }),
+            ),
+            ApiError::Domain(D::LimitExceeded(_)) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "limit_exceeded",
+                Value::Null,
+            ),
+            ApiError::Domain(D::HoldExpired) => (StatusCode::CONFLICT, "hold_expired", Value::Null),
+            ApiError::Domain(D::HoldAlreadyBooked) => {
+                (StatusCode::CONFLICT, "hold_already_booked", Value::Null)
+            }
+            ApiError::Domain(D::NotOnSale(_)) => (StatusCode::CONFLICT, "not_on_sale", Value::Null),
+            ApiError::Domain(D::NotCancellable(_)) => {
+                (StatusCode::CONFLICT, "not_cancellable", Value::Null)
+            }
+            ApiError::Domain(D::PaymentDeclined(_)) => (
+                StatusCode::PAYMENT_REQUIRED,
+                "payment_declined",
+                Value::Null,
+            ),
+            ApiError::Domain(D::EmailTaken) => (StatusCode::CONFLICT, "email_taken", Value::Null),
+            ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized", Value::Null),
+            ApiError::Problem { status, kind, .. } => (*status, *kind, Value::Null),
+            ApiError::Internal(error) => {
+                tracing::error!(%error, "request failed");
+                return problem_response(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "something went wrong on our side; the request may be retried",
+                    Value::Null,
+                );
+            }
+        };
+        problem_response(status, kind, &detail, extra)
+    }
+}
+
+/// Gives every error response that is not yet a problem document (a framework rejection, an
+/// unknown route, a body over the limit) the same problem+json shape.
+pub async fn problems_everywhere(response: Response) -> Response {
+    let status = response.status();
+    let is_problem = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(PROBLEM_JSON.as_bytes()));
+    if !(status.is_client_error() || status.is_server_error()) || is_problem {
+        return response;
+    }
+    let (kind, detail) = match status {
+        StatusCode::NOT_FOUND => ("not_found", "no such resource"),
+        StatusCode::METHOD_NOT_ALLOWED => (
+            "method_not_allowed",
+            "this resource does not accept that method",
+        ),
+        StatusCode::PAYLOAD_TOO_LARGE => (
+            "payload_too_large",
+            "the request body is over the size limit",
+        ),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => (
+            "unsupported_media_type",
+            "send JSON with Content-Type: application/json",
+        ),
+        StatusCode::REQUEST_TIMEOUT => ("timeout", "the request took too long"),
+        s if s.is_client_error() => ("malformed_request", "the request could not be understood"),
+        _ => (
+            "internal",
+            "something went wrong on our side; the request may be retried",
+        ),
+    };
+    let retry_after = response.headers().get(header::RETRY_AFTER).cloned();
+    let mut problem = problem_response(status, kind, detail, Value::Null);
+    if let Some(retry_after) = retry_after {
+        problem
+            .headers_mut()
+            .insert(header::RETRY_AFTER, retry_after);
+    }
+    problem
+}

@@ -1,0 +1,269 @@
+//! Holds and bookings: the customer's side of a sale. Every mutating POST takes an
+//! `Idempotency-Key`; the store records it in the transaction that makes the change.
+
+use crate::auth::Auth;
+use crate::error::ApiResult;
+use crate::extract::{ApiJson, page_limit, path_id};
+use crate::idempotency::{self, KeyHeader, Start};
+use crate::state::AppState;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use boxoffice_core::booking::Booking;
+use boxoffice_core::hold::{Hold, HoldRequest};
+use boxoffice_core::ids::{BookingId, HoldId, ShowId};
+use boxoffice_core::{DomainError, payment};
+use boxoffice_store::{ConfirmHold, CreateHold};
+use serde::{Deserialize, Serialize};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/holds", post(create_hold))
+        .route("/holds/{id}", get(hold).delete(release_hold))
+        .route("/bookings", get(my_bookings).post(book))
+        .route("/bookings/{id}", get(booking))
+        .route("/bookings/{id}/cancel", post(cancel))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HoldBody {
+    show_id: String,
+    #[serde(default)]
+    seat_ids: Option<Vec<String>>,
+    #[serde(default)]
+    areas: Option<Vec<AreaBody>>,
+    #[serde(default)]
+    best_available: Option<BestBody>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AreaBody {
+    area_id: String,
+    quantity: i64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BestBody {
+    category: String,
+    quantity: i64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BookBody {
+    hold_id: String,
+    payment: PaymentBody,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PaymentBody {
+    method: String,
+    card_number: String,
+}
+
+async fn create_hold(
+    State(app): State<AppState>,
+    Auth(actor): Auth,
+    key: KeyHeader,
+    body: ApiJson<HoldBody>,
+) -> ApiResult<Response> {
+    let fingerprint = idempotency::fingerprint("POST", "/api/v1/holds", &body.canonical);
+    let body = body.value;
+    let show_id =
+        ShowId::parse(&body.show_id).ok_or(DomainError::invalid("show_id", "not a show id"))?;
+    let areas = body
+        .areas
+        .map(|areas| areas.into_iter().map(|a| (a.area_id, a.quantity)).collect());
+    let request = HoldRequest::parse(
+        body.seat_ids,
+        areas,
+        body.best_available.map(|b| (b.category, b.quantity)),
+    )?;
+    let (key, _claim) = match app
+        .in_flight
+        .start(
+            &*app.store,
+            &actor.user_id,
+            key,
+            fingerprint,
+            StatusCode::CREATED,
+        )
+        .await?
+    {
+        Start::Run { key, claim } => (key, claim),
+        Start::Replay(first) => return Ok(first),
+    };
+    let cmd = CreateHold {
+        hold_id: HoldId::generate(),
+        show_id,
+        user_id: actor.user_id.clone(),
+        request,
+        now: app.clock.now(),
+    };
+    let outcome = app.store.create_hold(cmd, key.as_ref()).await?;
+    idempotency::respond(outcome, StatusCode::CREATED, key.as_ref())
+}
+
+async fn hold(
+    State(app): State<AppState>,
+    Auth(actor): Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Hold>> {
+    let id = path_id(&id, HoldId::parse, "hold")?;
+    let hold = app
+        .store
+        .hold(&id)
+        .await?
+        .filter(|h| actor.may_access(&h.user_id));
+    Ok(Json(
+        hold.ok_or(DomainError::NotFound("hold"))?
+            .as_of(app.clock.now()),
+    ))
+}
+
+async fn release_hold(
+    State(app): State<AppState>,
+    Auth(actor): Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Hold>> {
+    let id = path_id(&id, HoldId::parse, "hold")?;
+    Ok(Json(
+        app.store
+            .release_hold(&id, &actor.user_id, app.clock.now())
+            .await?,
+    ))
+}
+
+async fn book(
+    State(app): State<AppState>,
+    Auth(actor): Auth,
+    key: KeyHeader,
+    body: ApiJson<BookBody>,
+) -> ApiResult<Response> {
+    let fingerprint = idempotency::fingerprint("POST", "/api/v1/bookings", &body.canonical);
+    let body = body.value;
+    let hold_id =
+        HoldId::parse(&body.hold_id).ok_or(DomainError::invalid("hold_id", "not a hold id"))?;
+    if body.payment.method != "card" {
+        return Err(DomainError::invalid("payment.method", "only card is accepted").into());
+    }
+    let (key, _claim) = match app
+        .in_flight
+        .start(
+            &*app.store,
+            &actor.user_id,
+            key,
+            fingerprint,
+            StatusCode::CREATED,
+        )
+        .await?
+    {
+        Start::Run { key, claim } => (key, claim),
+        Start::Replay(first) => return Ok(first),
+    };
+    // Check the hold before charging, so a dead hold is never paid for.
+    let now = app.clock.now();
+    let hold = app
+        .store
+        .hold(&hold_id)
+        .await?
+        .ok_or(DomainError::NotFound("hold"))?;
+    hold.check_confirmable(&actor.user_id, now)?;
+    let payment_reference = payment::charge_card(&body.payment.card_number)?;
+    let sign = |id: &boxoffice_core::ids::TicketId| app.tickets.sign(id);
+    let cmd = ConfirmHold {
+        booking_id: BookingId::generate(),
+        hold_id,
+        user_id: actor.user_id.clone(),
+        payment_reference,
+        now,
+        sign_ticket: &sign,
+    };
+    let outcome = app.store.confirm_hold(cmd, key.as_ref()).await?;
+    idempotency::respond(outcome, StatusCode::CREATED, key.as_ref())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Page {
+    after: Option<String>,
+    limit: Option<i64>,
+}
+
+#[derive(Serialize)]
+struct BookingList {
+    items: Vec<Booking>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next: Option<String>,
+}
+
+async fn my_bookings(
+    State(app): State<AppState>,
+    Auth(actor): Auth,
+    Query(page): Query<Page>,
+) -> ApiResult<Json<BookingList>> {
+    let limit = page_limit(page.limit)?;
+    let after = page
+        .after
+        .as_deref()
+        .map(|a| BookingId::parse(a).ok_or(DomainError::invalid("after", "not a booking id")))
+        .transpose()?;
+    let items = app
+        .store
+        .bookings_of(&actor.user_id, after.as_ref(), limit)
+        .await?;
+    let next = (items.len() as i64 == limit)
+        .then(|| items.last().map(|b| b.id.to_string()))
+        .flatten();
+    Ok(Json(BookingList { items, next }))
+}
+
+async fn booking(
+    State(app): State<AppState>,
+    Auth(actor): Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Booking>> {
+    let id = path_id(&id, BookingId::parse, "booking")?;
+    let booking = app
+        .store
+        .booking(&id)
+        .await?
+        .filter(|b| actor.may_access(&b.user_id));
+    Ok(Json(booking.ok_or(DomainError::NotFound("booking"))?))
+}
+
+async fn cancel(
+    State(app): State<AppState>,
+    Auth(actor): Auth,
+    key: KeyHeader,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let id = path_id(&id, BookingId::parse, "booking")?;
+    let path = format!("/api/v1/bookings/{id}/cancel");
+    let fingerprint = idempotency::fingerprint("POST", &path, "");
+    let (key, _claim) = match app
+        .in_flight
+        .start(
+            &*app.store,
+            &actor.user_id,
+            key,
+            fingerprint,
+            StatusCode::OK,
+        )
+        .await?
+    {
+        Start::Run { key, claim } => (key, claim),
+        Start::Replay(first) => return Ok(first),
+    };
+    let outcome = app
+        .store
+        .cancel_booking(&id, &actor.user_id, app.clock.now(), key.as_ref())
+        .await?;
+    idempotency::respond(outcome, StatusCode::OK, key.as_ref())
+}

@@ -1,0 +1,94 @@
+//! What every handler can reach: the store, the clock, the password hasher, the token keys,
+//! the ticket signer and the in-flight idempotency keys.
+
+use crate::auth::{PasswordCost, Passwords, Tokens};
+use crate::idempotency::InFlight;
+use base64::Engine as _;
+use boxoffice_core::Clock;
+use boxoffice_core::ids::TicketId;
+use boxoffice_store::Store;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use std::ops::Deref;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Settings of the HTTP layer; the binary fills them from flags, environment and defaults.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    pub token_ttl_minutes: i64,
+    /// Mark cookies `Secure`; on whenever the service is reached over TLS.
+    pub cookie_secure: bool,
+    pub password_cost: PasswordCost,
+    /// Password hashes computed at once; more wait (bounded) in line.
+    pub hashing_concurrency: usize,
+    pub sweep_interval: Duration,
+    pub body_limit_bytes: usize,
+    pub request_timeout: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            token_ttl_minutes: 15,
+            cookie_secure: false,
+            password_cost: PasswordCost::default(),
+            hashing_concurrency: 2,
+            sweep_interval: Duration::from_secs(5),
+            body_limit_bytes: 1024 * 1024,
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Signs ticket ids so a door scanner can tell a real ticket from a made-up one.
+#[derive(Clone)]
+pub struct TicketSigner {
+    key: Arc<Vec<u8>>,
+}
+
+impl TicketSigner {
+    pub fn new(key: &[u8]) -> Self {
+        Self {
+            key: Arc::new(key.to_vec()),
+        }
+    }
+
+    pub fn sign(&self, id: &TicketId) -> String {
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes keys of any length");
+        mac.update(id.as_str().as_bytes());
+        let tag = mac.finalize().into_bytes();
+        format!(
+            "{}.{}",
+            id,
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&tag[..16])
+        )
+    }
+}
+
+pub struct Inner {
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<dyn Clock>,
+    pub passwords: Passwords,
+    pub tokens: Tokens,
+    pub tickets: TicketSigner,
+    pub in_flight: InFlight,
+    pub config: ServerConfig,
+}
+
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+impl AppState {
+    pub fn new(inner: Inner) -> Self {
+        Self(Arc::new(inner))
+    }
+}
+
+impl Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}

@@ -1,0 +1,34 @@
+//! The background sweeper: marks holds past their deadline as expired and frees their seats in
+//! storage. Correctness never waits for it (an expired hold already counts as free); it keeps
+//! the stored state tidy and, later, announces the releases.
+
+use crate::state::AppState;
+use tokio::sync::watch;
+
+const BATCH: i64 = 500;
+
+pub async fn run(app: AppState, mut shutdown: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(app.config.sweep_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        loop {
+            match app.store.expire_holds(app.clock.now(), BATCH).await {
+                Ok(expired) if expired.is_empty() => break,
+                Ok(expired) => {
+                    tracing::info!(count = expired.len(), "expired holds released");
+                    if (expired.len() as i64) < BATCH {
+                        break;
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "hold sweep failed; retrying next tick");
+                    break;
+                }
+            }
+        }
+    }
+}
