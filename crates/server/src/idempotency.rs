@@ -94,9 +94,6 @@ impl InFlight {
                 claim: None,
             });
         };
-        if let Some(saved) = store.saved_response(user_id, &key).await? {
-            return replay(saved, &fingerprint).map(Start::Replay);
-        }
         let entry = (user_id.clone(), key.clone());
         {
             let mut table = self.0.lock().expect("in-flight table");
@@ -119,6 +116,11 @@ impl InFlight {
             table: self.clone(),
             entry,
         };
+        // Looked up only once the key is ours: a first request releases the key after it has
+        // committed, so from here its saved answer is visible.
+        if let Some(saved) = store.saved_response(user_id, &key).await? {
+            return replay(saved, &fingerprint).map(Start::Replay);
+        }
         let key = IdempotencyKey {
             user_id: user_id.clone(),
             key,

@@ -1,7 +1,10 @@
 //! What every Boxoffice integration test stands on: fresh databases of either engine, the real
 //! app on a random loopback port, and an API client that speaks to it as a customer would.
 
+pub mod app;
 pub mod postgres;
+
+pub use app::{Reply, Session, TestApp};
 
 use boxoffice_store::Store;
 use std::sync::Arc;

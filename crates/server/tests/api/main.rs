@@ -1,0 +1,23 @@
+//! HTTP tests: the real app on a random port, spoken to over HTTP as clients would, on both
+//! engines. One test binary, one module per story.
+
+mod accounts;
+mod bad_input;
+mod orders;
+mod races;
+mod walls;
+
+/// Runs each listed `async fn(Engine)` once on SQLite and once on PostgreSQL.
+#[macro_export]
+macro_rules! on_both_engines {
+    ($($test:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $test() { super::$test(boxoffice_testkit::Engine::Sqlite).await })*
+        }
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $test() { super::$test(boxoffice_testkit::Engine::Postgres).await })*
+        }
+    };
+}

@@ -1,0 +1,269 @@
+//! The customer's path: hold, pay, book, cancel, with the ways it can go wrong.
+
+use boxoffice_testkit::{Engine, TestApp};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+fn seat_ids(map: &Value, labels: &[&str]) -> Vec<Value> {
+    labels
+        .iter()
+        .map(|label| {
+            map["seats"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|s| s["label"] == *label)
+                .unwrap()["id"]
+                .clone()
+        })
+        .collect()
+}
+
+fn state_of(map: &Value, label: &str) -> String {
+    map["seats"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["label"] == label)
+        .unwrap()["state"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+const CARD_OK: &str = "4242424242424242";
+const CARD_DECLINED: &str = "4000000000000002";
+
+async fn hold_pay_and_cancel(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let (_, show) = app.show_with("org@example.com", 6, 20, 6).await;
+    let show_id = show["id"].as_str().unwrap();
+    assert_eq!(show["availability"][0]["free"], 12);
+    let alice = app.register("alice@example.com", "customer").await;
+    let map = app.seat_map(show_id).await;
+    let hold = app
+        .call(
+            Method::POST,
+            "/holds",
+            Some(&alice.token),
+            Some(json!({"show_id": show_id, "seat_ids": seat_ids(&map, &["A3", "A4"])})),
+        )
+        .await;
+    assert_eq!(hold.status, StatusCode::CREATED, "{}", hold.body);
+    assert_eq!(
+        hold.body["total"],
+        json!({"amount_minor": 4000, "currency": "EUR"})
+    );
+    assert_eq!(state_of(&app.seat_map(show_id).await, "A3"), "held");
+
+    let declined = app
+        .call(Method::POST, "/bookings", Some(&alice.token), Some(json!({"hold_id": hold.body["id"], "payment": {"method": "card", "card_number": CARD_DECLINED}})))
+        .await;
+    declined.problem(402, "payment_declined");
+    let still = app
+        .call(
+            Method::GET,
+            &format!("/holds/{}", hold.body["id"].as_str().unwrap()),
+            Some(&alice.token),
+            None,
+        )
+        .await;
+    assert_eq!(
+        still.body["state"], "active",
+        "a declined card leaves the hold intact"
+    );
+
+    let booking = app
+        .call(Method::POST, "/bookings", Some(&alice.token), Some(json!({"hold_id": hold.body["id"], "payment": {"method": "card", "card_number": CARD_OK}})))
+        .await;
+    assert_eq!(booking.status, StatusCode::CREATED, "{}", booking.body);
+    assert_eq!(booking.body["state"], "confirmed");
+    assert_eq!(booking.body["tickets"].as_array().unwrap().len(), 2);
+    let map = app.seat_map(show_id).await;
+    assert_eq!(
+        (state_of(&map, "A3"), state_of(&map, "A4")),
+        ("sold".into(), "sold".into())
+    );
+    let mine = app
+        .call(Method::GET, "/bookings", Some(&alice.token), None)
+        .await;
+    assert_eq!(mine.body["items"][0]["id"], booking.body["id"]);
+
+    let again = app
+        .call(Method::POST, "/bookings", Some(&alice.token), Some(json!({"hold_id": hold.body["id"], "payment": {"method": "card", "card_number": CARD_OK}})))
+        .await;
+    again.problem(409, "hold_already_booked");
+
+    let path = format!("/bookings/{}/cancel", booking.body["id"].as_str().unwrap());
+    let cancelled = app
+        .call(Method::POST, &path, Some(&alice.token), None)
+        .await;
+    assert_eq!(cancelled.status, StatusCode::OK, "{}", cancelled.body);
+    assert_eq!(cancelled.body["state"], "cancelled");
+    assert_eq!(
+        state_of(&app.seat_map(show_id).await, "A3"),
+        "free",
+        "cancelled seats are free at once"
+    );
+    app.call(Method::POST, &path, Some(&alice.token), None)
+        .await
+        .problem(409, "not_cancellable");
+}
+
+async fn expired_holds_free_their_seats_and_cannot_be_paid(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let (_, show) = app.show_with("org@example.com", 4, 10, 4).await;
+    let show_id = show["id"].as_str().unwrap();
+    let (alice, bob) = (
+        app.register("alice@example.com", "customer").await,
+        app.register("bob@example.com", "customer").await,
+    );
+    let map = app.seat_map(show_id).await;
+    let seats = seat_ids(&map, &["B1"]);
+    let hold = app
+        .call(
+            Method::POST,
+            "/holds",
+            Some(&alice.token),
+            Some(json!({"show_id": show_id, "seat_ids": seats})),
+        )
+        .await;
+    app.call(
+        Method::POST,
+        "/holds",
+        Some(&bob.token),
+        Some(json!({"show_id": show_id, "seat_ids": seats})),
+    )
+    .await
+    .problem(409, "seat_unavailable");
+    app.clock.advance_minutes(10);
+    assert_eq!(state_of(&app.seat_map(show_id).await, "B1"), "free");
+    let expired = app
+        .call(
+            Method::GET,
+            &format!("/holds/{}", hold.body["id"].as_str().unwrap()),
+            Some(&alice.token),
+            None,
+        )
+        .await;
+    assert_eq!(expired.body["state"], "expired");
+    app.call(Method::POST, "/bookings", Some(&alice.token), Some(json!({"hold_id": hold.body["id"], "payment": {"method": "card", "card_number": CARD_OK}})))
+        .await
+        .problem(409, "hold_expired");
+    let bobs = app
+        .call(
+            Method::POST,
+            "/holds",
+            Some(&bob.token),
+            Some(json!({"show_id": show_id, "seat_ids": seats})),
+        )
+        .await;
+    assert_eq!(
+        bobs.status,
+        StatusCode::CREATED,
+        "an expired hold blocks nobody: {}",
+        bobs.body
+    );
+}
+
+async fn releasing_a_hold_frees_it_for_others(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let (_, show) = app.show_with("org@example.com", 4, 10, 4).await;
+    let show_id = show["id"].as_str().unwrap();
+    let alice = app.register("alice@example.com", "customer").await;
+    let best = app
+        .call(Method::POST, "/holds", Some(&alice.token), Some(json!({"show_id": show_id, "best_available": {"category": "standard", "quantity": 3}})))
+        .await;
+    assert_eq!(best.status, StatusCode::CREATED, "{}", best.body);
+    let labels: Vec<_> = best.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["label"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        labels == ["A1", "A2", "A3"] || labels == ["A2", "A3", "A4"],
+        "adjacent in the front row: {labels:?}"
+    );
+    let path = format!("/holds/{}", best.body["id"].as_str().unwrap());
+    let released = app
+        .call(Method::DELETE, &path, Some(&alice.token), None)
+        .await;
+    assert_eq!(released.body["state"], "released");
+    let map = app.seat_map(show_id).await;
+    assert!(labels.iter().all(|l| state_of(&map, l) == "free"));
+}
+
+async fn ticket_limits_are_enforced(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let (_, show) = app.show_with("org@example.com", 4, 50, 4).await;
+    let show_id = show["id"].as_str().unwrap();
+    let area = app.seat_map(show_id).await["areas"][0]["id"].clone();
+    let alice = app.register("alice@example.com", "customer").await;
+    let five = json!({"show_id": show_id, "areas": [{"area_id": area, "quantity": 5}]});
+    app.call(Method::POST, "/holds", Some(&alice.token), Some(five))
+        .await
+        .problem(422, "limit_exceeded");
+    let three = json!({"show_id": show_id, "areas": [{"area_id": area, "quantity": 3}]});
+    assert_eq!(
+        app.call(
+            Method::POST,
+            "/holds",
+            Some(&alice.token),
+            Some(three.clone())
+        )
+        .await
+        .status,
+        StatusCode::CREATED
+    );
+    app.call(Method::POST, "/holds", Some(&alice.token), Some(three))
+        .await
+        .problem(422, "limit_exceeded");
+    let map = app.seat_map(show_id).await;
+    assert_eq!(map["areas"][0]["held"], 3, "a refused hold holds nothing");
+}
+
+async fn idempotent_retries_answer_the_same(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let (_, show) = app.show_with("org@example.com", 4, 10, 4).await;
+    let show_id = show["id"].as_str().unwrap();
+    let alice = app.register("alice@example.com", "customer").await;
+    let body =
+        json!({"show_id": show_id, "seat_ids": seat_ids(&app.seat_map(show_id).await, &["A1"])});
+    let send = |key: &'static str, body: Value| {
+        let request = app
+            .request(Method::POST, "/holds")
+            .bearer_auth(&alice.token)
+            .header("idempotency-key", key)
+            .json(&body);
+        async move { boxoffice_testkit::Reply::from(request.send().await.unwrap()).await }
+    };
+    let first = send("hold-1", body.clone()).await;
+    assert_eq!(first.status, StatusCode::CREATED, "{}", first.body);
+    let retry = send("hold-1", body.clone()).await;
+    assert_eq!(
+        (retry.status, &retry.body),
+        (StatusCode::CREATED, &first.body)
+    );
+    assert_eq!(retry.headers.get("idempotent-replayed").unwrap(), "true");
+    let other =
+        json!({"show_id": show_id, "seat_ids": seat_ids(&app.seat_map(show_id).await, &["A2"])});
+    send("hold-1", other)
+        .await
+        .problem(422, "idempotency_key_reused");
+    assert_eq!(
+        state_of(&app.seat_map(show_id).await, "A2"),
+        "free",
+        "a reused key changes nothing"
+    );
+    let map = app.seat_map(show_id).await;
+    assert_eq!(map["availability"][0]["held"], 1);
+}
+
+crate::on_both_engines!(
+    hold_pay_and_cancel,
+    expired_holds_free_their_seats_and_cannot_be_paid,
+    releasing_a_hold_frees_it_for_others,
+    ticket_limits_are_enforced,
+    idempotent_retries_answer_the_same,
+);

@@ -1,0 +1,234 @@
+//! The real app on `127.0.0.1:0` with a movable clock, and a client that talks to it as a
+//! customer or organizer would.
+
+use crate::{Engine, TestDatabase};
+use boxoffice_core::{Clock, ManualClock, Timestamp};
+use boxoffice_server::auth::PasswordCost;
+use boxoffice_store::Store;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use tokio::sync::oneshot;
+
+pub struct TestApp {
+    pub base: String,
+    pub store: Arc<dyn Store>,
+    pub clock: ManualClock,
+    pub http: reqwest::Client,
+    pub engine: Engine,
+    _db: TestDatabase,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+/// 2030-01-01: far enough ahead that shows created "tomorrow" are in the future.
+pub const START: Timestamp = Timestamp::from_unix_ms(1_893_456_000_000);
+
+impl TestApp {
+    pub async fn spawn(engine: Engine) -> Self {
+        let db = TestDatabase::fresh(engine).await;
+        let store = db.store().await;
+        let clock = ManualClock::starting_at(START);
+        let config = boxoffice_server::Config {
+            password_cost: PasswordCost::CHEAPEST,
+            hashing_concurrency: 4,
+            ..Default::default()
+        };
+        let shared_clock: Arc<dyn Clock> = Arc::new(clock.clone());
+        let app = boxoffice_server::state(store.clone(), shared_clock, config)
+            .await
+            .expect("app state");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind a loopback port");
+        let base = format!("http://{}", listener.local_addr().expect("bound address"));
+        let (stop, stopped) = oneshot::channel::<()>();
+        tokio::spawn(boxoffice_server::serve(listener, app, async {
+            let _ = stopped.await;
+        }));
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(64)
+            .build()
+            .expect("http client");
+        Self {
+            base,
+            store,
+            clock,
+            http,
+            engine,
+            _db: db,
+            stop: Some(stop),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}/api/v1{path}", self.base)
+    }
+
+    /// A raw request, for tests about headers and bad input.
+    pub fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        self.http.request(method, self.url(path))
+    }
+
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Reply {
+        let mut request = self.request(method, path);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        Reply::from(request.send().await.expect("the server answers")).await
+    }
+
+    /// Registers an account and returns its bearer token.
+    pub async fn register(&self, email: &str, role: &str) -> Session {
+        let reply = self
+            .call(
+                Method::POST,
+                "/auth/register",
+                None,
+                Some(json!({"email": email, "password": "correct horse battery", "name": email, "role": role})),
+            )
+            .await;
+        assert_eq!(
+            reply.status,
+            StatusCode::CREATED,
+            "register {email}: {}",
+            reply.body
+        );
+        Session {
+            token: reply.body["token"].as_str().expect("a token").to_owned(),
+            user_id: reply.body["user"]["id"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    /// An organizer with a venue (rows A and B of `seats_per_row` standard seats, a standing
+    /// area of `capacity`), an event and one show tomorrow; returns the organizer and the show.
+    pub async fn show_with(
+        &self,
+        email: &str,
+        seats_per_row: i64,
+        capacity: i64,
+        max_per_order: i64,
+    ) -> (Session, Value) {
+        let organizer = self.register(email, "organizer").await;
+        let venue = self
+            .call(
+                Method::POST,
+                "/venues",
+                Some(&organizer.token),
+                Some(json!({
+                    "name": "Test Hall", "city": "Testville",
+                    "sections": [{"name": "Stalls", "rows": [
+                        {"label": "A", "count": seats_per_row, "category": "standard"},
+                        {"label": "B", "count": seats_per_row, "category": "standard"}]}],
+                    "areas": [{"name": "Floor", "category": "standing", "capacity": capacity}]
+                })),
+            )
+            .await;
+        assert_eq!(venue.status, StatusCode::CREATED, "{}", venue.body);
+        let event = self
+            .call(
+                Method::POST,
+                "/events",
+                Some(&organizer.token),
+                Some(json!({"title": "Test Gig", "kind": "concert"})),
+            )
+            .await;
+        assert_eq!(event.status, StatusCode::CREATED, "{}", event.body);
+        let show = self
+            .call(
+                Method::POST,
+                "/shows",
+                Some(&organizer.token),
+                Some(json!({
+                    "event_id": event.body["id"], "venue_id": venue.body["id"],
+                    "starts_at": self.clock.now().plus_minutes(24 * 60), "currency": "EUR",
+                    "prices": {"standard": 2000, "standing": 1000}, "hold_minutes": 10,
+                    "max_tickets_per_order": max_per_order, "max_tickets_per_customer": max_per_order
+                })),
+            )
+            .await;
+        assert_eq!(show.status, StatusCode::CREATED, "{}", show.body);
+        (organizer, show.body)
+    }
+
+    pub async fn seat_map(&self, show_id: &str) -> Value {
+        let reply = self
+            .call(Method::GET, &format!("/shows/{show_id}/seats"), None, None)
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        reply.body
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Session {
+    pub token: String,
+    pub user_id: String,
+}
+
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub content_type: String,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    pub async fn from(response: reqwest::Response) -> Self {
+        let status = response.status();
+        let headers = response.headers().clone();
+        let content_type = headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let text = response.text().await.expect("a body");
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        Self {
+            status,
+            content_type,
+            headers,
+            body,
+        }
+    }
+
+    /// Asserts an RFC 9457 problem of the given status and type, and returns it.
+    pub fn problem(&self, status: u16, kind: &str) -> &Value {
+        assert_eq!(
+            self.status.as_u16(),
+            status,
+            "unexpected status; body {}",
+            self.body
+        );
+        assert_eq!(
+            self.content_type, "application/problem+json",
+            "body {}",
+            self.body
+        );
+        assert_eq!(self.body["type"], kind, "body {}", self.body);
+        assert_eq!(self.body["status"], status);
+        assert!(self.body["title"].is_string() && self.body["detail"].is_string());
+        &self.body
+    }
+}
