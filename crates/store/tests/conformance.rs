@@ -601,7 +601,7 @@ async fn racing_general_admission_stays_within_capacity(engine: Engine) {
     }
     let area = f.map(f.now).await.areas.remove(0);
     assert_eq!(area.held + area.sold, granted);
-    assert!(granted <= 10 && granted >= 7, "granted {granted} of 10");
+    assert!((7..=10).contains(&granted), "granted {granted} of 10");
     assert!(area.free >= 0);
 }
 

@@ -166,6 +166,8 @@ fn spawn_watchdog(bin: &Path, data: &Path, dir: &Path, root: bool) {
         pid = std::process::id(),
         dir = dir.display()
     );
+    // Never waited for on purpose: the watchdog must outlive this process to clean up after it.
+    #[allow(clippy::zombie_processes)]
     Command::new("sh")
         .args(["-c", &script])
         .stdin(Stdio::null())
