@@ -31,6 +31,7 @@ impl TestApp {
         let config = boxoffice_server::Config {
             password_cost: PasswordCost::CHEAPEST,
             hashing_concurrency: 4,
+            sweep_interval: std::time::Duration::from_millis(50),
             ..Default::default()
         };
         let shared_clock: Arc<dyn Clock> = Arc::new(clock.clone());

@@ -260,7 +260,30 @@ async fn idempotent_retries_answer_the_same(engine: Engine) {
     assert_eq!(map["availability"][0]["held"], 1);
 }
 
+async fn the_sweeper_tidies_expired_holds(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let (_, show) = app.show_with("org@example.com", 4, 10, 4).await;
+    let show_id = show["id"].as_str().unwrap();
+    let alice = app.register("alice@example.com", "customer").await;
+    let seats = seat_ids(&app.seat_map(show_id).await, &["A1", "A2"]);
+    let hold = app.call(Method::POST, "/holds", Some(&alice.token), Some(json!({"show_id": show_id, "seat_ids": seats}))).await;
+    let hold_id = boxoffice_core::ids::HoldId::parse(hold.body["id"].as_str().unwrap()).unwrap();
+    app.clock.advance_minutes(10);
+    // The stored state (not the state as of now) changes only when the sweeper runs.
+    let mut stored = app.store.hold(&hold_id).await.unwrap().unwrap().state;
+    for _ in 0..200 {
+        if stored == boxoffice_core::hold::HoldState::Expired {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        stored = app.store.hold(&hold_id).await.unwrap().unwrap().state;
+    }
+    assert_eq!(stored, boxoffice_core::hold::HoldState::Expired, "the sweeper never ran");
+    assert_eq!(app.seat_map(show_id).await["availability"][0]["held"], 0);
+}
+
 crate::on_both_engines!(
+    the_sweeper_tidies_expired_holds,
     hold_pay_and_cancel,
     expired_holds_free_their_seats_and_cannot_be_paid,
     releasing_a_hold_frees_it_for_others,
