@@ -63,7 +63,7 @@ pub async fn seed(app: &AppState) -> anyhow::Result<bool> {
     let cinema = cinema
         .into_venue(organizer.clone(), now)
         .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    app.store.insert_venue(&cinema).await?;
+    app.store.insert_venue(&cinema, None).await?;
 
     let balcony: Vec<_> = (1..=5)
         .map(|n| json!({ "label": format!("R{n}"), "count": 20, "category": "seated" }))
@@ -76,7 +76,7 @@ pub async fn seed(app: &AppState) -> anyhow::Result<bool> {
     let arena = arena
         .into_venue(organizer.clone(), now)
         .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    app.store.insert_venue(&arena).await?;
+    app.store.insert_venue(&arena, None).await?;
 
     let film = EventInput {
         title: "The Long Night".into(),
@@ -85,7 +85,7 @@ pub async fn seed(app: &AppState) -> anyhow::Result<bool> {
     }
     .into_event(organizer.clone(), now)
     .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    app.store.insert_event(&film).await?;
+    app.store.insert_event(&film, None).await?;
     let concert = EventInput {
         title: "Northern Lights Live".into(),
         kind: EventKind::Concert,
@@ -93,7 +93,7 @@ pub async fn seed(app: &AppState) -> anyhow::Result<bool> {
     }
     .into_event(organizer.clone(), now)
     .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    app.store.insert_event(&concert).await?;
+    app.store.insert_event(&concert, None).await?;
 
     let midnight = now.unix_ms() - now.unix_ms().rem_euclid(DAY_MS);
     for day in 1..=14 {
@@ -108,7 +108,7 @@ pub async fn seed(app: &AppState) -> anyhow::Result<bool> {
             let show = show
                 .into_show(&film, &cinema, now)
                 .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-            app.store.insert_show(&show).await?;
+            app.store.insert_show(&show, None).await?;
         }
     }
     for day in [6, 13] {
@@ -122,7 +122,7 @@ pub async fn seed(app: &AppState) -> anyhow::Result<bool> {
         let show = show
             .into_show(&concert, &arena, now)
             .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-        app.store.insert_show(&show).await?;
+        app.store.insert_show(&show, None).await?;
     }
     Ok(true)
 }

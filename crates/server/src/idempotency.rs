@@ -176,3 +176,33 @@ pub fn respond<T: Serialize>(
         ),
     }
 }
+
+/// Runs `command` at most once per key: a saved answer is replayed, a reused or busy key is
+/// refused, and otherwise the command runs with the key it must record with its effect.
+pub async fn run<T, F, Fut>(
+    app: &crate::state::AppState,
+    user_id: &UserId,
+    header: KeyHeader,
+    fingerprint: String,
+    status: StatusCode,
+    command: F,
+) -> Result<Response, ApiError>
+where
+    T: Serialize,
+    F: FnOnce(Option<IdempotencyKey>) -> Fut,
+    Fut: std::future::Future<Output = Result<Outcome<T>, ApiError>>,
+{
+    match app
+        .in_flight
+        .start(&*app.store, user_id, header, fingerprint, status)
+        .await?
+    {
+        Start::Replay(first) => Ok(first),
+        Start::Run { key, claim } => {
+            let outcome = command(key.clone()).await?;
+            let response = respond(outcome, status, key.as_ref());
+            drop(claim);
+            response
+        }
+    }
+}

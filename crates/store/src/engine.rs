@@ -705,7 +705,8 @@ macro_rules! store_engine {
                 Ok(sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(&self.pool).await?)
             }
 
-            async fn insert_venue(&self, venue: &Venue) -> StoreResult<()> {
+            async fn insert_venue(&self, venue: &Venue, idem: Option<&IdempotencyKey>) -> StoreResult<Outcome<()>> {
+                once(self, idem, async {
                 let mut w = self.begin_write().await?;
                 let conn = &mut *w.tx;
                 sqlx::query(
@@ -760,8 +761,8 @@ macro_rules! store_engine {
                     .execute(&mut *conn)
                     .await?;
                 }
-                w.tx.commit().await?;
-                Ok(())
+                finish(self, w, idem, venue, venue.created_at).await.map(Outcome::discard)
+                }).await
             }
 
             async fn venue(&self, id: &VenueId) -> StoreResult<Option<Venue>> {
@@ -825,7 +826,9 @@ macro_rules! store_engine {
                     .collect())
             }
 
-            async fn insert_event(&self, event: &Event) -> StoreResult<()> {
+            async fn insert_event(&self, event: &Event, idem: Option<&IdempotencyKey>) -> StoreResult<Outcome<()>> {
+                once(self, idem, async {
+                let mut w = self.begin_write().await?;
                 sqlx::query(
                     "INSERT INTO events (id, organizer_id, title, kind, description, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
                 )
@@ -835,9 +838,10 @@ macro_rules! store_engine {
                 .bind(event.kind.as_str())
                 .bind(event.description.clone())
                 .bind(event.created_at.unix_ms())
-                .execute(&self.pool)
+                .execute(&mut *w.tx)
                 .await?;
-                Ok(())
+                finish(self, w, idem, event, event.created_at).await.map(Outcome::discard)
+                }).await
             }
 
             async fn event(&self, id: &EventId) -> StoreResult<Option<Event>> {
@@ -862,7 +866,8 @@ macro_rules! store_engine {
                 rows.into_iter().map(Event::try_from).collect()
             }
 
-            async fn insert_show(&self, show: &Show) -> StoreResult<()> {
+            async fn insert_show(&self, show: &Show, idem: Option<&IdempotencyKey>) -> StoreResult<Outcome<()>> {
+                once(self, idem, async {
                 let mut w = self.begin_write().await?;
                 let conn = &mut *w.tx;
                 sqlx::query(
@@ -906,8 +911,8 @@ macro_rules! store_engine {
                 .bind(show.venue_id.to_string())
                 .execute(&mut *conn)
                 .await?;
-                w.tx.commit().await?;
-                Ok(())
+                finish(self, w, idem, show, show.created_at).await.map(Outcome::discard)
+                }).await
             }
 
             async fn show(&self, id: &ShowId) -> StoreResult<Option<Show>> {

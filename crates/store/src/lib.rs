@@ -65,6 +65,26 @@ pub enum Outcome<T> {
     Replayed(SavedResponse),
 }
 
+impl Outcome<()> {
+    /// The answer of an insert: the inserted value, unless the first answer is replayed.
+    pub fn with<T>(self, value: T) -> Outcome<T> {
+        match self {
+            Outcome::Done(()) => Outcome::Done(value),
+            Outcome::Replayed(saved) => Outcome::Replayed(saved),
+        }
+    }
+}
+
+impl<T> Outcome<T> {
+    /// Keeps only whether it was done now or replayed.
+    pub fn discard(self) -> Outcome<()> {
+        match self {
+            Outcome::Done(_) => Outcome::Done(()),
+            Outcome::Replayed(saved) => Outcome::Replayed(saved),
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct CreateHold {
     pub hold_id: HoldId,
@@ -126,16 +146,30 @@ pub trait Store: Send + Sync + 'static {
     async fn credentials(&self, email: &str) -> StoreResult<Option<(User, String)>>;
     async fn user_count(&self) -> StoreResult<i64>;
 
-    async fn insert_venue(&self, venue: &Venue) -> StoreResult<()>;
+    /// The catalog inserts take an optional key like every command: `Done(())` means "inserted,
+    /// answer with the value you passed"; the value is what a replay answers.
+    async fn insert_venue(
+        &self,
+        venue: &Venue,
+        idem: Option<&IdempotencyKey>,
+    ) -> StoreResult<Outcome<()>>;
     async fn venue(&self, id: &VenueId) -> StoreResult<Option<Venue>>;
     async fn venues_of(&self, owner: &UserId) -> StoreResult<Vec<VenueSummary>>;
 
-    async fn insert_event(&self, event: &Event) -> StoreResult<()>;
+    async fn insert_event(
+        &self,
+        event: &Event,
+        idem: Option<&IdempotencyKey>,
+    ) -> StoreResult<Outcome<()>>;
     async fn event(&self, id: &EventId) -> StoreResult<Option<Event>>;
     async fn events(&self, after: Option<&EventId>, limit: i64) -> StoreResult<Vec<Event>>;
 
     /// Creates the show and its inventory (a row per seat, a counter per area) in one transaction.
-    async fn insert_show(&self, show: &Show) -> StoreResult<()>;
+    async fn insert_show(
+        &self,
+        show: &Show,
+        idem: Option<&IdempotencyKey>,
+    ) -> StoreResult<Outcome<()>>;
     async fn show(&self, id: &ShowId) -> StoreResult<Option<Show>>;
     async fn shows(&self, filter: &ShowFilter) -> StoreResult<Vec<Show>>;
     async fn seat_map(&self, show: &Show, now: Timestamp) -> StoreResult<SeatMap>;

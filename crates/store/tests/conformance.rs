@@ -56,7 +56,7 @@ impl Fixture {
         }))
         .unwrap();
         let venue = venue.into_venue(organizer.id.clone(), now).unwrap();
-        store.insert_venue(&venue).await.unwrap();
+        store.insert_venue(&venue, None).await.unwrap();
         let event = EventInput {
             title: "Gig".into(),
             kind: boxoffice_core::catalog::EventKind::Concert,
@@ -64,7 +64,7 @@ impl Fixture {
         }
         .into_event(organizer.id.clone(), now)
         .unwrap();
-        store.insert_event(&event).await.unwrap();
+        store.insert_event(&event, None).await.unwrap();
         let show: ShowInput = serde_json::from_value(serde_json::json!({
             "event_id": event.id, "venue_id": venue.id, "starts_at": now.plus_ms(24 * HOUR_MS),
             "currency": "EUR", "prices": {"standard": 2500, "standing": 1500},
@@ -72,7 +72,7 @@ impl Fixture {
         }))
         .unwrap();
         let show = show.into_show(&event, &venue, now).unwrap();
-        store.insert_show(&show).await.unwrap();
+        store.insert_show(&show, None).await.unwrap();
         Self {
             store,
             _db: db,

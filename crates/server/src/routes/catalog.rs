@@ -4,9 +4,11 @@
 use crate::auth::Auth;
 use crate::error::ApiResult;
 use crate::extract::{ApiJson, page_limit, path_id};
+use crate::idempotency::{self, KeyHeader};
 use crate::state::AppState;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use axum::response::Response;
 use axum::routing::get;
 use axum::{Json, Router};
 use boxoffice_core::DomainError;
@@ -69,12 +71,22 @@ struct EventView {
 async fn create_venue(
     State(app): State<AppState>,
     auth: Auth,
+    key: KeyHeader,
     body: ApiJson<VenueInput>,
-) -> ApiResult<(StatusCode, Json<Venue>)> {
+) -> ApiResult<Response> {
     let owner = auth.organizer()?.user_id.clone();
-    let venue = body.value.into_venue(owner, app.clock.now())?;
-    app.store.insert_venue(&venue).await?;
-    Ok((StatusCode::CREATED, Json(venue)))
+    let fingerprint = idempotency::fingerprint("POST", "/api/v1/venues", &body.canonical);
+    let venue = body.value.into_venue(owner.clone(), app.clock.now())?;
+    let store = app.store.clone();
+    idempotency::run(
+        &app,
+        &owner,
+        key,
+        fingerprint,
+        StatusCode::CREATED,
+        |key| async move { Ok(store.insert_venue(&venue, key.as_ref()).await?.with(venue)) },
+    )
+    .await
 }
 
 async fn my_venues(State(app): State<AppState>, auth: Auth) -> ApiResult<Json<Vec<VenueSummary>>> {
@@ -99,12 +111,22 @@ async fn venue(
 async fn create_event(
     State(app): State<AppState>,
     auth: Auth,
+    key: KeyHeader,
     body: ApiJson<EventInput>,
-) -> ApiResult<(StatusCode, Json<Event>)> {
+) -> ApiResult<Response> {
     let organizer = auth.organizer()?.user_id.clone();
-    let event = body.value.into_event(organizer, app.clock.now())?;
-    app.store.insert_event(&event).await?;
-    Ok((StatusCode::CREATED, Json(event)))
+    let fingerprint = idempotency::fingerprint("POST", "/api/v1/events", &body.canonical);
+    let event = body.value.into_event(organizer.clone(), app.clock.now())?;
+    let store = app.store.clone();
+    idempotency::run(
+        &app,
+        &organizer,
+        key,
+        fingerprint,
+        StatusCode::CREATED,
+        |key| async move { Ok(store.insert_event(&event, key.as_ref()).await?.with(event)) },
+    )
+    .await
 }
 
 async fn events(
@@ -149,12 +171,15 @@ async fn with_availability(app: &AppState, show: Show) -> ApiResult<ShowView> {
     Ok(ShowView { show, availability })
 }
 
+/// Answers with the show as created; its availability is on `GET /shows/{id}`.
 async fn create_show(
     State(app): State<AppState>,
     auth: Auth,
+    key: KeyHeader,
     body: ApiJson<ShowInput>,
-) -> ApiResult<(StatusCode, Json<ShowView>)> {
-    let actor = auth.organizer()?;
+) -> ApiResult<Response> {
+    let actor = auth.organizer()?.clone();
+    let fingerprint = idempotency::fingerprint("POST", "/api/v1/shows", &body.canonical);
     let input = body.value;
     let event_id = EventId::parse(&input.event_id)
         .ok_or(DomainError::invalid("event_id", "not an event id"))?;
@@ -177,11 +202,16 @@ async fn create_show(
         "no such venue of the event's organizer",
     ))?;
     let show = input.into_show(&event, &venue, app.clock.now())?;
-    app.store.insert_show(&show).await?;
-    Ok((
+    let store = app.store.clone();
+    idempotency::run(
+        &app,
+        &actor.user_id,
+        key,
+        fingerprint,
         StatusCode::CREATED,
-        Json(with_availability(&app, show).await?),
-    ))
+        |key| async move { Ok(store.insert_show(&show, key.as_ref()).await?.with(show)) },
+    )
+    .await
 }
 
 async fn shows(

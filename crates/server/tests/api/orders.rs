@@ -38,7 +38,10 @@ async fn hold_pay_and_cancel(engine: Engine) {
     let app = TestApp::spawn(engine).await;
     let (_, show) = app.show_with("org@example.com", 6, 20, 6).await;
     let show_id = show["id"].as_str().unwrap();
-    assert_eq!(show["availability"][0]["free"], 12);
+    let listed = app
+        .call(Method::GET, &format!("/shows/{show_id}"), None, None)
+        .await;
+    assert_eq!(listed.body["availability"][0]["free"], 12);
     let alice = app.register("alice@example.com", "customer").await;
     let map = app.seat_map(show_id).await;
     let hold = app
@@ -266,7 +269,14 @@ async fn the_sweeper_tidies_expired_holds(engine: Engine) {
     let show_id = show["id"].as_str().unwrap();
     let alice = app.register("alice@example.com", "customer").await;
     let seats = seat_ids(&app.seat_map(show_id).await, &["A1", "A2"]);
-    let hold = app.call(Method::POST, "/holds", Some(&alice.token), Some(json!({"show_id": show_id, "seat_ids": seats}))).await;
+    let hold = app
+        .call(
+            Method::POST,
+            "/holds",
+            Some(&alice.token),
+            Some(json!({"show_id": show_id, "seat_ids": seats})),
+        )
+        .await;
     let hold_id = boxoffice_core::ids::HoldId::parse(hold.body["id"].as_str().unwrap()).unwrap();
     app.clock.advance_minutes(10);
     // The stored state (not the state as of now) changes only when the sweeper runs.
@@ -278,11 +288,78 @@ async fn the_sweeper_tidies_expired_holds(engine: Engine) {
         tokio::time::sleep(std::time::Duration::from_millis(25)).await;
         stored = app.store.hold(&hold_id).await.unwrap().unwrap().state;
     }
-    assert_eq!(stored, boxoffice_core::hold::HoldState::Expired, "the sweeper never ran");
+    assert_eq!(
+        stored,
+        boxoffice_core::hold::HoldState::Expired,
+        "the sweeper never ran"
+    );
     assert_eq!(app.seat_map(show_id).await["availability"][0]["held"], 0);
 }
 
+async fn catalog_creation_is_idempotent(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let organizer = app.register("org@example.com", "organizer").await;
+    let send = |path: &'static str, key: &'static str, body: Value| {
+        let request = app
+            .request(Method::POST, path)
+            .bearer_auth(&organizer.token)
+            .header("idempotency-key", key)
+            .json(&body);
+        async move { boxoffice_testkit::Reply::from(request.send().await.unwrap()).await }
+    };
+    let layout = json!({"name": "Hall", "areas": [{"name": "Floor", "category": "standing", "capacity": 50}]});
+    let first = send("/venues", "v1", layout.clone()).await;
+    assert_eq!(first.status, StatusCode::CREATED, "{}", first.body);
+    let retry = send("/venues", "v1", layout).await;
+    assert_eq!(
+        (retry.status, &retry.body),
+        (StatusCode::CREATED, &first.body)
+    );
+    send(
+        "/venues",
+        "v1",
+        json!({"name": "Other", "areas": [{"name": "F", "category": "standing", "capacity": 5}]}),
+    )
+    .await
+    .problem(422, "idempotency_key_reused");
+    let venues = app
+        .call(Method::GET, "/venues", Some(&organizer.token), None)
+        .await;
+    assert_eq!(
+        venues.body.as_array().unwrap().len(),
+        1,
+        "one venue despite the retry"
+    );
+    let event = json!({"title": "Gig", "kind": "concert"});
+    let (e1, e2) = (
+        send("/events", "e1", event.clone()).await,
+        send("/events", "e1", event).await,
+    );
+    assert_eq!(e1.body, e2.body);
+    let show = json!({"event_id": e1.body["id"], "venue_id": first.body["id"], "starts_at": "2031-01-01T20:00:00Z",
+        "currency": "EUR", "prices": {"standing": 3000}});
+    let (s1, s2) = (
+        send("/shows", "s1", show.clone()).await,
+        send("/shows", "s1", show).await,
+    );
+    assert_eq!((s1.status, &s1.body), (StatusCode::CREATED, &s2.body));
+    let listed = app
+        .call(
+            Method::GET,
+            &format!("/shows?event_id={}", e1.body["id"].as_str().unwrap()),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(
+        listed.body["items"].as_array().unwrap().len(),
+        1,
+        "one show despite the retry"
+    );
+}
+
 crate::on_both_engines!(
+    catalog_creation_is_idempotent,
     the_sweeper_tidies_expired_holds,
     hold_pay_and_cancel,
     expired_holds_free_their_seats_and_cannot_be_paid,
