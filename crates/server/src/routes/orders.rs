@@ -4,7 +4,7 @@
 use crate::auth::Auth;
 use crate::error::ApiResult;
 use crate::extract::{ApiJson, page_limit, path_id};
-use crate::idempotency::{self, KeyHeader, Start};
+use crate::idempotency::{self, KeyHeader};
 use crate::state::AppState;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -85,29 +85,27 @@ async fn create_hold(
         areas,
         body.best_available.map(|b| (b.category, b.quantity)),
     )?;
-    let (key, _claim) = match app
-        .in_flight
-        .start(
-            &*app.store,
-            &actor.user_id,
-            key,
-            fingerprint,
-            StatusCode::CREATED,
-        )
-        .await?
-    {
-        Start::Run { key, claim } => (key, claim),
-        Start::Replay(first) => return Ok(first),
-    };
-    let cmd = CreateHold {
-        hold_id: HoldId::generate(),
-        show_id,
-        user_id: actor.user_id.clone(),
-        request,
-        now: app.clock.now(),
-    };
-    let outcome = app.store.create_hold(cmd, key.as_ref()).await?;
-    idempotency::respond(outcome, StatusCode::CREATED, key.as_ref())
+    let worker = app.clone();
+    idempotency::run(
+        &app,
+        &actor.user_id.clone(),
+        key,
+        fingerprint,
+        StatusCode::CREATED,
+        |key| async move {
+            let app = worker;
+            let cmd = CreateHold {
+                hold_id: HoldId::generate(),
+                show_id,
+                user_id: actor.user_id.clone(),
+                request,
+                now: app.clock.now(),
+            };
+            let outcome = app.store.create_hold(cmd, key.as_ref()).await?;
+            Ok(outcome)
+        },
+    )
+    .await
 }
 
 async fn hold(
@@ -153,40 +151,38 @@ async fn book(
     if body.payment.method != "card" {
         return Err(DomainError::invalid("payment.method", "only card is accepted").into());
     }
-    let (key, _claim) = match app
-        .in_flight
-        .start(
-            &*app.store,
-            &actor.user_id,
-            key,
-            fingerprint,
-            StatusCode::CREATED,
-        )
-        .await?
-    {
-        Start::Run { key, claim } => (key, claim),
-        Start::Replay(first) => return Ok(first),
-    };
-    // Check the hold before charging, so a dead hold is never paid for.
-    let now = app.clock.now();
-    let hold = app
-        .store
-        .hold(&hold_id)
-        .await?
-        .ok_or(DomainError::NotFound("hold"))?;
-    hold.check_confirmable(&actor.user_id, now)?;
-    let payment_reference = payment::charge_card(&body.payment.card_number)?;
-    let sign = |id: &boxoffice_core::ids::TicketId| app.tickets.sign(id);
-    let cmd = ConfirmHold {
-        booking_id: BookingId::generate(),
-        hold_id,
-        user_id: actor.user_id.clone(),
-        payment_reference,
-        now,
-        sign_ticket: &sign,
-    };
-    let outcome = app.store.confirm_hold(cmd, key.as_ref()).await?;
-    idempotency::respond(outcome, StatusCode::CREATED, key.as_ref())
+    let worker = app.clone();
+    idempotency::run(
+        &app,
+        &actor.user_id.clone(),
+        key,
+        fingerprint,
+        StatusCode::CREATED,
+        |key| async move {
+            let app = worker;
+            // Check the hold before charging, so a dead hold is never paid for.
+            let now = app.clock.now();
+            let hold = app
+                .store
+                .hold(&hold_id)
+                .await?
+                .ok_or(DomainError::NotFound("hold"))?;
+            hold.check_confirmable(&actor.user_id, now)?;
+            let payment_reference = payment::charge_card(&body.payment.card_number)?;
+            let sign = |id: &boxoffice_core::ids::TicketId| app.tickets.sign(id);
+            let cmd = ConfirmHold {
+                booking_id: BookingId::generate(),
+                hold_id,
+                user_id: actor.user_id.clone(),
+                payment_reference,
+                now,
+                sign_ticket: &sign,
+            };
+            let outcome = app.store.confirm_hold(cmd, key.as_ref()).await?;
+            Ok(outcome)
+        },
+    )
+    .await
 }
 
 #[derive(Deserialize)]
@@ -247,23 +243,21 @@ async fn cancel(
     let id = path_id(&id, BookingId::parse, "booking")?;
     let path = format!("/api/v1/bookings/{id}/cancel");
     let fingerprint = idempotency::fingerprint("POST", &path, "");
-    let (key, _claim) = match app
-        .in_flight
-        .start(
-            &*app.store,
-            &actor.user_id,
-            key,
-            fingerprint,
-            StatusCode::OK,
-        )
-        .await?
-    {
-        Start::Run { key, claim } => (key, claim),
-        Start::Replay(first) => return Ok(first),
-    };
-    let outcome = app
-        .store
-        .cancel_booking(&id, &actor.user_id, app.clock.now(), key.as_ref())
-        .await?;
-    idempotency::respond(outcome, StatusCode::OK, key.as_ref())
+    let worker = app.clone();
+    idempotency::run(
+        &app,
+        &actor.user_id.clone(),
+        key,
+        fingerprint,
+        StatusCode::OK,
+        |key| async move {
+            let app = worker;
+            let outcome = app
+                .store
+                .cancel_booking(&id, &actor.user_id, app.clock.now(), key.as_ref())
+                .await?;
+            Ok(outcome)
+        },
+    )
+    .await
 }
