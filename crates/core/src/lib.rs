@@ -13,6 +13,7 @@ pub mod inventory;
 pub mod model;
 pub mod money;
 pub mod payment;
+pub mod schedule;
 pub mod user;
 pub mod venue;
 

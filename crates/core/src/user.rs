@@ -2,7 +2,8 @@
 //! password cannot reach the store.
 
 use crate::error::{DomainError, Problems};
-use crate::{Timestamp, ids::UserId};
+use crate::Timestamp;
+use crate::ids::{OrganizerId, SessionId, UserId};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -32,12 +33,84 @@ impl Role {
     }
 }
 
+/// A suspended or deleted account loses access at once: every request checks it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccountState {
+    Active,
+    Suspended,
+    Deleted,
+}
+
+impl AccountState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccountState::Active => "active",
+            AccountState::Suspended => "suspended",
+            AccountState::Deleted => "deleted",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "active" => Some(AccountState::Active),
+            "suspended" => Some(AccountState::Suspended),
+            "deleted" => Some(AccountState::Deleted),
+            _ => None,
+        }
+    }
+}
+
+/// A member's standing in an organizer: owners manage members, staff run the catalog.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MemberRole {
+    Owner,
+    Staff,
+}
+
+impl MemberRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MemberRole::Owner => "owner",
+            MemberRole::Staff => "staff",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "owner" => Some(MemberRole::Owner),
+            "staff" => Some(MemberRole::Staff),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Membership {
+    pub organizer_id: OrganizerId,
+    pub role: MemberRole,
+}
+
+/// A tenant: owns venues, events and shows; its members act for it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Organizer {
+    pub id: OrganizerId,
+    pub name: String,
+    pub state: AccountState,
+    pub created_at: Timestamp,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct User {
     pub id: UserId,
     pub email: String,
     pub name: String,
     pub role: Role,
+    pub state: AccountState,
+    /// The organizer this user works for, if any (one at most).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub organizer: Option<Membership>,
     pub created_at: Timestamp,
 }
 
@@ -47,17 +120,30 @@ impl User {
     }
 }
 
-/// Who is asking: enough to decide tenant walls without another database read.
+/// Who is asking, as checked on this request: an active account in a live session.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Actor {
     pub user_id: UserId,
     pub role: Role,
+    pub session_id: SessionId,
+    /// Set only while the organizer itself is active.
+    pub organizer: Option<Membership>,
 }
 
 impl Actor {
-    /// Admins see everything; everyone else only what they own.
+    /// Customer-owned things (holds, bookings): the customer and admins.
     pub fn may_access(&self, owner: &UserId) -> bool {
         self.role == Role::Admin || &self.user_id == owner
+    }
+
+    /// Tenant-owned things (venues, events, shows, figures): its members and admins.
+    pub fn may_manage(&self, organizer: &OrganizerId) -> bool {
+        self.role == Role::Admin || self.organizer.as_ref().is_some_and(|m| &m.organizer_id == organizer)
+    }
+
+    pub fn is_owner_of(&self, organizer: &OrganizerId) -> bool {
+        self.role == Role::Admin
+            || self.organizer.as_ref().is_some_and(|m| &m.organizer_id == organizer && m.role == MemberRole::Owner)
     }
 }
 
@@ -175,23 +261,26 @@ mod tests {
         assert_eq!(fields, ["email", "password", "name", "role"]);
     }
 
+    fn actor(role: Role, organizer: Option<(OrganizerId, MemberRole)>) -> Actor {
+        Actor {
+            user_id: UserId::generate(),
+            role,
+            session_id: SessionId::generate(),
+            organizer: organizer.map(|(organizer_id, role)| Membership { organizer_id, role }),
+        }
+    }
+
     #[test]
-    fn tenant_wall_lets_only_owner_and_admin_through() {
-        let owner = UserId::generate();
-        let other = Actor {
-            user_id: UserId::generate(),
-            role: Role::Organizer,
-        };
-        let admin = Actor {
-            user_id: UserId::generate(),
-            role: Role::Admin,
-        };
-        let me = Actor {
-            user_id: owner.clone(),
-            role: Role::Organizer,
-        };
-        assert!(!other.may_access(&owner));
-        assert!(admin.may_access(&owner));
-        assert!(me.may_access(&owner));
+    fn tenant_wall_lets_only_members_and_admins_through() {
+        let tenant = OrganizerId::generate();
+        let owner = actor(Role::Organizer, Some((tenant.clone(), MemberRole::Owner)));
+        let staff = actor(Role::Organizer, Some((tenant.clone(), MemberRole::Staff)));
+        let rival = actor(Role::Organizer, Some((OrganizerId::generate(), MemberRole::Owner)));
+        let admin = actor(Role::Admin, None);
+        let customer = actor(Role::Customer, None);
+        assert!(owner.may_manage(&tenant) && staff.may_manage(&tenant) && admin.may_manage(&tenant));
+        assert!(!rival.may_manage(&tenant) && !customer.may_manage(&tenant));
+        assert!(owner.is_owner_of(&tenant) && !staff.is_owner_of(&tenant));
+        assert!(customer.may_access(&customer.user_id) && !customer.may_access(&owner.user_id));
     }
 }

@@ -4,7 +4,7 @@
 
 use crate::Timestamp;
 use crate::error::{DomainError, Problems};
-use crate::ids::{AreaId, SeatId, SectionId, UserId, VenueId};
+use crate::ids::{AreaId, OrganizerId, SeatId, SectionId, VenueId};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashSet};
 
@@ -16,7 +16,7 @@ pub const MAX_AREA_CAPACITY: i64 = 200_000;
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Venue {
     pub id: VenueId,
-    pub owner_id: UserId,
+    pub organizer_id: OrganizerId,
     pub name: String,
     pub city: String,
     pub timezone: String,
@@ -145,7 +145,7 @@ fn valid_text(raw: &str, max: usize) -> bool {
 
 impl VenueInput {
     /// Checks the whole layout, reporting every problem, and gives each part its id.
-    pub fn into_venue(self, owner_id: UserId, now: Timestamp) -> Result<Venue, DomainError> {
+    pub fn into_venue(self, organizer_id: OrganizerId, now: Timestamp) -> Result<Venue, DomainError> {
         let mut problems = Problems::default();
         problems.check(
             valid_text(&self.name, 100),
@@ -308,7 +308,7 @@ impl VenueInput {
 
         problems.finish(Venue {
             id: VenueId::generate(),
-            owner_id,
+            organizer_id,
             name: self.name.trim().to_owned(),
             city: self.city.trim().to_owned(),
             timezone: self.timezone.trim().to_owned(),
@@ -366,7 +366,7 @@ mod tests {
             {"label":"A","count":3,"category":"standard"},
             {"label":"B","seats":[{"number":1,"category":"vip"},{"number":2,"category":"vip","blocked":true}]}]}],
             "areas":[{"name":"Floor","category":"standing","capacity":300}]}"#)
-        .into_venue(UserId::generate(), Timestamp::from_unix_ms(0))
+        .into_venue(OrganizerId::generate(), Timestamp::from_unix_ms(0))
         .unwrap();
         let labels: Vec<_> = venue.seats.iter().map(|s| s.label.as_str()).collect();
         assert_eq!(labels, ["A1", "A2", "A3", "B1", "B2"]);
@@ -384,7 +384,7 @@ mod tests {
             {"label":"A","count":2},
             {"label":"A","seats":[{"number":1,"category":"Bad Cat"},{"number":1,"category":"ok"}]}]}],
             "areas":[{"name":"Floor","category":"standing","capacity":0}]}"#)
-        .into_venue(UserId::generate(), Timestamp::from_unix_ms(0))
+        .into_venue(OrganizerId::generate(), Timestamp::from_unix_ms(0))
         else {
             panic!("layout should be rejected");
         };

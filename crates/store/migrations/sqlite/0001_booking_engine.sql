@@ -1,4 +1,4 @@
--- The booking engine: accounts, venues with layouts, events, shows with per-show inventory,
+-- The booking engine: accounts, organizers (tenants) and sessions, venues with layouts, events, shows with per-show inventory,
 -- holds, bookings, tickets and idempotency records. Times are Unix milliseconds (BIGINT) set by
 -- the application's clock; ids are prefixed text ids.
 
@@ -12,19 +12,58 @@ CREATE TABLE users (
     email         TEXT NOT NULL UNIQUE,
     name          TEXT NOT NULL,
     role          TEXT NOT NULL CHECK (role IN ('customer', 'organizer', 'admin')),
+    state         TEXT NOT NULL DEFAULT 'active' CHECK (state IN ('active', 'suspended', 'deleted')),
     password_hash TEXT NOT NULL,
     created_at    BIGINT NOT NULL
 );
 
+-- Tenants. Their members act for them; a suspended organizer stops selling at once.
+CREATE TABLE organizers (
+    id         TEXT PRIMARY KEY,
+    name       TEXT NOT NULL,
+    state      TEXT NOT NULL CHECK (state IN ('active', 'suspended', 'deleted')),
+    created_at BIGINT NOT NULL
+);
+
+-- A user works for at most one organizer.
+CREATE TABLE memberships (
+    user_id      TEXT PRIMARY KEY REFERENCES users (id),
+    organizer_id TEXT NOT NULL REFERENCES organizers (id),
+    role         TEXT NOT NULL CHECK (role IN ('owner', 'staff')),
+    created_at   BIGINT NOT NULL
+);
+CREATE INDEX memberships_by_organizer ON memberships (organizer_id);
+
+-- A sign-in: the family of its refresh tokens. Access tokens name it, so revoking it ends
+-- every token of the sign-in at once.
+CREATE TABLE sessions (
+    id         TEXT PRIMARY KEY,
+    user_id    TEXT NOT NULL REFERENCES users (id),
+    state      TEXT NOT NULL CHECK (state IN ('active', 'revoked')),
+    created_at BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL
+);
+CREATE INDEX sessions_by_user ON sessions (user_id);
+
+-- Only hashes are stored; a token used twice revokes its whole session.
+CREATE TABLE refresh_tokens (
+    token_hash TEXT PRIMARY KEY,
+    session_id TEXT NOT NULL REFERENCES sessions (id),
+    state      TEXT NOT NULL CHECK (state IN ('active', 'used')),
+    created_at BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL
+);
+CREATE INDEX refresh_tokens_by_session ON refresh_tokens (session_id);
+
 CREATE TABLE venues (
     id         TEXT PRIMARY KEY,
-    owner_id   TEXT NOT NULL REFERENCES users (id),
+    organizer_id TEXT NOT NULL REFERENCES organizers (id),
     name       TEXT NOT NULL,
     city       TEXT NOT NULL,
     timezone   TEXT NOT NULL,
     created_at BIGINT NOT NULL
 );
-CREATE INDEX venues_by_owner ON venues (owner_id, id);
+CREATE INDEX venues_by_organizer ON venues (organizer_id, id);
 
 CREATE TABLE sections (
     id       TEXT PRIMARY KEY,
@@ -60,20 +99,35 @@ CREATE TABLE areas (
 CREATE INDEX areas_by_venue ON areas (venue_id, position);
 
 CREATE TABLE events (
-    id           TEXT PRIMARY KEY,
-    organizer_id TEXT NOT NULL REFERENCES users (id),
-    title        TEXT NOT NULL,
-    kind         TEXT NOT NULL,
-    description  TEXT NOT NULL,
-    created_at   BIGINT NOT NULL
+    id               TEXT PRIMARY KEY,
+    organizer_id     TEXT NOT NULL REFERENCES organizers (id),
+    title            TEXT NOT NULL,
+    kind             TEXT NOT NULL,
+    description      TEXT NOT NULL,
+    duration_minutes BIGINT,
+    tags             TEXT NOT NULL DEFAULT '[]',
+    age_rating       TEXT,
+    image_url        TEXT,
+    language         TEXT,
+    subtitles        TEXT,
+    format           TEXT,
+    created_at       BIGINT NOT NULL
 );
+CREATE INDEX events_by_organizer ON events (organizer_id, id);
 
 CREATE TABLE shows (
     id                       TEXT PRIMARY KEY,
     event_id                 TEXT NOT NULL REFERENCES events (id),
-    organizer_id             TEXT NOT NULL REFERENCES users (id),
+    organizer_id             TEXT NOT NULL REFERENCES organizers (id),
     venue_id                 TEXT NOT NULL REFERENCES venues (id),
+    state                    TEXT NOT NULL CHECK (state IN ('scheduled', 'cancelled')),
     starts_at                BIGINT NOT NULL,
+    ends_at                  BIGINT NOT NULL,
+    on_sale_at               BIGINT NOT NULL,
+    off_sale_at              BIGINT NOT NULL,
+    format                   TEXT,
+    language                 TEXT,
+    cancelled_at             BIGINT,
     currency                 TEXT NOT NULL,
     hold_minutes             BIGINT NOT NULL,
     max_tickets_per_order    BIGINT NOT NULL,
@@ -81,6 +135,8 @@ CREATE TABLE shows (
     created_at               BIGINT NOT NULL
 );
 CREATE INDEX shows_by_event ON shows (event_id, starts_at);
+CREATE INDEX shows_by_venue ON shows (venue_id, starts_at);
+CREATE INDEX shows_by_start ON shows (starts_at);
 
 CREATE TABLE show_prices (
     show_id      TEXT NOT NULL REFERENCES shows (id),
@@ -150,6 +206,8 @@ CREATE TABLE bookings (
     total_minor       BIGINT NOT NULL,
     currency          TEXT NOT NULL,
     payment_reference TEXT NOT NULL,
+    -- Set when a cancellation owes the customer money back; refunds run with payments.
+    refund_state      TEXT CHECK (refund_state IN ('pending', 'refunded')),
     created_at        BIGINT NOT NULL,
     cancelled_at      BIGINT
 );
