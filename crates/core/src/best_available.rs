@@ -1,4 +1,4 @@
-//! "Give me the best N seats": adjacent seats in one row where possible, front rows first and
+//! "Give me the best N seats": adjacent seats (consecutive numbers, no aisle between) in one row where possible, front rows first and
 //! nearest the middle of the row; scattered seats only when no row has N together.
 
 use crate::ids::SeatId;

@@ -52,6 +52,9 @@ pub struct Booking {
     pub state: BookingState,
     pub total: Money,
     pub payment_reference: String,
+    /// `pending` once a cancellation owes the customer their money, `refunded` when paid back.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refund: Option<String>,
     pub tickets: Vec<Ticket>,
     pub created_at: Timestamp,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -70,7 +70,9 @@ impl Format {
     }
 
     pub fn parse(raw: &str) -> Option<Self> {
-        [Format::TwoD, Format::ThreeD, Format::Imax].into_iter().find(|f| f.as_str() == raw)
+        [Format::TwoD, Format::ThreeD, Format::Imax]
+            .into_iter()
+            .find(|f| f.as_str() == raw)
     }
 }
 
@@ -135,7 +137,11 @@ pub struct EventPatch {
 }
 
 impl EventInput {
-    pub fn into_event(self, organizer_id: OrganizerId, now: Timestamp) -> Result<Event, DomainError> {
+    pub fn into_event(
+        self,
+        organizer_id: OrganizerId,
+        now: Timestamp,
+    ) -> Result<Event, DomainError> {
         Event {
             id: EventId::generate(),
             organizer_id,
@@ -160,7 +166,18 @@ impl Event {
         macro_rules! take {
             ($($field:ident),*) => { $(if let Some(value) = patch.$field { self.$field = value.into(); })* };
         }
-        take!(title, kind, description, duration_minutes, tags, age_rating, image_url, language, subtitles, format);
+        take!(
+            title,
+            kind,
+            description,
+            duration_minutes,
+            tags,
+            age_rating,
+            image_url,
+            language,
+            subtitles,
+            format
+        );
         self.title = self.title.trim().to_owned();
         self.validated()
     }
@@ -172,28 +189,57 @@ impl Event {
             "title",
             "must be 1 to 200 characters",
         );
-        problems.check(self.description.chars().count() <= 5_000, "description", "must be at most 5000 characters");
         problems.check(
-            self.duration_minutes.is_none_or(|m| (1..=24 * 60).contains(&m)),
+            self.description.chars().count() <= 5_000,
+            "description",
+            "must be at most 5000 characters",
+        );
+        problems.check(
+            self.duration_minutes
+                .is_none_or(|m| (1..=24 * 60).contains(&m)),
             "duration_minutes",
             "must be 1 to 1440",
         );
         problems.check(self.tags.len() <= 20, "tags", "at most 20 tags");
         for (i, tag) in self.tags.iter().enumerate() {
-            problems.check(!tag.trim().is_empty() && tag.chars().count() <= 40, format!("tags.{i}"), "must be 1 to 40 characters");
+            problems.check(
+                !tag.trim().is_empty() && tag.chars().count() <= 40,
+                format!("tags.{i}"),
+                "must be 1 to 40 characters",
+            );
         }
-        problems.check(self.age_rating.as_ref().is_none_or(|r| !r.is_empty() && r.len() <= 10), "age_rating", "must be 1 to 10 characters");
         problems.check(
-            self.image_url.as_ref().is_none_or(|u| (u.starts_with("https://") || u.starts_with("http://")) && u.len() <= 2_000),
+            self.age_rating
+                .as_ref()
+                .is_none_or(|r| !r.is_empty() && r.len() <= 10),
+            "age_rating",
+            "must be 1 to 10 characters",
+        );
+        problems.check(
+            self.image_url.as_ref().is_none_or(|u| {
+                (u.starts_with("https://") || u.starts_with("http://")) && u.len() <= 2_000
+            }),
             "image_url",
             "must be an http(s) URL of at most 2000 characters",
         );
-        let film_only = [("language", self.language.is_some()), ("subtitles", self.subtitles.is_some()), ("format", self.format.is_some())];
+        let film_only = [
+            ("language", self.language.is_some()),
+            ("subtitles", self.subtitles.is_some()),
+            ("format", self.format.is_some()),
+        ];
         for (field, given) in film_only {
-            problems.check(self.kind == EventKind::Movie || !given, field, "only films have a language, subtitles and format");
+            problems.check(
+                self.kind == EventKind::Movie || !given,
+                field,
+                "only films have a language, subtitles and format",
+            );
         }
         for (field, value) in [("language", &self.language), ("subtitles", &self.subtitles)] {
-            problems.check(value.as_ref().is_none_or(|v| (2..=35).contains(&v.len())), field, "must be 2 to 35 characters");
+            problems.check(
+                value.as_ref().is_none_or(|v| (2..=35).contains(&v.len())),
+                field,
+                "must be 2 to 35 characters",
+            );
         }
         problems.finish(self)
     }
@@ -318,32 +364,57 @@ impl ShowInput {
     }
 
     /// `event` and `venue` are the ones the ids named, already checked to belong to the caller.
-    pub fn into_show(self, event: &Event, venue: &Venue, now: Timestamp) -> Result<Show, DomainError> {
+    pub fn into_show(
+        self,
+        event: &Event,
+        venue: &Venue,
+        now: Timestamp,
+    ) -> Result<Show, DomainError> {
         self.terms().show_at(self.starts_at, event, venue, now)
     }
 }
 
 impl SaleTerms {
     /// A show of `event` at `venue` starting at `starts_at`, checked against the terms' rules.
-    pub fn show_at(&self, starts_at: Timestamp, event: &Event, venue: &Venue, now: Timestamp) -> Result<Show, DomainError> {
+    pub fn show_at(
+        &self,
+        starts_at: Timestamp,
+        event: &Event,
+        venue: &Venue,
+        now: Timestamp,
+    ) -> Result<Show, DomainError> {
         let mut problems = Problems::default();
         let currency = Currency::parse(&self.currency);
-        problems.check(currency.is_some(), "currency", "must be a 3-letter ISO 4217 code such as EUR");
+        problems.check(
+            currency.is_some(),
+            "currency",
+            "must be a 3-letter ISO 4217 code such as EUR",
+        );
         problems.check(starts_at > now, "starts_at", "must be in the future");
         self.check_limits(&mut problems);
         check_prices(&self.prices, venue, &mut problems);
         let on_sale_at = self.on_sale_at.unwrap_or(now);
         let off_sale_at = self.off_sale_at.unwrap_or(starts_at);
         let ends_at = starts_at.plus_ms(event.duration_ms());
-        problems.check(on_sale_at < off_sale_at, "on_sale_at", "must be before off_sale_at");
-        problems.check(off_sale_at <= ends_at, "off_sale_at", "must not be after the show ends");
+        problems.check(
+            on_sale_at < off_sale_at,
+            "on_sale_at",
+            "must be before off_sale_at",
+        );
+        problems.check(
+            off_sale_at <= ends_at,
+            "off_sale_at",
+            "must not be after the show ends",
+        );
         problems.check(
             event.kind == EventKind::Movie || (self.format.is_none() && self.language.is_none()),
             "format",
             "only film showings have a format or language",
         );
         let Some(currency) = currency else {
-            return Err(problems.finish(()).expect_err("currency problem was recorded"));
+            return Err(problems
+                .finish(())
+                .expect_err("currency problem was recorded"));
         };
         problems.finish(Show {
             id: ShowId::generate(),
@@ -397,7 +468,11 @@ fn check_prices(prices: &BTreeMap<String, i64>, venue: &Venue, problems: &mut Pr
         );
     }
     for (category, price) in prices {
-        problems.check(categories.contains(category), format!("prices.{category}"), "the venue has no such category");
+        problems.check(
+            categories.contains(category),
+            format!("prices.{category}"),
+            "the venue has no such category",
+        );
         problems.check(
             (0..=MAX_PRICE_MINOR).contains(price),
             format!("prices.{category}"),
@@ -430,7 +505,15 @@ impl Show {
         macro_rules! take {
             ($($field:ident),*) => { $(if let Some(value) = patch.$field { self.$field = value.into(); })* };
         }
-        take!(hold_minutes, max_tickets_per_order, max_tickets_per_customer, on_sale_at, off_sale_at, format, language);
+        take!(
+            hold_minutes,
+            max_tickets_per_order,
+            max_tickets_per_customer,
+            on_sale_at,
+            off_sale_at,
+            format,
+            language
+        );
         SaleTerms {
             currency: self.currency.to_string(),
             prices: self.prices.clone(),
@@ -443,9 +526,21 @@ impl Show {
             language: None,
         }
         .check_limits(&mut problems);
-        problems.check(self.on_sale_at < self.off_sale_at, "on_sale_at", "must be before off_sale_at");
-        problems.check(self.off_sale_at <= self.ends_at, "off_sale_at", "must not be after the show ends");
-        problems.check(self.state == ShowState::Scheduled, "state", "a cancelled show cannot be changed");
+        problems.check(
+            self.on_sale_at < self.off_sale_at,
+            "on_sale_at",
+            "must be before off_sale_at",
+        );
+        problems.check(
+            self.off_sale_at <= self.ends_at,
+            "off_sale_at",
+            "must not be after the show ends",
+        );
+        problems.check(
+            self.state == ShowState::Scheduled,
+            "state",
+            "a cancelled show cannot be changed",
+        );
         problems.finish(self)
     }
 
@@ -455,10 +550,15 @@ impl Show {
             return Err(DomainError::NotOnSale("the show was cancelled".to_owned()));
         }
         if now < self.on_sale_at {
-            return Err(DomainError::NotOnSale(format!("sales open at {}", self.on_sale_at.to_rfc3339())));
+            return Err(DomainError::NotOnSale(format!(
+                "sales open at {}",
+                self.on_sale_at.to_rfc3339()
+            )));
         }
         if now >= self.off_sale_at {
-            return Err(DomainError::NotOnSale("sales for this show have closed".to_owned()));
+            return Err(DomainError::NotOnSale(
+                "sales for this show have closed".to_owned(),
+            ));
         }
         Ok(())
     }
@@ -472,7 +572,11 @@ impl Show {
 
     /// A new order of `requested` tickets, for a customer who already holds or owns
     /// `customer_already` tickets of this show.
-    pub fn check_ticket_limits(&self, requested: i64, customer_already: i64) -> Result<(), DomainError> {
+    pub fn check_ticket_limits(
+        &self,
+        requested: i64,
+        customer_already: i64,
+    ) -> Result<(), DomainError> {
         if requested > self.max_tickets_per_order {
             return Err(DomainError::LimitExceeded(format!(
                 "at most {} tickets per order",

@@ -49,6 +49,10 @@ pub enum DomainError {
     PaymentDeclined(String),
     #[error("an account with this email already exists")]
     EmailTaken,
+    #[error("{0}")]
+    Conflict(String),
+    #[error("the schedule clashes with other shows at this venue")]
+    ScheduleConflict(Vec<crate::schedule::Conflict>),
 }
 
 impl DomainError {

@@ -2,11 +2,11 @@
 //! venue's time zone), checked as a whole — a schedule is created entirely or not at all, and
 //! any clash with the venue's other shows is reported.
 
+use crate::Timestamp;
 use crate::catalog::{Event, SaleTerms, Show};
 use crate::error::{DomainError, Problems};
 use crate::ids::ShowId;
 use crate::venue::Venue;
-use crate::Timestamp;
 use jiff::civil::{Date, Time, Weekday};
 use jiff::tz::TimeZone;
 use serde::{Deserialize, Serialize};
@@ -69,10 +69,19 @@ fn weekday(raw: &str) -> Option<Weekday> {
 impl ScheduleInput {
     /// Every show of the schedule, in start order. A local time that does not exist on a
     /// spring-forward day moves forward by the gap; one that happens twice takes the first.
-    pub fn shows(&self, event: &Event, venue: &Venue, now: Timestamp) -> Result<Vec<Show>, DomainError> {
+    pub fn shows(
+        &self,
+        event: &Event,
+        venue: &Venue,
+        now: Timestamp,
+    ) -> Result<Vec<Show>, DomainError> {
         let mut problems = Problems::default();
         let tz = TimeZone::get(&venue.timezone).ok();
-        problems.check(tz.is_some(), "venue_id", format!("the venue's time zone {:?} is unknown", venue.timezone));
+        problems.check(
+            tz.is_some(),
+            "venue_id",
+            format!("the venue's time zone {:?} is unknown", venue.timezone),
+        );
         let from = self.from.parse::<Date>().ok();
         let to = self.to.parse::<Date>().ok();
         problems.check(from.is_some(), "from", "must be a date YYYY-MM-DD");
@@ -81,11 +90,18 @@ impl ScheduleInput {
         for (i, raw) in self.weekdays.iter().enumerate() {
             match weekday(raw) {
                 Some(day) => weekdays.push(day),
-                None => problems.add(format!("weekdays.{i}"), "must be mon, tue, wed, thu, fri, sat or sun"),
+                None => problems.add(
+                    format!("weekdays.{i}"),
+                    "must be mon, tue, wed, thu, fri, sat or sun",
+                ),
             }
         }
         let mut times = Vec::new();
-        problems.check(!self.times.is_empty() && self.times.len() <= 24, "times", "give 1 to 24 times of day");
+        problems.check(
+            !self.times.is_empty() && self.times.len() <= 24,
+            "times",
+            "give 1 to 24 times of day",
+        );
         for (i, raw) in self.times.iter().enumerate() {
             match raw.parse::<Time>() {
                 Ok(time) if raw.len() == 5 => times.push(time),
@@ -98,15 +114,26 @@ impl ScheduleInput {
             return Err(problems.finish(()).expect_err("recorded"));
         };
         problems.check(from <= to, "to", "must not be before from");
-        problems.check(to.since(from).map(|span| span.get_days() <= 366).unwrap_or(false), "to", "a schedule spans at most a year");
+        problems.check(
+            to.since(from)
+                .map(|span| span.get_days() <= 366)
+                .unwrap_or(false),
+            "to",
+            "a schedule spans at most a year",
+        );
         let mut starts = Vec::new();
         let mut day = from;
         while day <= to && starts.len() <= MAX_SHOWS_PER_SCHEDULE {
             if weekdays.is_empty() || weekdays.contains(&day.weekday()) {
                 for time in &times {
                     match day.to_datetime(*time).to_zoned(tz.clone()) {
-                        Ok(zoned) => starts.push(Timestamp::from_unix_ms(zoned.timestamp().as_millisecond())),
-                        Err(_) => problems.add("times", format!("{day} {time} cannot be placed in {}", venue.timezone)),
+                        Ok(zoned) => {
+                            starts.push(Timestamp::from_unix_ms(zoned.timestamp().as_millisecond()))
+                        }
+                        Err(_) => problems.add(
+                            "times",
+                            format!("{day} {time} cannot be placed in {}", venue.timezone),
+                        ),
                     }
                 }
             }
@@ -115,7 +142,11 @@ impl ScheduleInput {
                 Err(_) => break,
             }
         }
-        problems.check(!starts.is_empty(), "weekdays", "the range has none of these weekdays");
+        problems.check(
+            !starts.is_empty(),
+            "weekdays",
+            "the range has none of these weekdays",
+        );
         problems.check(
             starts.len() <= MAX_SHOWS_PER_SCHEDULE,
             "to",
@@ -133,7 +164,10 @@ impl ScheduleInput {
             format: self.format,
             language: self.language.clone(),
         };
-        starts.into_iter().map(|at| terms.show_at(at, event, venue, now)).collect()
+        starts
+            .into_iter()
+            .map(|at| terms.show_at(at, event, venue, now))
+            .collect()
     }
 }
 
@@ -144,12 +178,20 @@ pub fn conflicts(new: &[Show], existing: &[(ShowId, Timestamp, Timestamp)]) -> V
     for (i, show) in new.iter().enumerate() {
         for (id, starts_at, ends_at) in existing {
             if show.starts_at < *ends_at && *starts_at < show.ends_at {
-                found.push(Conflict { starts_at: show.starts_at, existing_show_id: Some(id.clone()), existing_starts_at: *starts_at });
+                found.push(Conflict {
+                    starts_at: show.starts_at,
+                    existing_show_id: Some(id.clone()),
+                    existing_starts_at: *starts_at,
+                });
             }
         }
         for earlier in &new[..i] {
             if show.starts_at < earlier.ends_at && earlier.starts_at < show.ends_at {
-                found.push(Conflict { starts_at: show.starts_at, existing_show_id: None, existing_starts_at: earlier.starts_at });
+                found.push(Conflict {
+                    starts_at: show.starts_at,
+                    existing_show_id: None,
+                    existing_starts_at: earlier.starts_at,
+                });
             }
         }
     }
@@ -184,7 +226,12 @@ mod tests {
             "areas": [{"name": "Floor", "category": "standing", "capacity": 10}]
         }))
         .unwrap();
-        (event, venue.into_venue(organizer, Timestamp::from_unix_ms(0)).unwrap())
+        (
+            event,
+            venue
+                .into_venue(organizer, Timestamp::from_unix_ms(0))
+                .unwrap(),
+        )
     }
 
     fn schedule(from: &str, to: &str, times: &[&str]) -> ScheduleInput {
@@ -199,16 +246,27 @@ mod tests {
     fn local_times_stay_local_across_the_autumn_change() {
         // Berlin leaves summer time on 2030-10-27: 14:00 is 12:00Z before and 13:00Z after.
         let (event, venue) = fixtures(100);
-        let shows = schedule("2030-10-26", "2030-10-28", &["14:00"]).shows(&event, &venue, Timestamp::from_unix_ms(0)).unwrap();
+        let shows = schedule("2030-10-26", "2030-10-28", &["14:00"])
+            .shows(&event, &venue, Timestamp::from_unix_ms(0))
+            .unwrap();
         let utc: Vec<_> = shows.iter().map(|s| s.starts_at.to_rfc3339()).collect();
-        assert_eq!(utc, ["2030-10-26T12:00:00Z", "2030-10-27T13:00:00Z", "2030-10-28T13:00:00Z"]);
+        assert_eq!(
+            utc,
+            [
+                "2030-10-26T12:00:00Z",
+                "2030-10-27T13:00:00Z",
+                "2030-10-28T13:00:00Z"
+            ]
+        );
     }
 
     #[test]
     fn a_time_inside_the_spring_gap_moves_forward() {
         // 2030-03-31 02:30 does not exist in Berlin; the show starts at 03:30 local (01:30Z).
         let (event, venue) = fixtures(60);
-        let shows = schedule("2030-03-30", "2030-03-31", &["02:30"]).shows(&event, &venue, Timestamp::from_unix_ms(0)).unwrap();
+        let shows = schedule("2030-03-30", "2030-03-31", &["02:30"])
+            .shows(&event, &venue, Timestamp::from_unix_ms(0))
+            .unwrap();
         let utc: Vec<_> = shows.iter().map(|s| s.starts_at.to_rfc3339()).collect();
         assert_eq!(utc, ["2030-03-30T01:30:00Z", "2030-03-31T01:30:00Z"]);
     }
@@ -216,10 +274,20 @@ mod tests {
     #[test]
     fn overlapping_times_are_conflicts() {
         let (event, venue) = fixtures(150);
-        let shows = schedule("2030-01-07", "2030-01-07", &["14:00", "16:00", "18:30"]).shows(&event, &venue, Timestamp::from_unix_ms(0)).unwrap();
+        let shows = schedule("2030-01-07", "2030-01-07", &["14:00", "16:00", "18:30"])
+            .shows(&event, &venue, Timestamp::from_unix_ms(0))
+            .unwrap();
         let found = conflicts(&shows, &[]);
-        assert_eq!(found.len(), 1, "16:00 overlaps 14:00 (150 minutes); 18:30 touches nothing");
-        let existing = vec![(ShowId::generate(), shows[2].starts_at.plus_ms(-60_000), shows[2].starts_at.plus_ms(1))];
+        assert_eq!(
+            found.len(),
+            1,
+            "16:00 overlaps 14:00 (150 minutes); 18:30 touches nothing"
+        );
+        let existing = vec![(
+            ShowId::generate(),
+            shows[2].starts_at.plus_ms(-60_000),
+            shows[2].starts_at.plus_ms(1),
+        )];
         assert_eq!(conflicts(&shows[2..], &existing).len(), 1);
     }
 
@@ -228,7 +296,9 @@ mod tests {
         let (event, venue) = fixtures(60);
         let mut input = schedule("2030-02-30", "2030-01-01", &["25:00"]);
         input.weekdays = vec!["funday".into()];
-        let Err(DomainError::Validation(errors)) = input.shows(&event, &venue, Timestamp::from_unix_ms(0)) else {
+        let Err(DomainError::Validation(errors)) =
+            input.shows(&event, &venue, Timestamp::from_unix_ms(0))
+        else {
             panic!("expected validation errors");
         };
         let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();

@@ -1,8 +1,8 @@
 //! Accounts and roles. Registration input is parsed here once, so an invalid email or a weak
 //! password cannot reach the store.
 
-use crate::error::{DomainError, Problems};
 use crate::Timestamp;
+use crate::error::{DomainError, Problems};
 use crate::ids::{OrganizerId, SessionId, UserId};
 use serde::{Deserialize, Serialize};
 
@@ -138,12 +138,19 @@ impl Actor {
 
     /// Tenant-owned things (venues, events, shows, figures): its members and admins.
     pub fn may_manage(&self, organizer: &OrganizerId) -> bool {
-        self.role == Role::Admin || self.organizer.as_ref().is_some_and(|m| &m.organizer_id == organizer)
+        self.role == Role::Admin
+            || self
+                .organizer
+                .as_ref()
+                .is_some_and(|m| &m.organizer_id == organizer)
     }
 
     pub fn is_owner_of(&self, organizer: &OrganizerId) -> bool {
         self.role == Role::Admin
-            || self.organizer.as_ref().is_some_and(|m| &m.organizer_id == organizer && m.role == MemberRole::Owner)
+            || self
+                .organizer
+                .as_ref()
+                .is_some_and(|m| &m.organizer_id == organizer && m.role == MemberRole::Owner)
     }
 }
 
@@ -275,10 +282,15 @@ mod tests {
         let tenant = OrganizerId::generate();
         let owner = actor(Role::Organizer, Some((tenant.clone(), MemberRole::Owner)));
         let staff = actor(Role::Organizer, Some((tenant.clone(), MemberRole::Staff)));
-        let rival = actor(Role::Organizer, Some((OrganizerId::generate(), MemberRole::Owner)));
+        let rival = actor(
+            Role::Organizer,
+            Some((OrganizerId::generate(), MemberRole::Owner)),
+        );
         let admin = actor(Role::Admin, None);
         let customer = actor(Role::Customer, None);
-        assert!(owner.may_manage(&tenant) && staff.may_manage(&tenant) && admin.may_manage(&tenant));
+        assert!(
+            owner.may_manage(&tenant) && staff.may_manage(&tenant) && admin.may_manage(&tenant)
+        );
         assert!(!rival.may_manage(&tenant) && !customer.may_manage(&tenant));
         assert!(owner.is_owner_of(&tenant) && !staff.is_owner_of(&tenant));
         assert!(customer.may_access(&customer.user_id) && !customer.may_access(&owner.user_id));

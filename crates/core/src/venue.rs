@@ -87,11 +87,153 @@ fn default_timezone() -> String {
     "UTC".to_owned()
 }
 
+/// A section is either its rows, or `generate`: a compact description expanded into rows.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SectionInput {
     pub name: String,
+    #[serde(default)]
     pub rows: Vec<RowInput>,
+    #[serde(default)]
+    pub generate: Option<GenerateInput>,
+}
+
+/// E.g. rows `A-L` × 20 seats, premium in rows `E-H`, aisles after seats 5 and 15, F10 blocked
+/// for a camera, H1 and H2 wheelchair spaces.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenerateInput {
+    /// A range of single letters (`A-L`) or numbers (`1-20`), front first.
+    pub rows: String,
+    pub seats_per_row: i64,
+    /// The category of every seat not named otherwise.
+    pub category: String,
+    /// Categories for ranges of rows, e.g. `{"rows": "E-H", "category": "premium"}`.
+    #[serde(default)]
+    pub row_categories: Vec<RowCategory>,
+    /// Categories for single seats by label, e.g. wheelchair spaces.
+    #[serde(default)]
+    pub seat_categories: Vec<SeatCategory>,
+    /// Seat numbers after which an aisle runs; seats either side are not adjacent.
+    #[serde(default)]
+    pub aisles_after: Vec<i64>,
+    /// Labels of seats that are never sold (a camera position, a pillar).
+    #[serde(default)]
+    pub blocked: Vec<String>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RowCategory {
+    pub rows: String,
+    pub category: String,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeatCategory {
+    pub seats: Vec<String>,
+    pub category: String,
+}
+
+/// `A-L` → A, B, …, L; `1-20` → 1 … 20; a single label stands for itself.
+fn row_range(raw: &str) -> Option<Vec<String>> {
+    let (first, last) = raw
+        .split_once('-')
+        .map_or((raw, raw), |(a, b)| (a.trim(), b.trim()));
+    if let (Ok(a), Ok(b)) = (first.parse::<u32>(), last.parse::<u32>()) {
+        return (a <= b && b - a < 200).then(|| (a..=b).map(|n| n.to_string()).collect());
+    }
+    let (a, b) = (first.chars().next()?, last.chars().next()?);
+    let single =
+        first.len() == 1 && last.len() == 1 && a.is_ascii_uppercase() && b.is_ascii_uppercase();
+    (single && a <= b).then(|| (a..=b).map(|c| c.to_string()).collect())
+}
+
+impl GenerateInput {
+    fn expand(&self, at: &str, problems: &mut Problems) -> Vec<RowInput> {
+        let Some(labels) = row_range(&self.rows) else {
+            problems.add(format!("{at}.rows"), "must be a range such as A-L or 1-20");
+            return Vec::new();
+        };
+        if !(1..=200).contains(&self.seats_per_row) {
+            problems.add(format!("{at}.seats_per_row"), "must be 1 to 200");
+            return Vec::new();
+        }
+        let mut row_category = std::collections::HashMap::new();
+        for (i, rc) in self.row_categories.iter().enumerate() {
+            match row_range(&rc.rows) {
+                Some(rows) => rows.into_iter().for_each(|r| {
+                    row_category.insert(r, rc.category.clone());
+                }),
+                None => problems.add(
+                    format!("{at}.row_categories.{i}.rows"),
+                    "must be a range such as A-L",
+                ),
+            }
+        }
+        let seat_category: std::collections::HashMap<&str, &str> = self
+            .seat_categories
+            .iter()
+            .flat_map(|sc| {
+                sc.seats
+                    .iter()
+                    .map(move |seat| (seat.as_str(), sc.category.as_str()))
+            })
+            .collect();
+        let all_labels: HashSet<String> = labels
+            .iter()
+            .flat_map(|row| (1..=self.seats_per_row).map(move |n| format!("{row}{n}")))
+            .collect();
+        for (i, seat) in self.blocked.iter().enumerate() {
+            problems.check(
+                all_labels.contains(seat.as_str()),
+                format!("{at}.blocked.{i}"),
+                format!("{seat} is not a seat of this section"),
+            );
+        }
+        for (i, seat) in self
+            .seat_categories
+            .iter()
+            .flat_map(|sc| &sc.seats)
+            .enumerate()
+        {
+            problems.check(
+                all_labels.contains(seat.as_str()),
+                format!("{at}.seat_categories.{i}"),
+                format!("{seat} is not a seat of this section"),
+            );
+        }
+        labels
+            .iter()
+            .enumerate()
+            .map(|(r, row)| RowInput {
+                label: row.clone(),
+                count: None,
+                category: None,
+                seats: (1..=self.seats_per_row)
+                    .map(|n| {
+                        let label = format!("{row}{n}");
+                        let aisles_before =
+                            self.aisles_after.iter().filter(|a| **a < n).count() as f64;
+                        let category = seat_category
+                            .get(label.as_str())
+                            .map(|c| c.to_string())
+                            .or_else(|| row_category.get(row).cloned())
+                            .unwrap_or_else(|| self.category.clone());
+                        SeatInput {
+                            number: n,
+                            blocked: self.blocked.contains(&label),
+                            label: Some(label),
+                            category: Some(category),
+                            x: Some(n as f64 + aisles_before),
+                            y: Some(r as f64),
+                        }
+                    })
+                    .collect(),
+            })
+            .collect()
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -145,7 +287,11 @@ fn valid_text(raw: &str, max: usize) -> bool {
 
 impl VenueInput {
     /// Checks the whole layout, reporting every problem, and gives each part its id.
-    pub fn into_venue(self, organizer_id: OrganizerId, now: Timestamp) -> Result<Venue, DomainError> {
+    pub fn into_venue(
+        self,
+        organizer_id: OrganizerId,
+        now: Timestamp,
+    ) -> Result<Venue, DomainError> {
         let mut problems = Problems::default();
         problems.check(
             valid_text(&self.name, 100),
@@ -194,14 +340,25 @@ impl VenueInput {
                 format!("{at}.name"),
                 "is used twice",
             );
-            problems.check(
-                !section.rows.is_empty(),
-                format!("{at}.rows"),
-                "a section needs at least one row",
-            );
+            let rows = match (&section.generate, section.rows.is_empty()) {
+                (Some(generate), true) => generate.expand(&format!("{at}.generate"), &mut problems),
+                (Some(_), false) => {
+                    problems.add(
+                        format!("{at}.rows"),
+                        "give either rows or generate, not both",
+                    );
+                    Vec::new()
+                }
+                (None, true) => {
+                    problems.add(format!("{at}.rows"), "a section needs at least one row");
+                    Vec::new()
+                }
+                (None, false) => section.rows,
+            };
             let section_id = SectionId::generate();
             let mut row_labels = HashSet::new();
-            for (r, row) in section.rows.into_iter().enumerate() {
+            let first_rank = row_rank;
+            for (r, row) in rows.into_iter().enumerate() {
                 let at = format!("{at}.rows.{r}");
                 problems.check(
                     valid_text(&row.label, 10),
@@ -253,7 +410,7 @@ impl VenueInput {
                         label,
                         category,
                         x: seat.x.unwrap_or(seat.number as f64),
-                        y: seat.y.unwrap_or(row_rank as f64),
+                        y: seat.y.map_or(row_rank as f64, |y| first_rank as f64 + y),
                         blocked: seat.blocked,
                     });
                 }
@@ -375,6 +532,41 @@ mod tests {
         assert_eq!(
             venue.categories().into_iter().collect::<Vec<_>>(),
             ["standard", "standing", "vip"]
+        );
+    }
+
+    #[test]
+    fn a_compact_description_expands_with_aisles_categories_and_blocked_seats() {
+        let venue = input(
+            r#"{"name":"Cinema","timezone":"Europe/Berlin","sections":[{"name":"Hall","generate":{
+            "rows":"A-L","seats_per_row":20,"category":"standard",
+            "row_categories":[{"rows":"E-H","category":"premium"}],
+            "seat_categories":[{"seats":["L1","L2"],"category":"wheelchair"}],
+            "aisles_after":[5,15],"blocked":["F10"]}}]}"#,
+        )
+        .into_venue(OrganizerId::generate(), Timestamp::from_unix_ms(0))
+        .unwrap();
+        assert_eq!(venue.seats.len(), 12 * 20);
+        let seat = |label: &str| venue.seats.iter().find(|s| s.label == label).unwrap();
+        assert_eq!(
+            (
+                seat("A1").category.as_str(),
+                seat("E1").category.as_str(),
+                seat("L2").category.as_str()
+            ),
+            ("standard", "premium", "wheelchair")
+        );
+        assert!(seat("F10").blocked && !seat("F11").blocked);
+        assert_eq!(
+            (seat("A5").x, seat("A6").x, seat("A16").x),
+            (5.0, 7.0, 18.0),
+            "aisles leave gaps"
+        );
+        assert_eq!(seat("L1").row_rank, 11);
+        let bad = input(r#"{"name":"C","sections":[{"name":"H","generate":{"rows":"A-?","seats_per_row":0,"category":"s","blocked":["Z9"]}}]}"#)
+            .into_venue(OrganizerId::generate(), Timestamp::from_unix_ms(0));
+        assert!(
+            matches!(bad, Err(DomainError::Validation(e)) if e[0].field == "sections.0.generate.rows")
         );
     }
 

@@ -8,8 +8,9 @@ use argon2::{Algorithm, Argon2, Params, PasswordHasher, PasswordVerifier, Versio
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{Method, StatusCode, header};
+use boxoffice_core::DomainError;
 use boxoffice_core::Timestamp;
-use boxoffice_core::ids::UserId;
+use boxoffice_core::ids::{OrganizerId, SessionId, UserId};
 use boxoffice_core::user::{Actor, Role};
 use jsonwebtoken::{DecodingKey, EncodingKey, Header, Validation, decode, encode};
 use serde::{Deserialize, Serialize};
@@ -19,6 +20,9 @@ use tokio::sync::Semaphore;
 
 pub const SESSION_COOKIE: &str = "boxoffice_session";
 pub const CSRF_COOKIE: &str = "boxoffice_csrf";
+pub const REFRESH_COOKIE: &str = "boxoffice_refresh";
+/// How long a sign-in lasts without activity before its refresh token stops working.
+pub const SESSION_DAYS: i64 = 30;
 pub const CSRF_HEADER: &str = "x-csrf-token";
 
 /// argon2id cost. The default is OWASP's recommendation (19 MiB, 2 passes, 1 lane).
@@ -127,6 +131,8 @@ fn hash_with(cost: PasswordCost, password: &str) -> anyhow::Result<String> {
 #[derive(Debug, Serialize, Deserialize)]
 struct Claims {
     sub: String,
+    /// The sign-in this token belongs to; revoking it ends the token at once.
+    sid: String,
     role: Role,
     iat: i64,
     exp: i64,
@@ -157,12 +163,14 @@ impl Tokens {
     pub fn issue(
         &self,
         user_id: &UserId,
+        session_id: &SessionId,
         role: Role,
         now: Timestamp,
     ) -> Result<IssuedToken, ApiError> {
         let expires_at = now.plus_minutes(self.ttl_minutes);
         let claims = Claims {
             sub: user_id.to_string(),
+            sid: session_id.to_string(),
             role,
             iat: now.unix_ms() / 1000,
             exp: expires_at.unix_ms() / 1000,
@@ -177,7 +185,7 @@ impl Tokens {
     }
 
     /// Expiry is checked against our clock, not the library's, so tests can move time.
-    fn verify(&self, token: &str, now: Timestamp) -> Option<Actor> {
+    fn verify(&self, token: &str, now: Timestamp) -> Option<(UserId, SessionId)> {
         let mut validation = Validation::new(jsonwebtoken::Algorithm::HS256);
         validation.validate_exp = false;
         validation.required_spec_claims = ["exp", "sub"].iter().map(|s| s.to_string()).collect();
@@ -187,10 +195,7 @@ impl Tokens {
         if claims.exp * 1000 <= now.unix_ms() {
             return None;
         }
-        Some(Actor {
-            user_id: UserId::parse(&claims.sub)?,
-            role: claims.role,
-        })
+        Some((UserId::parse(&claims.sub)?, SessionId::parse(&claims.sid)?))
     }
 
     pub fn ttl_minutes(&self) -> i64 {
@@ -198,17 +203,45 @@ impl Tokens {
     }
 }
 
-/// The authenticated caller. Rejects with 401 when there is no valid token.
+/// Refresh tokens are random, shown to the client once, and stored only as this hash.
+pub fn refresh_token_hash(token: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+pub fn new_refresh_token() -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>())
+}
+
+/// The authenticated caller, checked against the store on every request: a revoked session or
+/// a suspended account is refused at once. Rejects with 401.
 pub struct Auth(pub Actor);
 
 impl Auth {
-    /// Organizer routes: organizers and admins only.
-    pub fn organizer(&self) -> Result<&Actor, ApiError> {
-        match self.0.role {
-            Role::Organizer | Role::Admin => Ok(&self.0),
-            Role::Customer => {
-                Err(boxoffice_core::DomainError::Forbidden("only organizers may do this").into())
+    /// Tenant routes: the organizer the caller works for, while it is active.
+    pub fn organizer(&self) -> Result<OrganizerId, ApiError> {
+        match (&self.0.organizer, self.0.role) {
+            (Some(membership), _) => Ok(membership.organizer_id.clone()),
+            (None, Role::Organizer) => {
+                Err(DomainError::Forbidden("your organizer is suspended").into())
             }
+            (None, Role::Admin) => {
+                Err(DomainError::Forbidden("admins manage organizers through /api/v1/admin").into())
+            }
+            (None, Role::Customer) => {
+                Err(DomainError::Forbidden("only organizers may do this").into())
+            }
+        }
+    }
+
+    pub fn admin(&self) -> Result<&Actor, ApiError> {
+        match self.0.role {
+            Role::Admin => Ok(&self.0),
+            _ => Err(DomainError::Forbidden("only platform admins may do this").into()),
         }
     }
 }
@@ -249,16 +282,22 @@ impl FromRequestParts<AppState> for Auth {
             let sent = parts.headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok());
             let expected = cookie(parts, CSRF_COOKIE);
             if sent.is_none() || sent != expected {
-                return Err(
-                    boxoffice_core::DomainError::Forbidden("missing or wrong CSRF token").into(),
-                );
+                return Err(DomainError::Forbidden("missing or wrong CSRF token").into());
             }
         }
-        let actor =
+        let now = app.clock.now();
+        let (user_id, session_id) =
             app.tokens
-                .verify(token.trim(), app.clock.now())
+                .verify(token.trim(), now)
                 .ok_or(ApiError::Unauthorized(
-                    "the token is invalid or has expired; sign in again",
+                    "the token is invalid or has expired; refresh it or sign in again",
+                ))?;
+        let actor =
+            app.store
+                .actor(&session_id, &user_id, now)
+                .await?
+                .ok_or(ApiError::Unauthorized(
+                    "this session has ended or the account is not active",
                 ))?;
         Ok(Auth(actor))
     }

@@ -2,9 +2,9 @@
 //! venue with a seated balcony and a standing floor, and shows over the next two weeks.
 
 use crate::state::AppState;
-use boxoffice_core::catalog::{EventInput, EventKind, ShowInput};
-use boxoffice_core::ids::UserId;
-use boxoffice_core::user::{Role, User};
+use boxoffice_core::catalog::{EventInput, ShowInput};
+use boxoffice_core::ids::{OrganizerId, UserId};
+use boxoffice_core::user::{AccountState, Organizer, Role, User};
 use boxoffice_core::venue::VenueInput;
 use serde_json::json;
 
@@ -30,21 +30,26 @@ pub async fn seed(app: &AppState) -> anyhow::Result<bool> {
         .hash(DEMO_PASSWORD.to_owned())
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let mut organizer = None;
+    let organizer = Organizer {
+        id: OrganizerId::generate(),
+        name: "Lumière & Riverside".into(),
+        state: AccountState::Active,
+        created_at: now,
+    };
     for (email, name, role) in DEMO_ACCOUNTS {
         let user = User {
             id: UserId::generate(),
             email: email.into(),
             name: name.into(),
             role,
+            state: AccountState::Active,
+            organizer: None,
             created_at: now,
         };
-        app.store.insert_user(&user, &hash).await?;
-        if role == Role::Organizer {
-            organizer = Some(user.id);
-        }
+        let owns = (role == Role::Organizer).then_some(&organizer);
+        app.store.insert_user(&user, &hash, owns).await?;
     }
-    let organizer = organizer.expect("the demo has an organizer");
+    let organizer = organizer.id;
 
     let rows: Vec<_> = ('A'..='J')
         .map(|row| {
@@ -78,21 +83,22 @@ pub async fn seed(app: &AppState) -> anyhow::Result<bool> {
         .map_err(|e| anyhow::anyhow!("{e:?}"))?;
     app.store.insert_venue(&arena, None).await?;
 
-    let film = EventInput {
-        title: "The Long Night".into(),
-        kind: EventKind::Movie,
-        description: "A lighthouse keeper, a storm, and one night that will not end.".into(),
-    }
-    .into_event(organizer.clone(), now)
-    .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let film: EventInput = serde_json::from_value(json!({
+        "title": "The Long Night", "kind": "movie", "duration_minutes": 118, "age_rating": "12",
+        "tags": ["drama", "thriller"], "language": "en", "subtitles": "de", "format": "2D",
+        "description": "A lighthouse keeper, a storm, and one night that will not end.",
+    }))?;
+    let film = film
+        .into_event(organizer.clone(), now)
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
     app.store.insert_event(&film, None).await?;
-    let concert = EventInput {
-        title: "Northern Lights Live".into(),
-        kind: EventKind::Concert,
-        description: "An evening of synth-pop under the arena roof.".into(),
-    }
-    .into_event(organizer.clone(), now)
-    .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let concert: EventInput = serde_json::from_value(json!({
+        "title": "Northern Lights Live", "kind": "concert", "duration_minutes": 150, "tags": ["synth-pop", "live"],
+        "description": "An evening of synth-pop under the arena roof.",
+    }))?;
+    let concert = concert
+        .into_event(organizer.clone(), now)
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
     app.store.insert_event(&concert, None).await?;
 
     let midnight = now.unix_ms() - now.unix_ms().rem_euclid(DAY_MS);

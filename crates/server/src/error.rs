@@ -85,6 +85,8 @@ fn title_of(kind: &str) -> &'static str {
         "not_cancellable" => "The booking cannot be cancelled",
         "payment_declined" => "The payment was declined",
         "email_taken" => "The email address is taken",
+        "conflict" => "The request conflicts with the current state",
+        "schedule_conflict" => "The shows would overlap others at the venue",
         "idempotency_key_reused" => "The idempotency key was used for another request",
         "idempotency_in_progress" => "A request with this idempotency key is still running",
         "payload_too_large" => "The request body is too large",
@@ -152,6 +154,12 @@ impl IntoResponse for ApiError {
                 Value::Null,
             ),
             ApiError::Domain(D::EmailTaken) => (StatusCode::CONFLICT, "email_taken", Value::Null),
+            ApiError::Domain(D::Conflict(_)) => (StatusCode::CONFLICT, "conflict", Value::Null),
+            ApiError::Domain(D::ScheduleConflict(conflicts)) => (
+                StatusCode::CONFLICT,
+                "schedule_conflict",
+                json!({ "conflicts": conflicts }),
+            ),
             ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized", Value::Null),
             ApiError::Problem { status, kind, .. } => (*status, *kind, Value::Null),
             ApiError::Internal(error) => {

@@ -3,8 +3,9 @@
 //! both), and the engine supplies how a write transaction begins (`begin_write`) and the row
 //! locking clauses (`FOR UPDATE` on PostgreSQL; SQLite has one writer, so none).
 //!
-//! Lock order, the same in every transaction so that none can deadlock: the customer's user row,
-//! then area rows (by area id), then hold rows, then seat rows (by seat id).
+//! Lock order, the same in every transaction so that none can deadlock: the show row (shared by
+//! claims, exclusive for a cancellation), the customer's user row, then area rows (by area id),
+//! then hold rows, then seat rows (by seat id). Scheduling locks venue rows (by id) alone.
 
 use sqlx::{Database, Transaction};
 use tokio::sync::OwnedMutexGuard;
@@ -17,7 +18,7 @@ pub(crate) struct WriteTx<DB: Database> {
 }
 
 macro_rules! store_engine {
-    ($store:ty, $db:ty, lock = $lock:literal, skip_locked = $skip_locked:literal) => {
+    ($store:ty, $db:ty, lock = $lock:literal, share = $share:literal, skip_locked = $skip_locked:literal) => {
         use $crate::engine::WriteTx;
         use $crate::rows::*;
         use $crate::{
@@ -31,6 +32,7 @@ macro_rules! store_engine {
         use boxoffice_core::ids::*;
         use boxoffice_core::inventory::{self, SeatMap, SeatState};
         use boxoffice_core::user::User;
+        $crate::accounts::accounts_engine!($store, $db, lock = $lock);
         use boxoffice_core::venue::Venue;
         use boxoffice_core::{DomainError, FieldError, Money, Timestamp};
         use sqlx::AssertSqlSafe;
@@ -38,27 +40,20 @@ macro_rules! store_engine {
 
         type Conn = <$db as sqlx::Database>::Connection;
 
-        const SHOW_COLUMNS: &str = "id, event_id, organizer_id, venue_id, starts_at, currency, hold_minutes, \
-             max_tickets_per_order, max_tickets_per_customer, created_at";
-        const BOOKING_COLUMNS: &str = "id, hold_id, show_id, user_id, state, total_minor, currency, \
-             payment_reference, created_at, cancelled_at";
-
         fn is_unique_violation(error: &sqlx::Error) -> bool {
             matches!(error, sqlx::Error::Database(db) if db.is_unique_violation())
         }
 
         async fn load_show(conn: &mut Conn, id: &str) -> StoreResult<Option<Show>> {
-            let row: Option<ShowRow> = sqlx::query_as(concat!(
-                "SELECT id, event_id, organizer_id, venue_id, starts_at, currency, hold_minutes, ",
-                "max_tickets_per_order, max_tickets_per_customer, created_at FROM shows WHERE id = $1"
-            ))
-            .bind(id)
+            let sql = format!("SELECT {SHOW_COLUMNS} FROM shows WHERE id = $1");
+            let row: Option<ShowRow> = sqlx::query_as(AssertSqlSafe(sql))
+            .bind(id.to_owned())
             .fetch_optional(&mut *conn)
             .await?;
             let Some(row) = row else { return Ok(None) };
             let prices = load_prices(conn, std::slice::from_ref(&row.id)).await?;
             let show_prices = prices.get(&row.id).cloned().unwrap_or_default();
-            Ok(Some(row.into_show(show_prices)))
+            Ok(Some(row.into_show(show_prices)?))
         }
 
         async fn load_prices(conn: &mut Conn, show_ids: &[String]) -> StoreResult<BTreeMap<String, BTreeMap<String, i64>>> {
@@ -432,12 +427,181 @@ macro_rules! store_engine {
             }
         }
 
+        async fn insert_layout(conn: &mut Conn, venue: &Venue) -> StoreResult<()> {
+            for (position, section) in venue.sections.iter().enumerate() {
+                sqlx::query("INSERT INTO sections (id, venue_id, name, position) VALUES ($1, $2, $3, $4)")
+                    .bind(section.id.to_string())
+                    .bind(venue.id.to_string())
+                    .bind(section.name.clone())
+                    .bind(position as i64)
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            for chunk in venue.seats.chunks(500) {
+                let mut insert = sqlx::QueryBuilder::<$db>::new(
+                    "INSERT INTO seats (id, venue_id, section_id, row_label, row_rank, number, label, category, x, y, blocked) ",
+                );
+                insert.push_values(chunk, |mut row, seat| {
+                    row.push_bind(seat.id.to_string())
+                        .push_bind(venue.id.to_string())
+                        .push_bind(seat.section_id.to_string())
+                        .push_bind(seat.row_label.clone())
+                        .push_bind(seat.row_rank)
+                        .push_bind(seat.number)
+                        .push_bind(seat.label.clone())
+                        .push_bind(seat.category.clone())
+                        .push_bind(seat.x)
+                        .push_bind(seat.y)
+                        .push_bind(i64::from(seat.blocked));
+                });
+                insert.build().execute(&mut *conn).await?;
+            }
+            for (position, area) in venue.areas.iter().enumerate() {
+                sqlx::query("INSERT INTO areas (id, venue_id, name, category, capacity, position) VALUES ($1, $2, $3, $4, $5, $6)")
+                    .bind(area.id.to_string())
+                    .bind(venue.id.to_string())
+                    .bind(area.name.clone())
+                    .bind(area.category.clone())
+                    .bind(area.capacity)
+                    .bind(position as i64)
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            Ok(())
+        }
+
+        /// A row per seat and a counter per area for one show, from its venue's layout.
+        async fn insert_inventory(conn: &mut Conn, show_id: &str, venue_id: &str) -> StoreResult<()> {
+            sqlx::query(
+                "INSERT INTO show_seats (show_id, seat_id, state) \
+                 SELECT $1, id, CASE WHEN blocked <> 0 THEN 'blocked' ELSE 'free' END FROM seats WHERE venue_id = $2",
+            )
+            .bind(show_id.to_owned())
+            .bind(venue_id.to_owned())
+            .execute(&mut *conn)
+            .await?;
+            sqlx::query("INSERT INTO show_areas (show_id, area_id, capacity, sold) SELECT $1, id, capacity, 0 FROM areas WHERE venue_id = $2")
+                .bind(show_id.to_owned())
+                .bind(venue_id.to_owned())
+                .execute(&mut *conn)
+                .await?;
+            Ok(())
+        }
+
+        /// Inserts shows and their inventory after checking, under the venues' locks, that none
+        /// overlaps another scheduled show at the same venue.
+        async fn insert_shows_checked(conn: &mut Conn, shows: &[Show]) -> StoreResult<()> {
+            let mut venues: Vec<&VenueId> = shows.iter().map(|s| &s.venue_id).collect();
+            venues.sort();
+            venues.dedup();
+            let mut existing = Vec::new();
+            for venue in venues {
+                sqlx::query(concat!("SELECT id FROM venues WHERE id = $1", $lock)).bind(venue.to_string()).execute(&mut *conn).await?;
+                let at_venue: Vec<&Show> = shows.iter().filter(|s| &s.venue_id == venue).collect();
+                let first = at_venue.iter().map(|s| s.starts_at).min().unwrap_or(Timestamp::from_unix_ms(0));
+                let last = at_venue.iter().map(|s| s.ends_at).max().unwrap_or(Timestamp::from_unix_ms(0));
+                let rows: Vec<(String, i64, i64)> = sqlx::query_as(
+                    "SELECT id, starts_at, ends_at FROM shows WHERE venue_id = $1 AND state = 'scheduled' \
+                     AND starts_at < $3 AND ends_at > $2",
+                )
+                .bind(venue.to_string())
+                .bind(first.unix_ms())
+                .bind(last.unix_ms())
+                .fetch_all(&mut *conn)
+                .await?;
+                existing.extend(rows.into_iter().map(|(id, starts, ends)| {
+                    (ShowId::from_trusted(id), Timestamp::from_unix_ms(starts), Timestamp::from_unix_ms(ends))
+                }));
+            }
+            let clashes = boxoffice_core::schedule::conflicts(shows, &existing);
+            if !clashes.is_empty() {
+                return Err(DomainError::ScheduleConflict(clashes).into());
+            }
+            for show in shows {
+                insert_show_rows(conn, show).await?;
+            }
+            Ok(())
+        }
+
+        async fn insert_show_rows(conn: &mut Conn, show: &Show) -> StoreResult<()> {
+            sqlx::query(
+                "INSERT INTO shows (id, event_id, organizer_id, venue_id, state, starts_at, ends_at, on_sale_at, off_sale_at, \
+                 currency, hold_minutes, max_tickets_per_order, max_tickets_per_customer, format, language, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+            )
+            .bind(show.id.to_string())
+            .bind(show.event_id.to_string())
+            .bind(show.organizer_id.to_string())
+            .bind(show.venue_id.to_string())
+            .bind(show.state.as_str())
+            .bind(show.starts_at.unix_ms())
+            .bind(show.ends_at.unix_ms())
+            .bind(show.on_sale_at.unix_ms())
+            .bind(show.off_sale_at.unix_ms())
+            .bind(show.currency.to_string())
+            .bind(show.hold_minutes)
+            .bind(show.max_tickets_per_order)
+            .bind(show.max_tickets_per_customer)
+            .bind(show.format.map(|f| f.as_str()))
+            .bind(show.language.clone())
+            .bind(show.created_at.unix_ms())
+            .execute(&mut *conn)
+            .await?;
+            for (category, amount) in &show.prices {
+                sqlx::query("INSERT INTO show_prices (show_id, category, amount_minor) VALUES ($1, $2, $3)")
+                    .bind(show.id.to_string())
+                    .bind(category.clone())
+                    .bind(*amount)
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            insert_inventory(conn, show.id.as_str(), show.venue_id.as_str()).await?;
+            Ok(())
+        }
+
+        /// Inserts the event, or (with `new = false`) rewrites its details.
+        async fn write_event(conn: &mut Conn, event: &Event, new: bool) -> StoreResult<()> {
+            let sql = if new {
+                "INSERT INTO events (id, organizer_id, title, kind, description, duration_minutes, tags, age_rating, \
+                 image_url, language, subtitles, format, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+            } else {
+                "UPDATE events SET organizer_id = $2, title = $3, kind = $4, description = $5, duration_minutes = $6, tags = $7, \
+                 age_rating = $8, image_url = $9, language = $10, subtitles = $11, format = $12, created_at = $13 WHERE id = $1"
+            };
+            sqlx::query(sql)
+                .bind(event.id.to_string())
+                .bind(event.organizer_id.to_string())
+                .bind(event.title.clone())
+                .bind(event.kind.as_str())
+                .bind(event.description.clone())
+                .bind(event.duration_minutes)
+                .bind(serde_json::to_string(&event.tags).map_err(|e| StoreError::Corrupt(e.to_string()))?)
+                .bind(event.age_rating.clone())
+                .bind(event.image_url.clone())
+                .bind(event.language.clone())
+                .bind(event.subtitles.clone())
+                .bind(event.format.map(|f| f.as_str()))
+                .bind(event.created_at.unix_ms())
+                .execute(&mut *conn)
+                .await?;
+            Ok(())
+        }
+
         impl $store {
             async fn try_create_hold(&self, cmd: &CreateHold, idem: Option<&IdempotencyKey>) -> StoreResult<Outcome<Hold>> {
                 let mut w = self.begin_write().await?;
                 let conn = &mut *w.tx;
+                // Shared lock on the show row: a cancellation waits for this claim, or this claim sees it.
+                sqlx::query(concat!("SELECT id FROM shows WHERE id = $1", $share)).bind(cmd.show_id.to_string()).execute(&mut *conn).await?;
                 let show = load_show(conn, cmd.show_id.as_str()).await?.ok_or(DomainError::NotFound("show"))?;
                 show.check_on_sale(cmd.now)?;
+                let organizer_state: Option<String> = sqlx::query_scalar("SELECT state FROM organizers WHERE id = $1")
+                    .bind(show.organizer_id.to_string())
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                if organizer_state.as_deref() != Some("active") {
+                    return Err(DomainError::NotOnSale("this organizer's sales are suspended".into()).into());
+                }
                 // One customer's holds run one at a time, so two tabs cannot both pass the limit.
                 sqlx::query(concat!("SELECT id FROM users WHERE id = $1", $lock))
                     .bind(cmd.user_id.to_string())
@@ -473,6 +637,11 @@ macro_rules! store_engine {
                 let conn = &mut *w.tx;
                 let hold = load_hold(conn, cmd.hold_id.as_str()).await?.ok_or(DomainError::NotFound("hold"))?;
                 hold.check_confirmable(&cmd.user_id, cmd.now)?;
+                sqlx::query(concat!("SELECT id FROM shows WHERE id = $1", $share)).bind(hold.show_id.to_string()).execute(&mut *conn).await?;
+                let show = load_show(conn, hold.show_id.as_str()).await?.ok_or(DomainError::NotFound("show"))?;
+                if show.state != boxoffice_core::catalog::ShowState::Scheduled {
+                    return Err(DomainError::NotOnSale("the show was cancelled".into()).into());
+                }
                 let mut area_items: Vec<&HoldItem> = hold.items.iter().filter(|i| i.area_id.is_some()).collect();
                 area_items.sort_by(|a, b| a.area_id.cmp(&b.area_id));
                 for item in &area_items {
@@ -524,6 +693,7 @@ macro_rules! store_engine {
                     state: BookingState::Confirmed,
                     total: hold.total.clone(),
                     payment_reference: cmd.payment_reference.clone(),
+                    refund: None,
                     tickets: hold
                         .items
                         .iter()
@@ -610,7 +780,8 @@ macro_rules! store_engine {
                         .await?;
                 }
                 let cancelled = sqlx::query(
-                    "UPDATE bookings SET state = 'cancelled', cancelled_at = $2 WHERE id = $1 AND state = 'confirmed'",
+                    "UPDATE bookings SET state = 'cancelled', cancelled_at = $2, refund_state = 'pending' \
+                     WHERE id = $1 AND state = 'confirmed'",
                 )
                 .bind(id.to_string())
                 .bind(now.unix_ms())
@@ -632,7 +803,12 @@ macro_rules! store_engine {
                         .execute(&mut *conn)
                         .await?;
                 }
-                let cancelled = Booking { state: BookingState::Cancelled, cancelled_at: Some(now), ..booking };
+                let cancelled = Booking {
+                    state: BookingState::Cancelled,
+                    cancelled_at: Some(now),
+                    refund: Some("pending".into()),
+                    ..booking
+                };
                 finish(self, w, idem, cancelled, now).await
             }
 
@@ -663,112 +839,129 @@ macro_rules! store_engine {
                 Ok(sqlx::query_scalar("SELECT value FROM app_secrets WHERE name = $1").bind(name).fetch_one(&self.pool).await?)
             }
 
-            async fn insert_user(&self, user: &User, password_hash: &str) -> StoreResult<()> {
-                let result = sqlx::query(
-                    "INSERT INTO users (id, email, name, role, password_hash, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
-                )
-                .bind(user.id.to_string())
-                .bind(user.email.clone())
-                .bind(user.name.clone())
-                .bind(user.role.as_str())
-                .bind(password_hash)
-                .bind(user.created_at.unix_ms())
-                .execute(&self.pool)
-                .await;
-                match result {
-                    Err(e) if is_unique_violation(&e) => Err(DomainError::EmailTaken.into()),
-                    other => other.map(|_| ()).map_err(StoreError::from),
-                }
-            }
-
-            async fn user(&self, id: &UserId) -> StoreResult<Option<User>> {
-                let row: Option<UserRow> = sqlx::query_as(
-                    "SELECT id, email, name, role, password_hash, created_at FROM users WHERE id = $1",
-                )
-                .bind(id.to_string())
-                .fetch_optional(&self.pool)
-                .await?;
-                row.map(|r| r.into_user().map(|(user, _)| user)).transpose()
-            }
-
-            async fn credentials(&self, email: &str) -> StoreResult<Option<(User, String)>> {
-                let row: Option<UserRow> = sqlx::query_as(
-                    "SELECT id, email, name, role, password_hash, created_at FROM users WHERE email = $1",
-                )
-                .bind(email)
-                .fetch_optional(&self.pool)
-                .await?;
-                row.map(UserRow::into_user).transpose()
-            }
-
-            async fn user_count(&self) -> StoreResult<i64> {
-                Ok(sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(&self.pool).await?)
-            }
-
             async fn insert_venue(&self, venue: &Venue, idem: Option<&IdempotencyKey>) -> StoreResult<Outcome<()>> {
                 once(self, idem, async {
-                let mut w = self.begin_write().await?;
-                let conn = &mut *w.tx;
-                sqlx::query(
-                    "INSERT INTO venues (id, owner_id, name, city, timezone, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
-                )
-                .bind(venue.id.to_string())
-                .bind(venue.owner_id.to_string())
-                .bind(venue.name.clone())
-                .bind(venue.city.clone())
-                .bind(venue.timezone.clone())
-                .bind(venue.created_at.unix_ms())
-                .execute(&mut *conn)
-                .await?;
-                for (position, section) in venue.sections.iter().enumerate() {
-                    sqlx::query("INSERT INTO sections (id, venue_id, name, position) VALUES ($1, $2, $3, $4)")
-                        .bind(section.id.to_string())
-                        .bind(venue.id.to_string())
-                        .bind(section.name.clone())
-                        .bind(position as i64)
-                        .execute(&mut *conn)
-                        .await?;
-                }
-                for chunk in venue.seats.chunks(500) {
-                    let mut insert = sqlx::QueryBuilder::<$db>::new(
-                        "INSERT INTO seats (id, venue_id, section_id, row_label, row_rank, number, label, category, x, y, blocked) ",
-                    );
-                    insert.push_values(chunk, |mut row, seat| {
-                        row.push_bind(seat.id.to_string())
-                            .push_bind(venue.id.to_string())
-                            .push_bind(seat.section_id.to_string())
-                            .push_bind(seat.row_label.clone())
-                            .push_bind(seat.row_rank)
-                            .push_bind(seat.number)
-                            .push_bind(seat.label.clone())
-                            .push_bind(seat.category.clone())
-                            .push_bind(seat.x)
-                            .push_bind(seat.y)
-                            .push_bind(i64::from(seat.blocked));
-                    });
-                    insert.build().execute(&mut *conn).await?;
-                }
-                for (position, area) in venue.areas.iter().enumerate() {
+                    let mut w = self.begin_write().await?;
+                    let conn = &mut *w.tx;
                     sqlx::query(
-                        "INSERT INTO areas (id, venue_id, name, category, capacity, position) VALUES ($1, $2, $3, $4, $5, $6)",
+                        "INSERT INTO venues (id, organizer_id, name, city, timezone, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
                     )
-                    .bind(area.id.to_string())
                     .bind(venue.id.to_string())
-                    .bind(area.name.clone())
-                    .bind(area.category.clone())
-                    .bind(area.capacity)
-                    .bind(position as i64)
+                    .bind(venue.organizer_id.to_string())
+                    .bind(venue.name.clone())
+                    .bind(venue.city.clone())
+                    .bind(venue.timezone.clone())
+                    .bind(venue.created_at.unix_ms())
                     .execute(&mut *conn)
                     .await?;
+                    insert_layout(conn, venue).await?;
+                    finish(self, w, idem, venue, venue.created_at).await.map(Outcome::discard)
+                })
+                .await
+            }
+
+            async fn update_venue_details(&self, venue: &Venue) -> StoreResult<()> {
+                sqlx::query("UPDATE venues SET name = $2, city = $3, timezone = $4 WHERE id = $1")
+                    .bind(venue.id.to_string())
+                    .bind(venue.name.clone())
+                    .bind(venue.city.clone())
+                    .bind(venue.timezone.clone())
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn replace_layout(&self, venue: &Venue, now: Timestamp) -> StoreResult<()> {
+                let mut w = self.begin_write().await?;
+                let conn = &mut *w.tx;
+                sqlx::query(concat!("SELECT id FROM venues WHERE id = $1", $lock)).bind(venue.id.to_string()).execute(&mut *conn).await?;
+                let in_use: i64 = sqlx::query_scalar(
+                    "SELECT (SELECT COUNT(*) FROM bookings b JOIN shows s ON s.id = b.show_id WHERE s.venue_id = $1) \
+                     + (SELECT COUNT(*) FROM holds h JOIN shows s ON s.id = h.show_id \
+                        WHERE s.venue_id = $1 AND h.state = 'active' AND h.expires_at > $2)",
+                )
+                .bind(venue.id.to_string())
+                .bind(now.unix_ms())
+                .fetch_one(&mut *conn)
+                .await?;
+                if in_use > 0 {
+                    return Err(DomainError::Conflict(
+                        "shows at this venue have bookings or live holds; changing the layout would orphan their seats".into(),
+                    )
+                    .into());
                 }
-                finish(self, w, idem, venue, venue.created_at).await.map(Outcome::discard)
-                }).await
+                let shows = sqlx::query_as::<_, ShowRow>(AssertSqlSafe(format!("SELECT {SHOW_COLUMNS} FROM shows WHERE venue_id = $1")))
+                    .bind(venue.id.to_string())
+                    .fetch_all(&mut *conn)
+                    .await?;
+                let categories = venue.categories();
+                for show in &shows {
+                    let prices = load_prices(conn, std::slice::from_ref(&show.id)).await?.remove(&show.id).unwrap_or_default();
+                    if let Some(missing) = categories.iter().find(|c| !prices.contains_key(*c)) {
+                        return Err(DomainError::invalid(
+                            "sections",
+                            format!("show {} has no price for the new category {missing}; price it first", show.id),
+                        )
+                        .into());
+                    }
+                }
+                for statement in [
+                    "DELETE FROM show_seats WHERE show_id IN (SELECT id FROM shows WHERE venue_id = $1)",
+                    "DELETE FROM show_areas WHERE show_id IN (SELECT id FROM shows WHERE venue_id = $1)",
+                    "DELETE FROM seats WHERE venue_id = $1",
+                    "DELETE FROM sections WHERE venue_id = $1",
+                    "DELETE FROM areas WHERE venue_id = $1",
+                ] {
+                    sqlx::query(statement).bind(venue.id.to_string()).execute(&mut *conn).await?;
+                }
+                insert_layout(conn, venue).await?;
+                for show in &shows {
+                    insert_inventory(conn, &show.id, venue.id.as_str()).await?;
+                }
+                w.tx.commit().await?;
+                Ok(())
+            }
+
+            async fn delete_venue(&self, id: &VenueId) -> StoreResult<()> {
+                let mut w = self.begin_write().await?;
+                let conn = &mut *w.tx;
+                let shows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM shows WHERE venue_id = $1").bind(id.to_string()).fetch_one(&mut *conn).await?;
+                if shows > 0 {
+                    return Err(DomainError::Conflict("shows use this venue; it cannot be deleted".into()).into());
+                }
+                for statement in [
+                    "DELETE FROM seats WHERE venue_id = $1",
+                    "DELETE FROM sections WHERE venue_id = $1",
+                    "DELETE FROM areas WHERE venue_id = $1",
+                    "DELETE FROM venues WHERE id = $1",
+                ] {
+                    sqlx::query(statement).bind(id.to_string()).execute(&mut *conn).await?;
+                }
+                w.tx.commit().await?;
+                Ok(())
+            }
+
+            async fn update_event(&self, event: &Event) -> StoreResult<()> {
+                let mut conn = self.pool.acquire().await?;
+                write_event(&mut *conn, event, false).await
+            }
+
+            async fn delete_event(&self, id: &EventId) -> StoreResult<()> {
+                let mut w = self.begin_write().await?;
+                let conn = &mut *w.tx;
+                let shows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM shows WHERE event_id = $1").bind(id.to_string()).fetch_one(&mut *conn).await?;
+                if shows > 0 {
+                    return Err(DomainError::Conflict("the event has shows; cancel them instead".into()).into());
+                }
+                sqlx::query("DELETE FROM events WHERE id = $1").bind(id.to_string()).execute(&mut *conn).await?;
+                w.tx.commit().await?;
+                Ok(())
             }
 
             async fn venue(&self, id: &VenueId) -> StoreResult<Option<Venue>> {
                 let mut conn = self.pool.acquire().await?;
                 let row: Option<VenueRow> =
-                    sqlx::query_as("SELECT id, owner_id, name, city, timezone, created_at FROM venues WHERE id = $1")
+                    sqlx::query_as("SELECT id, organizer_id, name, city, timezone, created_at FROM venues WHERE id = $1")
                         .bind(id.to_string())
                         .fetch_optional(&mut *conn)
                         .await?;
@@ -792,7 +985,7 @@ macro_rules! store_engine {
                         .await?;
                 Ok(Some(Venue {
                     id: VenueId::from_trusted(row.id),
-                    owner_id: UserId::from_trusted(row.owner_id),
+                    organizer_id: OrganizerId::from_trusted(row.organizer_id),
                     name: row.name,
                     city: row.city,
                     timezone: row.timezone,
@@ -803,14 +996,14 @@ macro_rules! store_engine {
                 }))
             }
 
-            async fn venues_of(&self, owner: &UserId) -> StoreResult<Vec<VenueSummary>> {
+            async fn venues_of(&self, organizer: &OrganizerId) -> StoreResult<Vec<VenueSummary>> {
                 let rows: Vec<(String, String, String, String, i64, i64)> = sqlx::query_as(
                     "SELECT v.id, v.name, v.city, v.timezone, \
                      (SELECT COUNT(*) FROM seats s WHERE s.venue_id = v.id), \
                      CAST((SELECT COALESCE(SUM(a.capacity), 0) FROM areas a WHERE a.venue_id = v.id) AS BIGINT) \
-                     FROM venues v WHERE v.owner_id = $1 ORDER BY v.id",
+                     FROM venues v WHERE v.organizer_id = $1 ORDER BY v.id",
                 )
-                .bind(owner.to_string())
+                .bind(organizer.to_string())
                 .fetch_all(&self.pool)
                 .await?;
                 Ok(rows
@@ -829,25 +1022,14 @@ macro_rules! store_engine {
             async fn insert_event(&self, event: &Event, idem: Option<&IdempotencyKey>) -> StoreResult<Outcome<()>> {
                 once(self, idem, async {
                 let mut w = self.begin_write().await?;
-                sqlx::query(
-                    "INSERT INTO events (id, organizer_id, title, kind, description, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
-                )
-                .bind(event.id.to_string())
-                .bind(event.organizer_id.to_string())
-                .bind(event.title.clone())
-                .bind(event.kind.as_str())
-                .bind(event.description.clone())
-                .bind(event.created_at.unix_ms())
-                .execute(&mut *w.tx)
-                .await?;
+                write_event(&mut *w.tx, event, true).await?;
                 finish(self, w, idem, event, event.created_at).await.map(Outcome::discard)
                 }).await
             }
 
             async fn event(&self, id: &EventId) -> StoreResult<Option<Event>> {
-                let row: Option<EventRow> = sqlx::query_as(
-                    "SELECT id, organizer_id, title, kind, description, created_at FROM events WHERE id = $1",
-                )
+                let sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE id = $1");
+                let row: Option<EventRow> = sqlx::query_as(AssertSqlSafe(sql))
                 .bind(id.to_string())
                 .fetch_optional(&self.pool)
                 .await?;
@@ -855,10 +1037,8 @@ macro_rules! store_engine {
             }
 
             async fn events(&self, after: Option<&EventId>, limit: i64) -> StoreResult<Vec<Event>> {
-                let rows: Vec<EventRow> = sqlx::query_as(
-                    "SELECT id, organizer_id, title, kind, description, created_at FROM events \
-                     WHERE id > $1 ORDER BY id LIMIT $2",
-                )
+                let sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE id > $1 ORDER BY id LIMIT $2");
+                let rows: Vec<EventRow> = sqlx::query_as(AssertSqlSafe(sql))
                 .bind(after.map(|a| a.to_string()).unwrap_or_default())
                 .bind(limit)
                 .fetch_all(&self.pool)
@@ -868,51 +1048,84 @@ macro_rules! store_engine {
 
             async fn insert_show(&self, show: &Show, idem: Option<&IdempotencyKey>) -> StoreResult<Outcome<()>> {
                 once(self, idem, async {
+                    let mut w = self.begin_write().await?;
+                    insert_shows_checked(&mut *w.tx, std::slice::from_ref(show)).await?;
+                    finish(self, w, idem, show, show.created_at).await.map(Outcome::discard)
+                })
+                .await
+            }
+
+            async fn insert_schedule(&self, shows: &[Show], idem: Option<&IdempotencyKey>) -> StoreResult<Outcome<()>> {
+                let Some(first) = shows.first() else { return Ok(Outcome::Done(())) };
+                once(self, idem, async {
+                    let mut w = self.begin_write().await?;
+                    insert_shows_checked(&mut *w.tx, shows).await?;
+                    finish(self, w, idem, shows, first.created_at).await.map(Outcome::discard)
+                })
+                .await
+            }
+
+            async fn update_show(&self, show: &Show) -> StoreResult<()> {
                 let mut w = self.begin_write().await?;
                 let conn = &mut *w.tx;
-                sqlx::query(
-                    "INSERT INTO shows (id, event_id, organizer_id, venue_id, starts_at, currency, hold_minutes, \
-                     max_tickets_per_order, max_tickets_per_customer, created_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                let updated = sqlx::query(
+                    "UPDATE shows SET on_sale_at = $2, off_sale_at = $3, hold_minutes = $4, max_tickets_per_order = $5, \
+                     max_tickets_per_customer = $6, format = $7, language = $8 WHERE id = $1 AND state = 'scheduled'",
                 )
                 .bind(show.id.to_string())
-                .bind(show.event_id.to_string())
-                .bind(show.organizer_id.to_string())
-                .bind(show.venue_id.to_string())
-                .bind(show.starts_at.unix_ms())
-                .bind(show.currency.to_string())
+                .bind(show.on_sale_at.unix_ms())
+                .bind(show.off_sale_at.unix_ms())
                 .bind(show.hold_minutes)
                 .bind(show.max_tickets_per_order)
                 .bind(show.max_tickets_per_customer)
-                .bind(show.created_at.unix_ms())
+                .bind(show.format.map(|f| f.as_str()))
+                .bind(show.language.clone())
                 .execute(&mut *conn)
-                .await?;
+                .await?
+                .rows_affected();
+                if updated != 1 {
+                    return Err(DomainError::Conflict("a cancelled show cannot be changed".into()).into());
+                }
                 for (category, amount) in &show.prices {
-                    sqlx::query("INSERT INTO show_prices (show_id, category, amount_minor) VALUES ($1, $2, $3)")
+                    sqlx::query("UPDATE show_prices SET amount_minor = $3 WHERE show_id = $1 AND category = $2")
                         .bind(show.id.to_string())
                         .bind(category.clone())
                         .bind(*amount)
                         .execute(&mut *conn)
                         .await?;
                 }
-                sqlx::query(
-                    "INSERT INTO show_seats (show_id, seat_id, state) \
-                     SELECT $1, id, CASE WHEN blocked <> 0 THEN 'blocked' ELSE 'free' END FROM seats WHERE venue_id = $2",
+                w.tx.commit().await?;
+                Ok(())
+            }
+
+            async fn cancel_show(&self, id: &ShowId, now: Timestamp) -> StoreResult<i64> {
+                let mut w = self.begin_write().await?;
+                let conn = &mut *w.tx;
+                // Takes the show row exclusively: holds and confirms hold it shared while they decide.
+                let cancelled = sqlx::query("UPDATE shows SET state = 'cancelled', cancelled_at = $2 WHERE id = $1 AND state = 'scheduled'")
+                    .bind(id.to_string())
+                    .bind(now.unix_ms())
+                    .execute(&mut *conn)
+                    .await?
+                    .rows_affected();
+                if cancelled != 1 {
+                    return Err(DomainError::Conflict("the show is already cancelled".into()).into());
+                }
+                sqlx::query("UPDATE holds SET state = 'released' WHERE show_id = $1 AND state = 'active'")
+                    .bind(id.to_string())
+                    .execute(&mut *conn)
+                    .await?;
+                let refunds = sqlx::query(
+                    "UPDATE bookings SET state = 'cancelled', cancelled_at = $2, refund_state = 'pending' \
+                     WHERE show_id = $1 AND state = 'confirmed'",
                 )
-                .bind(show.id.to_string())
-                .bind(show.venue_id.to_string())
+                .bind(id.to_string())
+                .bind(now.unix_ms())
                 .execute(&mut *conn)
-                .await?;
-                sqlx::query(
-                    "INSERT INTO show_areas (show_id, area_id, capacity, sold) SELECT $1, id, capacity, 0 FROM areas \
-                     WHERE venue_id = $2",
-                )
-                .bind(show.id.to_string())
-                .bind(show.venue_id.to_string())
-                .execute(&mut *conn)
-                .await?;
-                finish(self, w, idem, show, show.created_at).await.map(Outcome::discard)
-                }).await
+                .await?
+                .rows_affected();
+                w.tx.commit().await?;
+                Ok(refunds as i64)
             }
 
             async fn show(&self, id: &ShowId) -> StoreResult<Option<Show>> {
@@ -933,13 +1146,12 @@ macro_rules! store_engine {
                     .await?;
                 let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
                 let mut prices = load_prices(&mut *conn, &ids).await?;
-                Ok(rows
-                    .into_iter()
+                rows.into_iter()
                     .map(|row| {
                         let show_prices = prices.remove(&row.id).unwrap_or_default();
                         row.into_show(show_prices)
                     })
-                    .collect())
+                    .collect()
             }
 
             async fn seat_map(&self, show: &Show, now: Timestamp) -> StoreResult<SeatMap> {

@@ -4,6 +4,7 @@
 //! rows are locked. The database transaction is the only arbiter of inventory: every claim is
 //! decided inside one transaction, all or nothing.
 
+mod accounts;
 mod engine;
 mod postgres;
 mod rows;
@@ -14,8 +15,9 @@ use boxoffice_core::booking::Booking;
 use boxoffice_core::catalog::{Event, Show};
 use boxoffice_core::hold::{Hold, HoldRequest};
 use boxoffice_core::ids::{BookingId, EventId, HoldId, ShowId, TicketId, UserId, VenueId};
+use boxoffice_core::ids::{OrganizerId, SessionId};
 use boxoffice_core::inventory::SeatMap;
-use boxoffice_core::user::User;
+use boxoffice_core::user::{AccountState, Actor, MemberRole, Organizer, User};
 use boxoffice_core::venue::Venue;
 use boxoffice_core::{DomainError, Timestamp};
 use serde::Serialize;
@@ -131,20 +133,103 @@ pub struct ShowFilter {
     pub limit: i64,
 }
 
+/// A sign-in, the family its refresh tokens belong to.
+#[derive(Clone, Debug)]
+pub struct SessionRecord {
+    pub id: SessionId,
+    pub user_id: UserId,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+}
+
+/// What presenting a refresh token did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Refresh {
+    /// The token was live: it is used up and `next` replaces it.
+    Rotated {
+        session_id: SessionId,
+        user_id: UserId,
+    },
+    /// The token had been used before: its whole session is now revoked.
+    Reused,
+    /// Unknown, expired, or its session or account is no longer active.
+    Invalid,
+}
+
+/// Accounts, tenants and sign-ins.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait AccountStore: Send + Sync {
+    /// Creates the user; with `new_organizer`, also that organizer with the user as its owner.
+    async fn insert_user(
+        &self,
+        user: &User,
+        password_hash: &str,
+        new_organizer: Option<&Organizer>,
+    ) -> StoreResult<()>;
+    async fn user(&self, id: &UserId) -> StoreResult<Option<User>>;
+    /// The user and password hash for a login.
+    async fn credentials(&self, email: &str) -> StoreResult<Option<(User, String)>>;
+    async fn user_count(&self) -> StoreResult<i64>;
+    async fn users(&self, after: Option<&UserId>, limit: i64) -> StoreResult<Vec<User>>;
+    /// Suspending or deleting also revokes every session of the user.
+    async fn set_user_state(&self, id: &UserId, state: AccountState) -> StoreResult<Option<User>>;
+
+    /// Creates an organizer owned by an existing, unaffiliated, non-admin user.
+    async fn insert_organizer(&self, organizer: &Organizer, owner: &UserId) -> StoreResult<()>;
+    async fn organizer(&self, id: &OrganizerId) -> StoreResult<Option<Organizer>>;
+    async fn organizers(
+        &self,
+        after: Option<&OrganizerId>,
+        limit: i64,
+    ) -> StoreResult<Vec<Organizer>>;
+    async fn set_organizer_state(
+        &self,
+        id: &OrganizerId,
+        state: AccountState,
+    ) -> StoreResult<Option<Organizer>>;
+    /// Adds the account with this email to the organizer (it becomes an organizer account).
+    async fn add_member(
+        &self,
+        organizer: &OrganizerId,
+        email: &str,
+        role: MemberRole,
+        now: Timestamp,
+    ) -> StoreResult<User>;
+    async fn members(&self, organizer: &OrganizerId) -> StoreResult<Vec<User>>;
+    /// Refuses to remove the last owner.
+    async fn remove_member(&self, organizer: &OrganizerId, user: &UserId) -> StoreResult<()>;
+
+    async fn insert_session(
+        &self,
+        session: &SessionRecord,
+        refresh_hash: &str,
+        refresh_expires_at: Timestamp,
+    ) -> StoreResult<()>;
+    async fn rotate_refresh(
+        &self,
+        presented_hash: &str,
+        next_hash: &str,
+        now: Timestamp,
+        next_expires_at: Timestamp,
+    ) -> StoreResult<Refresh>;
+    async fn revoke_session(&self, id: &SessionId) -> StoreResult<()>;
+    /// The caller as of now, if the session is live and the account active.
+    async fn actor(
+        &self,
+        session: &SessionId,
+        user: &UserId,
+        now: Timestamp,
+    ) -> StoreResult<Option<Actor>>;
+}
+
+#[async_trait]
+pub trait Store: AccountStore + Send + Sync + 'static {
     /// `sqlite` or `postgres`, for logs and health output.
     fn engine(&self) -> &'static str;
     async fn migrate(&self) -> StoreResult<()>;
     async fn ping(&self) -> StoreResult<()>;
     /// The stored value of a named secret, or `candidate` if this call is the first to store it.
     async fn secret(&self, name: &str, candidate: &str) -> StoreResult<String>;
-
-    async fn insert_user(&self, user: &User, password_hash: &str) -> StoreResult<()>;
-    async fn user(&self, id: &UserId) -> StoreResult<Option<User>>;
-    /// The user and password hash for a login.
-    async fn credentials(&self, email: &str) -> StoreResult<Option<(User, String)>>;
-    async fn user_count(&self) -> StoreResult<i64>;
 
     /// The catalog inserts take an optional key like every command: `Done(())` means "inserted,
     /// answer with the value you passed"; the value is what a replay answers.
@@ -154,7 +239,14 @@ pub trait Store: Send + Sync + 'static {
         idem: Option<&IdempotencyKey>,
     ) -> StoreResult<Outcome<()>>;
     async fn venue(&self, id: &VenueId) -> StoreResult<Option<Venue>>;
-    async fn venues_of(&self, owner: &UserId) -> StoreResult<Vec<VenueSummary>>;
+    /// Name, city and time zone only.
+    async fn update_venue_details(&self, venue: &Venue) -> StoreResult<()>;
+    /// Swaps the whole layout and rebuilds the inventory of the venue's shows; refused once any
+    /// show there has a booking or a live hold, since that would orphan sold or held seats.
+    async fn replace_layout(&self, venue: &Venue, now: Timestamp) -> StoreResult<()>;
+    /// Refused while any show uses the venue.
+    async fn delete_venue(&self, id: &VenueId) -> StoreResult<()>;
+    async fn venues_of(&self, organizer: &OrganizerId) -> StoreResult<Vec<VenueSummary>>;
 
     async fn insert_event(
         &self,
@@ -162,6 +254,9 @@ pub trait Store: Send + Sync + 'static {
         idem: Option<&IdempotencyKey>,
     ) -> StoreResult<Outcome<()>>;
     async fn event(&self, id: &EventId) -> StoreResult<Option<Event>>;
+    async fn update_event(&self, event: &Event) -> StoreResult<()>;
+    /// Refused while the event has shows.
+    async fn delete_event(&self, id: &EventId) -> StoreResult<()>;
     async fn events(&self, after: Option<&EventId>, limit: i64) -> StoreResult<Vec<Event>>;
 
     /// Creates the show and its inventory (a row per seat, a counter per area) in one transaction.
@@ -170,6 +265,16 @@ pub trait Store: Send + Sync + 'static {
         show: &Show,
         idem: Option<&IdempotencyKey>,
     ) -> StoreResult<Outcome<()>>;
+    /// Creates every show or none; a clash with another show at the venue is a `ScheduleConflict`.
+    async fn insert_schedule(
+        &self,
+        shows: &[Show],
+        idem: Option<&IdempotencyKey>,
+    ) -> StoreResult<Outcome<()>>;
+    /// Rewrites a scheduled show's selling terms (prices of existing categories, limits, window).
+    async fn update_show(&self, show: &Show) -> StoreResult<()>;
+    /// Stops all sales, releases holds and cancels bookings (marked for refund); returns how many.
+    async fn cancel_show(&self, id: &ShowId, now: Timestamp) -> StoreResult<i64>;
     async fn show(&self, id: &ShowId) -> StoreResult<Option<Show>>;
     async fn shows(&self, filter: &ShowFilter) -> StoreResult<Vec<Show>>;
     async fn seat_map(&self, show: &Show, now: Timestamp) -> StoreResult<SeatMap>;

@@ -3,11 +3,11 @@
 
 use crate::StoreError;
 use boxoffice_core::booking::{Booking, BookingState, Ticket};
-use boxoffice_core::catalog::{Event, EventKind, Show};
+use boxoffice_core::catalog::{Event, EventKind, Format, Show, ShowState};
 use boxoffice_core::hold::{Hold, HoldItem, HoldState};
 use boxoffice_core::ids::*;
 use boxoffice_core::inventory::{AreaView, SeatState, SeatView};
-use boxoffice_core::user::{Role, User};
+use boxoffice_core::user::{AccountState, MemberRole, Membership, Organizer, Role, User};
 use boxoffice_core::venue::{Area, Seat, Section};
 use boxoffice_core::{Currency, Money, Timestamp};
 use std::collections::BTreeMap;
@@ -16,14 +16,34 @@ fn corrupt(what: &str, value: &str) -> StoreError {
     StoreError::Corrupt(format!("unknown {what} {value:?}"))
 }
 
+/// Columns of `USER_SELECT`: a user with its membership, if any.
 #[derive(sqlx::FromRow)]
 pub struct UserRow {
     pub id: String,
     pub email: String,
     pub name: String,
     pub role: String,
+    pub state: String,
     pub password_hash: String,
     pub created_at: i64,
+    pub organizer_id: Option<String>,
+    pub member_role: Option<String>,
+}
+
+pub const USER_SELECT: &str = "SELECT u.id, u.email, u.name, u.role, u.state, u.password_hash, u.created_at, \
+     m.organizer_id, m.role AS member_role FROM users u LEFT JOIN memberships m ON m.user_id = u.id";
+
+pub fn membership(
+    organizer_id: Option<String>,
+    role: Option<String>,
+) -> Result<Option<Membership>, StoreError> {
+    match (organizer_id, role) {
+        (Some(organizer_id), Some(role)) => Ok(Some(Membership {
+            organizer_id: OrganizerId::from_trusted(organizer_id),
+            role: MemberRole::parse(&role).ok_or_else(|| corrupt("member role", &role))?,
+        })),
+        _ => Ok(None),
+    }
 }
 
 impl UserRow {
@@ -34,6 +54,9 @@ impl UserRow {
             email: self.email,
             name: self.name,
             role,
+            state: AccountState::parse(&self.state)
+                .ok_or_else(|| corrupt("account state", &self.state))?,
+            organizer: membership(self.organizer_id, self.member_role)?,
             created_at: Timestamp::from_unix_ms(self.created_at),
         };
         Ok((user, self.password_hash))
@@ -41,9 +64,30 @@ impl UserRow {
 }
 
 #[derive(sqlx::FromRow)]
+pub struct OrganizerRow {
+    pub id: String,
+    pub name: String,
+    pub state: String,
+    pub created_at: i64,
+}
+
+impl TryFrom<OrganizerRow> for Organizer {
+    type Error = StoreError;
+    fn try_from(row: OrganizerRow) -> Result<Self, StoreError> {
+        Ok(Organizer {
+            state: AccountState::parse(&row.state)
+                .ok_or_else(|| corrupt("organizer state", &row.state))?,
+            id: OrganizerId::from_trusted(row.id),
+            name: row.name,
+            created_at: Timestamp::from_unix_ms(row.created_at),
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
 pub struct VenueRow {
     pub id: String,
-    pub owner_id: String,
+    pub organizer_id: String,
     pub name: String,
     pub city: String,
     pub timezone: String,
@@ -115,6 +159,9 @@ impl From<AreaRow> for Area {
     }
 }
 
+pub const EVENT_COLUMNS: &str = "id, organizer_id, title, kind, description, duration_minutes, tags, age_rating, \
+     image_url, language, subtitles, format, created_at";
+
 #[derive(sqlx::FromRow)]
 pub struct EventRow {
     pub id: String,
@@ -122,7 +169,19 @@ pub struct EventRow {
     pub title: String,
     pub kind: String,
     pub description: String,
+    pub duration_minutes: Option<i64>,
+    pub tags: String,
+    pub age_rating: Option<String>,
+    pub image_url: Option<String>,
+    pub language: Option<String>,
+    pub subtitles: Option<String>,
+    pub format: Option<String>,
     pub created_at: i64,
+}
+
+fn format_of(raw: Option<String>) -> Result<Option<Format>, StoreError> {
+    raw.map(|f| Format::parse(&f).ok_or_else(|| corrupt("format", &f)))
+        .transpose()
 }
 
 impl TryFrom<EventRow> for Event {
@@ -130,14 +189,25 @@ impl TryFrom<EventRow> for Event {
     fn try_from(row: EventRow) -> Result<Self, StoreError> {
         Ok(Event {
             id: EventId::from_trusted(row.id),
-            organizer_id: UserId::from_trusted(row.organizer_id),
+            organizer_id: OrganizerId::from_trusted(row.organizer_id),
             title: row.title,
             kind: EventKind::parse(&row.kind).ok_or_else(|| corrupt("event kind", &row.kind))?,
             description: row.description,
+            duration_minutes: row.duration_minutes,
+            tags: serde_json::from_str(&row.tags).map_err(|_| corrupt("tags", &row.tags))?,
+            age_rating: row.age_rating,
+            image_url: row.image_url,
+            language: row.language,
+            subtitles: row.subtitles,
+            format: format_of(row.format)?,
             created_at: Timestamp::from_unix_ms(row.created_at),
         })
     }
 }
+
+pub const SHOW_COLUMNS: &str = "id, event_id, organizer_id, venue_id, state, starts_at, ends_at, on_sale_at, \
+     off_sale_at, currency, hold_minutes, max_tickets_per_order, max_tickets_per_customer, format, language, \
+     created_at, cancelled_at";
 
 #[derive(sqlx::FromRow)]
 pub struct ShowRow {
@@ -145,7 +215,14 @@ pub struct ShowRow {
     pub event_id: String,
     pub organizer_id: String,
     pub venue_id: String,
+    pub state: String,
     pub starts_at: i64,
+    pub ends_at: i64,
+    pub on_sale_at: i64,
+    pub off_sale_at: i64,
+    pub format: Option<String>,
+    pub language: Option<String>,
+    pub cancelled_at: Option<i64>,
     pub currency: String,
     pub hold_minutes: i64,
     pub max_tickets_per_order: i64,
@@ -161,20 +238,28 @@ pub struct PriceRow {
 }
 
 impl ShowRow {
-    pub fn into_show(self, prices: BTreeMap<String, i64>) -> Show {
-        Show {
+    pub fn into_show(self, prices: BTreeMap<String, i64>) -> Result<Show, StoreError> {
+        Ok(Show {
             id: ShowId::from_trusted(self.id),
             event_id: EventId::from_trusted(self.event_id),
-            organizer_id: UserId::from_trusted(self.organizer_id),
+            organizer_id: OrganizerId::from_trusted(self.organizer_id),
             venue_id: VenueId::from_trusted(self.venue_id),
+            state: ShowState::parse(&self.state)
+                .ok_or_else(|| corrupt("show state", &self.state))?,
             starts_at: Timestamp::from_unix_ms(self.starts_at),
+            ends_at: Timestamp::from_unix_ms(self.ends_at),
+            on_sale_at: Timestamp::from_unix_ms(self.on_sale_at),
+            off_sale_at: Timestamp::from_unix_ms(self.off_sale_at),
+            format: format_of(self.format)?,
+            language: self.language,
+            cancelled_at: self.cancelled_at.map(Timestamp::from_unix_ms),
             currency: Currency::from_trusted(self.currency),
             prices,
             hold_minutes: self.hold_minutes,
             max_tickets_per_order: self.max_tickets_per_order,
             max_tickets_per_customer: self.max_tickets_per_customer,
             created_at: Timestamp::from_unix_ms(self.created_at),
-        }
+        })
     }
 }
 
@@ -325,9 +410,13 @@ pub struct BookingRow {
     pub total_minor: i64,
     pub currency: String,
     pub payment_reference: String,
+    pub refund_state: Option<String>,
     pub created_at: i64,
     pub cancelled_at: Option<i64>,
 }
+
+pub const BOOKING_COLUMNS: &str = "id, hold_id, show_id, user_id, state, total_minor, currency, payment_reference, \
+     refund_state, created_at, cancelled_at";
 
 #[derive(sqlx::FromRow)]
 pub struct TicketRow {
@@ -365,6 +454,7 @@ impl BookingRow {
             hold_id: HoldId::from_trusted(self.hold_id),
             total: Money::new(self.total_minor, Currency::from_trusted(self.currency)),
             payment_reference: self.payment_reference,
+            refund: self.refund_state,
             tickets: tickets.into_iter().map(Ticket::from).collect(),
             created_at: Timestamp::from_unix_ms(self.created_at),
             cancelled_at: self.cancelled_at.map(Timestamp::from_unix_ms),

@@ -47,4 +47,10 @@ impl SqliteStore {
     }
 }
 
-store_engine!(SqliteStore, sqlx::Sqlite, lock = "", skip_locked = "");
+store_engine!(
+    SqliteStore,
+    sqlx::Sqlite,
+    lock = "",
+    share = "",
+    skip_locked = ""
+);

@@ -6,7 +6,7 @@ use boxoffice_core::catalog::{EventInput, ShowInput};
 use boxoffice_core::hold::{AreaQuantity, Hold, HoldRequest, HoldState};
 use boxoffice_core::ids::*;
 use boxoffice_core::inventory::{SeatMap, SeatState};
-use boxoffice_core::user::{Role, User};
+use boxoffice_core::user::{AccountState, Organizer, Role, User};
 use boxoffice_core::venue::{Venue, VenueInput};
 use boxoffice_core::{DomainError, Timestamp};
 use boxoffice_store::{
@@ -21,6 +21,7 @@ struct Fixture {
     store: Arc<dyn Store>,
     _db: TestDatabase,
     organizer: User,
+    tenant: Organizer,
     venue: Venue,
     show: boxoffice_core::catalog::Show,
     now: Timestamp,
@@ -32,6 +33,8 @@ fn user(role: Role, email: &str, now: Timestamp) -> User {
         email: email.to_owned(),
         name: email.to_owned(),
         role,
+        state: AccountState::Active,
+        organizer: None,
         created_at: now,
     }
 }
@@ -43,8 +46,18 @@ impl Fixture {
         let db = TestDatabase::fresh(engine).await;
         let store = db.store().await;
         let now = Timestamp::from_unix_ms(1_800_000_000_000);
+        let tenant = Organizer {
+            id: OrganizerId::generate(),
+            name: "Gigs Ltd".into(),
+            state: AccountState::Active,
+            created_at: now,
+        };
         let organizer = user(Role::Organizer, "org@example.com", now);
-        store.insert_user(&organizer, "hash").await.unwrap();
+        store
+            .insert_user(&organizer, "hash", Some(&tenant))
+            .await
+            .unwrap();
+        let organizer = store.user(&organizer.id).await.unwrap().unwrap();
         let venue: VenueInput = serde_json::from_value(serde_json::json!({
             "name": "Hall", "city": "Berlin",
             "sections": [{"name": "Stalls", "rows": [
@@ -55,15 +68,13 @@ impl Fixture {
             "areas": [{"name": "Floor", "category": "standing", "capacity": 10}]
         }))
         .unwrap();
-        let venue = venue.into_venue(organizer.id.clone(), now).unwrap();
+        let venue = venue.into_venue(tenant.id.clone(), now).unwrap();
         store.insert_venue(&venue, None).await.unwrap();
-        let event = EventInput {
-            title: "Gig".into(),
-            kind: boxoffice_core::catalog::EventKind::Concert,
-            description: String::new(),
-        }
-        .into_event(organizer.id.clone(), now)
+        let event: EventInput = serde_json::from_value(
+            serde_json::json!({"title": "Gig", "kind": "concert", "duration_minutes": 120}),
+        )
         .unwrap();
+        let event = event.into_event(tenant.id.clone(), now).unwrap();
         store.insert_event(&event, None).await.unwrap();
         let show: ShowInput = serde_json::from_value(serde_json::json!({
             "event_id": event.id, "venue_id": venue.id, "starts_at": now.plus_ms(24 * HOUR_MS),
@@ -77,6 +88,7 @@ impl Fixture {
             store,
             _db: db,
             organizer,
+            tenant,
             venue,
             show,
             now,
@@ -85,7 +97,10 @@ impl Fixture {
 
     async fn customer(&self, email: &str) -> UserId {
         let customer = user(Role::Customer, email, self.now);
-        self.store.insert_user(&customer, "hash").await.unwrap();
+        self.store
+            .insert_user(&customer, "hash", None)
+            .await
+            .unwrap();
         customer.id
     }
 
@@ -209,7 +224,7 @@ async fn accounts_are_unique_by_email(engine: Engine) {
     assert_eq!(hash, "hash");
     let twin = user(Role::Customer, "org@example.com", f.now);
     assert_eq!(
-        domain(f.store.insert_user(&twin, "x").await),
+        domain(f.store.insert_user(&twin, "x", None).await),
         DomainError::EmailTaken
     );
     assert_eq!(f.store.user(&twin.id).await.unwrap(), None);
@@ -218,7 +233,7 @@ async fn accounts_are_unique_by_email(engine: Engine) {
 async fn layouts_and_shows_round_trip(engine: Engine) {
     let f = Fixture::new(engine).await;
     assert_eq!(f.store.venue(&f.venue.id).await.unwrap().unwrap(), f.venue);
-    let mine = f.store.venues_of(&f.organizer.id).await.unwrap();
+    let mine = f.store.venues_of(&f.tenant.id).await.unwrap();
     assert_eq!(
         (mine.len(), mine[0].seat_count, mine[0].area_capacity),
         (1, 10, 10)

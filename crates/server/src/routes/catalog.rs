@@ -1,5 +1,6 @@
-//! Venues, events and shows: organizers create them (and only see their own venues and sales
-//! figures); everyone can browse events, shows and seat maps.
+//! Venues, events and shows. Organizers create and change them inside their own organizer
+//! (anything of another organizer reads as missing); everyone can browse events, shows and
+//! seat maps.
 
 use crate::auth::Auth;
 use crate::error::ApiResult;
@@ -9,24 +10,37 @@ use crate::state::AppState;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::get;
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use boxoffice_core::DomainError;
-use boxoffice_core::catalog::{Event, EventInput, Show, ShowInput};
+use boxoffice_core::catalog::{Event, EventInput, EventPatch, Show, ShowInput, ShowPatch};
 use boxoffice_core::ids::{EventId, ShowId, VenueId};
 use boxoffice_core::inventory::{CategoryAvailability, SeatMap};
-use boxoffice_core::venue::{Venue, VenueInput};
+use boxoffice_core::schedule::ScheduleInput;
+use boxoffice_core::user::Actor;
+use boxoffice_core::venue::{AreaInput, SectionInput, Venue, VenueInput};
 use boxoffice_store::{SalesSummary, ShowFilter, VenueSummary};
 use serde::{Deserialize, Serialize};
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/venues", get(my_venues).post(create_venue))
-        .route("/venues/{id}", get(venue))
+        .route(
+            "/venues/{id}",
+            get(venue).patch(update_venue).delete(delete_venue),
+        )
+        .route("/venues/{id}/layout", put(replace_layout))
         .route("/events", get(events).post(create_event))
-        .route("/events/{id}", get(event))
+        .route(
+            "/events/{id}",
+            get(event).patch(update_event).delete(delete_event),
+        )
+        .route("/events/{id}/schedule", post(create_schedule))
         .route("/shows", get(shows).post(create_show))
-        .route("/shows/{id}", get(show))
+        .route(
+            "/shows/{id}",
+            get(show).patch(update_show).delete(cancel_show),
+        )
         .route("/shows/{id}/seats", get(seat_map))
         .route("/shows/{id}/sales", get(sales))
 }
@@ -68,19 +82,50 @@ struct EventView {
     shows: Vec<ShowView>,
 }
 
+/// A venue of the caller's organizer (admins: any); anything else reads as missing.
+async fn managed_venue(app: &AppState, actor: &Actor, id: &str) -> ApiResult<Venue> {
+    let id = path_id(id, VenueId::parse, "venue")?;
+    let venue = app
+        .store
+        .venue(&id)
+        .await?
+        .filter(|v| actor.may_manage(&v.organizer_id));
+    Ok(venue.ok_or(DomainError::NotFound("venue"))?)
+}
+
+async fn managed_event(app: &AppState, actor: &Actor, id: &str) -> ApiResult<Event> {
+    let id = path_id(id, EventId::parse, "event")?;
+    let event = app
+        .store
+        .event(&id)
+        .await?
+        .filter(|e| actor.may_manage(&e.organizer_id));
+    Ok(event.ok_or(DomainError::NotFound("event"))?)
+}
+
+async fn managed_show(app: &AppState, actor: &Actor, id: &str) -> ApiResult<Show> {
+    let id = path_id(id, ShowId::parse, "show")?;
+    let show = app
+        .store
+        .show(&id)
+        .await?
+        .filter(|s| actor.may_manage(&s.organizer_id));
+    Ok(show.ok_or(DomainError::NotFound("show"))?)
+}
+
 async fn create_venue(
     State(app): State<AppState>,
     auth: Auth,
     key: KeyHeader,
     body: ApiJson<VenueInput>,
 ) -> ApiResult<Response> {
-    let owner = auth.organizer()?.user_id.clone();
+    let organizer = auth.organizer()?;
     let fingerprint = idempotency::fingerprint("POST", "/api/v1/venues", &body.canonical);
-    let venue = body.value.into_venue(owner.clone(), app.clock.now())?;
+    let venue = body.value.into_venue(organizer, app.clock.now())?;
     let store = app.store.clone();
     idempotency::run(
         &app,
-        &owner,
+        &auth.0.user_id,
         key,
         fingerprint,
         StatusCode::CREATED,
@@ -90,8 +135,7 @@ async fn create_venue(
 }
 
 async fn my_venues(State(app): State<AppState>, auth: Auth) -> ApiResult<Json<Vec<VenueSummary>>> {
-    let owner = &auth.organizer()?.user_id;
-    Ok(Json(app.store.venues_of(owner).await?))
+    Ok(Json(app.store.venues_of(&auth.organizer()?).await?))
 }
 
 async fn venue(
@@ -99,13 +143,136 @@ async fn venue(
     Auth(actor): Auth,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Venue>> {
-    let id = path_id(&id, VenueId::parse, "venue")?;
-    let venue = app
-        .store
-        .venue(&id)
-        .await?
-        .filter(|v| actor.may_access(&v.owner_id));
-    Ok(Json(venue.ok_or(DomainError::NotFound("venue"))?))
+    Ok(Json(managed_venue(&app, &actor, &id).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VenueDetails {
+    name: Option<String>,
+    city: Option<String>,
+    timezone: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Layout {
+    #[serde(default)]
+    sections: Vec<SectionInput>,
+    #[serde(default)]
+    areas: Vec<AreaInput>,
+}
+
+/// Checks details or a layout by building the venue anew, then keeps the venue's identity.
+fn rebuilt(current: &Venue, input: VenueInput, now: boxoffice_core::Timestamp) -> ApiResult<Venue> {
+    let fresh = input.into_venue(current.organizer_id.clone(), now)?;
+    Ok(Venue {
+        id: current.id.clone(),
+        created_at: current.created_at,
+        ..fresh
+    })
+}
+
+fn layout_of(venue: &Venue) -> Layout {
+    let sections = venue
+        .sections
+        .iter()
+        .map(|section| {
+            let mut rows: Vec<boxoffice_core::venue::RowInput> = Vec::new();
+            for seat in venue.seats.iter().filter(|s| s.section_id == section.id) {
+                if rows.last().is_none_or(|r| r.label != seat.row_label) {
+                    rows.push(boxoffice_core::venue::RowInput {
+                        label: seat.row_label.clone(),
+                        count: None,
+                        category: None,
+                        seats: vec![],
+                    });
+                }
+                rows.last_mut().expect("pushed above").seats.push(
+                    boxoffice_core::venue::SeatInput {
+                        number: seat.number,
+                        label: Some(seat.label.clone()),
+                        category: Some(seat.category.clone()),
+                        x: Some(seat.x),
+                        y: Some(seat.y),
+                        blocked: seat.blocked,
+                    },
+                );
+            }
+            SectionInput {
+                name: section.name.clone(),
+                rows,
+                generate: None,
+            }
+        })
+        .collect();
+    let areas = venue
+        .areas
+        .iter()
+        .map(|a| AreaInput {
+            name: a.name.clone(),
+            category: a.category.clone(),
+            capacity: a.capacity,
+        })
+        .collect();
+    Layout { sections, areas }
+}
+
+async fn update_venue(
+    State(app): State<AppState>,
+    Auth(actor): Auth,
+    Path(id): Path<String>,
+    body: ApiJson<VenueDetails>,
+) -> ApiResult<Json<Venue>> {
+    let current = managed_venue(&app, &actor, &id).await?;
+    let details = body.value;
+    let layout = layout_of(&current);
+    let input = VenueInput {
+        name: details.name.unwrap_or_else(|| current.name.clone()),
+        city: details.city.unwrap_or_else(|| current.city.clone()),
+        timezone: details.timezone.unwrap_or_else(|| current.timezone.clone()),
+        sections: layout.sections,
+        areas: layout.areas,
+    };
+    // Validate the new details against the unchanged layout, keep the stored layout as it is.
+    let checked = rebuilt(&current, input, app.clock.now())?;
+    let updated = Venue {
+        name: checked.name,
+        city: checked.city,
+        timezone: checked.timezone,
+        ..current
+    };
+    app.store.update_venue_details(&updated).await?;
+    Ok(Json(updated))
+}
+
+async fn replace_layout(
+    State(app): State<AppState>,
+    Auth(actor): Auth,
+    Path(id): Path<String>,
+    body: ApiJson<Layout>,
+) -> ApiResult<Json<Venue>> {
+    let current = managed_venue(&app, &actor, &id).await?;
+    let input = VenueInput {
+        name: current.name.clone(),
+        city: current.city.clone(),
+        timezone: current.timezone.clone(),
+        sections: body.value.sections,
+        areas: body.value.areas,
+    };
+    let venue = rebuilt(&current, input, app.clock.now())?;
+    app.store.replace_layout(&venue, app.clock.now()).await?;
+    Ok(Json(venue))
+}
+
+async fn delete_venue(
+    State(app): State<AppState>,
+    Auth(actor): Auth,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let venue = managed_venue(&app, &actor, &id).await?;
+    app.store.delete_venue(&venue.id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn create_event(
@@ -114,13 +281,13 @@ async fn create_event(
     key: KeyHeader,
     body: ApiJson<EventInput>,
 ) -> ApiResult<Response> {
-    let organizer = auth.organizer()?.user_id.clone();
+    let organizer = auth.organizer()?;
     let fingerprint = idempotency::fingerprint("POST", "/api/v1/events", &body.canonical);
-    let event = body.value.into_event(organizer.clone(), app.clock.now())?;
+    let event = body.value.into_event(organizer, app.clock.now())?;
     let store = app.store.clone();
     idempotency::run(
         &app,
-        &organizer,
+        &auth.0.user_id,
         key,
         fingerprint,
         StatusCode::CREATED,
@@ -162,6 +329,80 @@ async fn event(State(app): State<AppState>, Path(id): Path<String>) -> ApiResult
     Ok(Json(EventView { event, shows }))
 }
 
+async fn update_event(
+    State(app): State<AppState>,
+    Auth(actor): Auth,
+    Path(id): Path<String>,
+    body: ApiJson<EventPatch>,
+) -> ApiResult<Json<Event>> {
+    let event = managed_event(&app, &actor, &id).await?.apply(body.value)?;
+    app.store.update_event(&event).await?;
+    Ok(Json(event))
+}
+
+async fn delete_event(
+    State(app): State<AppState>,
+    Auth(actor): Auth,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let event = managed_event(&app, &actor, &id).await?;
+    app.store.delete_event(&event.id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The event's and venue's organizer must be the caller's (admins: they must match each other).
+async fn venue_for_event(
+    app: &AppState,
+    actor: &Actor,
+    event: &Event,
+    venue_id: &str,
+) -> ApiResult<Venue> {
+    let venue_id =
+        VenueId::parse(venue_id).ok_or(DomainError::invalid("venue_id", "not a venue id"))?;
+    let venue = app
+        .store
+        .venue(&venue_id)
+        .await?
+        .filter(|v| v.organizer_id == event.organizer_id && actor.may_manage(&v.organizer_id));
+    Ok(venue.ok_or(DomainError::invalid(
+        "venue_id",
+        "no such venue of the event's organizer",
+    ))?)
+}
+
+async fn create_schedule(
+    State(app): State<AppState>,
+    auth: Auth,
+    key: KeyHeader,
+    Path(id): Path<String>,
+    body: ApiJson<ScheduleInput>,
+) -> ApiResult<Response> {
+    auth.organizer()?;
+    let event = managed_event(&app, &auth.0, &id).await?;
+    let fingerprint = idempotency::fingerprint(
+        "POST",
+        &format!("/api/v1/events/{}/schedule", event.id),
+        &body.canonical,
+    );
+    let venue = venue_for_event(&app, &auth.0, &event, &body.value.venue_id).await?;
+    let shows = body.value.shows(&event, &venue, app.clock.now())?;
+    let store = app.store.clone();
+    idempotency::run(
+        &app,
+        &auth.0.user_id,
+        key,
+        fingerprint,
+        StatusCode::CREATED,
+        |key| async move {
+            Ok(store
+                .insert_schedule(&shows, key.as_ref())
+                .await?
+                .with(shows))
+        },
+    )
+    .await
+}
+
 async fn with_availability(app: &AppState, show: Show) -> ApiResult<ShowView> {
     let availability = app
         .store
@@ -178,34 +419,24 @@ async fn create_show(
     key: KeyHeader,
     body: ApiJson<ShowInput>,
 ) -> ApiResult<Response> {
-    let actor = auth.organizer()?.clone();
+    auth.organizer()?;
     let fingerprint = idempotency::fingerprint("POST", "/api/v1/shows", &body.canonical);
     let input = body.value;
     let event_id = EventId::parse(&input.event_id)
         .ok_or(DomainError::invalid("event_id", "not an event id"))?;
-    let venue_id = VenueId::parse(&input.venue_id)
-        .ok_or(DomainError::invalid("venue_id", "not a venue id"))?;
     // Someone else's event or venue is reported as missing, never as "exists but not yours".
     let event = app
         .store
         .event(&event_id)
         .await?
-        .filter(|e| actor.may_access(&e.organizer_id));
+        .filter(|e| auth.0.may_manage(&e.organizer_id));
     let event = event.ok_or(DomainError::invalid("event_id", "no such event of yours"))?;
-    let venue = app
-        .store
-        .venue(&venue_id)
-        .await?
-        .filter(|v| v.owner_id == event.organizer_id);
-    let venue = venue.ok_or(DomainError::invalid(
-        "venue_id",
-        "no such venue of the event's organizer",
-    ))?;
+    let venue = venue_for_event(&app, &auth.0, &event, &input.venue_id).await?;
     let show = input.into_show(&event, &venue, app.clock.now())?;
     let store = app.store.clone();
     idempotency::run(
         &app,
-        &actor.user_id,
+        &auth.0.user_id,
         key,
         fingerprint,
         StatusCode::CREATED,
@@ -254,6 +485,48 @@ async fn show(State(app): State<AppState>, Path(id): Path<String>) -> ApiResult<
     Ok(Json(with_availability(&app, show).await?))
 }
 
+async fn update_show(
+    State(app): State<AppState>,
+    Auth(actor): Auth,
+    Path(id): Path<String>,
+    body: ApiJson<ShowPatch>,
+) -> ApiResult<Json<Show>> {
+    let current = managed_show(&app, &actor, &id).await?;
+    let venue = app
+        .store
+        .venue(&current.venue_id)
+        .await?
+        .ok_or(DomainError::NotFound("venue"))?;
+    let show = current.apply(body.value, &venue)?;
+    app.store.update_show(&show).await?;
+    Ok(Json(show))
+}
+
+#[derive(Serialize)]
+struct Cancelled {
+    show: Show,
+    /// Bookings cancelled with the show; each is marked for refund.
+    bookings_cancelled: i64,
+}
+
+async fn cancel_show(
+    State(app): State<AppState>,
+    Auth(actor): Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Cancelled>> {
+    let show = managed_show(&app, &actor, &id).await?;
+    let bookings_cancelled = app.store.cancel_show(&show.id, app.clock.now()).await?;
+    let show = app
+        .store
+        .show(&show.id)
+        .await?
+        .ok_or(DomainError::NotFound("show"))?;
+    Ok(Json(Cancelled {
+        show,
+        bookings_cancelled,
+    }))
+}
+
 async fn seat_map(State(app): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<SeatMap>> {
     let id = path_id(&id, ShowId::parse, "show")?;
     let show = app
@@ -269,12 +542,6 @@ async fn sales(
     Auth(actor): Auth,
     Path(id): Path<String>,
 ) -> ApiResult<Json<SalesSummary>> {
-    let id = path_id(&id, ShowId::parse, "show")?;
-    let show = app
-        .store
-        .show(&id)
-        .await?
-        .filter(|s| actor.may_access(&s.organizer_id));
-    let show = show.ok_or(DomainError::NotFound("show"))?;
+    let show = managed_show(&app, &actor, &id).await?;
     Ok(Json(app.store.sales(&show.id).await?))
 }

@@ -1,0 +1,239 @@
+//! Platform administration under `/admin`: users and organizers, listed, created, suspended and
+//! reinstated. Suspension takes effect on the next request of every session of the account.
+
+use crate::auth::Auth;
+use crate::error::ApiResult;
+use crate::extract::{ApiJson, page_limit, path_id};
+use crate::state::AppState;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use boxoffice_core::DomainError;
+use boxoffice_core::ids::{OrganizerId, UserId};
+use boxoffice_core::user::{AccountState, Email, Organizer, Registration, Role, User};
+use serde::Deserialize;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/admin/users", get(users).post(create_user))
+        .route("/admin/users/{id}/suspend", post(suspend_user))
+        .route("/admin/users/{id}/reinstate", post(reinstate_user))
+        .route("/admin/users/{id}", axum::routing::delete(delete_user))
+        .route("/admin/organizers", get(organizers).post(create_organizer))
+        .route("/admin/organizers/{id}/suspend", post(suspend_organizer))
+        .route(
+            "/admin/organizers/{id}/reinstate",
+            post(reinstate_organizer),
+        )
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Page {
+    after: Option<String>,
+    limit: Option<i64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewUser {
+    email: String,
+    password: String,
+    name: String,
+    /// `customer` (default), `organizer` (starts its own organizer) or `admin`.
+    #[serde(default)]
+    role: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewOrganizer {
+    name: String,
+    /// An existing account, not yet working for an organizer, becomes its owner.
+    owner_email: String,
+}
+
+async fn users(
+    State(app): State<AppState>,
+    auth: Auth,
+    Query(page): Query<Page>,
+) -> ApiResult<Json<Vec<User>>> {
+    auth.admin()?;
+    let after = page
+        .after
+        .as_deref()
+        .map(|a| UserId::parse(a).ok_or(DomainError::invalid("after", "not a user id")))
+        .transpose()?;
+    Ok(Json(
+        app.store
+            .users(after.as_ref(), page_limit(page.limit)?)
+            .await?,
+    ))
+}
+
+async fn create_user(
+    State(app): State<AppState>,
+    auth: Auth,
+    body: ApiJson<NewUser>,
+) -> ApiResult<(StatusCode, Json<User>)> {
+    auth.admin()?;
+    let body = body.value;
+    let admin = body.role.as_deref() == Some("admin");
+    let role = if admin { None } else { body.role.as_deref() };
+    let registration = Registration::parse(&body.email, &body.password, &body.name, role)?;
+    let now = app.clock.now();
+    let organizer = (registration.role == Role::Organizer).then(|| Organizer {
+        id: OrganizerId::generate(),
+        name: registration.name.clone(),
+        state: AccountState::Active,
+        created_at: now,
+    });
+    let user = User {
+        id: UserId::generate(),
+        email: registration.email.as_str().to_owned(),
+        name: registration.name,
+        role: if admin {
+            Role::Admin
+        } else {
+            registration.role
+        },
+        state: AccountState::Active,
+        organizer: None,
+        created_at: now,
+    };
+    let hash = app.passwords.hash(registration.password).await?;
+    app.store
+        .insert_user(&user, &hash, organizer.as_ref())
+        .await?;
+    let user = app
+        .store
+        .user(&user.id)
+        .await?
+        .ok_or(DomainError::NotFound("user"))?;
+    Ok((StatusCode::CREATED, Json(user)))
+}
+
+async fn set_user(
+    app: &AppState,
+    auth: &Auth,
+    id: &str,
+    state: AccountState,
+) -> ApiResult<Json<User>> {
+    let admin = auth.admin()?;
+    let id = path_id(id, UserId::parse, "user")?;
+    if id == admin.user_id && state != AccountState::Active {
+        return Err(DomainError::Conflict(
+            "an admin cannot suspend or delete their own account".into(),
+        )
+        .into());
+    }
+    Ok(Json(
+        app.store
+            .set_user_state(&id, state)
+            .await?
+            .ok_or(DomainError::NotFound("user"))?,
+    ))
+}
+
+async fn suspend_user(
+    State(app): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<User>> {
+    set_user(&app, &auth, &id, AccountState::Suspended).await
+}
+
+async fn reinstate_user(
+    State(app): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<User>> {
+    set_user(&app, &auth, &id, AccountState::Active).await
+}
+
+async fn delete_user(
+    State(app): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<User>> {
+    set_user(&app, &auth, &id, AccountState::Deleted).await
+}
+
+async fn organizers(
+    State(app): State<AppState>,
+    auth: Auth,
+    Query(page): Query<Page>,
+) -> ApiResult<Json<Vec<Organizer>>> {
+    auth.admin()?;
+    let after = page
+        .after
+        .as_deref()
+        .map(|a| OrganizerId::parse(a).ok_or(DomainError::invalid("after", "not an organizer id")))
+        .transpose()?;
+    Ok(Json(
+        app.store
+            .organizers(after.as_ref(), page_limit(page.limit)?)
+            .await?,
+    ))
+}
+
+async fn create_organizer(
+    State(app): State<AppState>,
+    auth: Auth,
+    body: ApiJson<NewOrganizer>,
+) -> ApiResult<(StatusCode, Json<Organizer>)> {
+    auth.admin()?;
+    let body = body.value;
+    let name = body.name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(DomainError::invalid("name", "must be 1 to 100 characters").into());
+    }
+    let email = Email::parse(&body.owner_email)
+        .ok_or_else(|| DomainError::invalid("owner_email", "must be an email address"))?;
+    let (owner, _) = app
+        .store
+        .credentials(email.as_str())
+        .await?
+        .ok_or_else(|| DomainError::invalid("owner_email", "no account has this email"))?;
+    let organizer = Organizer {
+        id: OrganizerId::generate(),
+        name: name.to_owned(),
+        state: AccountState::Active,
+        created_at: app.clock.now(),
+    };
+    app.store.insert_organizer(&organizer, &owner.id).await?;
+    Ok((StatusCode::CREATED, Json(organizer)))
+}
+
+async fn set_organizer(
+    app: &AppState,
+    auth: &Auth,
+    id: &str,
+    state: AccountState,
+) -> ApiResult<Json<Organizer>> {
+    auth.admin()?;
+    let id = path_id(id, OrganizerId::parse, "organizer")?;
+    Ok(Json(
+        app.store
+            .set_organizer_state(&id, state)
+            .await?
+            .ok_or(DomainError::NotFound("organizer"))?,
+    ))
+}
+
+async fn suspend_organizer(
+    State(app): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Organizer>> {
+    set_organizer(&app, &auth, &id, AccountState::Suspended).await
+}
+
+async fn reinstate_organizer(
+    State(app): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Organizer>> {
+    set_organizer(&app, &auth, &id, AccountState::Active).await
+}

@@ -1,0 +1,88 @@
+//! The caller's own organizer under `/organizer`: who works there, and (for owners) adding and
+//! removing members.
+
+use crate::auth::Auth;
+use crate::error::ApiResult;
+use crate::extract::{ApiJson, path_id};
+use crate::state::AppState;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use boxoffice_core::DomainError;
+use boxoffice_core::ids::UserId;
+use boxoffice_core::user::{Email, MemberRole, Organizer, User};
+use serde::{Deserialize, Serialize};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/organizer", get(mine))
+        .route("/organizer/members", post(add_member))
+        .route("/organizer/members/{user_id}", delete(remove_member))
+}
+
+#[derive(Serialize)]
+struct OrganizerView {
+    #[serde(flatten)]
+    organizer: Organizer,
+    members: Vec<User>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewMember {
+    email: String,
+    role: MemberRole,
+}
+
+async fn mine(State(app): State<AppState>, auth: Auth) -> ApiResult<Json<OrganizerView>> {
+    let organizer_id = auth.organizer()?;
+    let organizer = app
+        .store
+        .organizer(&organizer_id)
+        .await?
+        .ok_or(DomainError::NotFound("organizer"))?;
+    let members = app.store.members(&organizer_id).await?;
+    Ok(Json(OrganizerView { organizer, members }))
+}
+
+fn owner(auth: &Auth) -> ApiResult<boxoffice_core::ids::OrganizerId> {
+    let organizer_id = auth.organizer()?;
+    if !auth.0.is_owner_of(&organizer_id) {
+        return Err(
+            DomainError::Forbidden("only the organizer's owners manage its members").into(),
+        );
+    }
+    Ok(organizer_id)
+}
+
+async fn add_member(
+    State(app): State<AppState>,
+    auth: Auth,
+    body: ApiJson<NewMember>,
+) -> ApiResult<(StatusCode, Json<User>)> {
+    let organizer_id = owner(&auth)?;
+    let email = Email::parse(&body.value.email)
+        .ok_or_else(|| DomainError::invalid("email", "must be an email address"))?;
+    let user = app
+        .store
+        .add_member(
+            &organizer_id,
+            email.as_str(),
+            body.value.role,
+            app.clock.now(),
+        )
+        .await?;
+    Ok((StatusCode::CREATED, Json(user)))
+}
+
+async fn remove_member(
+    State(app): State<AppState>,
+    auth: Auth,
+    Path(user_id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let organizer_id = owner(&auth)?;
+    let user_id = path_id(&user_id, UserId::parse, "member")?;
+    app.store.remove_member(&organizer_id, &user_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
