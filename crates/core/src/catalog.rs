@@ -498,7 +498,10 @@ pub struct ShowPatch {
 impl Show {
     pub fn apply(mut self, patch: ShowPatch, venue: &Venue) -> Result<Show, DomainError> {
         let mut problems = Problems::default();
-        if let Some(prices) = patch.prices {
+        if let Some(changed) = patch.prices {
+            // A price patch changes the categories it names and keeps the others.
+            let mut prices = self.prices.clone();
+            prices.extend(changed);
             check_prices(&prices, venue, &mut problems);
             self.prices = prices;
         }

@@ -85,6 +85,11 @@ impl ManualClock {
         self.0.fetch_add(minutes * 60_000, Ordering::SeqCst);
     }
 
+    /// The instant `minutes` from now, without moving the clock.
+    pub fn now_plus_minutes(&self, minutes: i64) -> Timestamp {
+        Timestamp(self.0.load(Ordering::SeqCst)).plus_minutes(minutes)
+    }
+
     pub fn advance_ms(&self, ms: i64) {
         self.0.fetch_add(ms, Ordering::SeqCst);
     }

@@ -304,9 +304,9 @@ impl VenueInput {
             "must be at most 100 characters",
         );
         problems.check(
-            valid_text(&self.timezone, 64),
+            jiff::tz::TimeZone::get(self.timezone.trim()).is_ok(),
             "timezone",
-            "must be an IANA time zone name",
+            "must be an IANA time zone name such as Europe/Berlin",
         );
         problems.check(
             !self.sections.is_empty() || !self.areas.is_empty(),

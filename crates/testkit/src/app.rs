@@ -106,6 +106,10 @@ impl TestApp {
         Session {
             token: reply.body["token"].as_str().expect("a token").to_owned(),
             user_id: reply.body["user"]["id"].as_str().unwrap().to_owned(),
+            refresh_token: reply.body["refresh_token"]
+                .as_str()
+                .expect("a refresh token")
+                .to_owned(),
         }
     }
 
@@ -160,6 +164,55 @@ impl TestApp {
         (organizer, show.body)
     }
 
+    /// A platform admin, created directly in the store (no one can sign up as admin).
+    pub async fn admin(&self) -> Session {
+        let passwords =
+            boxoffice_server::auth::Passwords::new(PasswordCost::CHEAPEST, 1).expect("hasher");
+        let hash = passwords
+            .hash("correct horse battery".into())
+            .await
+            .expect("hash");
+        let admin = boxoffice_core::user::User {
+            id: boxoffice_core::ids::UserId::generate(),
+            email: "root@example.com".into(),
+            name: "Root".into(),
+            role: boxoffice_core::user::Role::Admin,
+            state: boxoffice_core::user::AccountState::Active,
+            organizer: None,
+            created_at: self.clock.now(),
+        };
+        self.store
+            .insert_user(&admin, &hash, None)
+            .await
+            .expect("insert the admin");
+        self.login("root@example.com").await
+    }
+
+    pub async fn login(&self, email: &str) -> Session {
+        let reply = self
+            .call(
+                Method::POST,
+                "/auth/login",
+                None,
+                Some(json!({"email": email, "password": "correct horse battery"})),
+            )
+            .await;
+        assert_eq!(
+            reply.status,
+            StatusCode::OK,
+            "login {email}: {}",
+            reply.body
+        );
+        Session {
+            token: reply.body["token"].as_str().expect("a token").to_owned(),
+            user_id: reply.body["user"]["id"].as_str().unwrap().to_owned(),
+            refresh_token: reply.body["refresh_token"]
+                .as_str()
+                .expect("a refresh token")
+                .to_owned(),
+        }
+    }
+
     pub async fn seat_map(&self, show_id: &str) -> Value {
         let reply = self
             .call(Method::GET, &format!("/shows/{show_id}/seats"), None, None)
@@ -181,6 +234,7 @@ impl Drop for TestApp {
 pub struct Session {
     pub token: String,
     pub user_id: String,
+    pub refresh_token: String,
 }
 
 #[derive(Debug)]

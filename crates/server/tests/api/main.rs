@@ -3,8 +3,11 @@
 
 mod accounts;
 mod bad_input;
+mod catalog;
 mod orders;
 mod races;
+mod sessions;
+mod tenants;
 mod walls;
 
 /// Runs each listed `async fn(Engine)` once on SQLite and once on PostgreSQL.
