@@ -22,7 +22,7 @@ macro_rules! store_engine {
         use $crate::engine::WriteTx;
         use $crate::rows::*;
         use $crate::{
-            ConfirmHold, CreateHold, IdempotencyKey, Outcome, SalesSummary, SavedResponse, ShowFilter, Store,
+            ConfirmHold, CreateHold, IdempotencyKey, Outcome, SalesSummary, SavedResponse, ShowFilter, ShowQuery, ShowSort, Store,
             StoreError, StoreResult, VenueSummary,
         };
         use boxoffice_core::best_available::{self, Candidate};
@@ -486,6 +486,59 @@ macro_rules! store_engine {
                 .execute(&mut *conn)
                 .await?;
             Ok(())
+        }
+
+        /// Appends the discovery filters of `query` (over `shows s`, `events e`, `venues v`).
+        fn push_show_filters(sql: &mut sqlx::QueryBuilder<$db>, query: &ShowQuery, now: Timestamp) {
+            if !query.include_cancelled {
+                sql.push(" AND s.state = 'scheduled'");
+            }
+            if let Some(text) = &query.text {
+                let pattern = format!("%{}%", text.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
+                sql.push(" AND (LOWER(e.title) LIKE ").push_bind(pattern.clone()).push(" ESCAPE '\\'");
+                sql.push(" OR LOWER(e.description) LIKE ").push_bind(pattern.clone()).push(" ESCAPE '\\'");
+                sql.push(" OR LOWER(e.tags) LIKE ").push_bind(pattern).push(" ESCAPE '\\')");
+            }
+            if let Some(kind) = &query.kind {
+                sql.push(" AND e.kind = ").push_bind(kind.clone());
+            }
+            if let Some(event_id) = &query.event_id {
+                sql.push(" AND s.event_id = ").push_bind(event_id.to_string());
+            }
+            if let Some(venue_id) = &query.venue_id {
+                sql.push(" AND s.venue_id = ").push_bind(venue_id.to_string());
+            }
+            if let Some(city) = &query.city {
+                sql.push(" AND LOWER(v.city) = ").push_bind(city.to_lowercase());
+            }
+            if let Some(from) = query.starts_from {
+                sql.push(" AND s.starts_at >= ").push_bind(from.unix_ms());
+            }
+            if let Some(before) = query.starts_before {
+                sql.push(" AND s.starts_at < ").push_bind(before.unix_ms());
+            }
+            if query.min_price.is_some() || query.max_price.is_some() {
+                sql.push(" AND EXISTS (SELECT 1 FROM show_prices p WHERE p.show_id = s.id AND p.amount_minor >= ")
+                    .push_bind(query.min_price.unwrap_or(0))
+                    .push(" AND p.amount_minor <= ")
+                    .push_bind(query.max_price.unwrap_or(i64::MAX))
+                    .push(")");
+            }
+            if query.available {
+                sql.push(" AND s.off_sale_at > ").push_bind(now.unix_ms());
+                sql.push(
+                    " AND (EXISTS (SELECT 1 FROM show_seats ss WHERE ss.show_id = s.id AND (ss.state = 'free' \
+                     OR (ss.state = 'held' AND ss.held_until <= ",
+                )
+                .push_bind(now.unix_ms())
+                .push(
+                    "))) OR EXISTS (SELECT 1 FROM show_areas sa WHERE sa.show_id = s.id AND sa.capacity - sa.sold > \
+                     COALESCE((SELECT SUM(hi.quantity) FROM hold_items hi JOIN holds h ON h.id = hi.hold_id \
+                     WHERE hi.show_id = sa.show_id AND hi.area_id = sa.area_id AND h.state = 'active' AND h.expires_at > ",
+                )
+                .push_bind(now.unix_ms())
+                .push("), 0)))");
+            }
         }
 
         /// Inserts shows and their inventory after checking, under the venues' locks, that none
@@ -1154,6 +1207,48 @@ macro_rules! store_engine {
                     .collect()
             }
 
+            async fn search_shows(&self, query: &ShowQuery, now: Timestamp) -> StoreResult<Vec<Show>> {
+                let mut conn = self.pool.acquire().await?;
+                let columns = SHOW_COLUMNS.split(", ").map(|c| format!("s.{}", c.trim())).collect::<Vec<_>>().join(", ");
+                let mut sql = sqlx::QueryBuilder::<$db>::new(format!(
+                    "SELECT {columns} FROM shows s JOIN events e ON e.id = s.event_id JOIN venues v ON v.id = s.venue_id WHERE 1 = 1"
+                ));
+                push_show_filters(&mut sql, query, now);
+                sql.push(match query.sort {
+                    ShowSort::StartsAt => " ORDER BY s.starts_at, s.id",
+                    ShowSort::StartsAtDesc => " ORDER BY s.starts_at DESC, s.id",
+                    ShowSort::Price => " ORDER BY (SELECT MIN(p.amount_minor) FROM show_prices p WHERE p.show_id = s.id), s.starts_at, s.id",
+                    ShowSort::Title => " ORDER BY e.title, s.starts_at, s.id",
+                });
+                sql.push(" LIMIT ").push_bind(query.limit).push(" OFFSET ").push_bind(query.offset);
+                let rows: Vec<ShowRow> = sql.build_query_as().fetch_all(&mut *conn).await?;
+                let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+                let mut prices = load_prices(&mut *conn, &ids).await?;
+                rows.into_iter()
+                    .map(|row| {
+                        let show_prices = prices.remove(&row.id).unwrap_or_default();
+                        row.into_show(show_prices)
+                    })
+                    .collect()
+            }
+
+            async fn search_events(&self, query: &ShowQuery, now: Timestamp) -> StoreResult<Vec<Event>> {
+                let columns = EVENT_COLUMNS.split(", ").map(|c| format!("e.{}", c.trim())).collect::<Vec<_>>().join(", ");
+                let mut sql = sqlx::QueryBuilder::<$db>::new(format!(
+                    "SELECT {columns} FROM events e WHERE EXISTS (SELECT 1 FROM shows s JOIN venues v ON v.id = s.venue_id \
+                     WHERE s.event_id = e.id"
+                ));
+                push_show_filters(&mut sql, query, now);
+                sql.push(")");
+                sql.push(match query.sort {
+                    ShowSort::Title => " ORDER BY e.title, e.id",
+                    _ => " ORDER BY (SELECT MIN(s2.starts_at) FROM shows s2 WHERE s2.event_id = e.id AND s2.state = 'scheduled'), e.id",
+                });
+                sql.push(" LIMIT ").push_bind(query.limit).push(" OFFSET ").push_bind(query.offset);
+                let rows: Vec<EventRow> = sql.build_query_as().fetch_all(&self.pool).await?;
+                rows.into_iter().map(Event::try_from).collect()
+            }
+
             async fn seat_map(&self, show: &Show, now: Timestamp) -> StoreResult<SeatMap> {
                 let mut conn = self.pool.acquire().await?;
                 let seats: Vec<SeatMapRow> = sqlx::query_as(
@@ -1204,12 +1299,82 @@ macro_rules! store_engine {
                 .bind(show_id.to_string())
                 .fetch_one(&self.pool)
                 .await?;
+                let by_category: Vec<(String, i64)> = sqlx::query_as(
+                    "SELECT t.category, CAST(SUM(t.price_minor) AS BIGINT) FROM tickets t JOIN bookings b ON b.id = t.booking_id \
+                     WHERE b.show_id = $1 AND b.state = 'confirmed' GROUP BY t.category ORDER BY t.category",
+                )
+                .bind(show_id.to_string())
+                .fetch_all(&self.pool)
+                .await?;
                 Ok(SalesSummary {
                     show_id: show_id.clone(),
                     bookings_confirmed: confirmed,
                     bookings_cancelled: cancelled,
                     tickets_sold: tickets,
                     revenue_minor: revenue,
+                    revenue_by_category: by_category.into_iter().collect(),
+                })
+            }
+
+            async fn organizer_figures(&self, organizer: &OrganizerId, from: Timestamp, to: Timestamp) -> StoreResult<$crate::OrganizerFigures> {
+                const DAY_MS: i64 = 86_400_000;
+                let top: Vec<(String, String, i64, i64)> = sqlx::query_as(
+                    "SELECT e.id, e.title, COUNT(t.id), CAST(COALESCE(SUM(t.price_minor), 0) AS BIGINT) FROM events e \
+                     JOIN shows s ON s.event_id = e.id JOIN bookings b ON b.show_id = s.id JOIN tickets t ON t.booking_id = b.id \
+                     WHERE e.organizer_id = $1 AND b.state = 'confirmed' AND b.created_at >= $2 AND b.created_at < $3 \
+                     GROUP BY e.id, e.title ORDER BY COUNT(t.id) DESC, e.id LIMIT 10",
+                )
+                .bind(organizer.to_string())
+                .bind(from.unix_ms())
+                .bind(to.unix_ms())
+                .fetch_all(&self.pool)
+                .await?;
+                let (confirmed, cancelled): (i64, i64) = sqlx::query_as(
+                    "SELECT CAST(COALESCE(SUM(CASE WHEN b.state = 'confirmed' THEN 1 ELSE 0 END), 0) AS BIGINT), \
+                     CAST(COALESCE(SUM(CASE WHEN b.state = 'cancelled' THEN 1 ELSE 0 END), 0) AS BIGINT) \
+                     FROM bookings b JOIN shows s ON s.id = b.show_id \
+                     WHERE s.organizer_id = $1 AND b.created_at >= $2 AND b.created_at < $3",
+                )
+                .bind(organizer.to_string())
+                .bind(from.unix_ms())
+                .bind(to.unix_ms())
+                .fetch_one(&self.pool)
+                .await?;
+                let days: Vec<(i64, i64, i64)> = sqlx::query_as(
+                    "SELECT b.created_at / 86400000 AS day, COUNT(*), CAST(SUM(b.total_minor) AS BIGINT) \
+                     FROM bookings b JOIN shows s ON s.id = b.show_id \
+                     WHERE s.organizer_id = $1 AND b.state = 'confirmed' AND b.created_at >= $2 AND b.created_at < $3 \
+                     GROUP BY b.created_at / 86400000 ORDER BY day",
+                )
+                .bind(organizer.to_string())
+                .bind(from.unix_ms())
+                .bind(to.unix_ms())
+                .fetch_all(&self.pool)
+                .await?;
+                let total = confirmed + cancelled;
+                Ok($crate::OrganizerFigures {
+                    from,
+                    to,
+                    top_events: top
+                        .into_iter()
+                        .map(|(id, title, tickets_sold, revenue_minor)| $crate::EventFigures {
+                            event_id: EventId::from_trusted(id),
+                            title,
+                            tickets_sold,
+                            revenue_minor,
+                        })
+                        .collect(),
+                    bookings_confirmed: confirmed,
+                    bookings_cancelled: cancelled,
+                    cancellation_rate: if total == 0 { 0.0 } else { cancelled as f64 / total as f64 },
+                    per_day: days
+                        .into_iter()
+                        .map(|(day, bookings, revenue_minor)| $crate::DayFigures {
+                            day: Timestamp::from_unix_ms(day * DAY_MS).to_rfc3339()[..10].to_owned(),
+                            bookings,
+                            revenue_minor,
+                        })
+                        .collect(),
                 })
             }
 

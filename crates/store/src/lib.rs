@@ -124,6 +124,71 @@ pub struct SalesSummary {
     pub bookings_cancelled: i64,
     pub tickets_sold: i64,
     pub revenue_minor: i64,
+    /// Revenue of confirmed bookings per seat or area category.
+    pub revenue_by_category: std::collections::BTreeMap<String, i64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct EventFigures {
+    pub event_id: EventId,
+    pub title: String,
+    pub tickets_sold: i64,
+    pub revenue_minor: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct DayFigures {
+    /// UTC calendar day, `YYYY-MM-DD`.
+    pub day: String,
+    pub bookings: i64,
+    pub revenue_minor: i64,
+}
+
+/// An organizer's figures over bookings made in `[from, to)`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct OrganizerFigures {
+    pub from: Timestamp,
+    pub to: Timestamp,
+    /// Most tickets sold first, at most ten.
+    pub top_events: Vec<EventFigures>,
+    pub bookings_confirmed: i64,
+    pub bookings_cancelled: i64,
+    /// Cancelled share of all bookings made in the range, 0 to 1.
+    pub cancellation_rate: f64,
+    pub per_day: Vec<DayFigures>,
+}
+
+/// Orders for search results; ties are broken by id so pages never overlap.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ShowSort {
+    #[default]
+    StartsAt,
+    StartsAtDesc,
+    /// Cheapest category price first.
+    Price,
+    Title,
+}
+
+/// Discovery filters; every one given must hold.
+#[derive(Clone, Debug, Default)]
+pub struct ShowQuery {
+    /// Matched case-insensitively against the event's title, description and tags.
+    pub text: Option<String>,
+    pub kind: Option<String>,
+    pub event_id: Option<EventId>,
+    pub venue_id: Option<VenueId>,
+    pub city: Option<String>,
+    pub starts_from: Option<Timestamp>,
+    pub starts_before: Option<Timestamp>,
+    /// Only shows with at least one place free as of `now`.
+    pub available: bool,
+    /// Only shows with some category priced inside this range (minor units, inclusive).
+    pub min_price: Option<i64>,
+    pub max_price: Option<i64>,
+    pub include_cancelled: bool,
+    pub sort: ShowSort,
+    pub offset: i64,
+    pub limit: i64,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -277,8 +342,19 @@ pub trait Store: AccountStore + Send + Sync + 'static {
     async fn cancel_show(&self, id: &ShowId, now: Timestamp) -> StoreResult<i64>;
     async fn show(&self, id: &ShowId) -> StoreResult<Option<Show>>;
     async fn shows(&self, filter: &ShowFilter) -> StoreResult<Vec<Show>>;
+    /// Discovery over shows (joined with their event and venue); `limit` rows from `offset`.
+    async fn search_shows(&self, query: &ShowQuery, now: Timestamp) -> StoreResult<Vec<Show>>;
+    /// Events with at least one show matching `query` (the show-level filters), or all events
+    /// matching the event-level ones when `query` names none; ordered by their first such show.
+    async fn search_events(&self, query: &ShowQuery, now: Timestamp) -> StoreResult<Vec<Event>>;
     async fn seat_map(&self, show: &Show, now: Timestamp) -> StoreResult<SeatMap>;
     async fn sales(&self, show_id: &ShowId) -> StoreResult<SalesSummary>;
+    async fn organizer_figures(
+        &self,
+        organizer: &OrganizerId,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> StoreResult<OrganizerFigures>;
 
     /// Claims everything the request names, or nothing.
     async fn create_hold(

@@ -19,7 +19,7 @@ use boxoffice_core::inventory::{CategoryAvailability, SeatMap};
 use boxoffice_core::schedule::ScheduleInput;
 use boxoffice_core::user::Actor;
 use boxoffice_core::venue::{AreaInput, SectionInput, Venue, VenueInput};
-use boxoffice_store::{SalesSummary, ShowFilter, VenueSummary};
+use boxoffice_store::{SalesSummary, ShowFilter, ShowQuery, ShowSort, VenueSummary};
 use serde::{Deserialize, Serialize};
 
 pub fn router() -> Router<AppState> {
@@ -45,12 +45,155 @@ pub fn router() -> Router<AppState> {
         .route("/shows/{id}/sales", get(sales))
 }
 
-#[derive(Deserialize)]
+/// Discovery parameters of `GET /shows` and `GET /events`.
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-struct Page {
-    after: Option<String>,
-    limit: Option<i64>,
+struct Discover {
+    /// Words in the event's title, description or tags.
+    q: Option<String>,
+    kind: Option<String>,
     event_id: Option<String>,
+    venue_id: Option<String>,
+    city: Option<String>,
+    /// Shows starting at or after this instant (RFC 3339).
+    from: Option<String>,
+    /// Shows starting before this instant (RFC 3339).
+    to: Option<String>,
+    /// Only shows with something left to buy.
+    available: Option<bool>,
+    min_price: Option<i64>,
+    max_price: Option<i64>,
+    include_cancelled: Option<bool>,
+    /// `starts_at` (default), `-starts_at`, `price` or `title`.
+    sort: Option<String>,
+    /// 1-based page number.
+    page: Option<i64>,
+    limit: Option<i64>,
+    /// Plain event listing only: the `next` cursor of the previous page.
+    after: Option<String>,
+}
+
+/// The deepest a client may page; beyond it, narrow the filters.
+const MAX_RESULTS_DEPTH: i64 = 10_000;
+
+impl Discover {
+    fn is_plain_listing(&self) -> bool {
+        self.q.is_none()
+            && self.kind.is_none()
+            && self.event_id.is_none()
+            && self.venue_id.is_none()
+            && self.city.is_none()
+            && self.from.is_none()
+            && self.to.is_none()
+            && self.available.is_none()
+            && self.min_price.is_none()
+            && self.max_price.is_none()
+            && self.sort.is_none()
+            && self.page.is_none()
+    }
+
+    fn query(&self) -> ApiResult<ShowQuery> {
+        let mut problems = boxoffice_core::error::Problems::default();
+        let limit = page_limit(self.limit)?;
+        let page = self.page.unwrap_or(1);
+        problems.check(
+            page >= 1 && page * limit <= MAX_RESULTS_DEPTH,
+            "page",
+            format!("pages reach at most {MAX_RESULTS_DEPTH} results"),
+        );
+        let instant =
+            |raw: &Option<String>, field: &str, problems: &mut boxoffice_core::error::Problems| {
+                raw.as_deref().and_then(|r| {
+                    let parsed = boxoffice_core::Timestamp::parse_rfc3339(r);
+                    problems.check(parsed.is_some(), field, "must be an RFC 3339 instant");
+                    parsed
+                })
+            };
+        let starts_from = instant(&self.from, "from", &mut problems);
+        let starts_before = instant(&self.to, "to", &mut problems);
+        let kind = self.kind.as_deref().filter(|k| {
+            let known = boxoffice_core::catalog::EventKind::parse(k).is_some();
+            problems.check(
+                known,
+                "kind",
+                "must be movie, concert, theatre, sports, conference or other",
+            );
+            known
+        });
+        let event_id = self.event_id.as_deref().and_then(|e| {
+            let id = EventId::parse(e);
+            problems.check(id.is_some(), "event_id", "not an event id");
+            id
+        });
+        let venue_id = self.venue_id.as_deref().and_then(|v| {
+            let id = VenueId::parse(v);
+            problems.check(id.is_some(), "venue_id", "not a venue id");
+            id
+        });
+        let sort = match self.sort.as_deref() {
+            None | Some("starts_at") => ShowSort::StartsAt,
+            Some("-starts_at") => ShowSort::StartsAtDesc,
+            Some("price") => ShowSort::Price,
+            Some("title") => ShowSort::Title,
+            Some(_) => {
+                problems.add("sort", "must be starts_at, -starts_at, price or title");
+                ShowSort::StartsAt
+            }
+        };
+        problems.check(
+            self.q
+                .as_ref()
+                .is_none_or(|q| !q.trim().is_empty() && q.len() <= 100),
+            "q",
+            "must be 1 to 100 characters",
+        );
+        problems.check(
+            self.min_price.is_none_or(|p| p >= 0) && self.max_price.is_none_or(|p| p >= 0),
+            "min_price",
+            "prices are not negative",
+        );
+        problems
+            .finish(ShowQuery {
+                text: self.q.as_ref().map(|q| q.trim().to_owned()),
+                kind: kind.map(str::to_owned),
+                event_id,
+                venue_id,
+                city: self.city.clone(),
+                starts_from,
+                starts_before,
+                available: self.available.unwrap_or(false),
+                min_price: self.min_price,
+                max_price: self.max_price,
+                include_cancelled: self.include_cancelled.unwrap_or(false),
+                sort,
+                offset: (page - 1) * limit,
+                // One more than a page, to tell whether another page follows.
+                limit: limit + 1,
+            })
+            .map_err(Into::into)
+    }
+}
+
+#[derive(Serialize)]
+struct Found<T> {
+    items: Vec<T>,
+    page: i64,
+    limit: i64,
+    has_more: bool,
+}
+
+impl<T> Found<T> {
+    fn of(mut items: Vec<T>, query: &ShowQuery) -> Self {
+        let limit = query.limit - 1;
+        let has_more = items.len() as i64 > limit;
+        items.truncate(limit as usize);
+        Found {
+            items,
+            page: query.offset / limit + 1,
+            limit,
+            has_more,
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -298,16 +441,24 @@ async fn create_event(
 
 async fn events(
     State(app): State<AppState>,
-    Query(page): Query<Page>,
-) -> ApiResult<Json<List<Event>>> {
-    let limit = page_limit(page.limit)?;
-    let after = page
-        .after
-        .as_deref()
-        .map(|a| EventId::parse(a).ok_or(DomainError::invalid("after", "not an event id")))
-        .transpose()?;
-    let events = app.store.events(after.as_ref(), limit).await?;
-    Ok(Json(list(events, limit, |e| e.id.to_string())))
+    Query(params): Query<Discover>,
+) -> ApiResult<Response> {
+    use axum::response::IntoResponse;
+    // Every event by creation (cursor `after`), or — with any discovery filter — the events that
+    // have a matching show, soonest first.
+    if params.is_plain_listing() {
+        let limit = page_limit(params.limit)?;
+        let after = params
+            .after
+            .as_deref()
+            .map(|a| EventId::parse(a).ok_or(DomainError::invalid("after", "not an event id")))
+            .transpose()?;
+        let events = app.store.events(after.as_ref(), limit).await?;
+        return Ok(Json(list(events, limit, |e| e.id.to_string())).into_response());
+    }
+    let query = params.query()?;
+    let events = app.store.search_events(&query, app.clock.now()).await?;
+    Ok(Json(Found::of(events, &query)).into_response())
 }
 
 async fn event(State(app): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<EventView>> {
@@ -447,32 +598,17 @@ async fn create_show(
 
 async fn shows(
     State(app): State<AppState>,
-    Query(page): Query<Page>,
-) -> ApiResult<Json<List<ShowView>>> {
-    let limit = page_limit(page.limit)?;
-    let after = page
-        .after
-        .as_deref()
-        .map(|a| ShowId::parse(a).ok_or(DomainError::invalid("after", "not a show id")))
-        .transpose()?;
-    let event_id = page
-        .event_id
-        .as_deref()
-        .map(|e| EventId::parse(e).ok_or(DomainError::invalid("event_id", "not an event id")))
-        .transpose()?;
+    Query(params): Query<Discover>,
+) -> ApiResult<Json<Found<ShowView>>> {
+    if params.after.is_some() {
+        return Err(DomainError::invalid("after", "shows are paged with page and limit").into());
+    }
+    let query = params.query()?;
     let mut views = Vec::new();
-    for show in app
-        .store
-        .shows(&ShowFilter {
-            event_id,
-            after,
-            limit,
-        })
-        .await?
-    {
+    for show in app.store.search_shows(&query, app.clock.now()).await? {
         views.push(with_availability(&app, show).await?);
     }
-    Ok(Json(list(views, limit, |v| v.show.id.to_string())))
+    Ok(Json(Found::of(views, &query)))
 }
 
 async fn show(State(app): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<ShowView>> {
@@ -537,11 +673,28 @@ async fn seat_map(State(app): State<AppState>, Path(id): Path<String>) -> ApiRes
     Ok(Json(app.store.seat_map(&show, app.clock.now()).await?))
 }
 
+#[derive(Serialize)]
+struct ShowFigures {
+    #[serde(flatten)]
+    sales: SalesSummary,
+    /// Sold, held and free per category as of now.
+    availability: Vec<CategoryAvailability>,
+}
+
 async fn sales(
     State(app): State<AppState>,
     Auth(actor): Auth,
     Path(id): Path<String>,
-) -> ApiResult<Json<SalesSummary>> {
+) -> ApiResult<Json<ShowFigures>> {
     let show = managed_show(&app, &actor, &id).await?;
-    Ok(Json(app.store.sales(&show.id).await?))
+    let sales = app.store.sales(&show.id).await?;
+    let availability = app
+        .store
+        .seat_map(&show, app.clock.now())
+        .await?
+        .availability;
+    Ok(Json(ShowFigures {
+        sales,
+        availability,
+    }))
 }

@@ -5,13 +5,14 @@ use crate::auth::Auth;
 use crate::error::ApiResult;
 use crate::extract::{ApiJson, path_id};
 use crate::state::AppState;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
-use boxoffice_core::DomainError;
 use boxoffice_core::ids::UserId;
 use boxoffice_core::user::{Email, MemberRole, Organizer, User};
+use boxoffice_core::{DomainError, Timestamp};
+use boxoffice_store::OrganizerFigures;
 use serde::{Deserialize, Serialize};
 
 pub fn router() -> Router<AppState> {
@@ -19,6 +20,7 @@ pub fn router() -> Router<AppState> {
         .route("/organizer", get(mine))
         .route("/organizer/members", post(add_member))
         .route("/organizer/members/{user_id}", delete(remove_member))
+        .route("/organizer/figures", get(figures))
 }
 
 #[derive(Serialize)]
@@ -85,4 +87,38 @@ async fn remove_member(
     let user_id = path_id(&user_id, UserId::parse, "member")?;
     app.store.remove_member(&organizer_id, &user_id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Range {
+    /// RFC 3339; the last 30 days when absent.
+    from: Option<String>,
+    /// RFC 3339, exclusive; now when absent.
+    to: Option<String>,
+}
+
+/// Most-booked events, cancellation rate, and bookings and revenue per day over a range.
+async fn figures(
+    State(app): State<AppState>,
+    auth: Auth,
+    Query(range): Query<Range>,
+) -> ApiResult<Json<OrganizerFigures>> {
+    let organizer_id = auth.organizer()?;
+    let now = app.clock.now();
+    let parse = |raw: &Option<String>, field: &'static str, default: Timestamp| match raw {
+        None => Ok(default),
+        Some(r) => Timestamp::parse_rfc3339(r)
+            .ok_or_else(|| DomainError::invalid(field, "must be an RFC 3339 instant")),
+    };
+    let to = parse(&range.to, "to", now.plus_ms(1))?;
+    let from = parse(&range.from, "from", to.plus_minutes(-30 * 24 * 60))?;
+    if from >= to || to.unix_ms() - from.unix_ms() > 400 * 86_400_000 {
+        return Err(
+            DomainError::invalid("from", "must be before to, at most 400 days apart").into(),
+        );
+    }
+    Ok(Json(
+        app.store.organizer_figures(&organizer_id, from, to).await?,
+    ))
 }

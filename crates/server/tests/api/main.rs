@@ -4,6 +4,7 @@
 mod accounts;
 mod bad_input;
 mod catalog;
+mod discovery;
 mod orders;
 mod races;
 mod sessions;
