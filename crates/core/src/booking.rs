@@ -5,7 +5,7 @@ use crate::ids::{AreaId, BookingId, HoldId, SeatId, ShowId, TicketId, UserId};
 use crate::{Money, Timestamp};
 use serde::Serialize;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum BookingState {
     Confirmed,
@@ -29,7 +29,7 @@ impl BookingState {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Ticket {
     pub id: TicketId,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -43,7 +43,7 @@ pub struct Ticket {
     pub code: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Booking {
     pub id: BookingId,
     pub show_id: ShowId,

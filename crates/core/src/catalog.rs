@@ -12,7 +12,7 @@ pub const MAX_HOLD_MINUTES: i64 = 60;
 pub const MAX_TICKETS_PER_ORDER: i64 = 50;
 pub const MAX_PRICE_MINOR: i64 = 100_000_000;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum EventKind {
     Movie,
@@ -50,7 +50,7 @@ impl EventKind {
 }
 
 /// How a film is projected.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum Format {
     #[serde(rename = "2D")]
     TwoD,
@@ -79,7 +79,7 @@ impl Format {
 /// How long a show blocks its venue when the event gives no duration.
 pub const DEFAULT_DURATION_MINUTES: i64 = 120;
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Event {
     pub id: EventId,
     pub organizer_id: OrganizerId,
@@ -97,7 +97,7 @@ pub struct Event {
     pub created_at: Timestamp,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EventInput {
     pub title: String,
@@ -121,7 +121,7 @@ pub struct EventInput {
 }
 
 /// A change to an event: absent fields stay as they are.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EventPatch {
     pub title: Option<String>,
@@ -249,7 +249,7 @@ impl Event {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ShowState {
     Scheduled,
@@ -273,7 +273,7 @@ impl ShowState {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Show {
     pub id: ShowId,
     pub event_id: EventId,
@@ -312,7 +312,7 @@ pub struct SaleTerms {
     pub language: Option<String>,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ShowInput {
     pub event_id: String,
@@ -482,7 +482,7 @@ fn check_prices(prices: &BTreeMap<String, i64>, venue: &Venue, problems: &mut Pr
 }
 
 /// A change to a show's selling terms; where and when it happens is fixed once sold.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ShowPatch {
     pub prices: Option<BTreeMap<String, i64>>,

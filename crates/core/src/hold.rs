@@ -122,7 +122,7 @@ impl HoldRequest {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum HoldState {
     Active,
@@ -153,7 +153,7 @@ impl HoldState {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct HoldItem {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub seat_id: Option<SeatId>,
@@ -166,7 +166,7 @@ pub struct HoldItem {
     pub unit_price_minor: i64,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Hold {
     pub id: HoldId,
     pub show_id: ShowId,

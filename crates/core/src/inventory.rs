@@ -7,7 +7,7 @@ use crate::{Currency, Timestamp};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SeatState {
     Free,
@@ -62,7 +62,7 @@ pub fn check_area_claim(
     Ok(())
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct SeatView {
     pub id: SeatId,
     pub section: String,
@@ -76,7 +76,7 @@ pub struct SeatView {
     pub price_minor: i64,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct AreaView {
     pub id: AreaId,
     pub name: String,
@@ -88,7 +88,7 @@ pub struct AreaView {
     pub price_minor: i64,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct CategoryAvailability {
     pub category: String,
     pub price_minor: i64,
@@ -99,7 +99,7 @@ pub struct CategoryAvailability {
     pub sold: i64,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct SeatMap {
     pub show_id: ShowId,
     pub currency: Currency,

@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 /// The most shows one schedule may create.
 pub const MAX_SHOWS_PER_SCHEDULE: usize = 500;
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScheduleInput {
     pub venue_id: String,
@@ -44,7 +44,7 @@ pub struct ScheduleInput {
 }
 
 /// Two shows that would share the venue at the same time.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Conflict {
     pub starts_at: Timestamp,
     /// The existing show it overlaps, or absent when two new shows overlap each other.

@@ -13,7 +13,7 @@ pub const MAX_SEATS: usize = 20_000;
 pub const MAX_AREAS: usize = 20;
 pub const MAX_AREA_CAPACITY: i64 = 200_000;
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Venue {
     pub id: VenueId,
     pub organizer_id: OrganizerId,
@@ -26,13 +26,13 @@ pub struct Venue {
     pub areas: Vec<Area>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Section {
     pub id: SectionId,
     pub name: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Seat {
     pub id: SeatId,
     pub section_id: SectionId,
@@ -48,7 +48,7 @@ pub struct Seat {
     pub blocked: bool,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Area {
     pub id: AreaId,
     pub name: String,
@@ -69,7 +69,7 @@ impl Venue {
 
 /// The layout as an organizer sends it. A row lists its seats, or gives a `count` and one
 /// category for seats numbered 1..=count.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VenueInput {
     pub name: String,
@@ -88,7 +88,7 @@ fn default_timezone() -> String {
 }
 
 /// A section is either its rows, or `generate`: a compact description expanded into rows.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SectionInput {
     pub name: String,
@@ -100,7 +100,7 @@ pub struct SectionInput {
 
 /// E.g. rows `A-L` × 20 seats, premium in rows `E-H`, aisles after seats 5 and 15, F10 blocked
 /// for a camera, H1 and H2 wheelchair spaces.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GenerateInput {
     /// A range of single letters (`A-L`) or numbers (`1-20`), front first.
@@ -122,14 +122,14 @@ pub struct GenerateInput {
     pub blocked: Vec<String>,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RowCategory {
     pub rows: String,
     pub category: String,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SeatCategory {
     pub seats: Vec<String>,
@@ -236,7 +236,7 @@ impl GenerateInput {
     }
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RowInput {
     pub label: String,
@@ -248,7 +248,7 @@ pub struct RowInput {
     pub seats: Vec<SeatInput>,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SeatInput {
     pub number: i64,
@@ -264,7 +264,7 @@ pub struct SeatInput {
     pub blocked: bool,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AreaInput {
     pub name: String,

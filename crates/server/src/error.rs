@@ -10,6 +10,24 @@ use serde_json::{Value, json};
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
+/// RFC 9457 problem details: the body of every error response.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // Describes what `problem_response` writes; never built as a value.
+pub struct Problem {
+    /// Stable kind of error, e.g. `seat_unavailable`, `validation`, `not_found`.
+    #[schema(rename = "type", example = "seat_unavailable")]
+    kind: String,
+    title: String,
+    status: u16,
+    detail: String,
+    /// For `validation`: every field that was wrong.
+    errors: Option<Vec<FieldError>>,
+    /// For `seat_unavailable`: the seats someone else has.
+    seat_ids: Option<Vec<String>>,
+    /// For `schedule_conflict`: the clashing start times.
+    conflicts: Option<Vec<boxoffice_core::schedule::Conflict>>,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error(transparent)]

@@ -55,10 +55,25 @@ pub async fn state(
     }))
 }
 
+/// The API's OpenAPI 3.1 document, generated from the handlers.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let (_, doc) = api_router().split_for_parts();
+    doc
+}
+
+fn api_router() -> utoipa_axum::router::OpenApiRouter<AppState> {
+    use utoipa::OpenApi;
+    utoipa_axum::router::OpenApiRouter::with_openapi(routes::ApiDoc::openapi())
+        .nest("/api/v1", routes::api())
+}
+
 pub fn router(app: AppState) -> Router {
     let config = app.config.clone();
+    let (api, doc) = api_router().split_for_parts();
+    let docs = utoipa_swagger_ui::SwaggerUi::new("/docs").url("/api/v1/openapi.json", doc);
     Router::new()
-        .nest("/api/v1", routes::api())
+        .merge(api)
+        .merge(docs)
         .route("/healthz", get(|| async { Json(json!({ "status": "ok" })) }))
         .with_state(app)
         .layer(axum::middleware::map_response(error::problems_everywhere))

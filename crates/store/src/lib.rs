@@ -106,7 +106,7 @@ pub struct ConfirmHold<'a> {
     pub sign_ticket: &'a (dyn Fn(&TicketId) -> String + Send + Sync),
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct VenueSummary {
     pub id: VenueId,
     pub name: String,
@@ -117,7 +117,7 @@ pub struct VenueSummary {
 }
 
 /// What an organizer sees of a show's sales.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct SalesSummary {
     pub show_id: ShowId,
     pub bookings_confirmed: i64,
@@ -128,7 +128,7 @@ pub struct SalesSummary {
     pub revenue_by_category: std::collections::BTreeMap<String, i64>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct EventFigures {
     pub event_id: EventId,
     pub title: String,
@@ -136,7 +136,7 @@ pub struct EventFigures {
     pub revenue_minor: i64,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct DayFigures {
     /// UTC calendar day, `YYYY-MM-DD`.
     pub day: String,
@@ -145,7 +145,7 @@ pub struct DayFigures {
 }
 
 /// An organizer's figures over bookings made in `[from, to)`.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct OrganizerFigures {
     pub from: Timestamp,
     pub to: Timestamp,

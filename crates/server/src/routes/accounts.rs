@@ -9,28 +9,29 @@ use crate::auth::{
 use crate::error::{ApiError, ApiResult};
 use crate::extract::ApiJson;
 use crate::state::AppState;
+use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use base64::Engine as _;
 use boxoffice_core::ids::{OrganizerId, SessionId, UserId};
 use boxoffice_core::user::{AccountState, Email, Organizer, Registration, Role, User};
 use boxoffice_core::{DomainError, Timestamp};
 use boxoffice_store::{Refresh, SessionRecord};
 use serde::{Deserialize, Serialize};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/auth/register", post(register))
-        .route("/auth/login", post(login))
-        .route("/auth/refresh", post(refresh))
-        .route("/auth/logout", post(logout))
-        .route("/me", get(me))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(register))
+        .routes(routes!(login))
+        .routes(routes!(refresh))
+        .routes(routes!(logout))
+        .routes(routes!(me))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RegisterBody {
     email: String,
@@ -41,14 +42,14 @@ struct RegisterBody {
     role: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct LoginBody {
     email: String,
     password: String,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RefreshBody {
     /// Optional when the refresh cookie is sent instead.
@@ -56,7 +57,7 @@ struct RefreshBody {
     refresh_token: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct SessionBody {
     pub token: String,
     pub token_type: &'static str,
@@ -66,6 +67,14 @@ pub struct SessionBody {
     pub user: User,
 }
 
+#[utoipa::path(
+    post,
+    path = "/auth/register",
+    tag = "accounts",
+    summary = "Sign up and sign in",
+    request_body = RegisterBody,
+    responses((status = 201, description = "Success", body = SessionBody), (status = "4XX", description = "A problem: see the type", body = crate::error::Problem, content_type = "application/problem+json")),
+)]
 async fn register(State(app): State<AppState>, body: ApiJson<RegisterBody>) -> ApiResult<Response> {
     let body = body.value;
     let registration = Registration::parse(
@@ -103,6 +112,14 @@ async fn register(State(app): State<AppState>, body: ApiJson<RegisterBody>) -> A
     start_session(&app, user, StatusCode::CREATED).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/auth/login",
+    tag = "accounts",
+    summary = "Sign in",
+    request_body = LoginBody,
+    responses((status = 200, description = "Success", body = SessionBody), (status = "4XX", description = "A problem: see the type", body = crate::error::Problem, content_type = "application/problem+json")),
+)]
 async fn login(State(app): State<AppState>, body: ApiJson<LoginBody>) -> ApiResult<Response> {
     let body = body.value;
     let wrong = || ApiError::Unauthorized("wrong email or password");
@@ -208,6 +225,14 @@ fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
         .map(|(_, value)| value.to_owned())
 }
 
+#[utoipa::path(
+    post,
+    path = "/auth/refresh",
+    tag = "accounts",
+    summary = "Trade a refresh token for a new pair",
+    request_body = Option<RefreshBody>,
+    responses((status = 200, description = "Success", body = SessionBody), (status = "4XX", description = "A problem: see the type", body = crate::error::Problem, content_type = "application/problem+json")),
+)]
 /// Trades a live refresh token for a new pair. A token presented twice ends its session.
 async fn refresh(
     State(app): State<AppState>,
@@ -256,6 +281,14 @@ async fn refresh(
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/auth/logout",
+    tag = "accounts",
+    summary = "End this sign-in",
+    responses((status = 204, description = "Success"), (status = "4XX", description = "A problem: see the type", body = crate::error::Problem, content_type = "application/problem+json")),
+    security(("bearer" = []), ("session_cookie" = []))
+)]
 /// Ends the sign-in: its access and refresh tokens stop working at once.
 async fn logout(State(app): State<AppState>, Auth(actor): Auth) -> ApiResult<Response> {
     app.store.revoke_session(&actor.session_id).await?;
@@ -274,6 +307,14 @@ async fn logout(State(app): State<AppState>, Auth(actor): Auth) -> ApiResult<Res
     Ok(response)
 }
 
+#[utoipa::path(
+    get,
+    path = "/me",
+    tag = "accounts",
+    summary = "Who am I",
+    responses((status = 200, description = "Success", body = User), (status = "4XX", description = "A problem: see the type", body = crate::error::Problem, content_type = "application/problem+json")),
+    security(("bearer" = []), ("session_cookie" = []))
+)]
 async fn me(State(app): State<AppState>, Auth(actor): Auth) -> ApiResult<Json<User>> {
     let user = app
         .store

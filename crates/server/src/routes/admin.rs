@@ -5,37 +5,36 @@ use crate::auth::Auth;
 use crate::error::ApiResult;
 use crate::extract::{ApiJson, page_limit, path_id};
 use crate::state::AppState;
+use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use boxoffice_core::DomainError;
 use boxoffice_core::ids::{OrganizerId, UserId};
 use boxoffice_core::user::{AccountState, Email, Organizer, Registration, Role, User};
 use serde::Deserialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/admin/users", get(users).post(create_user))
-        .route("/admin/users/{id}/suspend", post(suspend_user))
-        .route("/admin/users/{id}/reinstate", post(reinstate_user))
-        .route("/admin/users/{id}", axum::routing::delete(delete_user))
-        .route("/admin/organizers", get(organizers).post(create_organizer))
-        .route("/admin/organizers/{id}/suspend", post(suspend_organizer))
-        .route(
-            "/admin/organizers/{id}/reinstate",
-            post(reinstate_organizer),
-        )
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(users, create_user))
+        .routes(routes!(suspend_user))
+        .routes(routes!(reinstate_user))
+        .routes(routes!(delete_user))
+        .routes(routes!(organizers, create_organizer))
+        .routes(routes!(suspend_organizer))
+        .routes(routes!(reinstate_organizer))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct Page {
     after: Option<String>,
     limit: Option<i64>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewUser {
     email: String,
@@ -46,7 +45,7 @@ struct NewUser {
     role: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewOrganizer {
     name: String,
@@ -54,6 +53,15 @@ struct NewOrganizer {
     owner_email: String,
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/users",
+    tag = "admin",
+    summary = "List users",
+    params(Page),
+    responses((status = 200, description = "Success", body = Vec<User>), (status = "4XX", description = "A problem: see the type", body = crate::error::Problem, content_type = "application/problem+json")),
+    security(("bearer" = []), ("session_cookie" = []))
+)]
 async fn users(
     State(app): State<AppState>,
     auth: Auth,
@@ -72,6 +80,15 @@ async fn users(
     ))
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/users",
+    tag = "admin",
+    summary = "Create a user",
+    request_body = NewUser,
+    responses((status = 201, description = "Success", body = User), (status = "4XX", description = "A problem: see the type", body = crate::error::Problem, content_type = "application/problem+json")),
+    security(("bearer" = []), ("session_cookie" = []))
+)]
 async fn create_user(
     State(app): State<AppState>,
     auth: Auth,
@@ -136,6 +153,15 @@ async fn set_user(
     ))
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/users/{id}/suspend",
+    tag = "admin",
+    summary = "Suspend a user",
+    params(("id" = String, Path)),
+    responses((status = 200, description = "Success", body = User), (status = "4XX", description = "A problem: see the type", body = crate::error::Problem, content_type = "application/problem+json")),
+    security(("bearer" = []), ("session_cookie" = []))
+)]
 async fn suspend_user(
     State(app): State<AppState>,
     auth: Auth,
@@ -144,6 +170,15 @@ async fn suspend_user(
     set_user(&app, &auth, &id, AccountState::Suspended).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/users/{id}/reinstate",
+    tag = "admin",
+    summary = "Reinstate a user",
+    params(("id" = String, Path)),
+    responses((status = 200, description = "Success", body = User), (status = "4XX", description = "A problem: see the type", body = crate::error::Problem, content_type = "application/problem+json")),
+    security(("bearer" = []), ("session_cookie" = []))
+)]
 async fn reinstate_user(
     State(app): State<AppState>,
     auth: Auth,
@@ -152,6 +187,15 @@ async fn reinstate_user(
     set_user(&app, &auth, &id, AccountState::Active).await
 }
 
+#[utoipa::path(
+    delete,
+    path = "/admin/users/{id}",
+    tag = "admin",
+    summary = "Delete a user (access ends at once)",
+    params(("id" = String, Path)),
+    responses((status = 200, description = "Success", body = User), (status = "4XX", description = "A problem: see the type", body = crate::error::Problem, content_type = "application/problem+json")),
+    security(("bearer" = []), ("session_cookie" = []))
+)]
 async fn delete_user(
     State(app): State<AppState>,
     auth: Auth,
@@ -160,6 +204,15 @@ async fn delete_user(
     set_user(&app, &auth, &id, AccountState::Deleted).await
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/organizers",
+    tag = "admin",
+    summary = "List organizers",
+    params(Page),
+    responses((status = 200, description = "Success", body = Vec<Organizer>), (status = "4XX", description = "A problem: see the type", body = crate::error::Problem, content_type = "application/problem+json")),
+    security(("bearer" = []), ("session_cookie" = []))
+)]
 async fn organizers(
     State(app): State<AppState>,
     auth: Auth,
@@ -178,6 +231,15 @@ async fn organizers(
     ))
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/organizers",
+    tag = "admin",
+    summary = "Create an organizer",
+    request_body = NewOrganizer,
+    responses((status = 201, description = "Success", body = Organizer), (status = "4XX", description = "A problem: see the type", body = crate::error::Problem, content_type = "application/problem+json")),
+    security(("bearer" = []), ("session_cookie" = []))
+)]
 async fn create_organizer(
     State(app): State<AppState>,
     auth: Auth,
@@ -222,6 +284,15 @@ async fn set_organizer(
     ))
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/organizers/{id}/suspend",
+    tag = "admin",
+    summary = "Suspend an organizer (its shows stop selling)",
+    params(("id" = String, Path)),
+    responses((status = 200, description = "Success", body = Organizer), (status = "4XX", description = "A problem: see the type", body = crate::error::Problem, content_type = "application/problem+json")),
+    security(("bearer" = []), ("session_cookie" = []))
+)]
 async fn suspend_organizer(
     State(app): State<AppState>,
     auth: Auth,
@@ -230,6 +301,15 @@ async fn suspend_organizer(
     set_organizer(&app, &auth, &id, AccountState::Suspended).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/organizers/{id}/reinstate",
+    tag = "admin",
+    summary = "Reinstate an organizer",
+    params(("id" = String, Path)),
+    responses((status = 200, description = "Success", body = Organizer), (status = "4XX", description = "A problem: see the type", body = crate::error::Problem, content_type = "application/problem+json")),
+    security(("bearer" = []), ("session_cookie" = []))
+)]
 async fn reinstate_organizer(
     State(app): State<AppState>,
     auth: Auth,

@@ -7,11 +7,10 @@ use crate::error::ApiResult;
 use crate::extract::{ApiJson, page_limit, path_id};
 use crate::idempotency::{self, KeyHeader};
 use crate::state::AppState;
+use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::{get, post, put};
-use axum::{Json, Router};
 use boxoffice_core::DomainError;
 use boxoffice_core::catalog::{Event, EventInput, EventPatch, Show, ShowInput, ShowPatch};
 use boxoffice_core::ids::{EventId, ShowId, VenueId};
@@ -21,32 +20,26 @@ use boxoffice_core::user::Actor;
 use boxoffice_core::venue::{AreaInput, SectionInput, Venue, VenueInput};
 use boxoffice_store::{SalesSummary, ShowFilter, ShowQuery, ShowSort, VenueSummary};
 use serde::{Deserialize, Serialize};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/venues", get(my_venues).post(create_venue))
-        .route(
-            "/venues/{id}",
-            get(venue).patch(update_venue).delete(delete_venue),
-        )
-        .route("/venues/{id}/layout", put(replace_layout))
-        .route("/events", get(events).post(create_event))
-        .route(
-            "/events/{id}",
-            get(event).patch(update_event).delete(delete_event),
-        )
-        .route("/events/{id}/schedule", post(create_schedule))
-        .route("/shows", get(shows).post(create_show))
-        .route(
-            "/shows/{id}",
-            get(show).patch(update_show).delete(cancel_show),
-        )
-        .route("/shows/{id}/seats", get(seat_map))
-        .route("/shows/{id}/sales", get(sales))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(my_venues, create_venue))
+        .routes(routes!(venue, update_venue, delete_venue))
+        .routes(routes!(replace_layout))
+        .routes(routes!(events, create_event))
+        .routes(routes!(event, update_event, delete_event))
+        .routes(routes!(create_schedule))
+        .routes(routes!(shows, create_show))
+        .routes(routes!(show, update_show, cancel_show))
+        .routes(routes!(seat_map))
+        .routes(routes!(sales))
 }
 
 /// Discovery parameters of `GET /shows` and `GET /events`.
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct Discover {
     /// Words in the event's title, description or tags.
@@ -174,7 +167,7 @@ impl Discover {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct Found<T> {
     items: Vec<T>,
     page: i64,
@@ -196,7 +189,7 @@ impl<T> Found<T> {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct List<T> {
     items: Vec<T>,
     /// Pass as `after` for the next page; absent on the last page.
@@ -211,14 +204,14 @@ fn list<T>(items: Vec<T>, limit: i64, id_of: impl Fn(&T) -> String) -> List<T> {
     List { items, next }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct ShowView {
     #[serde(flatten)]
     show: Show,
     availability: Vec<CategoryAvailability>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct EventView {
     #[serde(flatten)]
     event: Event,
@@ -256,6 +249,16 @@ async fn managed_show(app: &AppState, actor: &Actor, id: &str) -> ApiResult<Show
     Ok(show.ok_or(DomainError::NotFound("show"))?)
 }
 
+#[utoipa::path(
+    post,
+    path = "/venues",
+    tag = "venues",
+    summary = "Create a venue with its layout",
+    request_body = VenueInput,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key return the first answer")),
+    responses((status = 201, description = "Success", body = Venue), (status = "4XX", description = "A problem: see the type", body = crate::error::Problem, content_type = "application/problem+json")),
+    security(("bearer" = []), ("session_cookie" = []))
+)]
 async fn create_venue(
     State(app): State<AppState>,
     auth: Auth,
@@ -277,10 +280,27 @@ async fn create_venue(
     .await
 }
 
+#[utoipa::path(
+    get,
+    path = "/venues",
+    tag = "venues",
+    summary = "My organizer's venues",
+    responses((status = 200, description = "Success", body = Vec<VenueSummary>), (status = "4XX", description = "A problem: see the type", body = crate::error::Problem, content_type = "application/problem+json")),
+    security(("bearer" = []), ("session_cookie" = []))
+)]
 async fn my_venues(State(app): State<AppState>, auth: Auth) -> ApiResult<Json<Vec<VenueSummary>>> {
     Ok(Json(app.store.venues_of(&auth.organizer()?).await?))
 }
 
+#[utoipa::path(
+    get,
+    path = "/venues/{id}",
+    tag = "venues",
+    summary = "A venue with its layout",
+    params(("id" = String, Path)),
+    responses((status = 200, description = "Success", body = Venue), (status = "4XX", description = "A problem: see the type", body = crate::error::Problem, content_type = "application/problem+json")),
+    security(("bearer" = []), ("session_cookie" = []))
+)]
 async fn venue(
     State(app): State<AppState>,
     Auth(actor): Auth,
@@ -289,7 +309,7 @@ async fn venue(
     Ok(Json(managed_venue(&app, &actor, &id).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct VenueDetails {
     name: Option<String>,
@@ -297,7 +317,7 @@ struct VenueDetails {
     timezone: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Layout {
     #[serde(default)]
@@ -361,6 +381,16 @@ fn layout_of(venue: &Venue) -> Layout {
     Layout { sections, areas }
 }
 
+#[utoipa::path(
+    patch,
+    path = "/venues/{id}",
+    tag = "venues",
+    summary = "Change name, city or time zone",
+    request_body = VenueDetails,
+    params(("id" = String, Path)),
+    responses((status = 200, description = "Success", body = Venue), (status = "4XX", description = "A problem: see the type", body = crate::error::Problem, content_type = "application/problem+json")),
+    security(("bearer" = []), ("session_cookie" = []))
+)]
 async fn update_venue(
     State(app): State<AppState>,
     Auth(actor): Auth,
@@ -389,6 +419,16 @@ async fn update_venue(
     Ok(Json(updated))
 }
 
+#[utoipa::path(
+    put,
+    path = "/venues/{id}/layout",
+    tag = "venues",
+    summary = "Replace the layout (refused once seats are sold or held)",
+    request_body = Layout,
+    params(("id" = String, Path)),
+    responses((status = 200, description = "Success", body = Venue), (status = "4XX", description = "A problem: see the type", body = crate::error::Problem, content_type = "application/problem+json")),
+    security(("bearer" = []), ("session_cookie" = []))
+)]
 async fn replace_layout(
     State(app): State<AppState>,
     Auth(actor): Auth,
@@ -408,6 +448,15 @@ async fn replace_layout(
     Ok(Json(venue))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/venues/{id}",
+    tag = "venues",
+    summary = "Delete an unused venue",
+    params(("id" = String, Path)),
+    responses((status = 204, description = "Success"), (status = "4XX", description = "A problem: see the type", body = crate::error::Problem, content_type = "application/problem+json")),
+    security(("bearer" = []), ("session_cookie" = []))
+)]
 async fn delete_venue(
     State(app): State<AppState>,
     Auth(actor): Auth,
@@ -418,6 +467,16 @@ async fn delete_venue(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    post,
+    path = "/events",
+    tag = "events",
+    summary = "Create an event",
+    request_body = EventInput,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key return the first answer")),
+    responses((status = 201, description = "Success", body = Event), (status = "4XX", description = "A problem: see the type", body = crate::error::Problem, content_type = "application/problem+json")),
+    security(("bearer" = []), ("session_cookie" = []))
+)]
 async fn create_event(
     State(app): State<AppState>,
     auth: Auth,
@@ -439,6 +498,14 @@ async fn create_event(
     .await
 }
 
+#[utoipa::path(
+    get,
+    path = "/events",
+    tag = "events",
+    summary = "List or search events",
+    params(Discover),
+    responses((status = 200, description = "Success", body = Found<Event>), (status = "4XX", description = "A problem: see the type", body = crate::error::Problem, content_type = "application/problem+json")),
+)]
 async fn events(
     State(app): State<AppState>,
     Query(params): Query<Discover>,
@@ -461,6 +528,14 @@ async fn events(
     Ok(Json(Found::of(events, &query)).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/events/{id}",
+    tag = "events",
+    summary = "An event with its shows",
+    params(("id" = String, Path)),
+    responses((status = 200, description = "Success", body = EventView), (status = "4XX", description = "A problem: see the type", body = crate::error::Problem, content_type = "application/problem+json")),
+)]
 async fn event(State(app): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<EventView>> {
     let id = path_id(&id, EventId::parse, "event")?;
     let event = app
@@ -480,6 +555,16 @@ async fn event(State(app): State<AppState>, Path(id): Path<String>) -> ApiResult
     Ok(Json(EventView { event, shows }))
 }
 
+#[utoipa::path(
+    patch,
+    path = "/events/{id}",
+    tag = "events",
+    summary = "Change an event",
+    request_body = EventPatch,
+    params(("id" = String, Path)),
+    responses((status = 200, description = "Success", body = Event), (status = "4XX", description = "A problem: see the type", body = crate::error::Problem, content_type = "application/problem+json")),
+    security(("bearer" = []), ("session_cookie" = []))
+)]
 async fn update_event(
     State(app): State<AppState>,
     Auth(actor): Auth,
@@ -491,6 +576,15 @@ async fn update_event(
     Ok(Json(event))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/events/{id}",
+    tag = "events",
+    summary = "Delete an event without shows",
+    params(("id" = String, Path)),
+    responses((status = 204, description = "Success"), (status = "4XX", description = "A problem: see the type", body = crate::error::Problem, content_type = "application/problem+json")),
+    security(("bearer" = []), ("session_cookie" = []))
+)]
 async fn delete_event(
     State(app): State<AppState>,
     Auth(actor): Auth,
@@ -515,12 +609,19 @@ async fn venue_for_event(
         .venue(&venue_id)
         .await?
         .filter(|v| v.organizer_id == event.organizer_id && actor.may_manage(&v.organizer_id));
-    Ok(venue.ok_or(DomainError::invalid(
-        "venue_id",
-        "no such venue of the event's organizer",
-    ))?)
+    Ok(venue.ok_or(DomainError::NotFound("venue"))?)
 }
 
+#[utoipa::path(
+    post,
+    path = "/events/{id}/schedule",
+    tag = "events",
+    summary = "Create many shows from a recurrence, all or nothing",
+    request_body = ScheduleInput,
+    params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key return the first answer")),
+    responses((status = 201, description = "Success", body = Vec<Show>), (status = "4XX", description = "A problem: see the type", body = crate::error::Problem, content_type = "application/problem+json")),
+    security(("bearer" = []), ("session_cookie" = []))
+)]
 async fn create_schedule(
     State(app): State<AppState>,
     auth: Auth,
@@ -563,6 +664,16 @@ async fn with_availability(app: &AppState, show: Show) -> ApiResult<ShowView> {
     Ok(ShowView { show, availability })
 }
 
+#[utoipa::path(
+    post,
+    path = "/shows",
+    tag = "shows",
+    summary = "Create a show",
+    request_body = ShowInput,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key return the first answer")),
+    responses((status = 201, description = "Success", body = Show), (status = "4XX", description = "A problem: see the type", body = crate::error::Problem, content_type = "application/problem+json")),
+    security(("bearer" = []), ("session_cookie" = []))
+)]
 /// Answers with the show as created; its availability is on `GET /shows/{id}`.
 async fn create_show(
     State(app): State<AppState>,
@@ -581,7 +692,7 @@ async fn create_show(
         .event(&event_id)
         .await?
         .filter(|e| auth.0.may_manage(&e.organizer_id));
-    let event = event.ok_or(DomainError::invalid("event_id", "no such event of yours"))?;
+    let event = event.ok_or(DomainError::NotFound("event"))?;
     let venue = venue_for_event(&app, &auth.0, &event, &input.venue_id).await?;
     let show = input.into_show(&event, &venue, app.clock.now())?;
     let store = app.store.clone();
@@ -596,6 +707,14 @@ async fn create_show(
     .await
 }
 
+#[utoipa::path(
+    get,
+    path = "/shows",
+    tag = "shows",
+    summary = "Search shows",
+    params(Discover),
+    responses((status = 200, description = "Success", body = Found<ShowView>), (status = "4XX", description = "A problem: see the type", body = crate::error::Problem, content_type = "application/problem+json")),
+)]
 async fn shows(
     State(app): State<AppState>,
     Query(params): Query<Discover>,
@@ -611,6 +730,14 @@ async fn shows(
     Ok(Json(Found::of(views, &query)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/shows/{id}",
+    tag = "shows",
+    summary = "A show with availability",
+    params(("id" = String, Path)),
+    responses((status = 200, description = "Success", body = ShowView), (status = "4XX", description = "A problem: see the type", body = crate::error::Problem, content_type = "application/problem+json")),
+)]
 async fn show(State(app): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<ShowView>> {
     let id = path_id(&id, ShowId::parse, "show")?;
     let show = app
@@ -621,6 +748,16 @@ async fn show(State(app): State<AppState>, Path(id): Path<String>) -> ApiResult<
     Ok(Json(with_availability(&app, show).await?))
 }
 
+#[utoipa::path(
+    patch,
+    path = "/shows/{id}",
+    tag = "shows",
+    summary = "Change selling terms",
+    request_body = ShowPatch,
+    params(("id" = String, Path)),
+    responses((status = 200, description = "Success", body = Show), (status = "4XX", description = "A problem: see the type", body = crate::error::Problem, content_type = "application/problem+json")),
+    security(("bearer" = []), ("session_cookie" = []))
+)]
 async fn update_show(
     State(app): State<AppState>,
     Auth(actor): Auth,
@@ -638,13 +775,22 @@ async fn update_show(
     Ok(Json(show))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct Cancelled {
     show: Show,
     /// Bookings cancelled with the show; each is marked for refund.
     bookings_cancelled: i64,
 }
 
+#[utoipa::path(
+    delete,
+    path = "/shows/{id}",
+    tag = "shows",
+    summary = "Cancel a show and its bookings",
+    params(("id" = String, Path)),
+    responses((status = 200, description = "Success", body = Cancelled), (status = "4XX", description = "A problem: see the type", body = crate::error::Problem, content_type = "application/problem+json")),
+    security(("bearer" = []), ("session_cookie" = []))
+)]
 async fn cancel_show(
     State(app): State<AppState>,
     Auth(actor): Auth,
@@ -663,6 +809,14 @@ async fn cancel_show(
     }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/shows/{id}/seats",
+    tag = "shows",
+    summary = "The seat map",
+    params(("id" = String, Path)),
+    responses((status = 200, description = "Success", body = SeatMap), (status = "4XX", description = "A problem: see the type", body = crate::error::Problem, content_type = "application/problem+json")),
+)]
 async fn seat_map(State(app): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<SeatMap>> {
     let id = path_id(&id, ShowId::parse, "show")?;
     let show = app
@@ -673,7 +827,7 @@ async fn seat_map(State(app): State<AppState>, Path(id): Path<String>) -> ApiRes
     Ok(Json(app.store.seat_map(&show, app.clock.now()).await?))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct ShowFigures {
     #[serde(flatten)]
     sales: SalesSummary,
@@ -681,6 +835,15 @@ struct ShowFigures {
     availability: Vec<CategoryAvailability>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/shows/{id}/sales",
+    tag = "shows",
+    summary = "A show's sales figures",
+    params(("id" = String, Path)),
+    responses((status = 200, description = "Success", body = ShowFigures), (status = "4XX", description = "A problem: see the type", body = crate::error::Problem, content_type = "application/problem+json")),
+    security(("bearer" = []), ("session_cookie" = []))
+)]
 async fn sales(
     State(app): State<AppState>,
     Auth(actor): Auth,

@@ -6,28 +6,29 @@ use crate::error::ApiResult;
 use crate::extract::{ApiJson, page_limit, path_id};
 use crate::idempotency::{self, KeyHeader};
 use crate::state::AppState;
+use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use boxoffice_core::booking::Booking;
 use boxoffice_core::hold::{Hold, HoldRequest};
 use boxoffice_core::ids::{BookingId, HoldId, ShowId};
 use boxoffice_core::{DomainError, payment};
 use boxoffice_store::{ConfirmHold, CreateHold};
 use serde::{Deserialize, Serialize};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/holds", post(create_hold))
-        .route("/holds/{id}", get(hold).delete(release_hold))
-        .route("/bookings", get(my_bookings).post(book))
-        .route("/bookings/{id}", get(booking))
-        .route("/bookings/{id}/cancel", post(cancel))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_hold))
+        .routes(routes!(hold, release_hold))
+        .routes(routes!(my_bookings, book))
+        .routes(routes!(booking))
+        .routes(routes!(cancel))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct HoldBody {
     show_id: String,
@@ -39,34 +40,44 @@ struct HoldBody {
     best_available: Option<BestBody>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct AreaBody {
     area_id: String,
     quantity: i64,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct BestBody {
     category: String,
     quantity: i64,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct BookBody {
     hold_id: String,
     payment: PaymentBody,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PaymentBody {
     method: String,
     card_number: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/holds",
+    tag = "orders",
+    summary = "Hold seats or places, all or nothing",
+    request_body = HoldBody,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key return the first answer")),
+    responses((status = 201, description = "Success", body = Hold), (status = "4XX", description = "A problem: see the type", body = crate::error::Problem, content_type = "application/problem+json")),
+    security(("bearer" = []), ("session_cookie" = []))
+)]
 async fn create_hold(
     State(app): State<AppState>,
     Auth(actor): Auth,
@@ -108,6 +119,15 @@ async fn create_hold(
     .await
 }
 
+#[utoipa::path(
+    get,
+    path = "/holds/{id}",
+    tag = "orders",
+    summary = "A hold of mine",
+    params(("id" = String, Path)),
+    responses((status = 200, description = "Success", body = Hold), (status = "4XX", description = "A problem: see the type", body = crate::error::Problem, content_type = "application/problem+json")),
+    security(("bearer" = []), ("session_cookie" = []))
+)]
 async fn hold(
     State(app): State<AppState>,
     Auth(actor): Auth,
@@ -125,6 +145,15 @@ async fn hold(
     ))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/holds/{id}",
+    tag = "orders",
+    summary = "Release a hold",
+    params(("id" = String, Path)),
+    responses((status = 200, description = "Success", body = Hold), (status = "4XX", description = "A problem: see the type", body = crate::error::Problem, content_type = "application/problem+json")),
+    security(("bearer" = []), ("session_cookie" = []))
+)]
 async fn release_hold(
     State(app): State<AppState>,
     Auth(actor): Auth,
@@ -138,6 +167,16 @@ async fn release_hold(
     ))
 }
 
+#[utoipa::path(
+    post,
+    path = "/bookings",
+    tag = "orders",
+    summary = "Pay for a hold and book it",
+    request_body = BookBody,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key return the first answer")),
+    responses((status = 201, description = "Success", body = Booking), (status = "4XX", description = "A problem: see the type", body = crate::error::Problem, content_type = "application/problem+json")),
+    security(("bearer" = []), ("session_cookie" = []))
+)]
 async fn book(
     State(app): State<AppState>,
     Auth(actor): Auth,
@@ -185,20 +224,30 @@ async fn book(
     .await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct Page {
     after: Option<String>,
     limit: Option<i64>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct BookingList {
     items: Vec<Booking>,
     #[serde(skip_serializing_if = "Option::is_none")]
     next: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/bookings",
+    tag = "orders",
+    summary = "My bookings",
+    params(Page),
+    responses((status = 200, description = "Success", body = BookingList), (status = "4XX", description = "A problem: see the type", body = crate::error::Problem, content_type = "application/problem+json")),
+    security(("bearer" = []), ("session_cookie" = []))
+)]
 async fn my_bookings(
     State(app): State<AppState>,
     Auth(actor): Auth,
@@ -220,6 +269,15 @@ async fn my_bookings(
     Ok(Json(BookingList { items, next }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/bookings/{id}",
+    tag = "orders",
+    summary = "A booking of mine",
+    params(("id" = String, Path)),
+    responses((status = 200, description = "Success", body = Booking), (status = "4XX", description = "A problem: see the type", body = crate::error::Problem, content_type = "application/problem+json")),
+    security(("bearer" = []), ("session_cookie" = []))
+)]
 async fn booking(
     State(app): State<AppState>,
     Auth(actor): Auth,
@@ -234,6 +292,15 @@ async fn booking(
     Ok(Json(booking.ok_or(DomainError::NotFound("booking"))?))
 }
 
+#[utoipa::path(
+    post,
+    path = "/bookings/{id}/cancel",
+    tag = "orders",
+    summary = "Cancel a booking before the show",
+    params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key return the first answer")),
+    responses((status = 200, description = "Success", body = Booking), (status = "4XX", description = "A problem: see the type", body = crate::error::Problem, content_type = "application/problem+json")),
+    security(("bearer" = []), ("session_cookie" = []))
+)]
 async fn cancel(
     State(app): State<AppState>,
     Auth(actor): Auth,

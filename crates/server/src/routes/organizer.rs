@@ -5,38 +5,47 @@ use crate::auth::Auth;
 use crate::error::ApiResult;
 use crate::extract::{ApiJson, path_id};
 use crate::state::AppState;
+use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::routing::{delete, get, post};
-use axum::{Json, Router};
 use boxoffice_core::ids::UserId;
 use boxoffice_core::user::{Email, MemberRole, Organizer, User};
 use boxoffice_core::{DomainError, Timestamp};
 use boxoffice_store::OrganizerFigures;
 use serde::{Deserialize, Serialize};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/organizer", get(mine))
-        .route("/organizer/members", post(add_member))
-        .route("/organizer/members/{user_id}", delete(remove_member))
-        .route("/organizer/figures", get(figures))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(mine))
+        .routes(routes!(add_member))
+        .routes(routes!(remove_member))
+        .routes(routes!(figures))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct OrganizerView {
     #[serde(flatten)]
     organizer: Organizer,
     members: Vec<User>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewMember {
     email: String,
     role: MemberRole,
 }
 
+#[utoipa::path(
+    get,
+    path = "/organizer",
+    tag = "organizer",
+    summary = "My organizer and its members",
+    responses((status = 200, description = "Success", body = OrganizerView), (status = "4XX", description = "A problem: see the type", body = crate::error::Problem, content_type = "application/problem+json")),
+    security(("bearer" = []), ("session_cookie" = []))
+)]
 async fn mine(State(app): State<AppState>, auth: Auth) -> ApiResult<Json<OrganizerView>> {
     let organizer_id = auth.organizer()?;
     let organizer = app
@@ -58,6 +67,15 @@ fn owner(auth: &Auth) -> ApiResult<boxoffice_core::ids::OrganizerId> {
     Ok(organizer_id)
 }
 
+#[utoipa::path(
+    post,
+    path = "/organizer/members",
+    tag = "organizer",
+    summary = "Add a member (owners)",
+    request_body = NewMember,
+    responses((status = 201, description = "Success", body = User), (status = "4XX", description = "A problem: see the type", body = crate::error::Problem, content_type = "application/problem+json")),
+    security(("bearer" = []), ("session_cookie" = []))
+)]
 async fn add_member(
     State(app): State<AppState>,
     auth: Auth,
@@ -78,6 +96,15 @@ async fn add_member(
     Ok((StatusCode::CREATED, Json(user)))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/organizer/members/{user_id}",
+    tag = "organizer",
+    summary = "Remove a member (owners)",
+    params(("user_id" = String, Path)),
+    responses((status = 204, description = "Success"), (status = "4XX", description = "A problem: see the type", body = crate::error::Problem, content_type = "application/problem+json")),
+    security(("bearer" = []), ("session_cookie" = []))
+)]
 async fn remove_member(
     State(app): State<AppState>,
     auth: Auth,
@@ -89,7 +116,8 @@ async fn remove_member(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct Range {
     /// RFC 3339; the last 30 days when absent.
@@ -98,6 +126,15 @@ struct Range {
     to: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/organizer/figures",
+    tag = "organizer",
+    summary = "Figures over a date range",
+    params(Range),
+    responses((status = 200, description = "Success", body = OrganizerFigures), (status = "4XX", description = "A problem: see the type", body = crate::error::Problem, content_type = "application/problem+json")),
+    security(("bearer" = []), ("session_cookie" = []))
+)]
 /// Most-booked events, cancellation rate, and bookings and revenue per day over a range.
 async fn figures(
     State(app): State<AppState>,

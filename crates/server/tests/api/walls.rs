@@ -76,7 +76,7 @@ async fn organizers_cannot_use_or_read_each_others_things(engine: Engine) {
         Some(steal.clone()),
     )
     .await
-    .problem(422, "validation");
+    .problem(404, "not_found");
     let own_event = app
         .call(
             Method::POST,
@@ -96,7 +96,7 @@ async fn organizers_cannot_use_or_read_each_others_things(engine: Engine) {
         Some(on_their_venue),
     )
     .await
-    .problem(422, "validation");
+    .problem(404, "not_found");
     app.call(Method::POST, "/shows", Some(&customer.token), Some(steal))
         .await
         .problem(403, "forbidden");
