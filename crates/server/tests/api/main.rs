@@ -5,6 +5,7 @@ mod accounts;
 mod bad_input;
 mod catalog;
 mod discovery;
+mod matrix;
 mod openapi;
 mod orders;
 mod races;
