@@ -6,11 +6,12 @@ use boxoffice_core::catalog::{EventInput, ShowInput};
 use boxoffice_core::hold::{AreaQuantity, Hold, HoldRequest, HoldState};
 use boxoffice_core::ids::*;
 use boxoffice_core::inventory::{SeatMap, SeatState};
-use boxoffice_core::user::{AccountState, Organizer, Role, User};
+use boxoffice_core::user::{AccountState, MemberRole, Organizer, Role, User};
 use boxoffice_core::venue::{Venue, VenueInput};
 use boxoffice_core::{DomainError, Timestamp};
 use boxoffice_store::{
-    ConfirmHold, CreateHold, IdempotencyKey, Outcome, ShowFilter, Store, StoreError,
+    ConfirmHold, CreateHold, IdempotencyKey, Outcome, Refresh, SessionRecord, ShowFilter,
+    ShowQuery, Store, StoreError,
 };
 use boxoffice_testkit::{Engine, TestDatabase};
 use std::sync::Arc;
@@ -626,6 +627,296 @@ async fn secrets_are_created_once(engine: Engine) {
     assert_eq!(f.store.secret("jwt", "second").await.unwrap(), "first");
 }
 
+async fn sessions_rotate_and_die_on_reuse(engine: Engine) {
+    let f = Fixture::new(engine).await;
+    let alice = f.customer("alice@example.com").await;
+    let session = SessionRecord {
+        id: SessionId::generate(),
+        user_id: alice.clone(),
+        created_at: f.now,
+        expires_at: f.now.plus_ms(HOUR_MS),
+    };
+    f.store
+        .insert_session(&session, "r1", session.expires_at)
+        .await
+        .unwrap();
+    assert!(
+        f.store
+            .actor(&session.id, &alice, f.now)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let later = f.now.plus_ms(1);
+    assert_eq!(
+        f.store
+            .rotate_refresh("r1", "r2", later, session.expires_at)
+            .await
+            .unwrap(),
+        Refresh::Rotated {
+            session_id: session.id.clone(),
+            user_id: alice.clone()
+        }
+    );
+    assert_eq!(
+        f.store
+            .rotate_refresh("nope", "x", later, session.expires_at)
+            .await
+            .unwrap(),
+        Refresh::Invalid
+    );
+    assert_eq!(
+        f.store
+            .rotate_refresh("r1", "r3", later, session.expires_at)
+            .await
+            .unwrap(),
+        Refresh::Reused
+    );
+    assert_eq!(
+        f.store
+            .rotate_refresh("r2", "r4", later, session.expires_at)
+            .await
+            .unwrap(),
+        Refresh::Invalid,
+        "the family is revoked"
+    );
+    assert_eq!(
+        f.store.actor(&session.id, &alice, later).await.unwrap(),
+        None
+    );
+    let other = SessionRecord {
+        id: SessionId::generate(),
+        ..session.clone()
+    };
+    f.store
+        .insert_session(&other, "s1", other.expires_at)
+        .await
+        .unwrap();
+    assert!(
+        f.store
+            .actor(&other.id, &alice, f.now.plus_ms(HOUR_MS))
+            .await
+            .unwrap()
+            .is_none(),
+        "sessions expire"
+    );
+    f.store
+        .set_user_state(&alice, AccountState::Suspended)
+        .await
+        .unwrap();
+    assert_eq!(
+        f.store
+            .rotate_refresh("s1", "s2", f.now, other.expires_at)
+            .await
+            .unwrap(),
+        Refresh::Invalid
+    );
+}
+
+async fn organizers_members_and_suspension(engine: Engine) {
+    let f = Fixture::new(engine).await;
+    let staff = f.customer("staff@example.com").await;
+    let added = f
+        .store
+        .add_member(&f.tenant.id, "staff@example.com", MemberRole::Staff, f.now)
+        .await
+        .unwrap();
+    assert_eq!(
+        (added.role, added.organizer.unwrap().role),
+        (Role::Organizer, MemberRole::Staff)
+    );
+    assert!(matches!(
+        domain(
+            f.store
+                .add_member(&f.tenant.id, "staff@example.com", MemberRole::Staff, f.now)
+                .await
+        ),
+        DomainError::Conflict(_)
+    ));
+    assert!(
+        matches!(
+            domain(f.store.remove_member(&f.tenant.id, &f.organizer.id).await),
+            DomainError::Conflict(_)
+        ),
+        "last owner stays"
+    );
+    let session = SessionRecord {
+        id: SessionId::generate(),
+        user_id: staff.clone(),
+        created_at: f.now,
+        expires_at: f.now.plus_ms(HOUR_MS),
+    };
+    f.store
+        .insert_session(&session, "t", session.expires_at)
+        .await
+        .unwrap();
+    assert!(
+        f.store
+            .actor(&session.id, &staff, f.now)
+            .await
+            .unwrap()
+            .unwrap()
+            .organizer
+            .is_some()
+    );
+    f.store
+        .set_organizer_state(&f.tenant.id, AccountState::Suspended)
+        .await
+        .unwrap();
+    let actor = f
+        .store
+        .actor(&session.id, &staff, f.now)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        actor.organizer, None,
+        "a suspended organizer's members lose its powers"
+    );
+    let alice = f.customer("alice@example.com").await;
+    assert!(
+        matches!(
+            domain(f.seats(&alice, &["A1"], f.now).await),
+            DomainError::NotOnSale(_)
+        ),
+        "and its shows stop selling"
+    );
+    f.store.remove_member(&f.tenant.id, &staff).await.unwrap();
+    assert_eq!(f.store.members(&f.tenant.id).await.unwrap().len(), 1);
+}
+
+async fn schedules_are_all_or_nothing(engine: Engine) {
+    let f = Fixture::new(engine).await;
+    let event = f.store.event(&f.show.event_id).await.unwrap().unwrap();
+    let at = |hours: i64| {
+        let mut show = f.show.clone();
+        show.id = ShowId::generate();
+        show.starts_at = f.now.plus_ms(hours * HOUR_MS);
+        show.ends_at = show.starts_at.plus_ms(event.duration_ms());
+        show.off_sale_at = show.starts_at;
+        show
+    };
+    let good = vec![at(48), at(72)];
+    f.store.insert_schedule(&good, None).await.unwrap();
+    let clashing = vec![at(100), at(25)];
+    let Err(StoreError::Domain(DomainError::ScheduleConflict(conflicts))) =
+        f.store.insert_schedule(&clashing, None).await
+    else {
+        panic!("the second show overlaps the fixture's show");
+    };
+    assert_eq!(conflicts[0].existing_show_id, Some(f.show.id.clone()));
+    assert_eq!(
+        f.store.show(&clashing[0].id).await.unwrap(),
+        None,
+        "nothing of a refused schedule is stored"
+    );
+    let all = f
+        .store
+        .shows(&ShowFilter {
+            event_id: Some(event.id.clone()),
+            after: None,
+            limit: 10,
+        })
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 3);
+}
+
+async fn cancelling_a_show_races_with_claims(engine: Engine) {
+    let f = Arc::new(Fixture::new(engine).await);
+    let mut racers = Vec::new();
+    for i in 0..16 {
+        let customer = f.customer(&format!("c{i}@example.com")).await;
+        let f = f.clone();
+        racers.push(tokio::spawn(async move {
+            let hold = f.places(&customer, 1, f.now).await.ok()?;
+            f.confirm(&hold, &customer, f.now).await.ok()
+        }));
+    }
+    let cancelled = f.store.cancel_show(&f.show.id, f.now).await.unwrap();
+    let mut late_bookings = 0;
+    for racer in racers {
+        if racer.await.unwrap().is_some() {
+            late_bookings += 1;
+        }
+    }
+    let sales = f.store.sales(&f.show.id).await.unwrap();
+    assert_eq!(sales.bookings_cancelled, cancelled);
+    assert_eq!(
+        sales.bookings_confirmed, 0,
+        "no booking outlives the cancellation ({late_bookings} confirmed before it)"
+    );
+    assert!(matches!(
+        domain(
+            f.places(&f.customer("late@example.com").await, 1, f.now)
+                .await
+        ),
+        DomainError::NotOnSale(_)
+    ));
+    assert!(matches!(
+        domain(f.store.cancel_show(&f.show.id, f.now).await),
+        DomainError::Conflict(_)
+    ));
+}
+
+async fn search_filters_on_both_engines(engine: Engine) {
+    let f = Fixture::new(engine).await;
+    let query = |text: &str| ShowQuery {
+        text: Some(text.into()),
+        limit: 10,
+        ..Default::default()
+    };
+    assert_eq!(
+        f.store
+            .search_shows(&query("gi"), f.now)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        f.store
+            .search_shows(&query("%"), f.now)
+            .await
+            .unwrap()
+            .len(),
+        0,
+        "wildcards are literal"
+    );
+    let sold_out = ShowQuery {
+        available: true,
+        min_price: Some(2000),
+        max_price: Some(3000),
+        limit: 10,
+        ..Default::default()
+    };
+    assert_eq!(
+        f.store.search_shows(&sold_out, f.now).await.unwrap().len(),
+        1
+    );
+    let berlin = ShowQuery {
+        city: Some("BERLIN".into()),
+        limit: 10,
+        ..Default::default()
+    };
+    assert_eq!(
+        f.store.search_events(&berlin, f.now).await.unwrap().len(),
+        1
+    );
+    let later = ShowQuery {
+        starts_from: Some(f.show.starts_at.plus_ms(1)),
+        limit: 10,
+        ..Default::default()
+    };
+    assert!(
+        f.store
+            .search_shows(&later, f.now)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
 macro_rules! conformance {
     ($($test:ident),* $(,)?) => {
         mod sqlite {
@@ -653,4 +944,9 @@ conformance!(
     racing_claims_sell_each_seat_once,
     racing_general_admission_stays_within_capacity,
     secrets_are_created_once,
+    sessions_rotate_and_die_on_reuse,
+    organizers_members_and_suspension,
+    schedules_are_all_or_nothing,
+    cancelling_a_show_races_with_claims,
+    search_filters_on_both_engines,
 );
