@@ -119,119 +119,156 @@ fn field_errors(errors: &[FieldError]) -> Value {
     json!({ "errors": errors })
 }
 
+/// The status and stable problem type of each domain refusal.
+pub fn classify(error: &DomainError) -> (StatusCode, &'static str) {
+    use DomainError as D;
+    match error {
+        D::Validation(_) => (StatusCode::UNPROCESSABLE_ENTITY, "validation"),
+        D::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+        D::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+        D::SeatUnavailable { .. } | D::CapacityUnavailable { .. } => {
+            (StatusCode::CONFLICT, "seat_unavailable")
+        }
+        D::LimitExceeded(_) => (StatusCode::UNPROCESSABLE_ENTITY, "limit_exceeded"),
+        D::HoldExpired => (StatusCode::CONFLICT, "hold_expired"),
+        D::HoldAlreadyBooked => (StatusCode::CONFLICT, "hold_already_booked"),
+        D::NotOnSale(_) => (StatusCode::CONFLICT, "not_on_sale"),
+        D::NotCancellable(_) => (StatusCode::CONFLICT, "not_cancellable"),
+        D::PaymentDeclined(_) => (StatusCode::PAYMENT_REQUIRED, "payment_declined"),
+        D::EmailTaken => (StatusCode::CONFLICT, "email_taken"),
+        D::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+        D::ScheduleConflict(_) => (StatusCode::CONFLICT, "schedule_conflict"),
+    }
+}
+
+pub fn kind_of(error: &DomainError) -> &'static str {
+    classify(error).1
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         use DomainError as D;
         let detail = self.to_string();
-        let (status, kind, extra) = match &self {
-            ApiError::Domain(D::Validation(errors)) => {
-                let summary = errors
-                    .iter()
-                    .map(|e| format!("{}: {}", e.field, e.message))
-                    .collect::<Vec<_>>()
-                    .join("; ");
-                return problem_response(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "validation",
-                    &summary,
-                    field_errors(errors),
-                );
+        match &self {
+            ApiError::Domain(domain) => {
+                let (status, kind) = classify(domain);
+                let extra = match domain {
+                    D::Validation(errors) => {
+                        let summary = errors
+                            .iter()
+                            .map(|e| format!("{}: {}", e.field, e.message))
+                            .collect::<Vec<_>>()
+                            .join("; ");
+                        return problem_response(status, kind, &summary, field_errors(errors));
+                    }
+                    D::SeatUnavailable { seat_ids } => json!({ "seat_ids": seat_ids }),
+                    D::CapacityUnavailable {
+                        available,
+                        requested,
+                        ..
+                    } => json!({ "available": available, "requested": requested }),
+                    D::ScheduleConflict(conflicts) => json!({ "conflicts": conflicts }),
+                    _ => Value::Null,
+                };
+                problem_response(status, kind, &detail, extra)
             }
-            ApiError::Domain(D::NotFound(_)) => (StatusCode::NOT_FOUND, "not_found", Value::Null),
-            ApiError::Domain(D::Forbidden(_)) => (StatusCode::FORBIDDEN, "forbidden", Value::Null),
-            ApiError::Domain(D::SeatUnavailable { seat_ids }) => (
-                StatusCode::CONFLICT,
-                "seat_unavailable",
-                json!({ "seat_ids": seat_ids }),
-            ),
-            ApiError::Domain(D::CapacityUnavailable {
-                available,
-                requested,
-                ..
-            }) => (
-                StatusCode::CONFLICT,
-                "seat_unavailable",
-                json!({ "available": available, "requested": requested }),
-            ),
-            ApiError::Domain(D::LimitExceeded(_)) => (
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "limit_exceeded",
+            ApiError::Unauthorized(_) => problem_response(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                &detail,
                 Value::Null,
             ),
-            ApiError::Domain(D::HoldExpired) => (StatusCode::CONFLICT, "hold_expired", Value::Null),
-            ApiError::Domain(D::HoldAlreadyBooked) => {
-                (StatusCode::CONFLICT, "hold_already_booked", Value::Null)
+            ApiError::Problem { status, kind, .. } => {
+                problem_response(*status, kind, &detail, Value::Null)
             }
-            ApiError::Domain(D::NotOnSale(_)) => (StatusCode::CONFLICT, "not_on_sale", Value::Null),
-            ApiError::Domain(D::NotCancellable(_)) => {
-                (StatusCode::CONFLICT, "not_cancellable", Value::Null)
-            }
-            ApiError::Domain(D::PaymentDeclined(_)) => (
-                StatusCode::PAYMENT_REQUIRED,
-                "payment_declined",
-                Value::Null,
-            ),
-            ApiError::Domain(D::EmailTaken) => (StatusCode::CONFLICT, "email_taken", Value::Null),
-            ApiError::Domain(D::Conflict(_)) => (StatusCode::CONFLICT, "conflict", Value::Null),
-            ApiError::Domain(D::ScheduleConflict(conflicts)) => (
-                StatusCode::CONFLICT,
-                "schedule_conflict",
-                json!({ "conflicts": conflicts }),
-            ),
-            ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized", Value::Null),
-            ApiError::Problem { status, kind, .. } => (*status, *kind, Value::Null),
             ApiError::Internal(error) => {
                 tracing::error!(%error, "request failed");
-                return problem_response(
+                problem_response(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "internal",
                     "something went wrong on our side; the request may be retried",
                     Value::Null,
-                );
+                )
             }
-        };
-        problem_response(status, kind, &detail, extra)
+        }
     }
 }
 
-/// Gives every error response that is not yet a problem document (a framework rejection, an
-/// unknown route, a body over the limit) the same problem+json shape.
-pub async fn problems_everywhere(response: Response) -> Response {
+/// Gives every error response the problem+json shape (a framework rejection, an unknown route,
+/// a body over the limit included) and stamps it with the request's id, so a user's report of
+/// an error leads to its log lines.
+pub async fn problems_everywhere(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let request_id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let response = next.run(request).await;
     let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
     let is_problem = response
         .headers()
         .get(header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(PROBLEM_JSON.as_bytes()));
-    if !(status.is_client_error() || status.is_server_error()) || is_problem {
-        return response;
-    }
-    let (kind, detail) = match status {
-        StatusCode::NOT_FOUND => ("not_found", "no such resource"),
-        StatusCode::METHOD_NOT_ALLOWED => (
-            "method_not_allowed",
-            "this resource does not accept that method",
-        ),
-        StatusCode::PAYLOAD_TOO_LARGE => (
-            "payload_too_large",
-            "the request body is over the size limit",
-        ),
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => (
-            "unsupported_media_type",
-            "send JSON with Content-Type: application/json",
-        ),
-        StatusCode::REQUEST_TIMEOUT => ("timeout", "the request took too long"),
-        s if s.is_client_error() => ("malformed_request", "the request could not be understood"),
-        _ => (
-            "internal",
-            "something went wrong on our side; the request may be retried",
-        ),
+    let (parts, body) = response.into_parts();
+    let mut problem: Value = if is_problem {
+        match axum::body::to_bytes(body, 256 * 1024)
+            .await
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+        {
+            Some(problem) => problem,
+            None => {
+                return problem_response(
+                    status,
+                    "internal",
+                    "the error could not be described",
+                    Value::Null,
+                );
+            }
+        }
+    } else {
+        let (kind, detail) = match status {
+            StatusCode::NOT_FOUND => ("not_found", "no such resource"),
+            StatusCode::METHOD_NOT_ALLOWED => (
+                "method_not_allowed",
+                "this resource does not accept that method",
+            ),
+            StatusCode::PAYLOAD_TOO_LARGE => (
+                "payload_too_large",
+                "the request body is over the size limit",
+            ),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => (
+                "unsupported_media_type",
+                "send JSON with Content-Type: application/json",
+            ),
+            StatusCode::REQUEST_TIMEOUT => ("timeout", "the request took too long"),
+            s if s.is_client_error() => {
+                ("malformed_request", "the request could not be understood")
+            }
+            _ => (
+                "internal",
+                "something went wrong on our side; the request may be retried",
+            ),
+        };
+        json!({ "type": kind, "title": title_of(kind), "status": status.as_u16(), "detail": detail })
     };
-    let retry_after = response.headers().get(header::RETRY_AFTER).cloned();
-    let mut problem = problem_response(status, kind, detail, Value::Null);
-    if let Some(retry_after) = retry_after {
-        problem
-            .headers_mut()
-            .insert(header::RETRY_AFTER, retry_after);
+    if let (Some(object), Some(id)) = (problem.as_object_mut(), request_id) {
+        object.insert("request_id".into(), Value::String(id));
     }
-    problem
+    let mut rebuilt = (status, problem.to_string()).into_response();
+    for (name, value) in parts.headers.iter() {
+        if name != header::CONTENT_LENGTH && name != header::CONTENT_TYPE {
+            rebuilt.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    rebuilt
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+    rebuilt
 }

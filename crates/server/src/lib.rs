@@ -7,6 +7,7 @@ pub mod demo;
 pub mod error;
 pub mod extract;
 pub mod idempotency;
+pub mod metrics;
 mod routes;
 pub mod state;
 pub mod sweeper;
@@ -41,6 +42,8 @@ pub async fn state(
     clock: Arc<dyn Clock>,
     config: ServerConfig,
 ) -> anyhow::Result<AppState> {
+    // Install the recorder before the first request, so no early metric is lost.
+    metrics::handle();
     let fresh_key = || base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 32]>());
     let token_key = store.secret("token_signing_key", &fresh_key()).await?;
     let ticket_key = store.secret("ticket_signing_key", &fresh_key()).await?;
@@ -75,8 +78,10 @@ pub fn router(app: AppState) -> Router {
         .merge(api)
         .merge(docs)
         .route("/healthz", get(|| async { Json(json!({ "status": "ok" })) }))
+        .route("/metrics", get(metrics::render))
         .with_state(app)
-        .layer(axum::middleware::map_response(error::problems_everywhere))
+        .layer(axum::middleware::from_fn(metrics::track))
+        .layer(axum::middleware::from_fn(error::problems_everywhere))
         .layer(DefaultBodyLimit::max(config.body_limit_bytes))
         .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, config.request_timeout))
         .layer(CatchPanicLayer::new())

@@ -15,10 +15,14 @@ pub async fn run(app: AppState, mut shutdown: watch::Receiver<bool>) {
             _ = tick.tick() => {}
             _ = shutdown.changed() => return,
         }
+        if let Ok(active) = app.store.active_holds(app.clock.now()).await {
+            crate::metrics::gauges(active, app.store.pool_stats());
+        }
         loop {
             match app.store.expire_holds(app.clock.now(), BATCH).await {
                 Ok(expired) if expired.is_empty() => break,
                 Ok(expired) => {
+                    crate::metrics::holds_expired(expired.len() as u64);
                     tracing::info!(count = expired.len(), "expired holds released");
                     if (expired.len() as i64) < BATCH {
                         break;

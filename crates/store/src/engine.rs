@@ -873,6 +873,17 @@ macro_rules! store_engine {
                 Self::ENGINE
             }
 
+            fn pool_stats(&self) -> $crate::PoolStats {
+                $crate::PoolStats { size: self.pool.size(), idle: u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX) }
+            }
+
+            async fn active_holds(&self, now: Timestamp) -> StoreResult<i64> {
+                Ok(sqlx::query_scalar("SELECT COUNT(*) FROM holds WHERE state = 'active' AND expires_at > $1")
+                    .bind(now.unix_ms())
+                    .fetch_one(&self.pool)
+                    .await?)
+            }
+
             async fn migrate(&self) -> StoreResult<()> {
                 Self::MIGRATOR.run(&self.pool).await?;
                 Ok(())

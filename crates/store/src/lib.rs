@@ -287,10 +287,20 @@ pub trait AccountStore: Send + Sync {
     ) -> StoreResult<Option<Actor>>;
 }
 
+/// Connections of the store's pool, for the metrics.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PoolStats {
+    pub size: u32,
+    pub idle: u32,
+}
+
 #[async_trait]
 pub trait Store: AccountStore + Send + Sync + 'static {
     /// `sqlite` or `postgres`, for logs and health output.
     fn engine(&self) -> &'static str;
+    fn pool_stats(&self) -> PoolStats;
+    /// Holds not yet expired, released or booked.
+    async fn active_holds(&self, now: Timestamp) -> StoreResult<i64>;
     async fn migrate(&self) -> StoreResult<()>;
     async fn ping(&self) -> StoreResult<()>;
     /// The stored value of a named secret, or `candidate` if this call is the first to store it.

@@ -798,6 +798,7 @@ async fn cancel_show(
 ) -> ApiResult<Json<Cancelled>> {
     let show = managed_show(&app, &actor, &id).await?;
     let bookings_cancelled = app.store.cancel_show(&show.id, app.clock.now()).await?;
+    crate::metrics::booking_cancelled(bookings_cancelled.max(0) as u64);
     let show = app
         .store
         .show(&show.id)

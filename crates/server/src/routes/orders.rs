@@ -14,7 +14,7 @@ use boxoffice_core::booking::Booking;
 use boxoffice_core::hold::{Hold, HoldRequest};
 use boxoffice_core::ids::{BookingId, HoldId, ShowId};
 use boxoffice_core::{DomainError, payment};
-use boxoffice_store::{ConfirmHold, CreateHold};
+use boxoffice_store::{ConfirmHold, CreateHold, Outcome};
 use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -112,7 +112,15 @@ async fn create_hold(
                 request,
                 now: app.clock.now(),
             };
-            let outcome = app.store.create_hold(cmd, key.as_ref()).await?;
+            let outcome = app.store.create_hold(cmd, key.as_ref()).await;
+            match &outcome {
+                Ok(Outcome::Done(_)) => crate::metrics::hold_created(),
+                Err(boxoffice_store::StoreError::Domain(refused)) => {
+                    crate::metrics::hold_refused(crate::error::kind_of(refused))
+                }
+                _ => {}
+            }
+            let outcome = outcome?;
             Ok(outcome)
         },
     )
@@ -218,6 +226,9 @@ async fn book(
                 sign_ticket: &sign,
             };
             let outcome = app.store.confirm_hold(cmd, key.as_ref()).await?;
+            if matches!(outcome, Outcome::Done(_)) {
+                crate::metrics::booking_confirmed();
+            }
             Ok(outcome)
         },
     )
@@ -323,6 +334,9 @@ async fn cancel(
                 .store
                 .cancel_booking(&id, &actor.user_id, app.clock.now(), key.as_ref())
                 .await?;
+            if matches!(outcome, Outcome::Done(_)) {
+                crate::metrics::booking_cancelled(1);
+            }
             Ok(outcome)
         },
     )

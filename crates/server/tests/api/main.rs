@@ -6,6 +6,7 @@ mod bad_input;
 mod catalog;
 mod discovery;
 mod matrix;
+mod observability;
 mod openapi;
 mod orders;
 mod races;

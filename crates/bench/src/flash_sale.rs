@@ -1,0 +1,256 @@
+//! The flash sale: N clients race for one show's seats (explicit pairs and best-available) and
+//! its general-admission area; each holds, then mostly pays, sometimes abandons (releases) or
+//! cancels after paying. Every operation is recorded for the checker.
+
+use crate::Options;
+use crate::api::Api;
+use crate::checker::{self, Op, OpKind, Outcome};
+use crate::report::{Latencies, Report};
+use boxoffice_core::Timestamp;
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use reqwest::Method;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+const PASSWORD: &str = "bench password 123";
+const CARD: &str = "4242424242424242";
+
+pub struct Sale {
+    pub show_id: String,
+    pub seat_ids: Vec<String>,
+    pub area_id: String,
+    pub capacity: i64,
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// A fresh organizer, venue, event and show for this run, so runs never see each other's sales.
+pub async fn set_up(api: &Api, options: &Options, run: &str) -> anyhow::Result<Sale> {
+    let organizer = api
+        .must(
+            Method::POST,
+            "/auth/register",
+            None,
+            &json!({"email": format!("bench-org-{run}@example.com"), "password": PASSWORD,
+            "name": "Bench Organizer", "role": "organizer"}),
+            201,
+        )
+        .await?;
+    let token = organizer["token"].as_str().unwrap_or_default().to_owned();
+    let rows = options.seats.div_ceil(20).max(1);
+    let mut venue = json!({"name": format!("Bench Arena {run}"), "city": "Benchville",
+        "sections": [{"name": "Stalls", "generate": {"rows": format!("1-{rows}"), "seats_per_row": 20, "category": "standard"}}]});
+    if options.ga_capacity > 0 {
+        venue["areas"] =
+            json!([{"name": "Floor", "category": "standing", "capacity": options.ga_capacity}]);
+    }
+    let venue = api
+        .must(Method::POST, "/venues", Some(&token), &venue, 201)
+        .await?;
+    let event = api
+        .must(
+            Method::POST,
+            "/events",
+            Some(&token),
+            &json!({"title": format!("Flash Sale {run}"), "kind": "concert"}),
+            201,
+        )
+        .await?;
+    // Far ahead, so the show is on sale whatever the server's clock says (tests move theirs).
+    let starts_at = Timestamp::from_unix_ms(now_ms()).plus_minutes(10 * 366 * 24 * 60);
+    let mut prices = json!({"standard": 5000});
+    if options.ga_capacity > 0 {
+        prices["standing"] = json!(3000);
+    }
+    let show = api
+        .must(Method::POST, "/shows", Some(&token), &json!({"event_id": event["id"], "venue_id": venue["id"], "starts_at": starts_at,
+            "currency": "EUR", "prices": prices, "hold_minutes": 10, "max_tickets_per_order": 4, "max_tickets_per_customer": 500}), 201)
+        .await?;
+    let seat_ids = venue["seats"]
+        .as_array()
+        .map(|s| {
+            s.iter()
+                .filter_map(|s| s["id"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(Sale {
+        show_id: show["id"].as_str().unwrap_or_default().to_owned(),
+        seat_ids,
+        area_id: venue["areas"][0]["id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+        capacity: options.ga_capacity,
+    })
+}
+
+/// One account per client, registered a few at a time (each costs the server a password hash).
+pub async fn customers(api: &Api, clients: usize, run: &str) -> anyhow::Result<Vec<String>> {
+    use futures_util::StreamExt;
+    let tokens: Vec<anyhow::Result<String>> = futures_util::stream::iter(0..clients)
+        .map(|i| async move {
+            let body = json!({"email": format!("bench-{run}-{i}@example.com"), "password": PASSWORD, "name": format!("Fan {i}")});
+            let session = api.must(Method::POST, "/auth/register", None, &body, 201).await?;
+            Ok(session["token"].as_str().unwrap_or_default().to_owned())
+        })
+        .buffered(8)
+        .collect()
+        .await;
+    tokens.into_iter().collect()
+}
+
+struct Client {
+    index: usize,
+    token: String,
+    ops: Vec<Op>,
+    latencies: BTreeMap<&'static str, Latencies>,
+}
+
+impl Client {
+    async fn timed(
+        &mut self,
+        api: &Api,
+        kind: OpKind,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Op {
+        let invoke_ms = now_ms();
+        let answer = api
+            .call(self.index, method, path, Some(&self.token), body)
+            .await;
+        let op = Op::from_answer(kind, invoke_ms, answer.as_ref());
+        if let Some(answer) = &answer {
+            let name = match (kind, op.outcome) {
+                (OpKind::Hold, Outcome::Ok) => "hold_granted",
+                (OpKind::Hold, _) => "hold_refused",
+                (OpKind::Book, _) => "book",
+                (OpKind::Cancel, _) => "cancel",
+                (OpKind::Release, _) => "release",
+            };
+            self.latencies
+                .entry(name)
+                .or_default()
+                .record(answer.latency);
+        }
+        self.ops.push(op.clone());
+        op
+    }
+}
+
+pub async fn run(api: &Api, options: &Options) -> anyhow::Result<Report> {
+    let run = format!("{}", now_ms());
+    let sale = Arc::new(set_up(api, options, &run).await?);
+    let tokens = customers(api, options.clients, &run).await?;
+    let budget = Arc::new(AtomicU64::new(options.max_requests.unwrap_or(u64::MAX)));
+    let started = Instant::now();
+    let deadline = started + options.duration;
+    let api = Arc::new(Api::new(&options.targets, options.clients)?);
+    let mut tasks = Vec::new();
+    for (index, token) in tokens.iter().enumerate() {
+        let (api, sale, budget, token) = (api.clone(), sale.clone(), budget.clone(), token.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut client = Client { index, token, ops: Vec::new(), latencies: BTreeMap::new() };
+            let mut rng = SmallRng::seed_from_u64(index as u64);
+            while Instant::now() < deadline && budget.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |b| b.checked_sub(1)).is_ok() {
+                let roll: f64 = rng.random();
+                let body = if roll < 0.5 && !sale.seat_ids.is_empty() {
+                    let first = rng.random_range(0..sale.seat_ids.len());
+                    let pair = (first + 1 < sale.seat_ids.len() && rng.random_bool(0.5)).then(|| sale.seat_ids[first + 1].clone());
+                    let seats: Vec<String> = std::iter::once(sale.seat_ids[first].clone()).chain(pair).collect();
+                    json!({"show_id": sale.show_id, "seat_ids": seats})
+                } else if roll < 0.7 && !sale.seat_ids.is_empty() {
+                    json!({"show_id": sale.show_id, "best_available": {"category": "standard", "quantity": rng.random_range(1..=2)}})
+                } else if sale.capacity > 0 {
+                    json!({"show_id": sale.show_id, "areas": [{"area_id": sale.area_id, "quantity": rng.random_range(1..=4)}]})
+                } else {
+                    json!({"show_id": sale.show_id, "best_available": {"category": "standard", "quantity": 1}})
+                };
+                let hold = client.timed(&api, OpKind::Hold, Method::POST, "/holds", Some(&body)).await;
+                let Some(hold_id) = hold.hold_id.clone().filter(|_| hold.outcome == Outcome::Ok) else { continue };
+                if rng.random_bool(0.8) {
+                    let pay = json!({"hold_id": hold_id, "payment": {"method": "card", "card_number": CARD}});
+                    let booked = client.timed(&api, OpKind::Book, Method::POST, "/bookings", Some(&pay)).await;
+                    if let (Outcome::Ok, Some(booking)) = (booked.outcome, booked.booking_id.clone())
+                        && rng.random_bool(0.1)
+                    {
+                        client.timed(&api, OpKind::Cancel, Method::POST, &format!("/bookings/{booking}/cancel"), None).await;
+                    }
+                } else {
+                    client.timed(&api, OpKind::Release, Method::DELETE, &format!("/holds/{hold_id}"), None).await;
+                }
+            }
+            client
+        }));
+    }
+    let mut clients = Vec::new();
+    for task in tasks {
+        clients.push(task.await?);
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let mut latencies: BTreeMap<&'static str, Latencies> = BTreeMap::new();
+    let mut ops = Vec::new();
+    for client in &mut clients {
+        for (name, l) in &client.latencies {
+            latencies.entry(name).or_default().merge(l);
+        }
+        ops.append(&mut client.ops);
+    }
+    let checked = checker::check(&api, &sale, &tokens, &ops).await?;
+    let count = |kind: OpKind, outcome: Option<Outcome>| {
+        ops.iter()
+            .filter(|o| o.kind == kind && outcome.is_none_or(|w| o.outcome == w))
+            .count() as u64
+    };
+    let mut counts = BTreeMap::new();
+    counts.insert("hold_attempts".to_owned(), count(OpKind::Hold, None));
+    counts.insert(
+        "holds_granted".to_owned(),
+        count(OpKind::Hold, Some(Outcome::Ok)),
+    );
+    counts.insert(
+        "bookings".to_owned(),
+        count(OpKind::Book, Some(Outcome::Ok)),
+    );
+    counts.insert(
+        "cancellations".to_owned(),
+        count(OpKind::Cancel, Some(Outcome::Ok)),
+    );
+    counts.insert(
+        "releases".to_owned(),
+        count(OpKind::Release, Some(Outcome::Ok)),
+    );
+    counts.insert(
+        "unknown_outcomes".to_owned(),
+        ops.iter().filter(|o| o.outcome == Outcome::Unknown).count() as u64,
+    );
+    let rates = ["hold_attempts", "holds_granted", "bookings"]
+        .iter()
+        .map(|k| ((*k).to_owned(), counts[*k] as f64 / elapsed))
+        .collect();
+    Ok(Report {
+        scenario: "flash-sale".into(),
+        targets: options.targets.clone(),
+        clients: options.clients,
+        duration_s: elapsed,
+        rates_per_s: rates,
+        counts,
+        latency: latencies
+            .iter()
+            .map(|(k, l)| ((*k).to_owned(), l.summary()))
+            .collect(),
+        sold: Some((checked.sold, sale.seat_ids.len() as i64 + sale.capacity)),
+        checker: Some(checked.verdict),
+        ceilings: Default::default(),
+    })
+}

@@ -1,0 +1,68 @@
+//! `boxoffice bench`: drives one or more running servers over real HTTP from a separate
+//! process, records every client operation (invoke, then ok / fail / unknown), checks the
+//! history against what the servers say afterwards, and measures the ceilings of the parts
+//! underneath in the same run (a trivial route; PostgreSQL's own pgbench on the claim
+//! statement) so results read as ratios.
+
+mod api;
+mod browse;
+mod ceilings;
+mod checker;
+mod flash_sale;
+mod report;
+
+pub use report::Report;
+
+use std::time::Duration;
+
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Base URLs of the servers (`http://127.0.0.1:8080`); clients are spread across them.
+    pub targets: Vec<String>,
+    pub clients: usize,
+    pub duration: Duration,
+    /// Stop after this many operations instead of (or before) the duration.
+    pub max_requests: Option<u64>,
+    /// Reserved seats of the flash-sale show (rounded up to whole rows of 20).
+    pub seats: usize,
+    /// General-admission capacity of the flash-sale show.
+    pub ga_capacity: i64,
+    /// The servers' PostgreSQL, for the pgbench ceiling; none for SQLite.
+    pub pg_url: Option<String>,
+    /// Seconds each ceiling is measured for.
+    pub ceiling_duration: Duration,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scenario {
+    FlashSale,
+    Browse,
+}
+
+impl Scenario {
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "flash-sale" => Some(Scenario::FlashSale),
+            "browse" => Some(Scenario::Browse),
+            _ => None,
+        }
+    }
+}
+
+pub async fn run(scenario: Scenario, options: &Options) -> anyhow::Result<Report> {
+    anyhow::ensure!(!options.targets.is_empty(), "give at least one --target");
+    anyhow::ensure!(
+        options.clients >= 1 && options.clients <= 10_000,
+        "--clients must be 1 to 10000"
+    );
+    let api = api::Api::new(&options.targets, options.clients)?;
+    let mut report = match scenario {
+        Scenario::FlashSale => flash_sale::run(&api, options).await?,
+        Scenario::Browse => browse::run(&api, options).await?,
+    };
+    report.ceilings.http = Some(ceilings::http(options).await?);
+    if let Some(url) = &options.pg_url {
+        report.ceilings.pgbench = Some(ceilings::pgbench(url, options).await?);
+    }
+    Ok(report)
+}

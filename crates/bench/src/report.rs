@@ -1,0 +1,161 @@
+//! What a run found: throughput, latency percentiles per operation (HDR histograms), the
+//! checker's verdict and the ceilings; printed as a table or as JSON.
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// Latencies of one kind of operation, in microseconds, 1 µs to 60 s at 3 significant digits.
+pub struct Latencies(Histogram<u64>);
+
+impl Default for Latencies {
+    fn default() -> Self {
+        Self(Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds"))
+    }
+}
+
+impl Latencies {
+    pub fn record(&mut self, latency: Duration) {
+        let micros = u64::try_from(latency.as_micros())
+            .unwrap_or(u64::MAX)
+            .clamp(1, 60_000_000);
+        self.0.record(micros).expect("clamped into bounds");
+    }
+
+    pub fn merge(&mut self, other: &Latencies) {
+        self.0.add(&other.0).expect("same bounds");
+    }
+
+    pub fn summary(&self) -> LatencySummary {
+        let ms = |q: f64| self.0.value_at_quantile(q) as f64 / 1000.0;
+        LatencySummary {
+            count: self.0.len(),
+            p50_ms: ms(0.5),
+            p90_ms: ms(0.9),
+            p99_ms: ms(0.99),
+            p999_ms: ms(0.999),
+            max_ms: self.0.max() as f64 / 1000.0,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct LatencySummary {
+    pub count: u64,
+    pub p50_ms: f64,
+    pub p90_ms: f64,
+    pub p99_ms: f64,
+    pub p999_ms: f64,
+    pub max_ms: f64,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Verdict {
+    pub seats_sold_twice: u64,
+    pub acknowledged_bookings_missing: u64,
+    pub bookings_nobody_attempted: u64,
+    /// held + sold + free = capacity for every area, and sold matches the bookings.
+    pub ga_conserved: bool,
+    pub holds_honored_past_expiry: u64,
+    /// Seats the seat map shows sold that no confirmed booking holds, or the reverse.
+    pub seat_map_disagreements: u64,
+    pub clean: bool,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct HttpCeiling {
+    pub route: String,
+    pub requests_per_s: f64,
+    pub latency: LatencySummary,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct PgbenchCeiling {
+    pub statement: String,
+    pub clients: usize,
+    pub transactions_per_s: f64,
+    pub latency_avg_ms: f64,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Ceilings {
+    pub http: Option<HttpCeiling>,
+    pub pgbench: Option<PgbenchCeiling>,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Report {
+    pub scenario: String,
+    pub targets: Vec<String>,
+    pub clients: usize,
+    pub duration_s: f64,
+    /// Operations per second by kind (`hold_attempts`, `holds_granted`, `bookings`, `reads`, …).
+    pub rates_per_s: BTreeMap<String, f64>,
+    pub counts: BTreeMap<String, u64>,
+    pub latency: BTreeMap<String, LatencySummary>,
+    /// Sold places out of those that exist (seats + general admission), when selling.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sold: Option<(i64, i64)>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checker: Option<Verdict>,
+    pub ceilings: Ceilings,
+}
+
+impl Report {
+    pub fn table(&self) -> String {
+        let mut out = format!(
+            "scenario {} — {} clients against {} for {:.1} s\n",
+            self.scenario,
+            self.clients,
+            self.targets.join(", "),
+            self.duration_s
+        );
+        out += "  throughput\n";
+        for (name, rate) in &self.rates_per_s {
+            out += &format!("    {name:<20} {rate:>10.1} /s\n");
+        }
+        out += "  totals\n";
+        for (name, count) in &self.counts {
+            out += &format!("    {name:<20} {count:>10}\n");
+        }
+        out += &format!(
+            "  {:<22} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}\n",
+            "latency (ms)", "count", "p50", "p90", "p99", "p999", "max"
+        );
+        for (name, l) in &self.latency {
+            out += &format!(
+                "  {name:<22} {:>8} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2}\n",
+                l.count, l.p50_ms, l.p90_ms, l.p99_ms, l.p999_ms, l.max_ms
+            );
+        }
+        if let Some((sold, capacity)) = self.sold {
+            out += &format!("  sold {sold} of {capacity}\n");
+        }
+        if let Some(v) = &self.checker {
+            out += &format!(
+                "  checker: {} (sold twice {}, acknowledged missing {}, unattempted {}, GA conserved {}, past expiry {}, map disagreements {})\n",
+                if v.clean { "CLEAN" } else { "VIOLATIONS" },
+                v.seats_sold_twice,
+                v.acknowledged_bookings_missing,
+                v.bookings_nobody_attempted,
+                v.ga_conserved,
+                v.holds_honored_past_expiry,
+                v.seat_map_disagreements
+            );
+        }
+        if let Some(h) = &self.ceilings.http {
+            out += &format!(
+                "  ceiling HTTP {}: {:.1} req/s, p99 {:.2} ms\n",
+                h.route, h.requests_per_s, h.latency.p99_ms
+            );
+        }
+        if let Some(p) = &self.ceilings.pgbench {
+            out += &format!(
+                "  ceiling pgbench ({} clients): {:.1} tps, avg {:.2} ms — {}\n",
+                p.clients, p.transactions_per_s, p.latency_avg_ms, p.statement
+            );
+        }
+        out
+    }
+}

@@ -1,0 +1,50 @@
+//! The bench tool's own behaviour (not its numbers): a short flash sale against the real app
+//! on each engine ends with a clean checker verdict and a consistent history.
+
+use boxoffice_bench::{Options, Scenario};
+use boxoffice_testkit::{Engine, TestApp};
+use std::time::Duration;
+
+async fn a_short_sale_is_recorded_and_checked(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let options = Options {
+        targets: vec![app.base.clone()],
+        clients: 8,
+        duration: Duration::from_secs(30),
+        max_requests: Some(300),
+        seats: 20,
+        ga_capacity: 15,
+        pg_url: None,
+        ceiling_duration: Duration::from_secs(1),
+    };
+    let report = boxoffice_bench::run(Scenario::FlashSale, &options)
+        .await
+        .expect("the run completes");
+    let verdict = report.checker.clone().expect("a flash sale is checked");
+    assert!(verdict.clean, "{}", report.table());
+    let (sold, capacity) = report.sold.expect("sold places are reported");
+    assert_eq!(capacity, 35);
+    assert!(sold <= capacity);
+    assert!(report.counts["bookings"] <= report.counts["holds_granted"]);
+    assert_eq!(
+        report.counts["hold_attempts"], 300,
+        "the request budget is kept"
+    );
+    assert!(
+        report
+            .ceilings
+            .http
+            .as_ref()
+            .is_some_and(|h| h.requests_per_s > 0.0)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_short_sale() {
+    a_short_sale_is_recorded_and_checked(Engine::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_short_sale() {
+    a_short_sale_is_recorded_and_checked(Engine::Postgres).await;
+}

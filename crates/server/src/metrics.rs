@@ -1,0 +1,90 @@
+//! Prometheus metrics at `/metrics`: request counts and latency per route, and the sale's own
+//! counters (holds, bookings, cancellations, expiries) and gauges (active holds, database pool).
+//! One recorder per process, shared by every app in it (tests run several).
+
+use axum::extract::{MatchedPath, Request};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use std::sync::OnceLock;
+use std::time::Instant;
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Latency buckets in seconds: fine below 10 ms, where a healthy sale lives.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+pub fn handle() -> PrometheusHandle {
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("duration_seconds".into()), LATENCY_BUCKETS)
+                .expect("latency buckets are not empty")
+                .build_recorder();
+            let handle = recorder.handle();
+            // Another recorder may already be installed (a test process); then ours only renders.
+            let _ = metrics::set_global_recorder(recorder);
+            handle
+        })
+        .clone()
+}
+
+/// Counts and times every request under the route it matched (not its raw path, which would
+/// make one series per id).
+pub async fn track(request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = request.method().to_string();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!("boxoffice_http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status)
+        .increment(1);
+    metrics::histogram!("boxoffice_http_request_duration_seconds", "method" => method, "route" => route)
+        .record(started.elapsed().as_secs_f64());
+    response
+}
+
+pub async fn render() -> Response {
+    let body = handle().render();
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        body,
+    )
+        .into_response()
+}
+
+pub fn hold_created() {
+    metrics::counter!("boxoffice_holds_created_total").increment(1);
+}
+
+/// `reason` is the problem type a refused hold got, e.g. `seat_unavailable`.
+pub fn hold_refused(reason: &'static str) {
+    metrics::counter!("boxoffice_holds_refused_total", "reason" => reason).increment(1);
+}
+
+pub fn booking_confirmed() {
+    metrics::counter!("boxoffice_bookings_confirmed_total").increment(1);
+}
+
+pub fn booking_cancelled(count: u64) {
+    metrics::counter!("boxoffice_bookings_cancelled_total").increment(count);
+}
+
+pub fn holds_expired(count: u64) {
+    metrics::counter!("boxoffice_holds_expired_total").increment(count);
+}
+
+pub fn gauges(active_holds: i64, pool: boxoffice_store::PoolStats) {
+    metrics::gauge!("boxoffice_holds_active").set(active_holds as f64);
+    metrics::gauge!("boxoffice_db_pool_connections", "state" => "idle").set(pool.idle as f64);
+    metrics::gauge!("boxoffice_db_pool_connections", "state" => "in_use")
+        .set(pool.size.saturating_sub(pool.idle) as f64);
+}

@@ -1,0 +1,76 @@
+//! A running server is observable: request ids reach error bodies, and `/metrics` counts
+//! requests per route and the sale's own events.
+
+use boxoffice_testkit::{Engine, TestApp};
+use reqwest::Method;
+use serde_json::json;
+
+async fn errors_carry_the_request_id(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let reply = app
+        .request(Method::GET, "/shows/shw_missing")
+        .header("x-request-id", "trace-77")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.headers()["x-request-id"], "trace-77");
+    let body: serde_json::Value = reply.json().await.unwrap();
+    assert_eq!(
+        (body["type"].as_str(), body["request_id"].as_str()),
+        (Some("not_found"), Some("trace-77"))
+    );
+    let unrouted = app.request(Method::GET, "/nowhere").send().await.unwrap();
+    let id = unrouted.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let body: serde_json::Value = unrouted.json().await.unwrap();
+    assert_eq!(
+        body["request_id"],
+        id.as_str(),
+        "generated ids reach the body too"
+    );
+}
+
+async fn metrics_count_requests_and_sales(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let (_, show) = app.show_with("org@example.com", 2, 5, 4).await;
+    let alice = app.register("alice@example.com", "customer").await;
+    let area = app.seat_map(show["id"].as_str().unwrap()).await["areas"][0]["id"].clone();
+    let body = json!({"show_id": show["id"], "areas": [{"area_id": area, "quantity": 6}]});
+    app.call(Method::POST, "/holds", Some(&alice.token), Some(body))
+        .await
+        .problem(422, "limit_exceeded");
+    let body = json!({"show_id": show["id"], "areas": [{"area_id": area, "quantity": 2}]});
+    app.call(Method::POST, "/holds", Some(&alice.token), Some(body))
+        .await;
+    let metrics = app
+        .http
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for expected in [
+        "boxoffice_http_requests_total{method=\"POST\",route=\"/api/v1/holds\",status=\"201\"}",
+        "boxoffice_http_request_duration_seconds_bucket{method=\"POST\",route=\"/api/v1/holds\"",
+        "boxoffice_holds_created_total",
+        "boxoffice_holds_refused_total{reason=\"limit_exceeded\"}",
+    ] {
+        assert!(
+            metrics.contains(expected),
+            "/metrics lacks {expected}:\n{metrics}"
+        );
+    }
+    assert!(
+        !metrics.contains("route=\"/api/v1/shows/shw_"),
+        "routes are labelled by pattern, not by id"
+    );
+}
+
+crate::on_both_engines!(
+    errors_carry_the_request_id,
+    metrics_count_requests_and_sales
+);
