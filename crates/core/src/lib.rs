@@ -7,6 +7,7 @@ pub mod booking;
 pub mod catalog;
 pub mod clock;
 pub mod error;
+pub mod filter;
 pub mod hold;
 pub mod ids;
 pub mod inventory;

@@ -3,6 +3,7 @@
 //! problem shape of every error) are layers written once here.
 
 pub mod auth;
+pub mod cache;
 pub mod demo;
 pub mod error;
 pub mod extract;
@@ -52,6 +53,10 @@ pub async fn state(
         tokens: Tokens::new(token_key.as_bytes(), config.token_ttl_minutes),
         tickets: TicketSigner::new(ticket_key.as_bytes()),
         in_flight: Default::default(),
+        reads: cache::ReadCache::new(config.read_cache_ms),
+        filter: std::sync::Mutex::new(boxoffice_core::filter::AvailabilityFilter::new(
+            config.filter_fact_ms,
+        )),
         store,
         clock,
         config,

@@ -70,6 +70,12 @@ pub fn hold_refused(reason: &'static str) {
     metrics::counter!("boxoffice_holds_refused_total", "reason" => reason).increment(1);
 }
 
+/// Refused by the in-process filter, without a database round trip.
+pub fn hold_filtered(reason: &'static str) {
+    metrics::counter!("boxoffice_holds_refused_total", "reason" => reason).increment(1);
+    metrics::counter!("boxoffice_holds_filtered_total").increment(1);
+}
+
 pub fn booking_confirmed() {
     metrics::counter!("boxoffice_bookings_confirmed_total").increment(1);
 }

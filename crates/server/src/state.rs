@@ -25,6 +25,10 @@ pub struct ServerConfig {
     pub sweep_interval: Duration,
     pub body_limit_bytes: usize,
     pub request_timeout: Duration,
+    /// How long a learned "taken" fact refuses holds in memory before the database is asked again.
+    pub filter_fact_ms: i64,
+    /// How old a seat map or show view served from memory may be.
+    pub read_cache_ms: i64,
 }
 
 impl Default for ServerConfig {
@@ -37,6 +41,8 @@ impl Default for ServerConfig {
             sweep_interval: Duration::from_secs(5),
             body_limit_bytes: 1024 * 1024,
             request_timeout: Duration::from_secs(30),
+            filter_fact_ms: 1_000,
+            read_cache_ms: 250,
         }
     }
 }
@@ -74,6 +80,8 @@ pub struct Inner {
     pub tokens: Tokens,
     pub tickets: TicketSigner,
     pub in_flight: InFlight,
+    pub reads: crate::cache::ReadCache,
+    pub filter: std::sync::Mutex<boxoffice_core::filter::AvailabilityFilter>,
     pub config: ServerConfig,
 }
 

@@ -3,6 +3,7 @@
 //! seat maps.
 
 use crate::auth::Auth;
+use crate::cache::View;
 use crate::error::ApiResult;
 use crate::extract::{ApiJson, page_limit, path_id};
 use crate::idempotency::{self, KeyHeader};
@@ -738,14 +739,21 @@ async fn shows(
     params(("id" = String, Path)),
     responses((status = 200, description = "Success", body = ShowView), (status = "4XX", description = "A problem: see the type", body = crate::error::Problem, content_type = "application/problem+json")),
 )]
-async fn show(State(app): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<ShowView>> {
+async fn show(State(app): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
     let id = path_id(&id, ShowId::parse, "show")?;
-    let show = app
-        .store
-        .show(&id)
-        .await?
-        .ok_or(DomainError::NotFound("show"))?;
-    Ok(Json(with_availability(&app, show).await?))
+    let now = app.clock.now();
+    let body = app
+        .reads
+        .get(&id, View::Show, now, || async {
+            let show = app
+                .store
+                .show(&id)
+                .await?
+                .ok_or(DomainError::NotFound("show"))?;
+            json_bytes(&with_availability(&app, show).await?)
+        })
+        .await?;
+    Ok(json_response(body))
 }
 
 #[utoipa::path(
@@ -772,6 +780,7 @@ async fn update_show(
         .ok_or(DomainError::NotFound("venue"))?;
     let show = current.apply(body.value, &venue)?;
     app.store.update_show(&show).await?;
+    app.reads.invalidate(&show.id);
     Ok(Json(show))
 }
 
@@ -799,6 +808,8 @@ async fn cancel_show(
     let show = managed_show(&app, &actor, &id).await?;
     let bookings_cancelled = app.store.cancel_show(&show.id, app.clock.now()).await?;
     crate::metrics::booking_cancelled(bookings_cancelled.max(0) as u64);
+    app.filter.lock().expect("filter lock").forget(&show.id);
+    app.reads.invalidate(&show.id);
     let show = app
         .store
         .show(&show.id)
@@ -818,14 +829,36 @@ async fn cancel_show(
     params(("id" = String, Path)),
     responses((status = 200, description = "Success", body = SeatMap), (status = "4XX", description = "A problem: see the type", body = crate::error::Problem, content_type = "application/problem+json")),
 )]
-async fn seat_map(State(app): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<SeatMap>> {
+async fn seat_map(State(app): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
     let id = path_id(&id, ShowId::parse, "show")?;
-    let show = app
-        .store
-        .show(&id)
-        .await?
-        .ok_or(DomainError::NotFound("show"))?;
-    Ok(Json(app.store.seat_map(&show, app.clock.now()).await?))
+    let now = app.clock.now();
+    let body = app
+        .reads
+        .get(&id, View::SeatMap, now, || async {
+            let show = app
+                .store
+                .show(&id)
+                .await?
+                .ok_or(DomainError::NotFound("show"))?;
+            json_bytes(&app.store.seat_map(&show, now).await?)
+        })
+        .await?;
+    Ok(json_response(body))
+}
+
+fn json_bytes(value: &impl Serialize) -> ApiResult<axum::body::Bytes> {
+    Ok(serde_json::to_vec(value)
+        .map_err(crate::error::ApiError::internal)?
+        .into())
+}
+
+fn json_response(body: axum::body::Bytes) -> Response {
+    use axum::response::IntoResponse;
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response()
 }
 
 #[derive(Serialize, utoipa::ToSchema)]

@@ -105,23 +105,46 @@ async fn create_hold(
         StatusCode::CREATED,
         |key| async move {
             let app = worker;
+            let now = app.clock.now();
+            // Refused in memory when this process just learned the seats are taken.
+            if let Err(known) = app
+                .filter
+                .lock()
+                .expect("filter lock")
+                .check(&show_id, &request, now)
+            {
+                crate::metrics::hold_filtered(crate::error::kind_of(&known));
+                return Err(known.into());
+            }
             let cmd = CreateHold {
                 hold_id: HoldId::generate(),
-                show_id,
+                show_id: show_id.clone(),
                 user_id: actor.user_id.clone(),
-                request,
-                now: app.clock.now(),
+                request: request.clone(),
+                now,
             };
             let outcome = app.store.create_hold(cmd, key.as_ref()).await;
-            match &outcome {
-                Ok(Outcome::Done(_)) => crate::metrics::hold_created(),
-                Err(boxoffice_store::StoreError::Domain(refused)) => {
-                    crate::metrics::hold_refused(crate::error::kind_of(refused))
+            let answer = match &outcome {
+                Ok(Outcome::Done(_)) => {
+                    crate::metrics::hold_created();
+                    Some(Ok(()))
                 }
-                _ => {}
+                Err(boxoffice_store::StoreError::Domain(refused)) => {
+                    crate::metrics::hold_refused(crate::error::kind_of(refused));
+                    Some(Err(refused))
+                }
+                _ => None,
+            };
+            if let Some(answer) = answer {
+                app.filter
+                    .lock()
+                    .expect("filter lock")
+                    .learn(&show_id, &request, answer, now);
             }
-            let outcome = outcome?;
-            Ok(outcome)
+            if matches!(outcome, Ok(Outcome::Done(_))) {
+                app.reads.invalidate(&show_id);
+            }
+            Ok(outcome?)
         },
     )
     .await
@@ -168,11 +191,16 @@ async fn release_hold(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Hold>> {
     let id = path_id(&id, HoldId::parse, "hold")?;
-    Ok(Json(
-        app.store
-            .release_hold(&id, &actor.user_id, app.clock.now())
-            .await?,
-    ))
+    let released = app
+        .store
+        .release_hold(&id, &actor.user_id, app.clock.now())
+        .await?;
+    app.filter
+        .lock()
+        .expect("filter lock")
+        .forget(&released.show_id);
+    app.reads.invalidate(&released.show_id);
+    Ok(Json(released))
 }
 
 #[utoipa::path(
@@ -226,8 +254,9 @@ async fn book(
                 sign_ticket: &sign,
             };
             let outcome = app.store.confirm_hold(cmd, key.as_ref()).await?;
-            if matches!(outcome, Outcome::Done(_)) {
+            if let Outcome::Done(booking) = &outcome {
                 crate::metrics::booking_confirmed();
+                app.reads.invalidate(&booking.show_id);
             }
             Ok(outcome)
         },
@@ -334,8 +363,13 @@ async fn cancel(
                 .store
                 .cancel_booking(&id, &actor.user_id, app.clock.now(), key.as_ref())
                 .await?;
-            if matches!(outcome, Outcome::Done(_)) {
+            if let Outcome::Done(cancelled) = &outcome {
                 crate::metrics::booking_cancelled(1);
+                app.filter
+                    .lock()
+                    .expect("filter lock")
+                    .forget(&cancelled.show_id);
+                app.reads.invalidate(&cancelled.show_id);
             }
             Ok(outcome)
         },

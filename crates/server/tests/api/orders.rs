@@ -358,7 +358,70 @@ async fn catalog_creation_is_idempotent(engine: Engine) {
     );
 }
 
+async fn the_filter_refuses_known_taken_seats_for_a_moment_only(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let (_, show) = app.show_with("org@example.com", 4, 10, 4).await;
+    let show_id = show["id"].as_str().unwrap();
+    let (alice, bob) = (
+        app.register("alice@example.com", "customer").await,
+        app.register("bob@example.com", "customer").await,
+    );
+    let body =
+        json!({"show_id": show_id, "seat_ids": seat_ids(&app.seat_map(show_id).await, &["A1"])});
+    let hold = app
+        .call(
+            Method::POST,
+            "/holds",
+            Some(&alice.token),
+            Some(body.clone()),
+        )
+        .await;
+    app.call(Method::POST, "/holds", Some(&bob.token), Some(body.clone()))
+        .await
+        .problem(409, "seat_unavailable");
+    // Freed behind this process's back (as another instance would): the filter still remembers
+    // the seat as taken, but only for its short fact window.
+    let hold_id = boxoffice_core::ids::HoldId::parse(hold.body["id"].as_str().unwrap()).unwrap();
+    let alice_id = boxoffice_core::ids::UserId::parse(&alice.user_id).unwrap();
+    app.store
+        .release_hold(&hold_id, &alice_id, app.clock.now_plus_minutes(0))
+        .await
+        .unwrap();
+    app.call(Method::POST, "/holds", Some(&bob.token), Some(body.clone()))
+        .await
+        .problem(409, "seat_unavailable");
+    app.clock.advance_ms(1_001);
+    let granted = app
+        .call(Method::POST, "/holds", Some(&bob.token), Some(body.clone()))
+        .await;
+    assert_eq!(
+        granted.status,
+        StatusCode::CREATED,
+        "the database decides once the fact lapsed: {}",
+        granted.body
+    );
+    // Freed through this process: forgotten at once.
+    let path = format!("/holds/{}", granted.body["id"].as_str().unwrap());
+    app.call(
+        Method::POST,
+        "/holds",
+        Some(&alice.token),
+        Some(body.clone()),
+    )
+    .await
+    .problem(409, "seat_unavailable");
+    app.call(Method::DELETE, &path, Some(&bob.token), None)
+        .await;
+    assert_eq!(
+        app.call(Method::POST, "/holds", Some(&alice.token), Some(body))
+            .await
+            .status,
+        StatusCode::CREATED
+    );
+}
+
 crate::on_both_engines!(
+    the_filter_refuses_known_taken_seats_for_a_moment_only,
     catalog_creation_is_idempotent,
     the_sweeper_tidies_expired_holds,
     hold_pay_and_cancel,

@@ -1,0 +1,269 @@
+//! The in-process availability filter: what this process learned recently about seats and
+//! places that are taken, so a request that is sure to be refused is refused without a
+//! database round trip. It is a filter, never the judge: every fact lapses after a short time
+//! (and all facts of a show are dropped when this process frees something in it), so it can
+//! only ever be stale towards "taken" for that long; whatever it lets through, the database
+//! transaction decides.
+
+use crate::Timestamp;
+use crate::error::DomainError;
+use crate::hold::HoldRequest;
+use crate::ids::ShowId;
+use std::collections::HashMap;
+
+/// Shows tracked at once; the oldest is forgotten beyond this.
+const MAX_SHOWS: usize = 10_000;
+
+#[derive(Debug, Default)]
+struct ShowFacts {
+    /// Seat id → until when it is known taken.
+    seats: HashMap<String, Timestamp>,
+    /// Area id or seat category → (places known available, until when).
+    short: HashMap<String, (i64, Timestamp)>,
+    touched: Timestamp,
+}
+
+#[derive(Debug)]
+pub struct AvailabilityFilter {
+    shows: HashMap<ShowId, ShowFacts>,
+    fact_ms: i64,
+}
+
+impl AvailabilityFilter {
+    /// `fact_ms`: how long a learned fact is trusted.
+    pub fn new(fact_ms: i64) -> Self {
+        Self {
+            shows: HashMap::new(),
+            fact_ms,
+        }
+    }
+
+    /// `Err` when the request asks for something known to be taken right now.
+    pub fn check(
+        &self,
+        show: &ShowId,
+        request: &HoldRequest,
+        now: Timestamp,
+    ) -> Result<(), DomainError> {
+        let Some(facts) = self.shows.get(show) else {
+            return Ok(());
+        };
+        match request {
+            HoldRequest::Seats(ids) => {
+                let taken: Vec<String> = ids
+                    .iter()
+                    .filter(|id| {
+                        facts
+                            .seats
+                            .get(id.as_str())
+                            .is_some_and(|until| *until > now)
+                    })
+                    .map(|id| id.to_string())
+                    .collect();
+                if taken.is_empty() {
+                    Ok(())
+                } else {
+                    Err(DomainError::SeatUnavailable { seat_ids: taken })
+                }
+            }
+            HoldRequest::BestAvailable { category, quantity } => {
+                Self::check_short(facts, category, category, *quantity, now)
+            }
+            HoldRequest::Areas(areas) => {
+                for area in areas {
+                    Self::check_short(
+                        facts,
+                        area.area_id.as_str(),
+                        area.area_id.as_str(),
+                        area.quantity,
+                        now,
+                    )?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn check_short(
+        facts: &ShowFacts,
+        key: &str,
+        name: &str,
+        requested: i64,
+        now: Timestamp,
+    ) -> Result<(), DomainError> {
+        match facts.short.get(key) {
+            Some((available, until)) if *until > now && requested > *available => {
+                Err(DomainError::CapacityUnavailable {
+                    area: name.to_owned(),
+                    available: *available,
+                    requested,
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn facts(&mut self, show: &ShowId, now: Timestamp) -> &mut ShowFacts {
+        if self.shows.len() >= MAX_SHOWS && !self.shows.contains_key(show) {
+            let oldest = self
+                .shows
+                .iter()
+                .min_by_key(|(_, f)| f.touched)
+                .map(|(id, _)| id.clone());
+            if let Some(oldest) = oldest {
+                self.shows.remove(&oldest);
+            }
+        }
+        let facts = self.shows.entry(show.clone()).or_default();
+        facts.touched = now;
+        facts
+    }
+
+    /// Learns from what the database just answered for `request`.
+    pub fn learn(
+        &mut self,
+        show: &ShowId,
+        request: &HoldRequest,
+        answer: Result<(), &DomainError>,
+        now: Timestamp,
+    ) {
+        let until = now.plus_ms(self.fact_ms);
+        match (answer, request) {
+            (Ok(()), HoldRequest::Seats(ids)) => {
+                let facts = self.facts(show, now);
+                for id in ids {
+                    facts.seats.insert(id.to_string(), until);
+                }
+            }
+            (Err(DomainError::SeatUnavailable { seat_ids }), _) => {
+                let facts = self.facts(show, now);
+                for id in seat_ids {
+                    facts.seats.insert(id.clone(), until);
+                }
+            }
+            (
+                Err(DomainError::CapacityUnavailable { available, .. }),
+                HoldRequest::BestAvailable { category, .. },
+            ) => {
+                self.facts(show, now)
+                    .short
+                    .insert(category.clone(), (*available, until));
+            }
+            (
+                Err(DomainError::CapacityUnavailable { available, .. }),
+                HoldRequest::Areas(areas),
+            ) if areas.len() == 1 => {
+                self.facts(show, now)
+                    .short
+                    .insert(areas[0].area_id.to_string(), (*available, until));
+            }
+            _ => {}
+        }
+    }
+
+    /// Something in the show was freed here: forget everything learned about it.
+    pub fn forget(&mut self, show: &ShowId) {
+        self.shows.remove(show);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hold::AreaQuantity;
+    use crate::ids::{AreaId, SeatId};
+
+    #[test]
+    fn refused_seats_are_refused_in_memory_until_the_fact_lapses() {
+        let mut filter = AvailabilityFilter::new(1_000);
+        let show = ShowId::generate();
+        let (a, b) = (SeatId::generate(), SeatId::generate());
+        let now = Timestamp::from_unix_ms(0);
+        let both = HoldRequest::Seats(vec![a.clone(), b.clone()]);
+        assert!(
+            filter.check(&show, &both, now).is_ok(),
+            "nothing is known yet"
+        );
+        filter.learn(
+            &show,
+            &both,
+            Err(&DomainError::SeatUnavailable {
+                seat_ids: vec![a.to_string()],
+            }),
+            now,
+        );
+        assert_eq!(
+            filter.check(&show, &both, now.plus_ms(999)),
+            Err(DomainError::SeatUnavailable {
+                seat_ids: vec![a.to_string()]
+            })
+        );
+        assert!(
+            filter
+                .check(&show, &HoldRequest::Seats(vec![b]), now)
+                .is_ok(),
+            "only what was refused"
+        );
+        assert!(
+            filter.check(&show, &both, now.plus_ms(1_000)).is_ok(),
+            "facts lapse"
+        );
+        filter.learn(
+            &show,
+            &both,
+            Err(&DomainError::SeatUnavailable {
+                seat_ids: vec![a.to_string()],
+            }),
+            now,
+        );
+        filter.forget(&show);
+        assert!(
+            filter.check(&show, &both, now).is_ok(),
+            "a local release forgets the show"
+        );
+    }
+
+    #[test]
+    fn sold_out_areas_and_categories_refuse_what_does_not_fit() {
+        let mut filter = AvailabilityFilter::new(1_000);
+        let show = ShowId::generate();
+        let area = AreaId::generate();
+        let now = Timestamp::from_unix_ms(0);
+        let ask = |quantity| {
+            HoldRequest::Areas(vec![AreaQuantity {
+                area_id: area.clone(),
+                quantity,
+            }])
+        };
+        let refused = DomainError::CapacityUnavailable {
+            area: "Floor".into(),
+            available: 2,
+            requested: 3,
+        };
+        filter.learn(&show, &ask(3), Err(&refused), now);
+        assert!(filter.check(&show, &ask(3), now).is_err());
+        assert!(
+            filter.check(&show, &ask(2), now).is_ok(),
+            "what still fits goes to the database"
+        );
+        let best = HoldRequest::BestAvailable {
+            category: "vip".into(),
+            quantity: 1,
+        };
+        filter.learn(
+            &show,
+            &best,
+            Err(&DomainError::CapacityUnavailable {
+                area: "vip".into(),
+                available: 0,
+                requested: 1,
+            }),
+            now,
+        );
+        assert!(filter.check(&show, &best, now).is_err());
+        assert!(
+            filter.check(&ShowId::generate(), &best, now).is_ok(),
+            "facts belong to their show"
+        );
+    }
+}

@@ -1,0 +1,155 @@
+//! The read path from memory: each show's seat map and show view, kept serialized, recomputed
+//! at most once per `ttl_ms` and at once after a change made through this process. Readers of a
+//! cold or stale entry wait for the one computation under way instead of each starting their
+//! own (no stampede). Across instances a read may be up to `ttl_ms` old; decisions never read
+//! this cache, only pages and clients do.
+
+use crate::error::ApiResult;
+use axum::body::Bytes;
+use boxoffice_core::Timestamp;
+use boxoffice_core::ids::ShowId;
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+
+/// Shows cached at once; beyond it an arbitrary entry makes room.
+const MAX_ENTRIES: usize = 20_000;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum View {
+    SeatMap,
+    Show,
+}
+
+struct Entry {
+    body: Bytes,
+    computed_at: Timestamp,
+    /// The generation of the show when computed; a change here bumps it.
+    generation: u64,
+}
+
+type Slot = Arc<tokio::sync::Mutex<Option<Entry>>>;
+
+pub struct ReadCache {
+    slots: Mutex<HashMap<(ShowId, View), Slot>>,
+    generations: Mutex<HashMap<ShowId, u64>>,
+    ttl_ms: i64,
+}
+
+impl ReadCache {
+    pub fn new(ttl_ms: i64) -> Self {
+        Self {
+            slots: Mutex::new(HashMap::new()),
+            generations: Mutex::new(HashMap::new()),
+            ttl_ms,
+        }
+    }
+
+    fn generation(&self, show: &ShowId) -> u64 {
+        self.generations
+            .lock()
+            .expect("cache lock")
+            .get(show)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Something in the show changed here: the next read recomputes.
+    pub fn invalidate(&self, show: &ShowId) {
+        let mut generations = self.generations.lock().expect("cache lock");
+        if generations.len() >= MAX_ENTRIES && !generations.contains_key(show) {
+            generations.clear();
+        }
+        *generations.entry(show.clone()).or_default() += 1;
+    }
+
+    pub async fn get<F, Fut>(
+        &self,
+        show: &ShowId,
+        view: View,
+        now: Timestamp,
+        compute: F,
+    ) -> ApiResult<Bytes>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = ApiResult<Bytes>>,
+    {
+        let slot = {
+            let mut slots = self.slots.lock().expect("cache lock");
+            if slots.len() >= MAX_ENTRIES && !slots.contains_key(&(show.clone(), view)) {
+                slots.clear();
+            }
+            slots.entry((show.clone(), view)).or_default().clone()
+        };
+        let mut entry = slot.lock().await;
+        let generation = self.generation(show);
+        let fresh = entry.as_ref().is_some_and(|e| {
+            e.generation == generation && now.unix_ms() - e.computed_at.unix_ms() < self.ttl_ms
+        });
+        if !fresh {
+            let body = compute().await?;
+            *entry = Some(Entry {
+                body,
+                computed_at: now,
+                generation,
+            });
+        }
+        Ok(entry.as_ref().expect("filled above").body.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_cold_entry_is_computed_once_for_all_waiting_readers() {
+        let cache = Arc::new(ReadCache::new(250));
+        let show = ShowId::generate();
+        let computed = Arc::new(AtomicUsize::new(0));
+        let now = Timestamp::from_unix_ms(0);
+        let readers: Vec<_> = (0..50)
+            .map(|_| {
+                let (cache, show, computed) = (cache.clone(), show.clone(), computed.clone());
+                tokio::spawn(async move {
+                    cache
+                        .get(&show, View::SeatMap, now, || async {
+                            computed.fetch_add(1, Ordering::SeqCst);
+                            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                            Ok(Bytes::from_static(b"map"))
+                        })
+                        .await
+                        .unwrap()
+                })
+            })
+            .collect();
+        for reader in readers {
+            assert_eq!(reader.await.unwrap(), Bytes::from_static(b"map"));
+        }
+        assert_eq!(computed.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn entries_expire_and_local_changes_invalidate_at_once() {
+        let cache = ReadCache::new(250);
+        let show = ShowId::generate();
+        let read = |at: i64, body: &'static [u8]| {
+            cache.get(
+                &show,
+                View::Show,
+                Timestamp::from_unix_ms(at),
+                move || async move { Ok(Bytes::from_static(body)) },
+            )
+        };
+        assert_eq!(read(0, b"v1").await.unwrap(), "v1");
+        assert_eq!(read(249, b"v2").await.unwrap(), "v1", "fresh for the ttl");
+        assert_eq!(read(250, b"v3").await.unwrap(), "v3", "then recomputed");
+        cache.invalidate(&show);
+        assert_eq!(
+            read(251, b"v4").await.unwrap(),
+            "v4",
+            "a local change shows at once"
+        );
+    }
+}
