@@ -11,8 +11,15 @@ pub struct Api {
 
 pub struct Answer {
     pub status: u16,
-    pub body: Value,
+    /// Raw body: parsed only by those who need it, so the load generator spends its CPU on load.
+    pub bytes: bytes::Bytes,
     pub latency: Duration,
+}
+
+impl Answer {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.bytes).unwrap_or(Value::Null)
+    }
 }
 
 impl Api {
@@ -59,10 +66,9 @@ impl Api {
         let status = response.status().as_u16();
         let bytes = response.bytes().await.ok()?;
         let latency = started.elapsed();
-        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         Some(Answer {
             status,
-            body,
+            bytes,
             latency,
         })
     }
@@ -84,8 +90,8 @@ impl Api {
             answer.status == expect,
             "{method} {path}: {} {}",
             answer.status,
-            answer.body
+            answer.json()
         );
-        Ok(answer.body)
+        Ok(answer.json())
     }
 }

@@ -44,8 +44,12 @@ impl Op {
             Some(a) if a.status < 300 => Outcome::Ok,
             Some(_) => Outcome::Fail,
         };
-        let body = answer.map(|a| &a.body);
-        let text = |field: &str| body.and_then(|b| b[field].as_str()).map(str::to_owned);
+        let body = answer.map(Answer::json);
+        let text = |field: &str| {
+            body.as_ref()
+                .and_then(|b| b[field].as_str())
+                .map(str::to_owned)
+        };
         let (hold_id, booking_id) = match kind {
             OpKind::Hold => (text("id"), None),
             OpKind::Book => (text("hold_id"), text("id")),
@@ -90,9 +94,10 @@ async fn present_bookings(
                 .await
                 .filter(|a| a.status == 200)
                 .ok_or_else(|| anyhow::anyhow!("could not list bookings of client {client}"))?;
-            let items = page.body["items"].as_array().cloned().unwrap_or_default();
+            let page = page.json();
+            let items = page["items"].as_array().cloned().unwrap_or_default();
             found.extend(items.into_iter().filter(|b| b["show_id"] == show_id));
-            match page.body["next"].as_str() {
+            match page["next"].as_str() {
                 Some(next) => after = Some(next.to_owned()),
                 None => break,
             }
@@ -119,7 +124,7 @@ pub async fn check(
         .await
         .filter(|a| a.status == 200)
         .ok_or_else(|| anyhow::anyhow!("could not read the seat map"))?
-        .body;
+        .json();
 
     let confirmed: Vec<&serde_json::Value> = bookings
         .iter()

@@ -46,9 +46,16 @@ pub async fn set_up(api: &Api, options: &Options, run: &str) -> anyhow::Result<S
         )
         .await?;
     let token = organizer["token"].as_str().unwrap_or_default().to_owned();
+    // Sections of at most 100 rows of 20 seats, as many as the seat count needs.
     let rows = options.seats.div_ceil(20).max(1);
-    let mut venue = json!({"name": format!("Bench Arena {run}"), "city": "Benchville",
-        "sections": [{"name": "Stalls", "generate": {"rows": format!("1-{rows}"), "seats_per_row": 20, "category": "standard"}}]});
+    let sections: Vec<Value> = (0..rows.div_ceil(100))
+        .map(|s| {
+            let in_section = (rows - s * 100).min(100);
+            json!({"name": format!("Block {}", s + 1), "generate": {"rows": format!("1-{in_section}"), "seats_per_row": 20, "category": "standard"}})
+        })
+        .collect();
+    let mut venue =
+        json!({"name": format!("Bench Arena {run}"), "city": "Benchville", "sections": sections});
     if options.ga_capacity > 0 {
         venue["areas"] =
             json!([{"name": "Floor", "category": "standing", "capacity": options.ga_capacity}]);

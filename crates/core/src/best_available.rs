@@ -20,6 +20,15 @@ pub fn pick(candidates: &[Candidate], quantity: usize) -> Option<Vec<SeatId>> {
     if quantity == 0 || candidates.iter().filter(|c| c.free).count() < quantity {
         return None;
     }
+    block(candidates, quantity).or_else(|| Some(scattered(candidates, quantity)))
+}
+
+/// The best block of `quantity` adjacent free seats in one row, if any row has one. Rows are
+/// judged front first, so a caller may look at the front rows alone and stop at the first block.
+pub fn block(candidates: &[Candidate], quantity: usize) -> Option<Vec<SeatId>> {
+    if quantity == 0 {
+        return None;
+    }
     let mut rows: BTreeMap<i64, Vec<&Candidate>> = BTreeMap::new();
     for c in candidates {
         rows.entry(c.row_rank).or_default().push(c);

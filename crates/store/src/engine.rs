@@ -204,8 +204,9 @@ macro_rules! store_engine {
                 .collect()
         }
 
-        /// Chooses seats without locks; `claim_seats` then decides under lock, and the caller
-        /// retries if someone was faster.
+        /// Chooses seats without locks, front rows first, a few rows at a time so a large
+        /// venue is not read whole when the front has room; `claim_seats` then decides under
+        /// lock, and the caller chooses again if someone was faster.
         async fn pick_best_available(
             conn: &mut Conn,
             show: &Show,
@@ -213,27 +214,42 @@ macro_rules! store_engine {
             quantity: i64,
             now: Timestamp,
         ) -> StoreResult<Vec<SeatId>> {
-            let rows: Vec<CandidateRow> = sqlx::query_as(
-                "SELECT s.id, s.row_rank, s.number, s.x, ss.state, ss.held_until FROM show_seats ss \
-                 JOIN seats s ON s.id = ss.seat_id WHERE ss.show_id = $1 AND s.category = $2",
-            )
-            .bind(show.id.to_string())
-            .bind(category)
-            .fetch_all(&mut *conn)
-            .await?;
-            if rows.is_empty() {
+            const ROWS_PER_READ: i64 = 8;
+            let last_rank: Option<i64> = sqlx::query_scalar("SELECT MAX(row_rank) FROM seats WHERE venue_id = $1 AND category = $2")
+                .bind(show.venue_id.to_string())
+                .bind(category)
+                .fetch_one(&mut *conn)
+                .await?;
+            let Some(last_rank) = last_rank else {
                 return Err(DomainError::invalid("best_available.category", "this show has no seats in that category").into());
-            }
-            let candidates: Vec<Candidate> = rows
-                .into_iter()
-                .map(|r| Candidate {
+            };
+            let mut candidates: Vec<Candidate> = Vec::new();
+            let mut from_rank = 0;
+            while from_rank <= last_rank {
+                let rows: Vec<CandidateRow> = sqlx::query_as(
+                    "SELECT s.id, s.row_rank, s.number, s.x, ss.state, ss.held_until FROM seats s \
+                     JOIN show_seats ss ON ss.show_id = $1 AND ss.seat_id = s.id \
+                     WHERE s.venue_id = $2 AND s.category = $3 AND s.row_rank >= $4 AND s.row_rank < $5",
+                )
+                .bind(show.id.to_string())
+                .bind(show.venue_id.to_string())
+                .bind(category)
+                .bind(from_rank)
+                .bind(from_rank + ROWS_PER_READ)
+                .fetch_all(&mut *conn)
+                .await?;
+                candidates.extend(rows.into_iter().map(|r| Candidate {
                     free: SeatState::effective(&r.state, r.held_until.map(Timestamp::from_unix_ms), now) == SeatState::Free,
                     seat_id: SeatId::from_trusted(r.id),
                     row_rank: r.row_rank,
                     number: r.number,
                     x: r.x,
-                })
-                .collect();
+                }));
+                if let Some(block) = best_available::block(&candidates, quantity as usize) {
+                    return Ok(block);
+                }
+                from_rank += ROWS_PER_READ;
+            }
             let available = candidates.iter().filter(|c| c.free).count() as i64;
             best_available::pick(&candidates, quantity as usize).ok_or_else(|| {
                 DomainError::CapacityUnavailable { area: category.to_owned(), available, requested: quantity }.into()
@@ -641,7 +657,7 @@ macro_rules! store_engine {
         }
 
         impl $store {
-            async fn try_create_hold(&self, cmd: &CreateHold, idem: Option<&IdempotencyKey>) -> StoreResult<Outcome<Hold>> {
+            async fn try_create_hold(&self, cmd: &CreateHold, chosen: Option<&[SeatId]>, idem: Option<&IdempotencyKey>) -> StoreResult<Outcome<Hold>> {
                 let mut w = self.begin_write().await?;
                 let conn = &mut *w.tx;
                 // Shared lock on the show row: a cancellation waits for this claim, or this claim sees it.
@@ -665,9 +681,9 @@ macro_rules! store_engine {
                 let expires_at = cmd.now.plus_minutes(show.hold_minutes);
                 let items = match &cmd.request {
                     HoldRequest::Seats(ids) => claim_seats(conn, &show, ids, &cmd.hold_id, expires_at, cmd.now).await?,
-                    HoldRequest::BestAvailable { category, quantity } => {
-                        let ids = pick_best_available(conn, &show, category, *quantity, cmd.now).await?;
-                        claim_seats(conn, &show, &ids, &cmd.hold_id, expires_at, cmd.now).await?
+                    HoldRequest::BestAvailable { .. } => {
+                        let ids = chosen.ok_or_else(|| StoreError::Corrupt("best-available without a choice".into()))?;
+                        claim_seats(conn, &show, ids, &cmd.hold_id, expires_at, cmd.now).await?
                     }
                     HoldRequest::Areas(areas) => claim_areas(conn, &show, areas, cmd.now).await?,
                 };
@@ -1395,7 +1411,18 @@ macro_rules! store_engine {
                 let retried = async {
                     let mut attempt = 1;
                     loop {
-                        match self.try_create_hold(&cmd, idem).await {
+                        // Best-available chooses on a read snapshot, outside the write transaction,
+                        // so the (whole-category) read never holds the writers up.
+                        let chosen = match &cmd.request {
+                            HoldRequest::BestAvailable { category, quantity } => {
+                                let mut conn = self.pool.acquire().await?;
+                                let show = load_show(&mut *conn, cmd.show_id.as_str()).await?.ok_or(DomainError::NotFound("show"))?;
+                                show.check_on_sale(cmd.now)?;
+                                Some(pick_best_available(&mut *conn, &show, category, *quantity, cmd.now).await?)
+                            }
+                            _ => None,
+                        };
+                        match self.try_create_hold(&cmd, chosen.as_deref(), idem).await {
                             Err(StoreError::Domain(DomainError::SeatUnavailable { .. })) if attempt < attempts => attempt += 1,
                             other => return other,
                         }

@@ -28,7 +28,7 @@ impl SqliteStore {
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
         let pool = SqlitePoolOptions::new()
-            .max_connections(8)
+            .max_connections(16)
             .connect_with(options)
             .await?;
         Ok(Self {

@@ -87,6 +87,7 @@ CREATE TABLE seats (
     blocked    BIGINT NOT NULL DEFAULT 0
 );
 CREATE INDEX seats_by_venue ON seats (venue_id, row_rank, number);
+CREATE INDEX seats_by_category ON seats (venue_id, category, row_rank);
 
 CREATE TABLE areas (
     id       TEXT PRIMARY KEY,
