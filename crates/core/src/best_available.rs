@@ -39,9 +39,10 @@ pub fn block(candidates: &[Candidate], quantity: usize) -> Option<Vec<SeatId>> {
         let middle = row_middle(&seats);
         for window in seats.windows(quantity) {
             let adjacent = window.iter().all(|s| s.free)
-                && window
-                    .windows(2)
-                    .all(|pair| pair[1].number == pair[0].number + 1);
+                && window.windows(2).all(|pair| {
+                    pair[1].number == pair[0].number + 1
+                        && pair[1].x - pair[0].x <= 1.0 + f64::EPSILON
+                });
             if !adjacent {
                 continue;
             }
@@ -65,7 +66,6 @@ pub fn block(candidates: &[Candidate], quantity: usize) -> Option<Vec<SeatId>> {
         }
     }
     best.map(|(_, _, ids)| ids)
-        .or_else(|| Some(scattered(candidates, quantity)))
 }
 
 fn row_middle(seats: &[&Candidate]) -> f64 {
@@ -135,6 +135,28 @@ mod tests {
         let seats = row(0, &[true, false, true, false, true]);
         assert_eq!(pick(&seats, 3).unwrap().len(), 3);
         assert_eq!(pick(&seats, 4), None);
+    }
+
+    #[test]
+    fn an_aisle_breaks_a_block() {
+        // Seats 1-3 | aisle | 4-6, with 1, 2 and 6 taken: 3-4-5 are numbered in a row but
+        // straddle the aisle, so the pair 4-5 is the only block of two and no block of three exists.
+        let mut seats = row(0, &[false, false, true, true, true, false]);
+        for seat in seats.iter_mut().skip(3) {
+            seat.x += 1.0;
+        }
+        assert_eq!(block(&seats, 3), None);
+        let pair: Vec<_> = block(&seats, 2)
+            .unwrap()
+            .iter()
+            .map(|s| s.as_str().to_owned())
+            .collect();
+        assert_eq!(pair, ["seat_0_4", "seat_0_5"]);
+        assert_eq!(
+            pick(&seats, 3).unwrap().len(),
+            3,
+            "scattered when no block exists"
+        );
     }
 
     proptest! {
