@@ -18,7 +18,7 @@ pub(crate) struct WriteTx<DB: Database> {
 }
 
 macro_rules! store_engine {
-    ($store:ty, $db:ty, lock = $lock:literal, share = $share:literal, skip_locked = $skip_locked:literal) => {
+    ($store:ty, $db:ty, lock = $lock:literal, share = $share:literal) => {
         use $crate::engine::WriteTx;
         use $crate::rows::*;
         use $crate::{
@@ -256,69 +256,111 @@ macro_rules! store_engine {
             })
         }
 
-        /// Locks each area row (in area-id order), retires the holds in it that have expired,
-        /// and grants the places only if they fit.
+        /// Locks every area row of the given shows, in (show, area) order: the one order in which
+        /// anything touching general-admission counters takes them.
+        async fn lock_areas(conn: &mut Conn, show_ids: &[String]) -> StoreResult<Vec<(String, String, i64, i64, i64)>> {
+            if show_ids.is_empty() {
+                return Ok(Vec::new());
+            }
+            let sql = format!(
+                "SELECT show_id, area_id, capacity, sold, held FROM show_areas WHERE show_id IN ({}) ORDER BY show_id, area_id{}",
+                placeholders(1, show_ids.len()),
+                $lock
+            );
+            let mut query = sqlx::query_as::<_, (String, String, i64, i64, i64)>(AssertSqlSafe(sql));
+            for id in show_ids {
+                query = query.bind(id.clone());
+            }
+            Ok(query.fetch_all(&mut *conn).await?)
+        }
+
+        /// Moves the listed holds that are still active to `state` and takes their places off
+        /// the area counters. The caller holds the area rows of their shows.
+        async fn retire_holds(conn: &mut Conn, ids: &[String], state: &'static str) -> StoreResult<Vec<String>> {
+            if ids.is_empty() {
+                return Ok(Vec::new());
+            }
+            let sql = format!(
+                "UPDATE holds SET state = $1 WHERE state = 'active' AND id IN ({}) RETURNING id",
+                placeholders(2, ids.len())
+            );
+            let mut update = sqlx::query_scalar::<_, String>(AssertSqlSafe(sql)).bind(state);
+            for id in ids {
+                update = update.bind(id.clone());
+            }
+            let retired: Vec<String> = update.fetch_all(&mut *conn).await?;
+            if retired.is_empty() {
+                return Ok(retired);
+            }
+            let sql = format!(
+                "SELECT show_id, area_id, CAST(SUM(quantity) AS BIGINT) FROM hold_items \
+                 WHERE area_id IS NOT NULL AND hold_id IN ({}) GROUP BY show_id, area_id",
+                placeholders(1, retired.len())
+            );
+            let mut query = sqlx::query_as::<_, (String, String, i64)>(AssertSqlSafe(sql));
+            for id in &retired {
+                query = query.bind(id.clone());
+            }
+            for (show_id, area_id, quantity) in query.fetch_all(&mut *conn).await? {
+                sqlx::query("UPDATE show_areas SET held = held - $3 WHERE show_id = $1 AND area_id = $2")
+                    .bind(show_id)
+                    .bind(area_id)
+                    .bind(quantity)
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            Ok(retired)
+        }
+
+        /// Locks the show's area rows, retires its general-admission holds that have expired
+        /// (so they block nobody, and a confirm racing with this claim finds them expired), and
+        /// grants the places only if they fit; O(expired holds), not O(all holds).
         async fn claim_areas(
             conn: &mut Conn,
             show: &Show,
             requested: &[AreaQuantity],
             now: Timestamp,
         ) -> StoreResult<Vec<HoldItem>> {
-            let mut order: Vec<(usize, &AreaQuantity)> = requested.iter().enumerate().collect();
-            order.sort_by(|a, b| a.1.area_id.cmp(&b.1.area_id));
-            let mut items: Vec<(usize, HoldItem)> = Vec::with_capacity(requested.len());
-            for (i, want) in order {
-                let counts: Option<(i64, i64)> = sqlx::query_as(concat!(
-                    "SELECT capacity, sold FROM show_areas WHERE show_id = $1 AND area_id = $2",
-                    $lock
-                ))
+            lock_areas(conn, std::slice::from_ref(&show.id.to_string())).await?;
+            let expired: Vec<String> = sqlx::query_scalar(
+                "SELECT h.id FROM holds h WHERE h.show_id = $1 AND h.state = 'active' AND h.expires_at <= $2 \
+                 AND EXISTS (SELECT 1 FROM hold_items hi WHERE hi.hold_id = h.id AND hi.area_id IS NOT NULL)",
+            )
+            .bind(show.id.to_string())
+            .bind(now.unix_ms())
+            .fetch_all(&mut *conn)
+            .await?;
+            retire_holds(conn, &expired, "expired").await?;
+            let mut items = Vec::with_capacity(requested.len());
+            for (i, want) in requested.iter().enumerate() {
+                let row: Option<(i64, i64, i64, String, String)> = sqlx::query_as(
+                    "SELECT sa.capacity, sa.sold, sa.held, a.name, a.category FROM show_areas sa JOIN areas a ON a.id = sa.area_id \
+                     WHERE sa.show_id = $1 AND sa.area_id = $2",
+                )
                 .bind(show.id.to_string())
                 .bind(want.area_id.to_string())
                 .fetch_optional(&mut *conn)
                 .await?;
-                let Some((capacity, sold)) = counts else {
+                let Some((capacity, sold, held, name, category)) = row else {
                     return Err(DomainError::invalid(format!("areas.{i}.area_id"), "is not an area of this show").into());
                 };
-                let (name, category): (String, String) = sqlx::query_as("SELECT name, category FROM areas WHERE id = $1")
-                    .bind(want.area_id.to_string())
-                    .fetch_one(&mut *conn)
-                    .await?;
-                // A confirm racing with this claim sees its hold expired, not converted into
-                // places this claim is about to hand out again.
-                sqlx::query(
-                    "UPDATE holds SET state = 'expired' WHERE state = 'active' AND expires_at <= $3 \
-                     AND id IN (SELECT hold_id FROM hold_items WHERE show_id = $1 AND area_id = $2)",
-                )
-                .bind(show.id.to_string())
-                .bind(want.area_id.to_string())
-                .bind(now.unix_ms())
-                .execute(&mut *conn)
-                .await?;
-                let held: i64 = sqlx::query_scalar(
-                    "SELECT CAST(COALESCE(SUM(hi.quantity), 0) AS BIGINT) FROM hold_items hi \
-                     JOIN holds h ON h.id = hi.hold_id \
-                     WHERE hi.show_id = $1 AND hi.area_id = $2 AND h.state = 'active' AND h.expires_at > $3",
-                )
-                .bind(show.id.to_string())
-                .bind(want.area_id.to_string())
-                .bind(now.unix_ms())
-                .fetch_one(&mut *conn)
-                .await?;
                 inventory::check_area_claim(&name, capacity, sold, held, want.quantity)?;
-                items.push((
-                    i,
-                    HoldItem {
-                        seat_id: None,
-                        area_id: Some(want.area_id.clone()),
-                        label: name,
-                        unit_price_minor: show.price_of(&category)?,
-                        category,
-                        quantity: want.quantity,
-                    },
-                ));
+                sqlx::query("UPDATE show_areas SET held = held + $3 WHERE show_id = $1 AND area_id = $2")
+                    .bind(show.id.to_string())
+                    .bind(want.area_id.to_string())
+                    .bind(want.quantity)
+                    .execute(&mut *conn)
+                    .await?;
+                items.push(HoldItem {
+                    seat_id: None,
+                    area_id: Some(want.area_id.clone()),
+                    label: name,
+                    unit_price_minor: show.price_of(&category)?,
+                    category,
+                    quantity: want.quantity,
+                });
             }
-            items.sort_by_key(|(i, _)| *i);
-            Ok(items.into_iter().map(|(_, item)| item).collect())
+            Ok(items)
         }
 
         async fn insert_hold_rows(conn: &mut Conn, hold: &Hold) -> StoreResult<()> {
@@ -711,14 +753,9 @@ macro_rules! store_engine {
                 if show.state != boxoffice_core::catalog::ShowState::Scheduled {
                     return Err(DomainError::NotOnSale("the show was cancelled".into()).into());
                 }
-                let mut area_items: Vec<&HoldItem> = hold.items.iter().filter(|i| i.area_id.is_some()).collect();
-                area_items.sort_by(|a, b| a.area_id.cmp(&b.area_id));
-                for item in &area_items {
-                    sqlx::query(concat!("SELECT sold FROM show_areas WHERE show_id = $1 AND area_id = $2", $lock))
-                        .bind(hold.show_id.to_string())
-                        .bind(item.area_id.as_ref().map(|a| a.to_string()))
-                        .execute(&mut *conn)
-                        .await?;
+                let area_items: Vec<&HoldItem> = hold.items.iter().filter(|i| i.area_id.is_some()).collect();
+                if !area_items.is_empty() {
+                    lock_areas(conn, std::slice::from_ref(&hold.show_id.to_string())).await?;
                 }
                 let converted = sqlx::query(
                     "UPDATE holds SET state = 'converted' WHERE id = $1 AND state = 'active' AND expires_at > $2",
@@ -747,7 +784,7 @@ macro_rules! store_engine {
                     return Err(DomainError::HoldExpired.into());
                 }
                 for item in &area_items {
-                    sqlx::query("UPDATE show_areas SET sold = sold + $3 WHERE show_id = $1 AND area_id = $2")
+                    sqlx::query("UPDATE show_areas SET sold = sold + $3, held = held - $3 WHERE show_id = $1 AND area_id = $2")
                         .bind(hold.show_id.to_string())
                         .bind(item.area_id.as_ref().map(|a| a.to_string()))
                         .bind(item.quantity)
@@ -1191,10 +1228,12 @@ macro_rules! store_engine {
                 if cancelled != 1 {
                     return Err(DomainError::Conflict("the show is already cancelled".into()).into());
                 }
-                sqlx::query("UPDATE holds SET state = 'released' WHERE show_id = $1 AND state = 'active'")
+                lock_areas(conn, std::slice::from_ref(&id.to_string())).await?;
+                let active: Vec<String> = sqlx::query_scalar("SELECT id FROM holds WHERE show_id = $1 AND state = 'active'")
                     .bind(id.to_string())
-                    .execute(&mut *conn)
+                    .fetch_all(&mut *conn)
                     .await?;
+                retire_holds(conn, &active, "released").await?;
                 let refunds = sqlx::query(
                     "UPDATE bookings SET state = 'cancelled', cancelled_at = $2, refund_state = 'pending' \
                      WHERE show_id = $1 AND state = 'confirmed'",
@@ -1444,10 +1483,10 @@ macro_rules! store_engine {
                 if hold.state == HoldState::Converted {
                     return Err(DomainError::HoldAlreadyBooked.into());
                 }
-                sqlx::query("UPDATE holds SET state = 'released' WHERE id = $1 AND state = 'active'")
-                    .bind(id.to_string())
-                    .execute(&mut *conn)
-                    .await?;
+                if hold.items.iter().any(|i| i.area_id.is_some()) {
+                    lock_areas(conn, std::slice::from_ref(&hold.show_id.to_string())).await?;
+                }
+                retire_holds(conn, std::slice::from_ref(&id.to_string()), "released").await?;
                 sqlx::query(
                     "UPDATE show_seats SET state = 'free', hold_id = NULL, held_until = NULL \
                      WHERE hold_id = $1 AND state = 'held'",
@@ -1463,22 +1502,29 @@ macro_rules! store_engine {
             async fn expire_holds(&self, now: Timestamp, limit: i64) -> StoreResult<Vec<HoldId>> {
                 let mut w = self.begin_write().await?;
                 let conn = &mut *w.tx;
-                let ids: Vec<String> = sqlx::query_scalar(concat!(
-                    "SELECT id FROM holds WHERE state = 'active' AND expires_at <= $1 ORDER BY expires_at LIMIT $2",
-                    $skip_locked
-                ))
+                // Chosen without locks: area rows come before hold rows in the lock order, and
+                // retiring is conditional, so two sweepers never count a hold twice.
+                let due: Vec<(String, String)> = sqlx::query_as(
+                    "SELECT id, show_id FROM holds WHERE state = 'active' AND expires_at <= $1 ORDER BY expires_at LIMIT $2",
+                )
                 .bind(now.unix_ms())
                 .bind(limit)
                 .fetch_all(&mut *conn)
                 .await?;
-                if ids.is_empty() {
+                if due.is_empty() {
                     return Ok(Vec::new());
                 }
-                for statement in [
-                    "UPDATE holds SET state = 'expired' WHERE state = 'active' AND id IN ({})",
-                    "UPDATE show_seats SET state = 'free', hold_id = NULL, held_until = NULL WHERE state = 'held' AND hold_id IN ({})",
-                ] {
-                    let sql = statement.replace("{}", &placeholders(1, ids.len()));
+                let mut shows: Vec<String> = due.iter().map(|(_, show)| show.clone()).collect();
+                shows.sort();
+                shows.dedup();
+                lock_areas(conn, &shows).await?;
+                let due: Vec<String> = due.into_iter().map(|(id, _)| id).collect();
+                let ids = retire_holds(conn, &due, "expired").await?;
+                if !ids.is_empty() {
+                    let sql = format!(
+                        "UPDATE show_seats SET state = 'free', hold_id = NULL, held_until = NULL WHERE state = 'held' AND hold_id IN ({})",
+                        placeholders(1, ids.len())
+                    );
                     let mut query = sqlx::query(AssertSqlSafe(sql));
                     for id in &ids {
                         query = query.bind(id.clone());

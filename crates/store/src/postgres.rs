@@ -37,6 +37,5 @@ store_engine!(
     PgStore,
     sqlx::Postgres,
     lock = " FOR UPDATE",
-    share = " FOR SHARE",
-    skip_locked = " FOR UPDATE SKIP LOCKED"
+    share = " FOR SHARE"
 );

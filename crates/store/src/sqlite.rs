@@ -47,10 +47,4 @@ impl SqliteStore {
     }
 }
 
-store_engine!(
-    SqliteStore,
-    sqlx::Sqlite,
-    lock = "",
-    share = "",
-    skip_locked = ""
-);
+store_engine!(SqliteStore, sqlx::Sqlite, lock = "", share = "");

@@ -917,6 +917,49 @@ async fn search_filters_on_both_engines(engine: Engine) {
     );
 }
 
+async fn general_admission_counters_follow_every_path(engine: Engine) {
+    let f = Fixture::new(engine).await;
+    let later = f.now.plus_ms(5 * 60_000);
+    let mut people = Vec::new();
+    for name in ["a", "b", "c", "d", "e", "g"] {
+        people.push(f.customer(&format!("{name}@example.com")).await);
+    }
+    let a = f.places(&people[0], 4, f.now).await.unwrap();
+    let b = f.places(&people[1], 3, f.now).await.unwrap();
+    let c = f.places(&people[2], 3, f.now).await.unwrap();
+    assert!(matches!(
+        domain(f.places(&people[3], 1, later).await),
+        DomainError::CapacityUnavailable { available: 0, .. }
+    ));
+    f.store
+        .release_hold(&a.id, &people[0], later)
+        .await
+        .unwrap();
+    let d = f.places(&people[3], 4, later).await.unwrap();
+    let booking = f.confirm(&b, &people[1], later).await.unwrap();
+    // c expires at now + 10 min; the sweeper retires it (d, made later, lives on).
+    let swept = f.store.expire_holds(c.expires_at, 100).await.unwrap();
+    assert_eq!(swept, vec![c.id.clone()]);
+    f.places(&people[4], 3, c.expires_at).await.unwrap();
+    let area = f.map(c.expires_at).await.areas.remove(0);
+    assert_eq!((area.sold, area.held, area.free), (3, 7, 0));
+    assert!(f.places(&people[5], 1, c.expires_at).await.is_err());
+    f.store
+        .cancel_booking(&booking.id, &people[1], c.expires_at, None)
+        .await
+        .unwrap();
+    f.places(&people[5], 3, c.expires_at).await.unwrap();
+    // d lapses without a sweep: the next claim retires it and gets its places.
+    let after_d = d.expires_at;
+    assert_eq!(
+        f.places(&people[0], 4, after_d)
+            .await
+            .unwrap()
+            .ticket_count(),
+        4
+    );
+}
+
 macro_rules! conformance {
     ($($test:ident),* $(,)?) => {
         mod sqlite {
@@ -949,4 +992,5 @@ conformance!(
     schedules_are_all_or_nothing,
     cancelling_a_show_races_with_claims,
     search_filters_on_both_engines,
+    general_admission_counters_follow_every_path,
 );

@@ -161,14 +161,17 @@ CREATE TABLE show_seats (
 CREATE INDEX show_seats_by_hold ON show_seats (hold_id) WHERE hold_id IS NOT NULL;
 CREATE INDEX show_seats_by_booking ON show_seats (booking_id) WHERE booking_id IS NOT NULL;
 
--- General admission: sold is a counter; held is summed live from unexpired holds.
+-- General admission: counters kept under the area row's lock. `held` counts active holds,
+-- including expired ones not yet retired: a claim retires those before it counts (so they
+-- block nobody), the sweeper retires the rest.
 CREATE TABLE show_areas (
     show_id  TEXT NOT NULL REFERENCES shows (id),
     area_id  TEXT NOT NULL REFERENCES areas (id),
     capacity BIGINT NOT NULL,
     sold     BIGINT NOT NULL DEFAULT 0,
+    held     BIGINT NOT NULL DEFAULT 0,
     PRIMARY KEY (show_id, area_id),
-    CHECK (sold >= 0 AND sold <= capacity)
+    CHECK (sold >= 0 AND held >= 0 AND sold + held <= capacity)
 );
 
 CREATE TABLE holds (
@@ -182,6 +185,7 @@ CREATE TABLE holds (
     expires_at  BIGINT NOT NULL
 );
 CREATE INDEX holds_active_by_expiry ON holds (expires_at) WHERE state = 'active';
+CREATE INDEX holds_active_by_show ON holds (show_id, expires_at) WHERE state = 'active';
 CREATE INDEX holds_by_user_show ON holds (user_id, show_id, state);
 
 CREATE TABLE hold_items (
