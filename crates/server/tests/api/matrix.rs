@@ -27,67 +27,101 @@ struct World {
     hold: String,
     booking: String,
     customer_b: String,
+    customer_b_email: String,
     staff_x: String,
     organizer_x: String,
 }
 
-async fn world(app: &TestApp) -> World {
-    let (owner_x, show) = app.show_with("owner-x@example.com", 4, 10, 4).await;
-    let staff = app.register("staff-x@example.com", "customer").await;
+/// An account with its session, for casting in a world.
+struct Person {
+    session: Session,
+    email: String,
+}
+
+async fn person(app: &TestApp, email: &str, role: &str) -> Person {
+    Person {
+        session: app.register(email, role).await,
+        email: email.to_owned(),
+    }
+}
+
+/// `owner` adds `staff` to its organizer.
+async fn hire(app: &TestApp, owner: &Person, staff: &Person) -> Person {
     let added = app
         .call(
             Method::POST,
             "/organizer/members",
-            Some(&owner_x.token),
-            Some(json!({"email": "staff-x@example.com", "role": "staff"})),
+            Some(&owner.session.token),
+            Some(json!({"email": staff.email, "role": "staff"})),
         )
         .await;
-    assert_eq!(added.status, StatusCode::CREATED);
-    let staff_x = app.login("staff-x@example.com").await;
-    let owner_y = app.register("owner-y@example.com", "organizer").await;
-    let a = app.register("a@example.com", "customer").await;
-    let b = app.register("b@example.com", "customer").await;
-    let admin = app.admin().await;
-    let show_id = show["id"].as_str().unwrap().to_owned();
-    let area = app.seat_map(&show_id).await["areas"][0]["id"].clone();
-    let hold_body = json!({"show_id": show_id, "areas": [{"area_id": area, "quantity": 1}]});
-    let paid = app
-        .call(
-            Method::POST,
-            "/holds",
-            Some(&a.token),
-            Some(hold_body.clone()),
-        )
-        .await;
-    let pay = json!({"hold_id": paid.body["id"], "payment": {"method": "card", "card_number": "4242424242424242"}});
-    let booking = app
-        .call(Method::POST, "/bookings", Some(&a.token), Some(pay))
-        .await;
-    assert_eq!(booking.status, StatusCode::CREATED);
-    let hold = app
-        .call(Method::POST, "/holds", Some(&a.token), Some(hold_body))
-        .await;
-    let organizer = app
-        .call(Method::GET, "/organizer", Some(&owner_x.token), None)
-        .await;
-    let token = |s: &Session| Some(s.token.clone());
+    assert_eq!(added.status, StatusCode::CREATED, "{}", added.body);
+    Person {
+        session: app.login(&staff.email).await,
+        email: staff.email.clone(),
+    }
+}
+
+async fn create(app: &TestApp, token: &str, path: &str, body: Value) -> Value {
+    let reply = app.call(Method::POST, path, Some(token), Some(body)).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{path}: {}", reply.body);
+    reply.body
+}
+
+/// The roles are relative to the objects: `owner` and `staff` run the organizer that owns the
+/// venue, event and show; `buyer` owns the hold and the booking; the others own nothing here.
+async fn world(
+    app: &TestApp,
+    owner: &Person,
+    staff: &Person,
+    other_owner: &Person,
+    buyer: &Person,
+    other: &Person,
+    admin: &Session,
+) -> World {
+    let token = owner.session.token.as_str();
+    let venue = create(
+        app,
+        token,
+        "/venues",
+        json!({"name": "Hall", "areas": [{"name": "Floor", "category": "standing", "capacity": 10}],
+        "sections": [{"name": "S", "rows": [{"label": "A", "count": 4, "category": "standard"}]}]}),
+    )
+    .await;
+    let event = create(
+        app,
+        token,
+        "/events",
+        json!({"title": "Gig", "kind": "concert"}),
+    )
+    .await;
+    let show = create(app, token, "/shows", json!({"event_id": event["id"], "venue_id": venue["id"],
+        "starts_at": app.clock.now_plus_minutes(24 * 60), "currency": "EUR", "prices": {"standard": 100, "standing": 50}})).await;
+    let hold_body = json!({"show_id": show["id"], "areas": [{"area_id": venue["areas"][0]["id"], "quantity": 1}]});
+    let paid = create(app, &buyer.session.token, "/holds", hold_body.clone()).await;
+    let pay = json!({"hold_id": paid["id"], "payment": {"method": "card", "card_number": "4242424242424242"}});
+    let booking = create(app, &buyer.session.token, "/bookings", pay).await;
+    let hold = create(app, &buyer.session.token, "/holds", hold_body).await;
+    let organizer = app.call(Method::GET, "/organizer", Some(token), None).await;
+    let token = |p: &Person| Some(p.session.token.clone());
     World {
         tokens: vec![
             (Who::Anonymous, None),
-            (Who::CustomerA, token(&a)),
-            (Who::CustomerB, token(&b)),
-            (Who::OwnerX, token(&owner_x)),
-            (Who::StaffX, token(&staff_x)),
-            (Who::OwnerY, token(&owner_y)),
-            (Who::Admin, token(&admin)),
+            (Who::CustomerA, token(buyer)),
+            (Who::CustomerB, token(other)),
+            (Who::OwnerX, token(owner)),
+            (Who::StaffX, token(staff)),
+            (Who::OwnerY, token(other_owner)),
+            (Who::Admin, Some(admin.token.clone())),
         ],
-        venue: show["venue_id"].as_str().unwrap().to_owned(),
-        event: show["event_id"].as_str().unwrap().to_owned(),
-        show: show_id,
-        hold: hold.body["id"].as_str().unwrap().to_owned(),
-        booking: booking.body["id"].as_str().unwrap().to_owned(),
-        customer_b: b.user_id.clone(),
-        staff_x: staff.user_id.clone(),
+        venue: venue["id"].as_str().unwrap().to_owned(),
+        event: event["id"].as_str().unwrap().to_owned(),
+        show: show["id"].as_str().unwrap().to_owned(),
+        hold: hold["id"].as_str().unwrap().to_owned(),
+        booking: booking["id"].as_str().unwrap().to_owned(),
+        customer_b: other.session.user_id.clone(),
+        customer_b_email: other.email.clone(),
+        staff_x: staff.session.user_id.clone(),
         organizer_x: organizer.body["id"].as_str().unwrap().to_owned(),
     }
 }
@@ -123,8 +157,12 @@ impl World {
             ("POST", "/admin/users") => {
                 json!({"email": "new@example.com", "password": "long enough pass", "name": "New"})
             }
-            ("POST", "/admin/organizers") => json!({"name": "Z", "owner_email": "b@example.com"}),
-            ("POST", "/organizer/members") => json!({"email": "b@example.com", "role": "staff"}),
+            ("POST", "/admin/organizers") => {
+                json!({"name": "Z", "owner_email": self.customer_b_email})
+            }
+            ("POST", "/organizer/members") => {
+                json!({"email": self.customer_b_email, "role": "staff"})
+            }
             ("POST", "/venues") => area_venue,
             ("PATCH", "/venues/{id}") => json!({"name": "Taken over"}),
             ("PUT", "/venues/{id}/layout") => {
@@ -224,15 +262,44 @@ async fn snapshot(app: &TestApp, world: &World) -> Vec<Value> {
 
 async fn only_allowed_combinations_succeed(engine: Engine) {
     let app = TestApp::spawn(engine).await;
-    let world = world(&app).await;
     let doc = app
         .call(Method::GET, "/openapi.json", None, None)
         .await
         .body;
+    let (owner_x, owner_y) = (
+        person(&app, "owner-x@example.com", "organizer").await,
+        person(&app, "owner-y@example.com", "organizer").await,
+    );
+    let staff_x = hire(
+        &app,
+        &owner_x,
+        &person(&app, "staff-x@example.com", "customer").await,
+    )
+    .await;
+    let staff_y = hire(
+        &app,
+        &owner_y,
+        &person(&app, "staff-y@example.com", "customer").await,
+    )
+    .await;
+    let (a, b) = (
+        person(&app, "a@example.com", "customer").await,
+        person(&app, "b@example.com", "customer").await,
+    );
+    let admin = app.admin().await;
+    // Objects of each owner: X's catalog bought by A, then Y's catalog bought by B.
+    let x_world = world(&app, &owner_x, &staff_x, &owner_y, &a, &b, &admin).await;
+    let y_world = world(&app, &owner_y, &staff_y, &owner_x, &b, &a, &admin).await;
+    for world in [x_world, y_world] {
+        check_world(&app, &doc, &world).await;
+    }
+}
+
+async fn check_world(app: &TestApp, doc: &Value, world: &World) {
     let public = ["/auth/register", "/auth/login", "/auth/refresh"];
-    let before = snapshot(&app, &world).await;
+    let before = snapshot(app, world).await;
     let mut refused = 0;
-    for (method, path, _) in crate::openapi::operations(&doc)
+    for (method, path, _) in crate::openapi::operations(doc)
         .into_iter()
         .filter(|(_, p, _)| !public.contains(&p.as_str()))
     {
@@ -275,7 +342,7 @@ async fn only_allowed_combinations_succeed(engine: Engine) {
     }
     assert!(refused > 100, "the matrix refused only {refused} calls");
     assert_eq!(
-        snapshot(&app, &world).await,
+        snapshot(app, world).await,
         before,
         "a refused call changed something"
     );
