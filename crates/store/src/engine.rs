@@ -215,10 +215,12 @@ macro_rules! store_engine {
             now: Timestamp,
         ) -> StoreResult<Vec<SeatId>> {
             const ROWS_PER_READ: i64 = 8;
-            let last_rank: Option<i64> = sqlx::query_scalar("SELECT MAX(row_rank) FROM seats WHERE venue_id = $1 AND category = $2")
+            let last_rank: Option<i64> = sqlx::query_scalar(
+                "SELECT row_rank FROM seats WHERE venue_id = $1 AND category = $2 ORDER BY row_rank DESC LIMIT 1",
+            )
                 .bind(show.venue_id.to_string())
                 .bind(category)
-                .fetch_one(&mut *conn)
+                .fetch_optional(&mut *conn)
                 .await?;
             let Some(last_rank) = last_rank else {
                 return Err(DomainError::invalid("best_available.category", "this show has no seats in that category").into());
@@ -227,9 +229,13 @@ macro_rules! store_engine {
             let mut from_rank = 0;
             while from_rank <= last_rank {
                 let rows: Vec<CandidateRow> = sqlx::query_as(
-                    "SELECT s.id, s.row_rank, s.number, s.x, ss.state, ss.held_until FROM seats s \
-                     JOIN show_seats ss ON ss.show_id = $1 AND ss.seat_id = s.id \
-                     WHERE s.venue_id = $2 AND s.category = $3 AND s.row_rank >= $4 AND s.row_rank < $5",
+                    // Correlated primary-key probes rather than a join: the plan stays a range
+                    // scan of these rows whatever the statistics say (a join let PostgreSQL
+                    // choose to read the whole show once statistics existed).
+                    "SELECT s.id, s.row_rank, s.number, s.x, \
+                     COALESCE((SELECT ss.state FROM show_seats ss WHERE ss.show_id = $1 AND ss.seat_id = s.id), 'blocked') AS state, \
+                     (SELECT ss.held_until FROM show_seats ss WHERE ss.show_id = $1 AND ss.seat_id = s.id) AS held_until \
+                     FROM seats s WHERE s.venue_id = $2 AND s.category = $3 AND s.row_rank >= $4 AND s.row_rank < $5",
                 )
                 .bind(show.id.to_string())
                 .bind(show.venue_id.to_string())
