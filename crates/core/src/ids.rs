@@ -50,6 +50,7 @@ macro_rules! prefixed_id {
 prefixed_id!(UserId, "usr");
 prefixed_id!(OrganizerId, "org");
 prefixed_id!(SessionId, "ses");
+prefixed_id!(InvitationId, "inv");
 prefixed_id!(VenueId, "ven");
 prefixed_id!(SectionId, "sec");
 prefixed_id!(SeatId, "seat");

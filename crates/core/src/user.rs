@@ -3,7 +3,7 @@
 
 use crate::Timestamp;
 use crate::error::{DomainError, Problems};
-use crate::ids::{OrganizerId, SessionId, UserId};
+use crate::ids::{InvitationId, OrganizerId, SessionId, UserId};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -90,6 +90,46 @@ impl MemberRole {
 pub struct Membership {
     pub organizer_id: OrganizerId,
     pub role: MemberRole,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum InvitationState {
+    Pending,
+    Accepted,
+    Declined,
+}
+
+impl InvitationState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InvitationState::Pending => "pending",
+            InvitationState::Accepted => "accepted",
+            InvitationState::Declined => "declined",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "pending" => Some(InvitationState::Pending),
+            "accepted" => Some(InvitationState::Accepted),
+            "declined" => Some(InvitationState::Declined),
+            _ => None,
+        }
+    }
+}
+
+/// An owner's offer to an email address to work for the organizer; nobody joins without
+/// accepting it themselves.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct Invitation {
+    pub id: InvitationId,
+    pub organizer_id: OrganizerId,
+    pub email: String,
+    pub role: MemberRole,
+    pub state: InvitationState,
+    pub invited_by: UserId,
+    pub created_at: Timestamp,
 }
 
 /// A tenant: owns venues, events and shows; its members act for it.

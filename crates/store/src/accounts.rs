@@ -3,7 +3,7 @@
 
 macro_rules! accounts_engine {
     ($store:ty, $db:ty, lock = $lock:literal) => {
-        use boxoffice_core::user::{AccountState, Actor, MemberRole, Organizer, Role};
+        use boxoffice_core::user::{AccountState, Actor, Invitation, MemberRole, Organizer, Role};
         use $crate::{AccountStore, Refresh, SessionRecord};
 
         async fn load_user(conn: &mut Conn, filter: &str, value: &str) -> StoreResult<Option<(User, String)>> {
@@ -197,6 +197,74 @@ macro_rules! accounts_engine {
                 sqlx::query("UPDATE users SET role = 'customer' WHERE id = $1 AND role = 'organizer'").bind(user.to_string()).execute(&mut *conn).await?;
                 w.tx.commit().await?;
                 Ok(())
+            }
+
+            async fn insert_invitation(&self, invitation: &Invitation) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO invitations (id, organizer_id, email, role, state, invited_by, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(invitation.id.to_string())
+                .bind(invitation.organizer_id.to_string())
+                .bind(invitation.email.clone())
+                .bind(invitation.role.as_str())
+                .bind(invitation.state.as_str())
+                .bind(invitation.invited_by.to_string())
+                .bind(invitation.created_at.unix_ms())
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn invitation(&self, id: &InvitationId) -> StoreResult<Option<Invitation>> {
+                let sql = format!("SELECT {INVITATION_COLUMNS} FROM invitations WHERE id = $1");
+                let row: Option<InvitationRow> = sqlx::query_as(AssertSqlSafe(sql)).bind(id.to_string()).fetch_optional(&self.pool).await?;
+                row.map(Invitation::try_from).transpose()
+            }
+
+            async fn pending_invitations(&self, email: Option<&str>, organizer: Option<&OrganizerId>) -> StoreResult<Vec<Invitation>> {
+                let sql = format!(
+                    "SELECT {INVITATION_COLUMNS} FROM invitations WHERE state = 'pending' \
+                     AND ($1 = '' OR email = $1) AND ($2 = '' OR organizer_id = $2) ORDER BY id LIMIT 100"
+                );
+                let rows: Vec<InvitationRow> = sqlx::query_as(AssertSqlSafe(sql))
+                    .bind(email.unwrap_or_default().to_owned())
+                    .bind(organizer.map(|o| o.to_string()).unwrap_or_default())
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.into_iter().map(Invitation::try_from).collect()
+            }
+
+            async fn answer_invitation(&self, id: &InvitationId, user: &User, accept: bool, now: Timestamp) -> StoreResult<Invitation> {
+                let mut w = self.begin_write().await?;
+                let conn = &mut *w.tx;
+                let sql = format!("SELECT {INVITATION_COLUMNS} FROM invitations WHERE id = $1");
+                let row: Option<InvitationRow> = sqlx::query_as(AssertSqlSafe(sql)).bind(id.to_string()).fetch_optional(&mut *conn).await?;
+                // Someone else's invitation reads as missing.
+                let invitation = row.map(Invitation::try_from).transpose()?.filter(|i| i.email == user.email);
+                let invitation = invitation.ok_or(DomainError::NotFound("invitation"))?;
+                if invitation.state != boxoffice_core::user::InvitationState::Pending {
+                    return Err(DomainError::Conflict("the invitation was already answered".into()).into());
+                }
+                if accept {
+                    if user.role == Role::Admin {
+                        return Err(DomainError::Conflict("an admin cannot work for an organizer".into()).into());
+                    }
+                    insert_membership(conn, &user.id, &invitation.organizer_id, invitation.role, now).await?;
+                }
+                let state = if accept { "accepted" } else { "declined" };
+                let answered = sqlx::query("UPDATE invitations SET state = $2 WHERE id = $1 AND state = 'pending'")
+                    .bind(id.to_string())
+                    .bind(state)
+                    .execute(&mut *conn)
+                    .await?
+                    .rows_affected();
+                if answered != 1 {
+                    return Err(DomainError::Conflict("the invitation was already answered".into()).into());
+                }
+                w.tx.commit().await?;
+                let state = boxoffice_core::user::InvitationState::parse(state).expect("a known state");
+                Ok(Invitation { state, ..invitation })
             }
 
             async fn insert_session(&self, session: &SessionRecord, refresh_hash: &str, refresh_expires_at: Timestamp) -> StoreResult<()> {

@@ -15,9 +15,9 @@ use boxoffice_core::booking::Booking;
 use boxoffice_core::catalog::{Event, Show};
 use boxoffice_core::hold::{Hold, HoldRequest};
 use boxoffice_core::ids::{BookingId, EventId, HoldId, ShowId, TicketId, UserId, VenueId};
-use boxoffice_core::ids::{OrganizerId, SessionId};
+use boxoffice_core::ids::{InvitationId, OrganizerId, SessionId};
 use boxoffice_core::inventory::SeatMap;
-use boxoffice_core::user::{AccountState, Actor, MemberRole, Organizer, User};
+use boxoffice_core::user::{AccountState, Actor, Invitation, MemberRole, Organizer, User};
 use boxoffice_core::venue::Venue;
 use boxoffice_core::{DomainError, Timestamp};
 use serde::Serialize;
@@ -263,6 +263,23 @@ pub trait AccountStore: Send + Sync {
     async fn members(&self, organizer: &OrganizerId) -> StoreResult<Vec<User>>;
     /// Refuses to remove the last owner.
     async fn remove_member(&self, organizer: &OrganizerId, user: &UserId) -> StoreResult<()>;
+
+    async fn insert_invitation(&self, invitation: &Invitation) -> StoreResult<()>;
+    async fn invitation(&self, id: &InvitationId) -> StoreResult<Option<Invitation>>;
+    /// Pending invitations addressed to `email`, or (with `organizer`) sent by that organizer.
+    async fn pending_invitations(
+        &self,
+        email: Option<&str>,
+        organizer: Option<&OrganizerId>,
+    ) -> StoreResult<Vec<Invitation>>;
+    /// The invitee accepts (joining the organizer) or declines a pending invitation.
+    async fn answer_invitation(
+        &self,
+        id: &InvitationId,
+        user: &User,
+        accept: bool,
+        now: Timestamp,
+    ) -> StoreResult<Invitation>;
 
     async fn insert_session(
         &self,

@@ -7,7 +7,9 @@ use boxoffice_core::catalog::{Event, EventKind, Format, Show, ShowState};
 use boxoffice_core::hold::{Hold, HoldItem, HoldState};
 use boxoffice_core::ids::*;
 use boxoffice_core::inventory::{AreaView, SeatState, SeatView};
-use boxoffice_core::user::{AccountState, MemberRole, Membership, Organizer, Role, User};
+use boxoffice_core::user::{
+    AccountState, Invitation, InvitationState, MemberRole, Membership, Organizer, Role, User,
+};
 use boxoffice_core::venue::{Area, Seat, Section};
 use boxoffice_core::{Currency, Money, Timestamp};
 use std::collections::BTreeMap;
@@ -62,6 +64,35 @@ impl UserRow {
         Ok((user, self.password_hash))
     }
 }
+
+#[derive(sqlx::FromRow)]
+pub struct InvitationRow {
+    pub id: String,
+    pub organizer_id: String,
+    pub email: String,
+    pub role: String,
+    pub state: String,
+    pub invited_by: String,
+    pub created_at: i64,
+}
+
+impl TryFrom<InvitationRow> for Invitation {
+    type Error = StoreError;
+    fn try_from(row: InvitationRow) -> Result<Self, StoreError> {
+        Ok(Invitation {
+            role: MemberRole::parse(&row.role).ok_or_else(|| corrupt("member role", &row.role))?,
+            state: InvitationState::parse(&row.state)
+                .ok_or_else(|| corrupt("invitation state", &row.state))?,
+            id: InvitationId::from_trusted(row.id),
+            organizer_id: OrganizerId::from_trusted(row.organizer_id),
+            email: row.email,
+            invited_by: UserId::from_trusted(row.invited_by),
+            created_at: Timestamp::from_unix_ms(row.created_at),
+        })
+    }
+}
+
+pub const INVITATION_COLUMNS: &str = "id, organizer_id, email, role, state, invited_by, created_at";
 
 #[derive(sqlx::FromRow)]
 pub struct OrganizerRow {

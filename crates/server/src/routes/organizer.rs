@@ -1,5 +1,5 @@
-//! The caller's own organizer under `/organizer`: who works there, and (for owners) adding and
-//! removing members.
+//! The caller's own organizer under `/organizer`: who works there, invitations (owners invite by
+//! email; the invitee joins by accepting), removing members, and the organizer's figures.
 
 use crate::auth::Auth;
 use crate::error::ApiResult;
@@ -8,8 +8,8 @@ use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use boxoffice_core::ids::UserId;
-use boxoffice_core::user::{Email, MemberRole, Organizer, User};
+use boxoffice_core::ids::{InvitationId, UserId};
+use boxoffice_core::user::{Email, Invitation, InvitationState, MemberRole, Organizer, User};
 use boxoffice_core::{DomainError, Timestamp};
 use boxoffice_store::OrganizerFigures;
 use serde::{Deserialize, Serialize};
@@ -19,7 +19,11 @@ use utoipa_axum::routes;
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(mine))
-        .routes(routes!(add_member))
+        .routes(routes!(invite))
+        .routes(routes!(sent_invitations))
+        .routes(routes!(my_invitations))
+        .routes(routes!(accept))
+        .routes(routes!(decline))
         .routes(routes!(remove_member))
         .routes(routes!(figures))
 }
@@ -71,29 +75,125 @@ fn owner(auth: &Auth) -> ApiResult<boxoffice_core::ids::OrganizerId> {
     post,
     path = "/organizer/members",
     tag = "organizer",
-    summary = "Add a member (owners)",
+    summary = "Invite someone by email to join as owner or staff (owners); they join by accepting",
     request_body = NewMember,
-    responses((status = 201, description = "Success", body = User), (status = "4XX", description = "A problem: see the type", body = crate::error::Problem, content_type = "application/problem+json")),
+    responses((status = 201, description = "Success", body = Invitation), (status = "4XX", description = "A problem: see the type", body = crate::error::Problem, content_type = "application/problem+json")),
     security(("bearer" = []), ("session_cookie" = []))
 )]
-async fn add_member(
+async fn invite(
     State(app): State<AppState>,
     auth: Auth,
     body: ApiJson<NewMember>,
-) -> ApiResult<(StatusCode, Json<User>)> {
+) -> ApiResult<(StatusCode, Json<Invitation>)> {
     let organizer_id = owner(&auth)?;
     let email = Email::parse(&body.value.email)
         .ok_or_else(|| DomainError::invalid("email", "must be an email address"))?;
-    let user = app
+    let invitation = Invitation {
+        id: InvitationId::generate(),
+        organizer_id,
+        email: email.as_str().to_owned(),
+        role: body.value.role,
+        state: InvitationState::Pending,
+        invited_by: auth.0.user_id.clone(),
+        created_at: app.clock.now(),
+    };
+    app.store.insert_invitation(&invitation).await?;
+    Ok((StatusCode::CREATED, Json(invitation)))
+}
+
+#[utoipa::path(
+    get,
+    path = "/organizer/invitations",
+    tag = "organizer",
+    summary = "Invitations of my organizer still waiting for an answer (owners)",
+    responses((status = 200, description = "Success", body = Vec<Invitation>), (status = "4XX", description = "A problem: see the type", body = crate::error::Problem, content_type = "application/problem+json")),
+    security(("bearer" = []), ("session_cookie" = []))
+)]
+async fn sent_invitations(
+    State(app): State<AppState>,
+    auth: Auth,
+) -> ApiResult<Json<Vec<Invitation>>> {
+    let organizer_id = owner(&auth)?;
+    Ok(Json(
+        app.store
+            .pending_invitations(None, Some(&organizer_id))
+            .await?,
+    ))
+}
+
+#[utoipa::path(
+    get,
+    path = "/me/invitations",
+    tag = "organizer",
+    summary = "Invitations addressed to me",
+    responses((status = 200, description = "Success", body = Vec<Invitation>), (status = "4XX", description = "A problem: see the type", body = crate::error::Problem, content_type = "application/problem+json")),
+    security(("bearer" = []), ("session_cookie" = []))
+)]
+async fn my_invitations(
+    State(app): State<AppState>,
+    Auth(actor): Auth,
+) -> ApiResult<Json<Vec<Invitation>>> {
+    let me = app
         .store
-        .add_member(
-            &organizer_id,
-            email.as_str(),
-            body.value.role,
-            app.clock.now(),
-        )
-        .await?;
-    Ok((StatusCode::CREATED, Json(user)))
+        .user(&actor.user_id)
+        .await?
+        .ok_or(DomainError::NotFound("user"))?;
+    Ok(Json(
+        app.store.pending_invitations(Some(&me.email), None).await?,
+    ))
+}
+
+async fn answer(
+    app: &AppState,
+    actor: &boxoffice_core::user::Actor,
+    id: &str,
+    accept: bool,
+) -> ApiResult<Json<Invitation>> {
+    let id = path_id(id, InvitationId::parse, "invitation")?;
+    let me = app
+        .store
+        .user(&actor.user_id)
+        .await?
+        .ok_or(DomainError::NotFound("user"))?;
+    Ok(Json(
+        app.store
+            .answer_invitation(&id, &me, accept, app.clock.now())
+            .await?,
+    ))
+}
+
+#[utoipa::path(
+    post,
+    path = "/invitations/{id}/accept",
+    tag = "organizer",
+    summary = "Accept an invitation addressed to me and join the organizer",
+    params(("id" = String, Path)),
+    responses((status = 200, description = "Success", body = Invitation), (status = "4XX", description = "A problem: see the type", body = crate::error::Problem, content_type = "application/problem+json")),
+    security(("bearer" = []), ("session_cookie" = []))
+)]
+async fn accept(
+    State(app): State<AppState>,
+    Auth(actor): Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Invitation>> {
+    answer(&app, &actor, &id, true).await
+}
+
+#[utoipa::path(
+    post,
+    path = "/invitations/{id}/decline",
+    tag = "organizer",
+    summary = "Decline an invitation addressed to me",
+    params(("id" = String, Path)),
+    responses((status = 200, description = "Success", body = Invitation), (status = "4XX", description = "A problem: see the type", body = crate::error::Problem, content_type = "application/problem+json")),
+    security(("bearer" = []), ("session_cookie" = []))
+)]
+async fn decline(
+    State(app): State<AppState>,
+    Auth(actor): Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Invitation>> {
+    answer(&app, &actor, &id, false).await
 }
 
 #[utoipa::path(

@@ -30,6 +30,8 @@ struct World {
     customer_b_email: String,
     staff_x: String,
     organizer_x: String,
+    /// The owner's pending invitation to `customer_b`.
+    invitation: String,
 }
 
 /// An account with its session, for casting in a world.
@@ -45,17 +47,20 @@ async fn person(app: &TestApp, email: &str, role: &str) -> Person {
     }
 }
 
-/// `owner` adds `staff` to its organizer.
+/// `owner` invites `staff`, who accepts.
 async fn hire(app: &TestApp, owner: &Person, staff: &Person) -> Person {
-    let added = app
-        .call(
-            Method::POST,
-            "/organizer/members",
-            Some(&owner.session.token),
-            Some(json!({"email": staff.email, "role": "staff"})),
-        )
+    let invitation = create(
+        app,
+        &owner.session.token,
+        "/organizer/members",
+        json!({"email": staff.email, "role": "staff"}),
+    )
+    .await;
+    let accept = format!("/invitations/{}/accept", invitation["id"].as_str().unwrap());
+    let accepted = app
+        .call(Method::POST, &accept, Some(&staff.session.token), None)
         .await;
-    assert_eq!(added.status, StatusCode::CREATED, "{}", added.body);
+    assert_eq!(accepted.status, StatusCode::OK, "{}", accepted.body);
     Person {
         session: app.login(&staff.email).await,
         email: staff.email.clone(),
@@ -103,6 +108,13 @@ async fn world(
     let booking = create(app, &buyer.session.token, "/bookings", pay).await;
     let hold = create(app, &buyer.session.token, "/holds", hold_body).await;
     let organizer = app.call(Method::GET, "/organizer", Some(token), None).await;
+    let invitation = create(
+        app,
+        token,
+        "/organizer/members",
+        json!({"email": other.email, "role": "staff"}),
+    )
+    .await;
     let token = |p: &Person| Some(p.session.token.clone());
     World {
         tokens: vec![
@@ -123,6 +135,7 @@ async fn world(
         customer_b_email: other.email.clone(),
         staff_x: staff.session.user_id.clone(),
         organizer_x: organizer.body["id"].as_str().unwrap().to_owned(),
+        invitation: invitation["id"].as_str().unwrap().to_owned(),
     }
 }
 
@@ -141,6 +154,8 @@ impl World {
             &self.booking
         } else if path.starts_with("/admin/users/") {
             &self.customer_b
+        } else if path.starts_with("/invitations/") {
+            &self.invitation
         } else if path.starts_with("/admin/organizers/") {
             &self.organizer_x
         } else {
@@ -208,6 +223,9 @@ fn allowed(who: Who, method: &Method, path: &str) -> bool {
         "/organizer" | "/organizer/figures" | "/venues" | "/events" => member,
         "/organizer/members" => matches!(who, OwnerX | OwnerY),
         "/organizer/members/{user_id}" => who == OwnerX,
+        "/organizer/invitations" => matches!(who, OwnerX | OwnerY),
+        "/me/invitations" => signed_in,
+        "/invitations/{id}/accept" | "/invitations/{id}/decline" => who == CustomerB,
         "/shows" | "/events/{id}/schedule" => of_x,
         "/venues/{id}"
         | "/venues/{id}/layout"
@@ -257,6 +275,20 @@ async fn snapshot(app: &TestApp, world: &World) -> Vec<Value> {
             .await
             .body,
     );
+    let sent = app
+        .call(
+            Method::GET,
+            "/organizer/invitations",
+            owner.as_deref(),
+            None,
+        )
+        .await;
+    assert_eq!(
+        sent.body.as_array().map(Vec::len),
+        Some(1),
+        "the pending invitation is part of the snapshot"
+    );
+    seen.push(sent.body);
     seen
 }
 

@@ -16,7 +16,7 @@ async fn owners_add_staff_who_run_the_catalog(engine: Engine) {
         .problem(404, "not_found");
 
     let add = json!({"email": "staff@example.com", "role": "staff"});
-    let added = app
+    let invited = app
         .call(
             Method::POST,
             "/organizer/members",
@@ -24,16 +24,71 @@ async fn owners_add_staff_who_run_the_catalog(engine: Engine) {
             Some(add.clone()),
         )
         .await;
-    assert_eq!(added.status, StatusCode::CREATED, "{}", added.body);
-    assert_eq!(added.body["organizer"]["role"], "staff");
-    app.call(
-        Method::POST,
-        "/organizer/members",
-        Some(&owner.token),
-        Some(add),
-    )
-    .await
-    .problem(409, "conflict");
+    assert_eq!(invited.status, StatusCode::CREATED, "{}", invited.body);
+    assert_eq!(
+        (
+            invited.body["state"].as_str(),
+            invited.body["role"].as_str()
+        ),
+        (Some("pending"), Some("staff"))
+    );
+    // Nobody joins without saying yes.
+    app.call(Method::GET, &venue_path, Some(&staff.token), None)
+        .await
+        .problem(404, "not_found");
+    let sent = app
+        .call(
+            Method::GET,
+            "/organizer/invitations",
+            Some(&owner.token),
+            None,
+        )
+        .await;
+    assert_eq!(sent.body.as_array().unwrap().len(), 1);
+    let mine = app
+        .call(Method::GET, "/me/invitations", Some(&staff.token), None)
+        .await;
+    assert_eq!(mine.body[0]["id"], invited.body["id"]);
+    let accept = format!(
+        "/invitations/{}/accept",
+        invited.body["id"].as_str().unwrap()
+    );
+    app.call(Method::POST, &accept, Some(&outsider.token), None)
+        .await
+        .problem(404, "not_found");
+    let accepted = app
+        .call(Method::POST, &accept, Some(&staff.token), None)
+        .await;
+    assert_eq!(accepted.body["state"], "accepted", "{}", accepted.body);
+    app.call(Method::POST, &accept, Some(&staff.token), None)
+        .await
+        .problem(409, "conflict");
+    let me = app.call(Method::GET, "/me", Some(&staff.token), None).await;
+    assert_eq!(me.body["organizer"]["role"], "staff");
+    let again = app
+        .call(
+            Method::POST,
+            "/organizer/members",
+            Some(&owner.token),
+            Some(add),
+        )
+        .await;
+    let twice = format!("/invitations/{}/accept", again.body["id"].as_str().unwrap());
+    app.call(Method::POST, &twice, Some(&staff.token), None)
+        .await
+        .problem(409, "conflict");
+    let declined = app
+        .call(
+            Method::POST,
+            &format!(
+                "/invitations/{}/decline",
+                again.body["id"].as_str().unwrap()
+            ),
+            Some(&staff.token),
+            None,
+        )
+        .await;
+    assert_eq!(declined.body["state"], "declined", "{}", declined.body);
 
     assert_eq!(
         app.call(Method::GET, &venue_path, Some(&staff.token), None)

@@ -34,6 +34,19 @@ CREATE TABLE memberships (
 );
 CREATE INDEX memberships_by_organizer ON memberships (organizer_id);
 
+-- Nobody joins an organizer without accepting an invitation addressed to their email.
+CREATE TABLE invitations (
+    id           TEXT PRIMARY KEY,
+    organizer_id TEXT NOT NULL REFERENCES organizers (id),
+    email        TEXT NOT NULL,
+    role         TEXT NOT NULL CHECK (role IN ('owner', 'staff')),
+    state        TEXT NOT NULL CHECK (state IN ('pending', 'accepted', 'declined')),
+    invited_by   TEXT NOT NULL REFERENCES users (id),
+    created_at   BIGINT NOT NULL
+);
+CREATE INDEX invitations_by_email ON invitations (email, state);
+CREATE INDEX invitations_by_organizer ON invitations (organizer_id, state);
+
 -- A sign-in: the family of its refresh tokens. Access tokens name it, so revoking it ends
 -- every token of the sign-in at once.
 CREATE TABLE sessions (
