@@ -205,8 +205,13 @@ impl Tokens {
 
 /// Refresh tokens are random, shown to the client once, and stored only as this hash.
 pub fn refresh_token_hash(token: &str) -> String {
+    sha256_hex(token.as_bytes())
+}
+
+/// Lower-case hex SHA-256, for stored token hashes and request fingerprints.
+pub fn sha256_hex(data: &[u8]) -> String {
     use sha2::{Digest, Sha256};
-    Sha256::digest(token.as_bytes())
+    Sha256::digest(data)
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
@@ -246,9 +251,8 @@ impl Auth {
     }
 }
 
-pub fn cookie<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
-    parts
-        .headers
+pub fn cookie<'a>(headers: &'a axum::http::HeaderMap, name: &str) -> Option<&'a str> {
+    headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
@@ -273,14 +277,15 @@ impl FromRequestParts<AppState> for Auth {
         let (token, from_cookie) = match bearer {
             Some(token) => (token, false),
             None => (
-                cookie(parts, SESSION_COOKIE).ok_or(ApiError::Unauthorized("sign in first"))?,
+                cookie(&parts.headers, SESSION_COOKIE)
+                    .ok_or(ApiError::Unauthorized("sign in first"))?,
                 true,
             ),
         };
         let mutating = !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
         if from_cookie && mutating {
             let sent = parts.headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok());
-            let expected = cookie(parts, CSRF_COOKIE);
+            let expected = cookie(&parts.headers, CSRF_COOKIE);
             if sent.is_none() || sent != expected {
                 return Err(DomainError::Forbidden("missing or wrong CSRF token").into());
             }

@@ -11,7 +11,6 @@ use boxoffice_core::DomainError;
 use boxoffice_core::ids::UserId;
 use boxoffice_store::{IdempotencyKey, Outcome, SavedResponse, Store};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
@@ -75,8 +74,7 @@ pub enum Start {
 }
 
 pub fn fingerprint(method: &str, path: &str, canonical_body: &str) -> String {
-    let digest = Sha256::digest(format!("{method} {path}\n{canonical_body}"));
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    crate::auth::sha256_hex(format!("{method} {path}\n{canonical_body}").as_bytes())
 }
 
 impl InFlight {

@@ -94,6 +94,15 @@ impl AppState {
     }
 }
 
+impl AppState {
+    /// Something in the show was freed through this process (a release, a cancellation): what
+    /// the filter learned about it and what the read cache holds are both out of date.
+    pub fn show_freed(&self, show: &boxoffice_core::ids::ShowId) {
+        self.filter.lock().expect("filter lock").forget(show);
+        self.reads.invalidate(show);
+    }
+}
+
 impl Deref for AppState {
     type Target = Inner;
     fn deref(&self) -> &Inner {

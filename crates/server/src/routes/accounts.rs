@@ -83,6 +83,13 @@ async fn register(State(app): State<AppState>, body: ApiJson<RegisterBody>) -> A
         &body.name,
         body.role.as_deref(),
     )?;
+    let user = create_account(&app, registration).await?;
+    start_session(&app, user, StatusCode::CREATED).await
+}
+
+/// Hashes the password and stores the account; an organizer account starts its own organizer.
+/// The one way accounts are made, by sign-up and by admins.
+pub(crate) async fn create_account(app: &AppState, registration: Registration) -> ApiResult<User> {
     let password_hash = app.passwords.hash(registration.password).await?;
     let now = app.clock.now();
     let organizer = (registration.role == Role::Organizer).then(|| Organizer {
@@ -103,13 +110,12 @@ async fn register(State(app): State<AppState>, body: ApiJson<RegisterBody>) -> A
     app.store
         .insert_user(&user, &password_hash, organizer.as_ref())
         .await?;
-    tracing::info!(user_id = %user.id, role = user.role.as_str(), "account registered");
-    let user = app
+    tracing::info!(user_id = %user.id, role = user.role.as_str(), "account created");
+    Ok(app
         .store
         .user(&user.id)
         .await?
-        .ok_or(DomainError::NotFound("user"))?;
-    start_session(&app, user, StatusCode::CREATED).await
+        .ok_or(DomainError::NotFound("user"))?)
 }
 
 #[utoipa::path(
@@ -214,17 +220,6 @@ fn respond_with_session(
     Ok(response)
 }
 
-fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(key, _)| *key == name)
-        .map(|(_, value)| value.to_owned())
-}
-
 #[utoipa::path(
     post,
     path = "/auth/refresh",
@@ -246,7 +241,7 @@ async fn refresh(
     };
     let presented = body
         .refresh_token
-        .or_else(|| cookie_value(&headers, REFRESH_COOKIE))
+        .or_else(|| crate::auth::cookie(&headers, REFRESH_COOKIE).map(str::to_owned))
         .ok_or_else(|| DomainError::invalid("refresh_token", "send the refresh token"))?;
     let now = app.clock.now();
     let next = new_refresh_token();

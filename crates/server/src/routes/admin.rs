@@ -98,36 +98,11 @@ async fn create_user(
     let body = body.value;
     let admin = body.role.as_deref() == Some("admin");
     let role = if admin { None } else { body.role.as_deref() };
-    let registration = Registration::parse(&body.email, &body.password, &body.name, role)?;
-    let now = app.clock.now();
-    let organizer = (registration.role == Role::Organizer).then(|| Organizer {
-        id: OrganizerId::generate(),
-        name: registration.name.clone(),
-        state: AccountState::Active,
-        created_at: now,
-    });
-    let user = User {
-        id: UserId::generate(),
-        email: registration.email.as_str().to_owned(),
-        name: registration.name,
-        role: if admin {
-            Role::Admin
-        } else {
-            registration.role
-        },
-        state: AccountState::Active,
-        organizer: None,
-        created_at: now,
-    };
-    let hash = app.passwords.hash(registration.password).await?;
-    app.store
-        .insert_user(&user, &hash, organizer.as_ref())
-        .await?;
-    let user = app
-        .store
-        .user(&user.id)
-        .await?
-        .ok_or(DomainError::NotFound("user"))?;
+    let mut registration = Registration::parse(&body.email, &body.password, &body.name, role)?;
+    if admin {
+        registration.role = Role::Admin;
+    }
+    let user = super::accounts::create_account(&app, registration).await?;
     Ok((StatusCode::CREATED, Json(user)))
 }
 

@@ -808,8 +808,7 @@ async fn cancel_show(
     let show = managed_show(&app, &actor, &id).await?;
     let bookings_cancelled = app.store.cancel_show(&show.id, app.clock.now()).await?;
     crate::metrics::booking_cancelled(bookings_cancelled.max(0) as u64);
-    app.filter.lock().expect("filter lock").forget(&show.id);
-    app.reads.invalidate(&show.id);
+    app.show_freed(&show.id);
     let show = app
         .store
         .show(&show.id)

@@ -195,11 +195,7 @@ async fn release_hold(
         .store
         .release_hold(&id, &actor.user_id, app.clock.now())
         .await?;
-    app.filter
-        .lock()
-        .expect("filter lock")
-        .forget(&released.show_id);
-    app.reads.invalidate(&released.show_id);
+    app.show_freed(&released.show_id);
     Ok(Json(released))
 }
 
@@ -365,11 +361,7 @@ async fn cancel(
                 .await?;
             if let Outcome::Done(cancelled) = &outcome {
                 crate::metrics::booking_cancelled(1);
-                app.filter
-                    .lock()
-                    .expect("filter lock")
-                    .forget(&cancelled.show_id);
-                app.reads.invalidate(&cancelled.show_id);
+                app.show_freed(&cancelled.show_id);
             }
             Ok(outcome)
         },
