@@ -105,6 +105,15 @@ macro_rules! store_engine {
             row.into_booking(tickets)
         }
 
+        async fn load_booking_by_id(conn: &mut Conn, id: &str) -> StoreResult<Option<Booking>> {
+            let sql = format!("SELECT {BOOKING_COLUMNS} FROM bookings WHERE id = $1");
+            let row: Option<BookingRow> = sqlx::query_as(AssertSqlSafe(sql)).bind(id.to_owned()).fetch_optional(&mut *conn).await?;
+            match row {
+                Some(row) => Ok(Some(load_booking(conn, row).await?)),
+                None => Ok(None),
+            }
+        }
+
         /// Tickets the customer already holds (unexpired) or owns for this show.
         async fn customer_tickets(conn: &mut Conn, user_id: &str, show_id: &str, now: Timestamp) -> StoreResult<i64> {
             let count: i64 = sqlx::query_scalar(
@@ -871,11 +880,7 @@ macro_rules! store_engine {
             ) -> StoreResult<Outcome<Booking>> {
                 let mut w = self.begin_write().await?;
                 let conn = &mut *w.tx;
-                let sql = format!("SELECT {BOOKING_COLUMNS} FROM bookings WHERE id = $1");
-                let row: Option<BookingRow> =
-                    sqlx::query_as(AssertSqlSafe(sql)).bind(id.to_string()).fetch_optional(&mut *conn).await?;
-                let row = row.ok_or(DomainError::NotFound("booking"))?;
-                let booking = load_booking(conn, row).await?;
+                let booking = load_booking_by_id(conn, id.as_str()).await?.ok_or(DomainError::NotFound("booking"))?;
                 let show = load_show(conn, booking.show_id.as_str()).await?.ok_or(DomainError::NotFound("show"))?;
                 booking.check_cancellable(user_id, show.starts_at, now)?;
                 let mut per_area: BTreeMap<String, i64> = BTreeMap::new();
@@ -1547,13 +1552,7 @@ macro_rules! store_engine {
 
             async fn booking(&self, id: &BookingId) -> StoreResult<Option<Booking>> {
                 let mut conn = self.pool.acquire().await?;
-                let sql = format!("SELECT {BOOKING_COLUMNS} FROM bookings WHERE id = $1");
-                let row: Option<BookingRow> =
-                    sqlx::query_as(AssertSqlSafe(sql)).bind(id.to_string()).fetch_optional(&mut *conn).await?;
-                match row {
-                    Some(row) => Ok(Some(load_booking(&mut *conn, row).await?)),
-                    None => Ok(None),
-                }
+                load_booking_by_id(&mut *conn, id.as_str()).await
             }
 
             async fn bookings_of(&self, user_id: &UserId, after: Option<&BookingId>, limit: i64) -> StoreResult<Vec<Booking>> {
