@@ -53,6 +53,12 @@ pub enum DomainError {
     Conflict(String),
     #[error("the schedule clashes with other shows at this venue")]
     ScheduleConflict(Vec<crate::schedule::Conflict>),
+    /// Asked too often; the same request may succeed after `retry_after_seconds`.
+    #[error("{reason}")]
+    Throttled {
+        reason: String,
+        retry_after_seconds: i64,
+    },
 }
 
 impl DomainError {

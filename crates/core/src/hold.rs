@@ -210,6 +210,43 @@ impl Hold {
     }
 }
 
+/// Holds one customer may let lapse on one show within [`LAPSE_WINDOW_MINUTES`] before the next
+/// hold must wait: a hoarder who keeps seats off sale by holding and walking away is slowed down,
+/// a customer who let one hold run out while deciding is not.
+pub const LAPSES_ALLOWED: usize = 3;
+pub const LAPSE_WINDOW_MINUTES: i64 = 60;
+
+/// Anti-hoarding rules for a new hold on a show: at most one live hold per customer and show
+/// (the per-customer ticket limit already counts across holds), and a pause after repeated
+/// lapses. `lapsed_recently` are the deadlines of the customer's holds on this show that ran out
+/// within the window, oldest first.
+pub fn check_hoarding(
+    active_on_show: i64,
+    lapsed_recently: &[Timestamp],
+    now: Timestamp,
+) -> Result<(), DomainError> {
+    if active_on_show > 0 {
+        return Err(DomainError::Conflict(
+            "you already have an active hold for this show: book or release it first".into(),
+        ));
+    }
+    if lapsed_recently.len() >= LAPSES_ALLOWED {
+        // The oldest lapse that keeps the count at the limit must leave the window first.
+        let pivot = lapsed_recently[lapsed_recently.len() - LAPSES_ALLOWED];
+        let free_at = pivot.plus_minutes(LAPSE_WINDOW_MINUTES);
+        let wait_ms = (free_at.unix_ms() - now.unix_ms()).max(1_000);
+        return Err(DomainError::Throttled {
+            reason: format!(
+                "{} of your holds on this show ran out within {} minutes; new holds wait a while",
+                lapsed_recently.len(),
+                LAPSE_WINDOW_MINUTES
+            ),
+            retry_after_seconds: (wait_ms + 999) / 1_000,
+        });
+    }
+    Ok(())
+}
+
 pub fn total_of(items: &[HoldItem]) -> i64 {
     items.iter().map(|i| i.quantity * i.unit_price_minor).sum()
 }
@@ -217,6 +254,39 @@ pub fn total_of(items: &[HoldItem]) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_second_live_hold_on_a_show_is_refused() {
+        let now = Timestamp::from_unix_ms(1_000_000_000);
+        assert_eq!(check_hoarding(0, &[], now), Ok(()));
+        assert!(matches!(
+            check_hoarding(1, &[], now),
+            Err(DomainError::Conflict(_))
+        ));
+    }
+
+    #[test]
+    fn repeated_lapses_wait_until_the_oldest_leaves_the_window() {
+        let now = Timestamp::from_unix_ms(10_000_000_000);
+        let ago = |minutes: i64| now.plus_minutes(-minutes);
+        assert_eq!(check_hoarding(0, &[ago(50), ago(20)], now), Ok(()));
+        let Err(DomainError::Throttled {
+            retry_after_seconds,
+            ..
+        }) = check_hoarding(0, &[ago(50), ago(20), ago(5)], now)
+        else {
+            panic!("a third lapse throttles");
+        };
+        assert_eq!(retry_after_seconds, 10 * 60, "the lapse 50 minutes ago leaves in 10");
+        let Err(DomainError::Throttled {
+            retry_after_seconds,
+            ..
+        }) = check_hoarding(0, &[ago(59), ago(50), ago(20), ago(5)], now)
+        else {
+            panic!("four lapses throttle");
+        };
+        assert_eq!(retry_after_seconds, 10 * 60, "three remain until the 50-minute one leaves");
+    }
 
     #[test]
     fn exactly_one_form_is_accepted() {

@@ -138,6 +138,7 @@ pub fn classify(error: &DomainError) -> (StatusCode, &'static str) {
         D::EmailTaken => (StatusCode::CONFLICT, "email_taken"),
         D::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
         D::ScheduleConflict(_) => (StatusCode::CONFLICT, "schedule_conflict"),
+        D::Throttled { .. } => (StatusCode::TOO_MANY_REQUESTS, "throttled"),
     }
 }
 
@@ -168,6 +169,22 @@ impl IntoResponse for ApiError {
                         ..
                     } => json!({ "available": available, "requested": requested }),
                     D::ScheduleConflict(conflicts) => json!({ "conflicts": conflicts }),
+                    D::Throttled {
+                        retry_after_seconds,
+                        ..
+                    } => {
+                        let mut response = problem_response(
+                            status,
+                            kind,
+                            &detail,
+                            json!({ "retry_after_seconds": retry_after_seconds }),
+                        );
+                        response.headers_mut().insert(
+                            axum::http::header::RETRY_AFTER,
+                            axum::http::HeaderValue::from(*retry_after_seconds),
+                        );
+                        return response;
+                    }
                     _ => Value::Null,
                 };
                 problem_response(status, kind, &detail, extra)

@@ -4,11 +4,14 @@
 
 pub mod auth;
 pub mod cache;
+pub mod cluster;
 pub mod demo;
 pub mod error;
 pub mod extract;
 pub mod idempotency;
+pub mod live;
 pub mod metrics;
+pub mod ratelimit;
 mod routes;
 pub mod state;
 pub mod sweeper;
@@ -48,7 +51,17 @@ pub async fn state(
     let fresh_key = || base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 32]>());
     let token_key = store.secret("token_signing_key", &fresh_key()).await?;
     let ticket_key = store.secret("ticket_signing_key", &fresh_key()).await?;
+    let redis = config
+        .redis_url
+        .as_deref()
+        .map(cluster::RedisLink::new)
+        .transpose()?
+        .map(Arc::new);
     Ok(AppState::new(Inner {
+        live: live::Live::new(redis.clone(), config.live.clone()),
+        limiter: ratelimit::Limiter::new(&config.rate_limits, redis.clone()),
+        redis,
+        stopping: watch::channel(false).0,
         passwords: Passwords::new(config.password_cost, config.hashing_concurrency)?,
         tokens: Tokens::new(token_key.as_bytes(), config.token_ttl_minutes),
         tickets: TicketSigner::new(ticket_key.as_bytes()),
@@ -83,7 +96,9 @@ pub fn router(app: AppState) -> Router {
         .merge(api)
         .merge(docs)
         .route("/healthz", get(|| async { Json(json!({ "status": "ok" })) }))
+        .route("/readyz", get(readiness))
         .route("/metrics", get(metrics::render))
+        .layer(axum::middleware::from_fn_with_state(app.clone(), ratelimit::enforce))
         .with_state(app)
         .layer(axum::middleware::from_fn(metrics::track))
         .layer(axum::middleware::from_fn(error::problems_everywhere))
@@ -103,18 +118,56 @@ pub fn router(app: AppState) -> Router {
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
 }
 
-/// Serves until `shutdown` resolves, then finishes in-flight requests; runs the sweeper alongside.
+/// Ready to take traffic: the database answers. Redis being unreachable degrades the instance
+/// (limits per process, no fan-out to other instances) but it keeps selling, so it stays ready
+/// and says so.
+async fn readiness(axum::extract::State(app): axum::extract::State<AppState>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let database = app.store.ping().await.is_ok();
+    let redis = match &app.redis {
+        None => "not_configured",
+        Some(link) if link.ping().await => "up",
+        Some(_) => "down",
+    };
+    let status = match (database, redis) {
+        (false, _) => "unavailable",
+        (true, "down") => "degraded",
+        _ => "ready",
+    };
+    let code = if database {
+        axum::http::StatusCode::OK
+    } else {
+        axum::http::StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = json!({
+        "status": status,
+        "database": if database { "up" } else { "down" },
+        "redis": redis,
+    });
+    (code, Json(body)).into_response()
+}
+
+/// Serves until `shutdown` resolves: then stops accepting, closes live connections with a close
+/// frame, finishes in-flight requests, and stops the background tasks.
 pub async fn serve(
     listener: TcpListener,
     app: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let (stop_sweeper, sweeper_stopped) = watch::channel(false);
-    let sweeper = tokio::spawn(sweeper::run(app.clone(), sweeper_stopped));
-    let result = axum::serve(listener, router(app))
-        .with_graceful_shutdown(shutdown)
+    let (stop_tasks, tasks_stopped) = watch::channel(false);
+    let sweeper = tokio::spawn(sweeper::run(app.clone(), tasks_stopped.clone()));
+    let live = tokio::spawn(live::run(app.clone(), tasks_stopped));
+    let stopping = app.clone();
+    let signal = async move {
+        shutdown.await;
+        let _ = stopping.stopping.send(true);
+    };
+    let service = router(app).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let result = axum::serve(listener, service)
+        .with_graceful_shutdown(signal)
         .await;
-    let _ = stop_sweeper.send(true);
+    let _ = stop_tasks.send(true);
     let _ = sweeper.await;
+    let _ = live.await;
     result
 }

@@ -94,3 +94,30 @@ pub fn gauges(active_holds: i64, pool: boxoffice_store::PoolStats) {
     metrics::gauge!("boxoffice_db_pool_connections", "state" => "in_use")
         .set(pool.size.saturating_sub(pool.idle) as f64);
 }
+
+/// Open WebSocket and SSE connections of this process.
+pub fn live_connections(open: usize) {
+    metrics::gauge!("boxoffice_live_connections").set(open as f64);
+}
+
+pub fn live_event(kind: &'static str) {
+    metrics::counter!("boxoffice_live_events_total", "type" => kind).increment(1);
+}
+
+/// A viewer fell a whole ring behind (or could not be written to) and was cut off.
+pub fn slow_consumer_dropped(transport: &'static str) {
+    metrics::counter!("boxoffice_live_slow_consumers_dropped_total", "transport" => transport)
+        .increment(1);
+}
+
+pub fn live_publish_failed() {
+    metrics::counter!("boxoffice_live_publish_failures_total").increment(1);
+}
+
+pub fn rate_limited(tier: &'static str) {
+    metrics::counter!("boxoffice_rate_limited_total", "tier" => tier).increment(1);
+}
+
+pub fn redis_healthy(up: bool) {
+    metrics::gauge!("boxoffice_redis_up").set(if up { 1.0 } else { 0.0 });
+}

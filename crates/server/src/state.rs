@@ -5,7 +5,9 @@ use crate::auth::{PasswordCost, Passwords, Tokens};
 use crate::idempotency::InFlight;
 use base64::Engine as _;
 use boxoffice_core::Clock;
-use boxoffice_core::ids::TicketId;
+use crate::live::{Change, Live, LiveLimits};
+use crate::ratelimit::RateLimits;
+use boxoffice_core::ids::{ShowId, TicketId};
 use boxoffice_store::Store;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -29,6 +31,12 @@ pub struct ServerConfig {
     pub filter_fact_ms: i64,
     /// How old a seat map or show view served from memory may be.
     pub read_cache_ms: i64,
+    /// `redis://…` to run as one of several instances; `None` for a single process.
+    pub redis_url: Option<String>,
+    pub live: LiveLimits,
+    pub rate_limits: RateLimits,
+    /// Take the client address from the last `X-Forwarded-For` hop (set behind a proxy only).
+    pub trust_forwarded_for: bool,
 }
 
 impl Default for ServerConfig {
@@ -43,6 +51,10 @@ impl Default for ServerConfig {
             request_timeout: Duration::from_secs(30),
             filter_fact_ms: 1_000,
             read_cache_ms: 250,
+            redis_url: None,
+            live: LiveLimits::default(),
+            rate_limits: RateLimits::default(),
+            trust_forwarded_for: false,
         }
     }
 }
@@ -82,6 +94,12 @@ pub struct Inner {
     pub in_flight: InFlight,
     pub reads: crate::cache::ReadCache,
     pub filter: std::sync::Mutex<boxoffice_core::filter::AvailabilityFilter>,
+    pub live: Live,
+    pub limiter: crate::ratelimit::Limiter,
+    /// The shared Redis, when instances run together.
+    pub redis: Option<Arc<crate::cluster::RedisLink>>,
+    /// Turns true when the server begins to shut down; live connections close on it.
+    pub stopping: tokio::sync::watch::Sender<bool>,
     pub config: ServerConfig,
 }
 
@@ -95,10 +113,19 @@ impl AppState {
 }
 
 impl AppState {
-    /// Something in the show was freed through this process (a release, a cancellation): what
-    /// the filter learned about it and what the read cache holds are both out of date.
-    pub fn show_freed(&self, show: &boxoffice_core::ids::ShowId) {
-        self.filter.lock().expect("filter lock").forget(show);
+    /// Something in the show changed through this process: what the read cache holds is out of
+    /// date (and, if something was freed, what the filter learned), here at once and on other
+    /// instances when the change reaches them; every viewer is told.
+    pub async fn announce(&self, show: &ShowId, change: Change) {
+        self.forget(show, change.frees());
+        self.live.publish(show, change).await;
+    }
+
+    /// Drops what this process remembers about the show.
+    pub fn forget(&self, show: &ShowId, freed: bool) {
+        if freed {
+            self.filter.lock().expect("filter lock").forget(show);
+        }
         self.reads.invalidate(show);
     }
 }

@@ -1,7 +1,8 @@
 //! The background sweeper: marks holds past their deadline as expired and frees their seats in
 //! storage. Correctness never waits for it (an expired hold already counts as free); it keeps
-//! the stored state tidy and, later, announces the releases.
+//! the stored state tidy and announces the releases to viewers.
 
+use crate::live::Change;
 use crate::state::AppState;
 use tokio::sync::watch;
 
@@ -24,6 +25,10 @@ pub async fn run(app: AppState, mut shutdown: watch::Receiver<bool>) {
                 Ok(expired) => {
                     crate::metrics::holds_expired(expired.len() as u64);
                     tracing::info!(count = expired.len(), "expired holds released");
+                    for hold in &expired {
+                        let change = Change::SeatReleased { seat_ids: hold.seat_ids.clone() };
+                        app.announce(&hold.show_id, change).await;
+                    }
                     if (expired.len() as i64) < BATCH {
                         break;
                     }

@@ -22,13 +22,13 @@ macro_rules! store_engine {
         use $crate::engine::WriteTx;
         use $crate::rows::*;
         use $crate::{
-            ConfirmHold, CreateHold, IdempotencyKey, Outcome, SalesSummary, SavedResponse, ShowFilter, ShowQuery, ShowSort, Store,
+            ConfirmHold, CreateHold, ExpiredHold, IdempotencyKey, Outcome, SalesSummary, SavedResponse, ShowFilter, ShowQuery, ShowSort, Store,
             StoreError, StoreResult, VenueSummary,
         };
         use boxoffice_core::best_available::{self, Candidate};
         use boxoffice_core::booking::{Booking, BookingState};
         use boxoffice_core::catalog::{Event, Show};
-        use boxoffice_core::hold::{AreaQuantity, Hold, HoldItem, HoldRequest, HoldState, total_of};
+        use boxoffice_core::hold::{self, AreaQuantity, Hold, HoldItem, HoldRequest, HoldState, total_of};
         use boxoffice_core::ids::*;
         use boxoffice_core::inventory::{self, SeatMap, SeatState};
         use boxoffice_core::user::User;
@@ -115,6 +115,30 @@ macro_rules! store_engine {
         }
 
         /// Tickets the customer already holds (unexpired) or owns for this show.
+        /// The customer's live holds on the show, and the deadlines of those that ran out within
+        /// the anti-hoarding window (released holds were given back, so they do not count).
+        async fn holds_of_customer(conn: &mut Conn, user_id: &str, show_id: &str, now: Timestamp) -> StoreResult<(i64, Vec<Timestamp>)> {
+            let rows: Vec<(String, i64)> = sqlx::query_as(
+                "SELECT state, expires_at FROM holds WHERE user_id = $1 AND show_id = $2 \
+                 AND (state = 'active' OR (state = 'expired' AND expires_at > $3)) ORDER BY expires_at",
+            )
+            .bind(user_id)
+            .bind(show_id)
+            .bind(now.plus_minutes(-hold::LAPSE_WINDOW_MINUTES).unix_ms())
+            .fetch_all(&mut *conn)
+            .await?;
+            let mut active = 0;
+            let mut lapsed = Vec::new();
+            for (state, expires_at) in rows {
+                if state == "active" && expires_at > now.unix_ms() {
+                    active += 1;
+                } else if expires_at > now.plus_minutes(-hold::LAPSE_WINDOW_MINUTES).unix_ms() {
+                    lapsed.push(Timestamp::from_unix_ms(expires_at));
+                }
+            }
+            Ok((active, lapsed))
+        }
+
         async fn customer_tickets(conn: &mut Conn, user_id: &str, show_id: &str, now: Timestamp) -> StoreResult<i64> {
             let count: i64 = sqlx::query_scalar(
                 "SELECT CAST(COALESCE((SELECT SUM(hi.quantity) FROM hold_items hi JOIN holds h ON h.id = hi.hold_id \
@@ -733,6 +757,8 @@ macro_rules! store_engine {
                     .bind(cmd.user_id.to_string())
                     .execute(&mut *conn)
                     .await?;
+                let (active, lapsed) = holds_of_customer(conn, cmd.user_id.as_str(), show.id.as_str(), cmd.now).await?;
+                hold::check_hoarding(active, &lapsed, cmd.now)?;
                 let already = customer_tickets(conn, cmd.user_id.as_str(), show.id.as_str(), cmd.now).await?;
                 show.check_ticket_limits(cmd.request.quantity(), already)?;
                 let expires_at = cmd.now.plus_minutes(show.hold_minutes);
@@ -1510,7 +1536,7 @@ macro_rules! store_engine {
                 Ok(released.as_of(now))
             }
 
-            async fn expire_holds(&self, now: Timestamp, limit: i64) -> StoreResult<Vec<HoldId>> {
+            async fn expire_holds(&self, now: Timestamp, limit: i64) -> StoreResult<Vec<ExpiredHold>> {
                 let mut w = self.begin_write().await?;
                 let conn = &mut *w.tx;
                 // Chosen without locks: area rows come before hold rows in the lock order, and
@@ -1531,7 +1557,28 @@ macro_rules! store_engine {
                 lock_areas(conn, &shows).await?;
                 let due: Vec<String> = due.into_iter().map(|(id, _)| id).collect();
                 let ids = retire_holds(conn, &due, "expired").await?;
+                let mut expired: Vec<ExpiredHold> = Vec::with_capacity(ids.len());
                 if !ids.is_empty() {
+                    let sql = format!(
+                        "SELECT hold_id, show_id, seat_id FROM hold_items WHERE hold_id IN ({}) ORDER BY hold_id, position",
+                        placeholders(1, ids.len())
+                    );
+                    let mut query = sqlx::query_as::<_, (String, String, Option<String>)>(AssertSqlSafe(sql));
+                    for id in &ids {
+                        query = query.bind(id.clone());
+                    }
+                    for (hold_id, show_id, seat_id) in query.fetch_all(&mut *conn).await? {
+                        if expired.last().is_none_or(|e| e.id.as_str() != hold_id) {
+                            expired.push(ExpiredHold {
+                                id: HoldId::from_trusted(hold_id),
+                                show_id: ShowId::from_trusted(show_id),
+                                seat_ids: Vec::new(),
+                            });
+                        }
+                        if let (Some(seat), Some(last)) = (seat_id, expired.last_mut()) {
+                            last.seat_ids.push(SeatId::from_trusted(seat));
+                        }
+                    }
                     let sql = format!(
                         "UPDATE show_seats SET state = 'free', hold_id = NULL, held_until = NULL WHERE state = 'held' AND hold_id IN ({})",
                         placeholders(1, ids.len())
@@ -1543,7 +1590,7 @@ macro_rules! store_engine {
                     query.execute(&mut *conn).await?;
                 }
                 w.tx.commit().await?;
-                Ok(ids.into_iter().map(HoldId::from_trusted).collect())
+                Ok(expired)
             }
 
             async fn confirm_hold(&self, cmd: ConfirmHold<'_>, idem: Option<&IdempotencyKey>) -> StoreResult<Outcome<Booking>> {

@@ -15,7 +15,7 @@ use boxoffice_core::booking::Booking;
 use boxoffice_core::catalog::{Event, Show};
 use boxoffice_core::hold::{Hold, HoldRequest};
 use boxoffice_core::ids::{BookingId, EventId, HoldId, ShowId, TicketId, UserId, VenueId};
-use boxoffice_core::ids::{InvitationId, OrganizerId, SessionId};
+use boxoffice_core::ids::{InvitationId, OrganizerId, SeatId, SessionId};
 use boxoffice_core::inventory::SeatMap;
 use boxoffice_core::user::{AccountState, Actor, Invitation, MemberRole, Organizer, User};
 use boxoffice_core::venue::Venue;
@@ -397,7 +397,7 @@ pub trait Store: AccountStore + Send + Sync + 'static {
         now: Timestamp,
     ) -> StoreResult<Hold>;
     /// Tidies holds past their deadline and frees their seats; correctness never waits for it.
-    async fn expire_holds(&self, now: Timestamp, limit: i64) -> StoreResult<Vec<HoldId>>;
+    async fn expire_holds(&self, now: Timestamp, limit: i64) -> StoreResult<Vec<ExpiredHold>>;
 
     async fn confirm_hold(
         &self,
@@ -424,6 +424,14 @@ pub trait Store: AccountStore + Send + Sync + 'static {
         user_id: &UserId,
         key: &str,
     ) -> StoreResult<Option<SavedResponse>>;
+}
+
+/// A hold the sweeper retired, with what it freed, so viewers can be told.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ExpiredHold {
+    pub id: HoldId,
+    pub show_id: ShowId,
+    pub seat_ids: Vec<SeatId>,
 }
 
 /// Opens the store a URL names: `sqlite://PATH` (created if missing) or `postgres://…`.

@@ -10,7 +10,7 @@ use boxoffice_core::user::{AccountState, MemberRole, Organizer, Role, User};
 use boxoffice_core::venue::{Venue, VenueInput};
 use boxoffice_core::{DomainError, Timestamp};
 use boxoffice_store::{
-    ConfirmHold, CreateHold, IdempotencyKey, Outcome, Refresh, SessionRecord, ShowFilter,
+    ConfirmHold, CreateHold, ExpiredHold, IdempotencyKey, Outcome, Refresh, SessionRecord, ShowFilter,
     ShowQuery, Store, StoreError,
 };
 use boxoffice_testkit::{Engine, TestDatabase};
@@ -473,7 +473,11 @@ async fn releases_and_the_sweeper_free_seats(engine: Engine) {
     );
     assert_eq!(
         f.store.expire_holds(lapsing.expires_at, 100).await.unwrap(),
-        vec![lapsing.id.clone()]
+        vec![ExpiredHold {
+            id: lapsing.id.clone(),
+            show_id: lapsing.show_id.clone(),
+            seat_ids: vec![lapsing.items[0].seat_id.clone().unwrap()],
+        }]
     );
     assert_eq!(
         f.store.hold(&lapsing.id).await.unwrap().unwrap().state,
@@ -939,7 +943,8 @@ async fn general_admission_counters_follow_every_path(engine: Engine) {
     let booking = f.confirm(&b, &people[1], later).await.unwrap();
     // c expires at now + 10 min; the sweeper retires it (d, made later, lives on).
     let swept = f.store.expire_holds(c.expires_at, 100).await.unwrap();
-    assert_eq!(swept, vec![c.id.clone()]);
+    let swept: Vec<_> = swept.into_iter().map(|e| (e.id, e.seat_ids.len())).collect();
+    assert_eq!(swept, vec![(c.id.clone(), 0)], "a GA hold frees no seat");
     f.places(&people[4], 3, c.expires_at).await.unwrap();
     let area = f.map(c.expires_at).await.areas.remove(0);
     assert_eq!((area.sold, area.held, area.free), (3, 7, 0));

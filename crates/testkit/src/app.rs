@@ -25,15 +25,38 @@ pub const START: Timestamp = Timestamp::from_unix_ms(1_893_456_000_000);
 
 impl TestApp {
     pub async fn spawn(engine: Engine) -> Self {
-        let db = TestDatabase::fresh(engine).await;
-        let store = db.store().await;
-        let clock = ManualClock::starting_at(START);
-        let config = boxoffice_server::Config {
+        Self::spawn_with(engine, |_| {}).await
+    }
+
+    /// The settings every test server uses: cheap password hashing, a fast sweeper and live
+    /// tick, and rate limits far above what a test sends (the rate-limit tests set their own).
+    pub fn test_config() -> boxoffice_server::Config {
+        let generous = boxoffice_server::ratelimit::Rate::parse("100000/s:100000").expect("a rate");
+        boxoffice_server::Config {
             password_cost: PasswordCost::CHEAPEST,
             hashing_concurrency: 4,
             sweep_interval: std::time::Duration::from_millis(50),
+            live: boxoffice_server::live::LiveLimits {
+                tick: std::time::Duration::from_millis(50),
+                ..Default::default()
+            },
+            rate_limits: boxoffice_server::ratelimit::RateLimits {
+                ip: generous,
+                auth: generous,
+                user: generous,
+                orders: generous,
+            },
             ..Default::default()
-        };
+        }
+    }
+
+    /// A test server with `adjust` applied to [`TestApp::test_config`].
+    pub async fn spawn_with(engine: Engine, adjust: impl FnOnce(&mut boxoffice_server::Config)) -> Self {
+        let db = TestDatabase::fresh(engine).await;
+        let store = db.store().await;
+        let clock = ManualClock::starting_at(START);
+        let mut config = Self::test_config();
+        adjust(&mut config);
         let shared_clock: Arc<dyn Clock> = Arc::new(clock.clone());
         let app = boxoffice_server::state(store.clone(), shared_clock, config)
             .await

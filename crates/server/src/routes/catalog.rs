@@ -780,7 +780,7 @@ async fn update_show(
         .ok_or(DomainError::NotFound("venue"))?;
     let show = current.apply(body.value, &venue)?;
     app.store.update_show(&show).await?;
-    app.reads.invalidate(&show.id);
+    app.announce(&show.id, crate::live::Change::ShowChanged).await;
     Ok(Json(show))
 }
 
@@ -808,7 +808,7 @@ async fn cancel_show(
     let show = managed_show(&app, &actor, &id).await?;
     let bookings_cancelled = app.store.cancel_show(&show.id, app.clock.now()).await?;
     crate::metrics::booking_cancelled(bookings_cancelled.max(0) as u64);
-    app.show_freed(&show.id);
+    app.announce(&show.id, crate::live::Change::ShowCancelled).await;
     let show = app
         .store
         .show(&show.id)
@@ -830,19 +830,22 @@ async fn cancel_show(
 )]
 async fn seat_map(State(app): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
     let id = path_id(&id, ShowId::parse, "show")?;
+    Ok(json_response(seat_map_json(&app, &id).await?))
+}
+
+/// The show's seat map as served (from the read cache); live snapshots send the same bytes.
+pub(crate) async fn seat_map_json(app: &AppState, id: &ShowId) -> ApiResult<axum::body::Bytes> {
     let now = app.clock.now();
-    let body = app
-        .reads
-        .get(&id, View::SeatMap, now, || async {
+    app.reads
+        .get(id, View::SeatMap, now, || async {
             let show = app
                 .store
-                .show(&id)
+                .show(id)
                 .await?
                 .ok_or(DomainError::NotFound("show"))?;
             json_bytes(&app.store.seat_map(&show, now).await?)
         })
-        .await?;
-    Ok(json_response(body))
+        .await
 }
 
 fn json_bytes(value: &impl Serialize) -> ApiResult<axum::body::Bytes> {

@@ -3,7 +3,8 @@
 
 mod accounts;
 mod admin;
-mod catalog;
+pub(crate) mod catalog;
+mod live;
 mod orders;
 mod organizer;
 
@@ -62,4 +63,5 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(organizer::router())
         .merge(catalog::router())
         .merge(orders::router())
+        .merge(live::router())
 }

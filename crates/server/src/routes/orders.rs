@@ -5,6 +5,7 @@ use crate::auth::Auth;
 use crate::error::ApiResult;
 use crate::extract::{ApiJson, page_limit, path_id};
 use crate::idempotency::{self, KeyHeader};
+use crate::live::Change;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -141,8 +142,9 @@ async fn create_hold(
                     .expect("filter lock")
                     .learn(&show_id, &request, answer, now);
             }
-            if matches!(outcome, Ok(Outcome::Done(_))) {
-                app.reads.invalidate(&show_id);
+            if let Ok(Outcome::Done(hold)) = &outcome {
+                app.announce(&show_id, Change::SeatHeld { seat_ids: seats_of(&hold.items) })
+                    .await;
             }
             Ok(outcome?)
         },
@@ -195,7 +197,9 @@ async fn release_hold(
         .store
         .release_hold(&id, &actor.user_id, app.clock.now())
         .await?;
-    app.show_freed(&released.show_id);
+    let seat_ids = seats_of(&released.items);
+    app.announce(&released.show_id, Change::SeatReleased { seat_ids })
+        .await;
     Ok(Json(released))
 }
 
@@ -252,7 +256,9 @@ async fn book(
             let outcome = app.store.confirm_hold(cmd, key.as_ref()).await?;
             if let Outcome::Done(booking) = &outcome {
                 crate::metrics::booking_confirmed();
-                app.reads.invalidate(&booking.show_id);
+                let seat_ids = booking.tickets.iter().filter_map(|t| t.seat_id.clone()).collect();
+                app.announce(&booking.show_id, Change::SeatSold { seat_ids })
+                    .await;
             }
             Ok(outcome)
         },
@@ -361,10 +367,16 @@ async fn cancel(
                 .await?;
             if let Outcome::Done(cancelled) = &outcome {
                 crate::metrics::booking_cancelled(1);
-                app.show_freed(&cancelled.show_id);
+                let seat_ids = cancelled.tickets.iter().filter_map(|t| t.seat_id.clone()).collect();
+                app.announce(&cancelled.show_id, Change::SeatReleased { seat_ids })
+                    .await;
             }
             Ok(outcome)
         },
     )
     .await
+}
+
+fn seats_of(items: &[boxoffice_core::hold::HoldItem]) -> Vec<boxoffice_core::ids::SeatId> {
+    items.iter().filter_map(|i| i.seat_id.clone()).collect()
 }

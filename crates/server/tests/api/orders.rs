@@ -1,5 +1,6 @@
 //! The customer's path: hold, pay, book, cancel, with the ways it can go wrong.
 
+use boxoffice_core::hold;
 use boxoffice_testkit::{Engine, TestApp};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -208,22 +209,59 @@ async fn ticket_limits_are_enforced(engine: Engine) {
         .await
         .problem(422, "limit_exceeded");
     let three = json!({"show_id": show_id, "areas": [{"area_id": area, "quantity": 3}]});
-    assert_eq!(
-        app.call(
-            Method::POST,
-            "/holds",
-            Some(&alice.token),
-            Some(three.clone())
-        )
+    let hold = app
+        .call(Method::POST, "/holds", Some(&alice.token), Some(three.clone()))
+        .await;
+    assert_eq!(hold.status, StatusCode::CREATED);
+    // Anti-hoarding: one live hold per customer and show.
+    let one = json!({"show_id": show_id, "areas": [{"area_id": area, "quantity": 1}]});
+    app.call(Method::POST, "/holds", Some(&alice.token), Some(one))
         .await
-        .status,
-        StatusCode::CREATED
-    );
+        .problem(409, "conflict");
+    let paid = app
+        .call(Method::POST, "/bookings", Some(&alice.token), Some(json!({"hold_id": hold.body["id"], "payment": {"method": "card", "card_number": CARD_OK}})))
+        .await;
+    assert_eq!(paid.status, StatusCode::CREATED);
+    // The per-customer limit counts what she owns as well as what she holds.
     app.call(Method::POST, "/holds", Some(&alice.token), Some(three))
         .await
         .problem(422, "limit_exceeded");
     let map = app.seat_map(show_id).await;
-    assert_eq!(map["areas"][0]["held"], 3, "a refused hold holds nothing");
+    assert_eq!(map["areas"][0]["held"], 0, "a refused hold holds nothing");
+    assert_eq!(map["areas"][0]["sold"], 3);
+}
+
+async fn holds_let_lapse_again_and_again_are_throttled(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let (_, show) = app.show_with("org@example.com", 4, 50, 4).await;
+    let show_id = show["id"].as_str().unwrap();
+    let area = app.seat_map(show_id).await["areas"][0]["id"].clone();
+    app.register("alice@example.com", "customer").await;
+    app.register("bob@example.com", "customer").await;
+    let one = json!({"show_id": show_id, "areas": [{"area_id": area, "quantity": 1}]});
+    for _ in 0..hold::LAPSES_ALLOWED {
+        // Signed in afresh each time: access tokens outlive no more than 15 minutes.
+        let alice = app.login("alice@example.com").await;
+        let held = app
+            .call(Method::POST, "/holds", Some(&alice.token), Some(one.clone()))
+            .await;
+        assert_eq!(held.status, StatusCode::CREATED);
+        app.clock.advance_minutes(11);
+    }
+    let alice = app.login("alice@example.com").await;
+    let refused = app
+        .call(Method::POST, "/holds", Some(&alice.token), Some(one.clone()))
+        .await;
+    // Lapses at 10, 21 and 32 minutes; the first leaves the hour-long window in 37 minutes.
+    assert_eq!(refused.headers["retry-after"], "2220");
+    refused.problem(429, "throttled");
+    let bob = app.login("bob@example.com").await;
+    let held = app.call(Method::POST, "/holds", Some(&bob.token), Some(one.clone())).await;
+    assert_eq!(held.status, StatusCode::CREATED, "others are not slowed down");
+    app.clock.advance_minutes(37);
+    let alice = app.login("alice@example.com").await;
+    let held = app.call(Method::POST, "/holds", Some(&alice.token), Some(one)).await;
+    assert_eq!(held.status, StatusCode::CREATED, "after the wait she may hold again");
 }
 
 async fn idempotent_retries_answer_the_same(engine: Engine) {
@@ -428,5 +466,6 @@ crate::on_both_engines!(
     expired_holds_free_their_seats_and_cannot_be_paid,
     releasing_a_hold_frees_it_for_others,
     ticket_limits_are_enforced,
+    holds_let_lapse_again_and_again_are_throttled,
     idempotent_retries_answer_the_same,
 );

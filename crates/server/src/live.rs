@@ -1,0 +1,536 @@
+//! Live seat maps: what changed in a show, numbered per show, delivered to every viewer on every
+//! instance. A change is published once; with Redis, one script call numbers it (`INCR`) and
+//! publishes it, so every instance sees every show's changes in one order; without Redis this
+//! process numbers and delivers its own. Each show keeps a short replay buffer for SSE resume.
+//!
+//! Viewers read from a bounded broadcast ring shared by all of a show's viewers: one who falls
+//! behind by a full ring is cut off (and re-fetches when it reconnects), so a slow or dead
+//! consumer costs the server nothing beyond the ring. Availability per category is coalesced:
+//! at most one `availability` event per show per tick, however many seats change.
+
+use crate::cluster::RedisLink;
+use axum::extract::ws::Utf8Bytes;
+use boxoffice_core::ids::{AreaId, SeatId, ShowId};
+use boxoffice_core::inventory::{AreaView, CategoryAvailability};
+use serde::Serialize;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::broadcast;
+
+/// Frames a viewer may fall behind before it is dropped.
+const RING: usize = 256;
+/// Frames kept per show for `Last-Event-ID` resume.
+const REPLAY: usize = 512;
+/// A show nobody watches and nothing happened to for this long is forgotten.
+const IDLE: Duration = Duration::from_secs(120);
+/// Where instances publish a show's changes: `bo:show:{show_id}`.
+pub const CHANNEL_PREFIX: &str = "bo:show:";
+
+/// What happened in a show, as viewers see it.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Change {
+    SeatHeld {
+        seat_ids: Vec<SeatId>,
+    },
+    SeatReleased {
+        seat_ids: Vec<SeatId>,
+    },
+    SeatSold {
+        seat_ids: Vec<SeatId>,
+    },
+    /// Counts per category and per standing area after recent changes.
+    Availability {
+        categories: Vec<CategoryAvailability>,
+        areas: Vec<AreaFigures>,
+    },
+    /// Prices, limits or the sale window changed: re-fetch the show.
+    ShowChanged,
+    ShowCancelled,
+}
+
+impl Change {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Change::SeatHeld { .. } => "seat_held",
+            Change::SeatReleased { .. } => "seat_released",
+            Change::SeatSold { .. } => "seat_sold",
+            Change::Availability { .. } => "availability",
+            Change::ShowChanged => "show_changed",
+            Change::ShowCancelled => "show_cancelled",
+        }
+    }
+
+    /// Whether counts moved, so an `availability` event should follow.
+    fn moves_counts(&self) -> bool {
+        !matches!(self, Change::Availability { .. })
+    }
+
+    fn names_no_seat(&self) -> bool {
+        match self {
+            Change::SeatHeld { seat_ids }
+            | Change::SeatReleased { seat_ids }
+            | Change::SeatSold { seat_ids } => seat_ids.is_empty(),
+            _ => false,
+        }
+    }
+
+    /// Whether something may have been freed: facts learned about taken seats are stale.
+    pub fn frees(&self) -> bool {
+        matches!(
+            self,
+            Change::SeatReleased { .. } | Change::ShowChanged | Change::ShowCancelled
+        )
+    }
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq, utoipa::ToSchema)]
+pub struct AreaFigures {
+    pub area_id: AreaId,
+    pub capacity: i64,
+    pub held: i64,
+    pub sold: i64,
+    pub free: i64,
+}
+
+impl From<&AreaView> for AreaFigures {
+    fn from(area: &AreaView) -> Self {
+        Self {
+            area_id: area.id.clone(),
+            capacity: area.capacity,
+            held: area.held,
+            sold: area.sold,
+            free: area.free,
+        }
+    }
+}
+
+/// One message to viewers, serialized once and shared by all of them.
+#[derive(Clone, Debug)]
+pub struct Frame {
+    pub seq: u64,
+    pub kind: Arc<str>,
+    /// A whole seat map: replaces what the viewer has, whatever its sequence.
+    pub snapshot: bool,
+    pub json: Utf8Bytes,
+}
+
+#[derive(Serialize)]
+struct Envelope<'a> {
+    show_id: &'a ShowId,
+    #[serde(flatten)]
+    change: &'a Change,
+}
+
+struct Channel {
+    sender: broadcast::Sender<Frame>,
+    last_seq: u64,
+    replay: VecDeque<Frame>,
+    touched: Instant,
+}
+
+impl Channel {
+    fn new() -> Self {
+        Self {
+            sender: broadcast::channel(RING).0,
+            last_seq: 0,
+            replay: VecDeque::new(),
+            touched: Instant::now(),
+        }
+    }
+}
+
+/// Limits on live connections, so a crowd of viewers cannot exhaust the process.
+#[derive(Clone, Debug)]
+pub struct LiveLimits {
+    /// WebSocket and SSE connections at once.
+    pub max_connections: usize,
+    /// Shows one WebSocket may follow at once.
+    pub max_subscriptions: usize,
+    pub heartbeat: Duration,
+    /// A write to a viewer that takes longer than this drops the viewer.
+    pub write_timeout: Duration,
+    /// How often coalesced availability and pending snapshots go out.
+    pub tick: Duration,
+}
+
+impl Default for LiveLimits {
+    fn default() -> Self {
+        Self {
+            max_connections: 10_000,
+            max_subscriptions: 16,
+            heartbeat: Duration::from_secs(15),
+            write_timeout: Duration::from_secs(10),
+            tick: Duration::from_millis(250),
+        }
+    }
+}
+
+/// Held while a live connection is open; dropping it frees the place.
+pub struct ConnectionPermit {
+    live: Arc<AtomicUsize>,
+}
+
+impl Drop for ConnectionPermit {
+    fn drop(&mut self) {
+        let now = self.live.fetch_sub(1, Ordering::Relaxed) - 1;
+        crate::metrics::live_connections(now);
+    }
+}
+
+pub struct Live {
+    channels: Mutex<HashMap<ShowId, Channel>>,
+    /// Shows whose counts moved here since the last tick.
+    dirty: Mutex<HashSet<ShowId>>,
+    /// Shows whose viewers here may have missed changes and need a fresh snapshot.
+    stale: Mutex<HashSet<ShowId>>,
+    redis: Option<Arc<RedisLink>>,
+    connections: Arc<AtomicUsize>,
+    pub limits: LiveLimits,
+}
+
+const PUBLISH: &str = r"
+local seq = redis.call('INCR', KEYS[1])
+redis.call('PEXPIRE', KEYS[1], 604800000)
+redis.call('PUBLISH', KEYS[2], seq .. ' ' .. ARGV[1])
+return seq
+";
+
+impl Live {
+    pub fn new(redis: Option<Arc<RedisLink>>, limits: LiveLimits) -> Self {
+        Self {
+            channels: Mutex::new(HashMap::new()),
+            dirty: Mutex::new(HashSet::new()),
+            stale: Mutex::new(HashSet::new()),
+            redis,
+            connections: Arc::new(AtomicUsize::new(0)),
+            limits,
+        }
+    }
+
+    pub fn distributed(&self) -> bool {
+        self.redis.is_some()
+    }
+
+    /// A place for one more live connection, or `None` at the limit.
+    pub fn admit(&self) -> Option<ConnectionPermit> {
+        let admitted = self
+            .connections
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                (n < self.limits.max_connections).then_some(n + 1)
+            });
+        match admitted {
+            Ok(before) => {
+                crate::metrics::live_connections(before + 1);
+                Some(ConnectionPermit {
+                    live: self.connections.clone(),
+                })
+            }
+            Err(_) => None,
+        }
+    }
+
+    /// Starts following a show: frames after the returned sequence arrive on the receiver.
+    pub fn subscribe(&self, show: &ShowId) -> (broadcast::Receiver<Frame>, u64) {
+        let mut channels = self.channels.lock().expect("live lock");
+        let channel = channels.entry(show.clone()).or_insert_with(Channel::new);
+        channel.touched = Instant::now();
+        (channel.sender.subscribe(), channel.last_seq)
+    }
+
+    /// The frames after `seq`, if this process still has all of them.
+    pub fn since(&self, show: &ShowId, seq: u64) -> Option<Vec<Frame>> {
+        let channels = self.channels.lock().expect("live lock");
+        let channel = channels.get(show)?;
+        if seq > channel.last_seq {
+            return None;
+        }
+        if seq == channel.last_seq {
+            return Some(Vec::new());
+        }
+        let first = channel.replay.front()?.seq;
+        if first > seq + 1 {
+            return None;
+        }
+        Some(
+            channel
+                .replay
+                .iter()
+                .filter(|f| f.seq > seq && !f.snapshot)
+                .cloned()
+                .collect(),
+        )
+    }
+
+    /// Announces a change to every viewer of the show on every instance.
+    pub async fn publish(&self, show: &ShowId, change: Change) {
+        if change.moves_counts() {
+            self.dirty.lock().expect("live lock").insert(show.clone());
+        }
+        if change.names_no_seat() {
+            // Standing places only: the coalesced availability tells it.
+            return;
+        }
+        let body = serde_json::to_string(&Envelope {
+            show_id: show,
+            change: &change,
+        })
+        .expect("changes serialize");
+        if let Some(redis) = &self.redis {
+            let script = redis::Script::new(PUBLISH);
+            let seq_key = format!("bo:seq:{show}");
+            let channel = format!("{CHANNEL_PREFIX}{show}");
+            let message = format!("{} {}", change.kind(), body);
+            let published: Option<u64> = redis
+                .run(&script, &[&seq_key, &channel], &[&message])
+                .await;
+            if published.is_none() {
+                // Not numbered, so not sent as an event; viewers here get a fresh snapshot on the
+                // next tick instead, and viewers elsewhere when Redis is back.
+                crate::metrics::live_publish_failed();
+                self.stale.lock().expect("live lock").insert(show.clone());
+            }
+            return;
+        }
+        self.deliver(show, None, change.kind(), &body);
+    }
+
+    /// A message from the Redis channel: `{seq} {kind} {json}`.
+    pub fn deliver_published(&self, show: &ShowId, message: &str) -> Option<&'static str> {
+        let (seq, rest) = message.split_once(' ')?;
+        let (kind, body) = rest.split_once(' ')?;
+        let kind = KINDS.iter().find(|k| **k == kind)?;
+        self.deliver(show, Some(seq.parse().ok()?), kind, body);
+        Some(kind)
+    }
+
+    /// Delivers a change to the show's viewers here, numbered by Redis or, with `None`, by this
+    /// process (under the same lock, so two local changes never share a number).
+    fn deliver(&self, show: &ShowId, seq: Option<u64>, kind: &'static str, body: &str) {
+        let mut channels = self.channels.lock().expect("live lock");
+        let channel = channels.entry(show.clone()).or_insert_with(Channel::new);
+        let seq = seq.unwrap_or(channel.last_seq + 1);
+        let json = format!("{{\"seq\":{seq},{}", body.strip_prefix('{').unwrap_or(body));
+        let frame = Frame {
+            seq,
+            kind: Arc::from(kind),
+            snapshot: false,
+            json: Utf8Bytes::from(json),
+        };
+        if seq <= channel.last_seq {
+            // The numbering restarted (Redis lost its keys): history before is not comparable.
+            channel.replay.clear();
+            self.stale.lock().expect("live lock").insert(show.clone());
+        }
+        channel.last_seq = seq;
+        channel.touched = Instant::now();
+        channel.replay.push_back(frame.clone());
+        while channel.replay.len() > REPLAY {
+            channel.replay.pop_front();
+        }
+        let _ = channel.sender.send(frame);
+        crate::metrics::live_event(kind);
+    }
+
+    /// Sends a whole seat map to the show's viewers here.
+    pub fn deliver_snapshot(&self, show: &ShowId, seat_map: &[u8]) {
+        let mut channels = self.channels.lock().expect("live lock");
+        let Some(channel) = channels.get_mut(show) else {
+            return;
+        };
+        let frame = snapshot_frame(show, channel.last_seq, seat_map);
+        let _ = channel.sender.send(frame);
+    }
+
+    /// Every show somebody here watches needs a fresh snapshot (the link to other instances was
+    /// broken, so changes made there may have been missed).
+    pub fn all_stale(&self) {
+        let channels = self.channels.lock().expect("live lock");
+        let mut stale = self.stale.lock().expect("live lock");
+        stale.extend(
+            channels
+                .iter()
+                .filter(|(_, c)| c.sender.receiver_count() > 0)
+                .map(|(show, _)| show.clone()),
+        );
+    }
+
+    /// Takes the shows whose counts moved and those needing snapshots since the last tick, and
+    /// forgets shows nobody watches any more.
+    pub fn take_pending(&self) -> (Vec<ShowId>, Vec<ShowId>) {
+        let dirty: Vec<_> = self.dirty.lock().expect("live lock").drain().collect();
+        let stale: Vec<_> = self.stale.lock().expect("live lock").drain().collect();
+        let mut channels = self.channels.lock().expect("live lock");
+        channels.retain(|_, c| c.sender.receiver_count() > 0 || c.touched.elapsed() < IDLE);
+        let watched = |show: &ShowId| {
+            channels
+                .get(show)
+                .is_some_and(|c| c.sender.receiver_count() > 0)
+        };
+        let stale = stale.into_iter().filter(|s| watched(s)).collect();
+        (dirty, stale)
+    }
+}
+
+const KINDS: [&str; 6] = [
+    "seat_held",
+    "seat_released",
+    "seat_sold",
+    "availability",
+    "show_changed",
+    "show_cancelled",
+];
+
+/// `{"seq":N,"type":"snapshot","show_id":…,"seat_map":{…}}`; the seat map is already JSON.
+pub fn snapshot_frame(show: &ShowId, seq: u64, seat_map: &[u8]) -> Frame {
+    let map = String::from_utf8_lossy(seat_map);
+    Frame {
+        seq,
+        kind: Arc::from("snapshot"),
+        snapshot: true,
+        json: Utf8Bytes::from(format!(
+            "{{\"seq\":{seq},\"type\":\"snapshot\",\"show_id\":\"{show}\",\"seat_map\":{map}}}"
+        )),
+    }
+}
+
+/// The live layer's background work until shutdown: following Redis (distributed mode), and
+/// every tick sending coalesced availability and the snapshots viewers here are owed.
+pub async fn run(app: crate::state::AppState, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    let follower = app
+        .redis
+        .clone()
+        .map(|redis| tokio::spawn(follow_redis(app.clone(), redis)));
+    let mut tick = tokio::time::interval(app.live.limits.tick);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.changed() => break,
+        }
+        let (dirty, stale) = app.live.take_pending();
+        for show in dirty {
+            if let Some(change) = availability(&app, &show).await {
+                app.live.publish(&show, change).await;
+            }
+        }
+        for show in stale {
+            app.forget(&show, true);
+            if let Ok(seat_map) = crate::routes::catalog::seat_map_json(&app, &show).await {
+                app.live.deliver_snapshot(&show, &seat_map);
+            }
+        }
+        app.limiter.tidy();
+    }
+    if let Some(follower) = follower {
+        follower.abort();
+    }
+}
+
+async fn availability(app: &crate::state::AppState, show: &ShowId) -> Option<Change> {
+    let found = app.store.show(show).await.ok()??;
+    let map = app.store.seat_map(&found, app.clock.now()).await.ok()?;
+    Some(Change::Availability {
+        categories: map.availability,
+        areas: map.areas.iter().map(AreaFigures::from).collect(),
+    })
+}
+
+/// Receives every instance's changes from Redis and hands them to viewers here; reconnects
+/// after Redis goes away, and then owes its viewers snapshots (changes may have been missed).
+async fn follow_redis(app: crate::state::AppState, redis: Arc<RedisLink>) {
+    use futures_util::StreamExt;
+    loop {
+        if let Ok(mut pubsub) = redis.client().get_async_pubsub().await
+            && pubsub.psubscribe(format!("{CHANNEL_PREFIX}*")).await.is_ok()
+        {
+            tracing::info!("following live changes through redis");
+            app.live.all_stale();
+            let mut messages = pubsub.into_on_message();
+            while let Some(message) = messages.next().await {
+                let Some(show) = message
+                    .get_channel_name()
+                    .strip_prefix(CHANNEL_PREFIX)
+                    .and_then(ShowId::parse)
+                else {
+                    continue;
+                };
+                let Ok(payload) = message.get_payload::<String>() else {
+                    continue;
+                };
+                // Caches first, so a viewer who sees the change and re-reads sees it too.
+                let kind = payload.split(' ').nth(1).unwrap_or_default();
+                if kind != "availability" {
+                    let frees = matches!(kind, "seat_released" | "show_changed" | "show_cancelled");
+                    app.forget(&show, frees);
+                }
+                app.live.deliver_published(&show, &payload);
+            }
+            tracing::warn!("lost the redis subscription; reconnecting");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn changes_are_numbered_per_show_and_replayable() {
+        let live = Live::new(None, LiveLimits::default());
+        let (a, b) = (ShowId::generate(), ShowId::generate());
+        let (mut viewer, start) = live.subscribe(&a);
+        assert_eq!(start, 0);
+        let seat = SeatId::generate();
+        for _ in 0..3 {
+            live.publish(&a, Change::SeatHeld { seat_ids: vec![seat.clone()] })
+                .await;
+        }
+        live.publish(&b, Change::ShowChanged).await;
+        let seqs: Vec<u64> = (0..3).map(|_| viewer.try_recv().unwrap().seq).collect();
+        assert_eq!(seqs, [1, 2, 3], "show b's change has its own numbering");
+        assert!(viewer.try_recv().is_err());
+        let frame = live.since(&a, 1).unwrap();
+        assert_eq!(frame.iter().map(|f| f.seq).collect::<Vec<_>>(), [2, 3]);
+        let json: serde_json::Value = serde_json::from_str(frame[0].json.as_str()).unwrap();
+        assert_eq!(json["type"], "seat_held");
+        assert_eq!(json["seq"], 2);
+        assert_eq!(json["show_id"], a.to_string());
+        assert_eq!(json["seat_ids"][0], seat.to_string());
+        assert!(live.since(&a, 7).is_none(), "a future sequence cannot be resumed");
+    }
+
+    #[tokio::test]
+    async fn a_viewer_that_falls_a_ring_behind_is_cut_off() {
+        let live = Live::new(None, LiveLimits::default());
+        let show = ShowId::generate();
+        let (mut slow, _) = live.subscribe(&show);
+        for _ in 0..RING + 10 {
+            live.publish(&show, Change::ShowChanged).await;
+        }
+        assert!(matches!(
+            slow.try_recv(),
+            Err(broadcast::error::TryRecvError::Lagged(_))
+        ));
+        assert!(live.since(&show, 0).unwrap().len() == RING + 10);
+    }
+
+    #[test]
+    fn connections_beyond_the_limit_are_refused_until_one_closes() {
+        let live = Live::new(
+            None,
+            LiveLimits {
+                max_connections: 2,
+                ..Default::default()
+            },
+        );
+        let first = live.admit().unwrap();
+        let _second = live.admit().unwrap();
+        assert!(live.admit().is_none());
+        drop(first);
+        assert!(live.admit().is_some());
+    }
+}

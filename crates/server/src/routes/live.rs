@@ -1,0 +1,319 @@
+//! The live endpoints: a WebSocket that follows any number of shows and an SSE stream per show.
+//! Both start with a snapshot (the seat map and the sequence it is current to) and then send
+//! each numbered change; a client that sees a sequence jump re-fetches. Each WebSocket has a
+//! bounded outbox: a viewer that cannot keep up is closed (code 1013), never buffered for.
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::path_id;
+use crate::live::{ConnectionPermit, Frame, snapshot_frame};
+use crate::routes::catalog::seat_map_json;
+use crate::state::AppState;
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use boxoffice_core::DomainError;
+use boxoffice_core::ids::ShowId;
+use futures_util::{SinkExt, StreamExt};
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{broadcast, mpsc, watch};
+use tokio::task::JoinHandle;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// Messages a WebSocket may have queued for its client before it counts as too slow.
+const OUTBOX: usize = 64;
+const TOO_SLOW: u16 = 1013;
+const GOING_AWAY: u16 = 1001;
+const POLICY: u16 = 1008;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(websocket))
+        .routes(routes!(show_events))
+}
+
+fn at_capacity() -> ApiError {
+    ApiError::Problem {
+        status: StatusCode::SERVICE_UNAVAILABLE,
+        kind: "too_many_connections",
+        detail: "this server follows as many live connections as it can; try again shortly".into(),
+    }
+}
+
+#[utoipa::path(
+    get,
+    path = "/ws",
+    tag = "live",
+    summary = "Live seat maps over a WebSocket",
+    description = "Send `{\"type\":\"subscribe\",\"show_id\":…}` or `unsubscribe`. Per show the \
+        server sends a `snapshot` (the seat map and its `seq`), then `seat_held`, `seat_released`, \
+        `seat_sold`, `availability`, `show_changed`, `show_cancelled`, each with the show's next \
+        `seq`; on a gap, subscribe again. Bad messages get an `error` message. Pings every \
+        heartbeat; a client silent for two heartbeats, or too slow to read, is closed.",
+    responses((status = 101, description = "Switching to the WebSocket protocol"), (status = "4XX", description = "A problem: see the type", body = crate::error::Problem, content_type = "application/problem+json")),
+)]
+async fn websocket(State(app): State<AppState>, upgrade: WebSocketUpgrade) -> ApiResult<Response> {
+    let permit = app.live.admit().ok_or_else(at_capacity)?;
+    Ok(upgrade
+        .max_message_size(4 * 1024)
+        .on_upgrade(move |socket| follow(app, socket, permit))
+        .into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+enum Command {
+    Subscribe { show_id: String },
+    Unsubscribe { show_id: String },
+}
+
+/// Closes the connection (with a reason) from wherever the trouble is noticed.
+#[derive(Clone)]
+struct Closer(Arc<watch::Sender<Option<CloseFrame>>>);
+
+impl Closer {
+    fn close(&self, code: u16, reason: &'static str) {
+        self.0.send_if_modified(|slot| {
+            let first = slot.is_none();
+            if first {
+                *slot = Some(CloseFrame {
+                    code,
+                    reason: Utf8Bytes::from_static(reason),
+                });
+            }
+            first
+        });
+    }
+
+    fn too_slow(&self) {
+        crate::metrics::slow_consumer_dropped("websocket");
+        self.close(TOO_SLOW, "too slow: reconnect and subscribe again");
+    }
+}
+
+async fn follow(app: AppState, socket: WebSocket, _permit: ConnectionPermit) {
+    let limits = app.live.limits.clone();
+    let (mut sink, mut incoming) = socket.split();
+    let (outbox, mut outgoing) = mpsc::channel::<Message>(OUTBOX);
+    let (close_tx, mut close_rx) = watch::channel::<Option<CloseFrame>>(None);
+    let closer = Closer(Arc::new(close_tx));
+    let mut writer = tokio::spawn(async move {
+        loop {
+            let message = tokio::select! {
+                message = outgoing.recv() => match message {
+                    Some(message) => message,
+                    None => return,
+                },
+                _ = close_rx.changed() => {
+                    let frame = close_rx.borrow().clone();
+                    let _ = tokio::time::timeout(Duration::from_secs(1), sink.send(Message::Close(frame))).await;
+                    return;
+                }
+            };
+            match tokio::time::timeout(limits.write_timeout, sink.send(message)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => return,
+                Err(_) => {
+                    crate::metrics::slow_consumer_dropped("websocket");
+                    return;
+                }
+            }
+        }
+    });
+    let mut following: HashMap<ShowId, JoinHandle<()>> = HashMap::new();
+    let mut stopping = app.stopping.subscribe();
+    let mut heartbeat = tokio::time::interval(limits.heartbeat);
+    heartbeat.tick().await;
+    let mut last_heard = Instant::now();
+    loop {
+        tokio::select! {
+            message = incoming.next() => match message {
+                Some(Ok(Message::Text(text))) => {
+                    last_heard = Instant::now();
+                    obey(&app, &text, &mut following, &outbox, &closer);
+                }
+                Some(Ok(Message::Binary(_))) => {
+                    closer.close(POLICY, "send JSON text messages");
+                }
+                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
+                Some(Ok(_)) => last_heard = Instant::now(),
+            },
+            _ = heartbeat.tick() => {
+                if last_heard.elapsed() > limits.heartbeat * 2 {
+                    closer.close(GOING_AWAY, "no answer to heartbeats");
+                } else if outbox.try_send(Message::Ping(Default::default())).is_err() {
+                    closer.too_slow();
+                }
+            }
+            _ = stopping.wait_for(|stop| *stop) => {
+                closer.close(GOING_AWAY, "the server is restarting: reconnect");
+            }
+            _ = &mut writer => break,
+        }
+    }
+    for (_, task) in following {
+        task.abort();
+    }
+    drop(outbox);
+    if !writer.is_finished() {
+        let _ = tokio::time::timeout(Duration::from_secs(2), &mut writer).await;
+        writer.abort();
+    }
+}
+
+fn obey(
+    app: &AppState,
+    text: &str,
+    following: &mut HashMap<ShowId, JoinHandle<()>>,
+    outbox: &mpsc::Sender<Message>,
+    closer: &Closer,
+) {
+    let reply_error = |detail: String| {
+        let body = serde_json::json!({ "type": "error", "detail": detail }).to_string();
+        if outbox.try_send(Message::Text(body.into())).is_err() {
+            closer.too_slow();
+        }
+    };
+    let command = match serde_json::from_str::<Command>(text) {
+        Ok(command) => command,
+        Err(error) => {
+            return reply_error(format!(
+                "not a command ({error}); send {{\"type\":\"subscribe\",\"show_id\":\"shw_…\"}}"
+            ));
+        }
+    };
+    let parse = |raw: &str| ShowId::parse(raw).ok_or(format!("{raw:?} is not a show id"));
+    following.retain(|_, task| !task.is_finished());
+    match command {
+        Command::Subscribe { show_id } => {
+            let show = match parse(&show_id) {
+                Ok(show) => show,
+                Err(detail) => return reply_error(detail),
+            };
+            if following.contains_key(&show) {
+                return;
+            }
+            if following.len() >= app.live.limits.max_subscriptions {
+                return reply_error(format!(
+                    "at most {} shows per connection",
+                    app.live.limits.max_subscriptions
+                ));
+            }
+            let task = tokio::spawn(forward(
+                app.clone(),
+                show.clone(),
+                outbox.clone(),
+                closer.clone(),
+            ));
+            following.insert(show, task);
+        }
+        Command::Unsubscribe { show_id } => match parse(&show_id) {
+            Ok(show) => {
+                if let Some(task) = following.remove(&show) {
+                    task.abort();
+                }
+            }
+            Err(detail) => reply_error(detail),
+        },
+    }
+}
+
+/// Sends one show's snapshot, then its changes, into the connection's outbox.
+async fn forward(app: AppState, show: ShowId, outbox: mpsc::Sender<Message>, closer: Closer) {
+    let (mut changes, seq) = app.live.subscribe(&show);
+    let snapshot = match seat_map_json(&app, &show).await {
+        Ok(seat_map) => snapshot_frame(&show, seq, &seat_map),
+        Err(error) => {
+            let body = serde_json::json!({
+                "type": "error",
+                "show_id": show,
+                "detail": error.to_string(),
+            });
+            let _ = outbox.try_send(Message::Text(body.to_string().into()));
+            return;
+        }
+    };
+    let mut next = Some(snapshot);
+    loop {
+        let frame = match next.take() {
+            Some(frame) => frame,
+            None => match changes.recv().await {
+                Ok(frame) => frame,
+                Err(broadcast::error::RecvError::Lagged(_)) => return closer.too_slow(),
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
+        };
+        if outbox.try_send(Message::Text(frame.json)).is_err() {
+            return closer.too_slow();
+        }
+    }
+}
+
+#[utoipa::path(
+    get,
+    path = "/shows/{id}/events",
+    tag = "live",
+    summary = "A show's live changes as server-sent events",
+    description = "The first event is a `snapshot` (the seat map) unless `Last-Event-ID` names a \
+        sequence this server still remembers, in which case the events after it are replayed. \
+        Every event's id is the show's sequence. A client that falls too far behind is \
+        disconnected and resumes with `Last-Event-ID`.",
+    params(("id" = String, Path), ("Last-Event-ID" = Option<String>, Header, description = "The last sequence received")),
+    responses((status = 200, description = "An event stream", content_type = "text/event-stream"), (status = "4XX", description = "A problem: see the type", body = crate::error::Problem, content_type = "application/problem+json")),
+)]
+async fn show_events(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let show = path_id(&id, ShowId::parse, "show")?;
+    app.store
+        .show(&show)
+        .await?
+        .ok_or(DomainError::NotFound("show"))?;
+    let permit = app.live.admit().ok_or_else(at_capacity)?;
+    let resume = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let (changes, seq) = app.live.subscribe(&show);
+    let first: Vec<Frame> = match resume.and_then(|last| app.live.since(&show, last)) {
+        // What the subscription delivers from now on is not sent twice.
+        Some(missed) => missed.into_iter().filter(|f| f.seq <= seq).collect(),
+        None => vec![snapshot_frame(&show, seq, &seat_map_json(&app, &show).await?)],
+    };
+    let mut stopping = app.stopping.subscribe();
+    let stopped = async move {
+        let _ = stopping.wait_for(|stop| *stop).await;
+    };
+    let changes = tokio_stream::wrappers::BroadcastStream::new(changes);
+    let live = tokio_stream::StreamExt::map_while(changes, move |change| {
+        let _still_open = &permit;
+        match change {
+            Ok(frame) => Some(frame),
+            Err(_lagged) => {
+                crate::metrics::slow_consumer_dropped("sse");
+                None
+            }
+        }
+    });
+    let events = futures_util::stream::iter(first)
+        .chain(live)
+        .map(|frame| {
+            Ok::<_, std::convert::Infallible>(
+                Event::default()
+                    .id(frame.seq.to_string())
+                    .event(&*frame.kind)
+                    .data(frame.json.as_str()),
+            )
+        })
+        .take_until(stopped);
+    Ok(Sse::new(events)
+        .keep_alive(KeepAlive::new().interval(app.live.limits.heartbeat))
+        .into_response())
+}
