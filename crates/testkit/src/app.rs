@@ -16,6 +16,8 @@ pub struct TestApp {
     pub clock: ManualClock,
     pub http: reqwest::Client,
     pub engine: Engine,
+    /// The server's own state, for tests that reach behind the API (the live layer's load).
+    pub state: boxoffice_server::state::AppState,
     _db: TestDatabase,
     stop: Option<oneshot::Sender<()>>,
 }
@@ -66,6 +68,7 @@ impl TestApp {
             .expect("bind a loopback port");
         let base = format!("http://{}", listener.local_addr().expect("bound address"));
         let (stop, stopped) = oneshot::channel::<()>();
+        let state = app.clone();
         tokio::spawn(boxoffice_server::serve(listener, app, async {
             let _ = stopped.await;
         }));
@@ -79,6 +82,7 @@ impl TestApp {
             clock,
             http,
             engine,
+            state,
             _db: db,
             stop: Some(stop),
         }

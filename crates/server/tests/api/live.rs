@@ -1,0 +1,363 @@
+//! Live seat maps: WebSocket and SSE viewers see holds, sales and releases as numbered changes;
+//! SSE resumes from `Last-Event-ID`; bad messages get answers, not disconnections; a viewer
+//! that stops reading is cut off without holding anyone else up.
+
+use boxoffice_core::ids::{SeatId, ShowId};
+use boxoffice_server::live::Change;
+use boxoffice_testkit::{Engine, TestApp};
+use futures_util::{SinkExt, StreamExt};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use std::time::Duration;
+use tokio_tungstenite::tungstenite::Message;
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A bound on waiting for something that should arrive at once, so a bug fails instead of
+/// hanging; never a performance assertion.
+const PATIENCE: Duration = Duration::from_secs(20);
+
+async fn connect(app: &TestApp) -> Socket {
+    let url = format!("{}/api/v1/ws", app.base.replace("http://", "ws://"));
+    tokio_tungstenite::connect_async(url).await.expect("websocket").0
+}
+
+async fn send(socket: &mut Socket, message: Value) {
+    socket
+        .send(Message::Text(message.to_string().into()))
+        .await
+        .expect("send");
+}
+
+/// The next JSON message, skipping pings.
+async fn next(socket: &mut Socket) -> Value {
+    loop {
+        let message = tokio::time::timeout(PATIENCE, socket.next())
+            .await
+            .expect("a message in time")
+            .expect("the socket is open")
+            .expect("a frame");
+        if let Message::Text(text) = message {
+            return serde_json::from_str(&text).expect("JSON");
+        }
+    }
+}
+
+/// Messages until one of type `kind`, which is returned with every sequence seen on the way.
+async fn until(socket: &mut Socket, kind: &str, seqs: &mut Vec<u64>) -> Value {
+    loop {
+        let message = next(socket).await;
+        if let Some(seq) = message["seq"].as_u64()
+            && message["type"] != "snapshot"
+        {
+            seqs.push(seq);
+        }
+        if message["type"] == kind {
+            return message;
+        }
+    }
+}
+
+fn seat_ids(map: &Value, labels: &[&str]) -> Vec<Value> {
+    labels
+        .iter()
+        .map(|label| {
+            map["seats"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|s| s["label"] == *label)
+                .unwrap()["id"]
+                .clone()
+        })
+        .collect()
+}
+
+async fn viewers_see_holds_sales_and_releases_in_order(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let (_, show) = app.show_with("org@example.com", 4, 10, 4).await;
+    let show_id = show["id"].as_str().unwrap();
+    let map = app.seat_map(show_id).await;
+    let mut viewer = connect(&app).await;
+    send(&mut viewer, json!({"type": "subscribe", "show_id": show_id})).await;
+    let snapshot = next(&mut viewer).await;
+    assert_eq!(snapshot["type"], "snapshot");
+    assert_eq!(snapshot["seq"], 0);
+    assert_eq!(snapshot["seat_map"]["seats"], map["seats"]);
+
+    let bob = app.register("bob@example.com", "customer").await;
+    let pair = seat_ids(&map, &["A1", "A2"]);
+    let hold = app
+        .call(Method::POST, "/holds", Some(&bob.token), Some(json!({"show_id": show_id, "seat_ids": pair})))
+        .await;
+    assert_eq!(hold.status, StatusCode::CREATED);
+    let mut seqs = Vec::new();
+    let held = until(&mut viewer, "seat_held", &mut seqs).await;
+    assert_eq!(held["show_id"], show_id);
+    assert_eq!(held["seat_ids"], json!(pair));
+    let paid = app
+        .call(Method::POST, "/bookings", Some(&bob.token), Some(json!({"hold_id": hold.body["id"], "payment": {"method": "card", "card_number": "4242424242424242"}})))
+        .await;
+    assert_eq!(paid.status, StatusCode::CREATED);
+    let sold = until(&mut viewer, "seat_sold", &mut seqs).await;
+    assert_eq!(sold["seat_ids"], json!(pair));
+
+    let carol = app.register("carol@example.com", "customer").await;
+    let third = seat_ids(&map, &["A3"]);
+    let hold = app
+        .call(Method::POST, "/holds", Some(&carol.token), Some(json!({"show_id": show_id, "seat_ids": third})))
+        .await;
+    let id = hold.body["id"].as_str().unwrap();
+    app.call(Method::DELETE, &format!("/holds/{id}"), Some(&carol.token), None)
+        .await;
+    let released = until(&mut viewer, "seat_released", &mut seqs).await;
+    assert_eq!(released["seat_ids"], json!(third));
+    // Counts follow, coalesced: eventually the sale shows in the category's availability.
+    loop {
+        let counts = until(&mut viewer, "availability", &mut seqs).await;
+        let standard = counts["categories"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["category"] == "standard")
+            .cloned()
+            .unwrap();
+        if standard["sold"] == 2 && standard["held"] == 0 {
+            break;
+        }
+    }
+    let expected: Vec<u64> = (1..=seqs.len() as u64).collect();
+    assert_eq!(seqs, expected, "every change numbered, none missing");
+}
+
+async fn bad_messages_are_answered_and_the_connection_survives(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let (_, show) = app.show_with("org@example.com", 2, 10, 4).await;
+    let mut viewer = connect(&app).await;
+    send(&mut viewer, json!({"type": "dance"})).await;
+    assert_eq!(next(&mut viewer).await["type"], "error");
+    send(&mut viewer, json!({"type": "subscribe", "show_id": "nonsense"})).await;
+    let error = next(&mut viewer).await;
+    assert!(error["detail"].as_str().unwrap().contains("not a show id"));
+    let unknown = ShowId::generate().to_string();
+    send(&mut viewer, json!({"type": "subscribe", "show_id": unknown})).await;
+    let error = next(&mut viewer).await;
+    assert_eq!((error["type"].as_str(), error["show_id"].as_str()), (Some("error"), Some(unknown.as_str())));
+    assert!(error["detail"].as_str().unwrap().contains("not found"));
+    send(&mut viewer, json!({"type": "subscribe", "show_id": show["id"]})).await;
+    assert_eq!(next(&mut viewer).await["type"], "snapshot", "still connected");
+    // An unknown show's event stream is a problem, not an empty stream.
+    app.call(Method::GET, &format!("/shows/{}/events", ShowId::generate()), None, None)
+        .await
+        .problem(404, "not_found");
+}
+
+/// Reads server-sent events from a streaming response.
+struct Events {
+    response: reqwest::Response,
+    buffer: String,
+}
+
+impl Events {
+    async fn open(app: &TestApp, show_id: &str, last_event_id: Option<&str>) -> Events {
+        let mut request = app.request(Method::GET, &format!("/shows/{show_id}/events"));
+        if let Some(id) = last_event_id {
+            request = request.header("last-event-id", id);
+        }
+        let response = request.send().await.expect("the stream opens");
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.headers()["content-type"], "text/event-stream");
+        Events {
+            response,
+            buffer: String::new(),
+        }
+    }
+
+    /// The next event as (id, event type, data); keep-alive comments are skipped.
+    async fn next(&mut self) -> (String, String, Value) {
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let field = |name: &str| {
+                    block
+                        .lines()
+                        .find_map(|l| l.strip_prefix(name))
+                        .map(|v| v.trim_start().to_owned())
+                };
+                if let (Some(id), Some(event), Some(data)) =
+                    (field("id:"), field("event:"), field("data:"))
+                {
+                    return (id, event, serde_json::from_str(&data).expect("JSON data"));
+                }
+                continue;
+            }
+            let chunk = tokio::time::timeout(PATIENCE, self.response.chunk())
+                .await
+                .expect("an event in time")
+                .expect("the stream is readable")
+                .expect("the stream is open");
+            self.buffer.push_str(std::str::from_utf8(&chunk).expect("UTF-8"));
+        }
+    }
+
+    /// Events until one of type `kind`.
+    async fn until(&mut self, kind: &str) -> (String, Value) {
+        loop {
+            let (id, event, data) = self.next().await;
+            if event == kind {
+                return (id, data);
+            }
+        }
+    }
+}
+
+async fn sse_viewers_resume_from_the_last_event_id(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let (_, show) = app.show_with("org@example.com", 4, 10, 4).await;
+    let show_id = show["id"].as_str().unwrap();
+    let map = app.seat_map(show_id).await;
+    let mut events = Events::open(&app, show_id, None).await;
+    let (id, kind, snapshot) = events.next().await;
+    assert_eq!((id.as_str(), kind.as_str()), ("0", "snapshot"));
+    assert_eq!(snapshot["seat_map"]["seats"], map["seats"]);
+
+    let bob = app.register("bob@example.com", "customer").await;
+    let hold_seat = |labels: &[&str]| json!({"show_id": show_id, "seat_ids": seat_ids(&map, labels)});
+    let hold = app
+        .call(Method::POST, "/holds", Some(&bob.token), Some(hold_seat(&["B1"])))
+        .await;
+    let (held_at, held) = events.until("seat_held").await;
+    assert_eq!(held["seq"].to_string(), held_at, "the event id is the sequence");
+    drop(events);
+
+    // While the viewer is away: a release and another hold.
+    let id = hold.body["id"].as_str().unwrap();
+    app.call(Method::DELETE, &format!("/holds/{id}"), Some(&bob.token), None)
+        .await;
+    let carol = app.register("carol@example.com", "customer").await;
+    app.call(Method::POST, "/holds", Some(&carol.token), Some(hold_seat(&["B2"])))
+        .await;
+
+    let mut resumed = Events::open(&app, show_id, Some(&held_at)).await;
+    let (first_id, first_kind, _) = resumed.next().await;
+    assert_ne!(first_kind, "snapshot", "resumed, not restarted");
+    assert_eq!(
+        first_id.parse::<u64>().unwrap(),
+        held_at.parse::<u64>().unwrap() + 1,
+        "nothing missed"
+    );
+    let mut seen = vec![first_kind];
+    while !seen.iter().any(|k| k == "seat_held") {
+        seen.push(resumed.next().await.1);
+    }
+    assert!(seen.contains(&"seat_released".to_owned()), "saw {seen:?}");
+
+    // A sequence this server never issued cannot be resumed: a fresh snapshot instead.
+    let mut fresh = Events::open(&app, show_id, Some("999999")).await;
+    assert_eq!(fresh.next().await.1, "snapshot");
+}
+
+/// A client whose socket takes little before the sender must wait: a phone on a bad network.
+async fn connect_with_small_window(app: &TestApp) -> Socket {
+    let address = app.base.trim_start_matches("http://").parse().unwrap();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stream = socket.connect(address).await.unwrap();
+    let url = format!("ws://{address}/api/v1/ws");
+    let stream = tokio_tungstenite::MaybeTlsStream::Plain(stream);
+    tokio_tungstenite::client_async(url, stream).await.expect("websocket").0
+}
+
+async fn a_viewer_that_stops_reading_is_cut_off_and_holds_up_no_one(engine: Engine) {
+    let app = TestApp::spawn_with(engine, |config| {
+        config.live.write_timeout = Duration::from_secs(1);
+    })
+    .await;
+    let (_, show) = app.show_with("org@example.com", 2, 10, 4).await;
+    let show_id = show["id"].as_str().unwrap();
+    let show = ShowId::parse(show_id).unwrap();
+    let mut stalled = connect_with_small_window(&app).await;
+    send(&mut stalled, json!({"type": "subscribe", "show_id": show_id})).await;
+    let mut reader = connect(&app).await;
+    send(&mut reader, json!({"type": "subscribe", "show_id": show_id})).await;
+    assert_eq!(next(&mut reader).await["type"], "snapshot");
+
+    // A storm of changes, each naming many seats, far more than the stalled viewer's socket,
+    // outbox and ring can hold; the reader keeps up and must see every one of them.
+    const STORM: u64 = 4_000;
+    let seats: Vec<SeatId> = (0..50).map(|_| SeatId::generate()).collect();
+    let reading = tokio::spawn(async move {
+        let (mut last, mut held) = (0, 0);
+        while held < STORM {
+            let message = next(&mut reader).await;
+            // Coalesced availability events are numbered among the seat changes.
+            let seq = message["seq"].as_u64().unwrap();
+            assert_eq!(seq, last + 1, "the reader misses nothing");
+            last = seq;
+            if message["type"] == "seat_held" {
+                held += 1;
+            }
+        }
+        held
+    });
+    // Paced like a busy sale rather than a tight loop, so a reader that keeps up can.
+    for _ in 0..STORM / 25 {
+        for _ in 0..25 {
+            let change = Change::SeatHeld { seat_ids: seats.clone() };
+            app.state.live.publish(&show, change).await;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(reading.await.unwrap(), STORM);
+
+    // The stalled viewer was closed as too slow: what it can still read ends in a close frame
+    // (code 1013) or a dropped connection, long before the storm's volume.
+    let mut received = 0usize;
+    let mut close_code = None;
+    while let Ok(Some(Ok(message))) = tokio::time::timeout(PATIENCE, stalled.next()).await {
+        match message {
+            Message::Text(text) => received += text.len(),
+            Message::Close(frame) => {
+                close_code = frame.map(|f| u16::from(f.code));
+                break;
+            }
+            _ => {}
+        }
+    }
+    let storm_bytes = STORM as usize * 50 * 40;
+    assert!(received < storm_bytes / 2, "received {received} of {storm_bytes} bytes");
+    assert!(matches!(close_code, None | Some(1013)), "closed with {close_code:?}");
+    let metrics = app.http.get(format!("{}/metrics", app.base)).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("boxoffice_live_slow_consumers_dropped_total{transport=\"websocket\"}"));
+}
+
+async fn connections_beyond_the_limit_are_refused(engine: Engine) {
+    let app = TestApp::spawn_with(engine, |config| config.live.max_connections = 1).await;
+    let (_, show) = app.show_with("org@example.com", 2, 10, 4).await;
+    let show_id = show["id"].as_str().unwrap();
+    let first = connect(&app).await;
+    app.call(Method::GET, &format!("/shows/{show_id}/events"), None, None)
+        .await
+        .problem(503, "too_many_connections");
+    drop(first);
+    // The place is freed when the first connection's task notices the close.
+    let mut attempts = 0;
+    loop {
+        let url = format!("{}/api/v1/ws", app.base.replace("http://", "ws://"));
+        if tokio_tungstenite::connect_async(url).await.is_ok() {
+            break;
+        }
+        attempts += 1;
+        assert!(attempts < 200, "the place was never freed");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+crate::on_both_engines!(
+    viewers_see_holds_sales_and_releases_in_order,
+    bad_messages_are_answered_and_the_connection_survives,
+    sse_viewers_resume_from_the_last_event_id,
+    a_viewer_that_stops_reading_is_cut_off_and_holds_up_no_one,
+    connections_beyond_the_limit_are_refused,
+);
