@@ -3,6 +3,7 @@
 use anyhow::Context;
 use boxoffice_core::SystemClock;
 use boxoffice_server::demo;
+use boxoffice_server::ratelimit::{Rate, RateLimits};
 use clap::{Parser, Subcommand};
 use std::sync::Arc;
 
@@ -34,25 +35,76 @@ struct DatabaseArgs {
 #[derive(Subcommand)]
 enum Command {
     /// Serve the API (migrates, and seeds demo data into an empty database).
-    Serve {
-        #[arg(long, env = "BOXOFFICE_LISTEN", default_value = "127.0.0.1:8080")]
-        listen: String,
-        /// Do not seed demo data into an empty database.
-        #[arg(long, env = "BOXOFFICE_NO_DEMO")]
-        no_demo: bool,
-        /// Mark session cookies Secure (set when the service is behind TLS).
-        #[arg(long, env = "BOXOFFICE_COOKIE_SECURE")]
-        cookie_secure: bool,
-        /// Access-token lifetime in minutes.
-        #[arg(long, env = "BOXOFFICE_TOKEN_TTL_MINUTES", default_value_t = 15)]
-        token_ttl_minutes: i64,
-    },
+    Serve(ServeArgs),
     /// Apply database migrations and exit.
     Migrate,
     /// Seed demo data into an empty database and exit.
     Seed,
     /// Drive running servers over HTTP and report throughput, latency and the checker's verdict.
     Bench(BenchArgs),
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    #[arg(long, env = "BOXOFFICE_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: String,
+    /// Do not seed demo data into an empty database.
+    #[arg(long, env = "BOXOFFICE_NO_DEMO")]
+    no_demo: bool,
+    /// Mark session cookies Secure (set when the service is behind TLS).
+    #[arg(long, env = "BOXOFFICE_COOKIE_SECURE")]
+    cookie_secure: bool,
+    /// Access-token lifetime in minutes.
+    #[arg(long, env = "BOXOFFICE_TOKEN_TTL_MINUTES", default_value_t = 15)]
+    token_ttl_minutes: i64,
+    /// `redis://HOST:PORT` to run as one of several instances (shared live updates and limits).
+    #[arg(long, env = "REDIS_URL")]
+    redis_url: Option<String>,
+    /// Requests per client address on every route, as RATE/UNIT:BURST (s, m or h).
+    #[arg(long, env = "BOXOFFICE_RATE_IP", default_value = "50/s:200", value_parser = Rate::parse)]
+    rate_ip: Rate,
+    /// Sign-in, sign-up and refresh attempts per client address.
+    #[arg(long, env = "BOXOFFICE_RATE_AUTH", default_value = "10/m:10", value_parser = Rate::parse)]
+    rate_auth: Rate,
+    /// Requests per signed-in user on every route.
+    #[arg(long, env = "BOXOFFICE_RATE_USER", default_value = "20/s:100", value_parser = Rate::parse)]
+    rate_user: Rate,
+    /// Holds and bookings per user (the burst guard).
+    #[arg(long, env = "BOXOFFICE_RATE_ORDERS", default_value = "1/s:5", value_parser = Rate::parse)]
+    rate_orders: Rate,
+    /// Take the client address from the last X-Forwarded-For hop (only behind a proxy you run).
+    #[arg(long, env = "BOXOFFICE_TRUST_FORWARDED_FOR")]
+    trust_forwarded_for: bool,
+    /// WebSocket and SSE connections this process accepts at once.
+    #[arg(long, env = "BOXOFFICE_MAX_LIVE_CONNECTIONS", default_value_t = 10_000)]
+    max_live_connections: usize,
+    /// Milliseconds between sweeps of expired holds.
+    #[arg(long, env = "BOXOFFICE_SWEEP_MS", default_value_t = 5_000)]
+    sweep_ms: u64,
+}
+
+impl ServeArgs {
+    fn config(&self) -> boxoffice_server::Config {
+        let defaults = boxoffice_server::Config::default();
+        boxoffice_server::Config {
+            cookie_secure: self.cookie_secure,
+            token_ttl_minutes: self.token_ttl_minutes,
+            redis_url: self.redis_url.clone(),
+            rate_limits: RateLimits {
+                ip: self.rate_ip,
+                auth: self.rate_auth,
+                user: self.rate_user,
+                orders: self.rate_orders,
+            },
+            trust_forwarded_for: self.trust_forwarded_for,
+            live: boxoffice_server::live::LiveLimits {
+                max_connections: self.max_live_connections,
+                ..defaults.live.clone()
+            },
+            sweep_interval: std::time::Duration::from_millis(self.sweep_ms.max(10)),
+            ..defaults
+        }
+    }
 }
 
 #[derive(clap::Args)]
@@ -131,16 +183,20 @@ async fn main() -> anyhow::Result<()> {
             .init(),
         _ => tracing_subscriber::fmt().with_env_filter(filter()).init(),
     }
-    let cli = Cli::parse();
-    if let Some(Command::Bench(args)) = cli.command {
+    let mut cli = Cli::parse();
+    if cli.command.is_none() {
+        // No subcommand means `serve`, with its settings from flags and the environment.
+        let args = std::env::args().skip(1);
+        cli = Cli::parse_from(
+            ["boxoffice".to_owned(), "serve".to_owned()]
+                .into_iter()
+                .chain(args),
+        );
+    }
+    let command = cli.command.expect("serve is the default");
+    if let Command::Bench(args) = command {
         return bench(args).await;
     }
-    let command = cli.command.unwrap_or(Command::Serve {
-        listen: std::env::var("BOXOFFICE_LISTEN").unwrap_or_else(|_| "127.0.0.1:8080".into()),
-        no_demo: false,
-        cookie_secure: false,
-        token_ttl_minutes: 15,
-    });
     let store = boxoffice_store::connect(&cli.database.url)
         .await
         .with_context(|| format!("open {}", cli.database.url))?;
@@ -157,25 +213,17 @@ async fn main() -> anyhow::Result<()> {
             announce_demo(demo::seed(&app).await?);
             Ok(())
         }
-        Command::Serve {
-            listen,
-            no_demo,
-            cookie_secure,
-            token_ttl_minutes,
-        } => {
-            let config = boxoffice_server::Config {
-                cookie_secure,
-                token_ttl_minutes,
-                ..Default::default()
-            };
-            let app = boxoffice_server::state(store.clone(), Arc::new(SystemClock), config).await?;
-            if !no_demo {
+        Command::Serve(args) => {
+            let app = boxoffice_server::state(store.clone(), Arc::new(SystemClock), args.config())
+                .await?;
+            if !args.no_demo {
                 announce_demo(demo::seed(&app).await?);
             }
-            let listener = tokio::net::TcpListener::bind(&listen)
+            let listen = &args.listen;
+            let listener = tokio::net::TcpListener::bind(listen)
                 .await
                 .with_context(|| format!("listen on {listen}"))?;
-            tracing::info!(address = %listener.local_addr()?, engine = store.engine(), "boxoffice is serving");
+            tracing::info!(address = %listener.local_addr()?, engine = store.engine(), redis = args.redis_url.is_some(), "boxoffice is serving");
             boxoffice_server::serve(listener, app, shutdown_signal()).await?;
             tracing::info!("stopped");
             Ok(())

@@ -277,7 +277,11 @@ mod tests {
         else {
             panic!("a third lapse throttles");
         };
-        assert_eq!(retry_after_seconds, 10 * 60, "the lapse 50 minutes ago leaves in 10");
+        assert_eq!(
+            retry_after_seconds,
+            10 * 60,
+            "the lapse 50 minutes ago leaves in 10"
+        );
         let Err(DomainError::Throttled {
             retry_after_seconds,
             ..
@@ -285,7 +289,11 @@ mod tests {
         else {
             panic!("four lapses throttle");
         };
-        assert_eq!(retry_after_seconds, 10 * 60, "three remain until the 50-minute one leaves");
+        assert_eq!(
+            retry_after_seconds,
+            10 * 60,
+            "three remain until the 50-minute one leaves"
+        );
     }
 
     #[test]

@@ -58,9 +58,8 @@ impl RedisLink {
             }
             crate::metrics::redis_healthy(ok);
         }
-        if !ok {
-            *self.paused_until.lock().expect("pause lock") = Some(Instant::now() + PAUSE_AFTER_FAILURE);
-        }
+        *self.paused_until.lock().expect("pause lock") =
+            (!ok).then(|| Instant::now() + PAUSE_AFTER_FAILURE);
     }
 
     async fn connection(&self) -> Option<ConnectionManager> {
@@ -111,8 +110,17 @@ impl RedisLink {
                 .ok()
         }
         .await;
-        self.record(outcome.is_some());
+        self.settle(outcome.is_some()).await;
         outcome
+    }
+
+    /// Records the outcome of a call; after a failure the connection is dropped, so the next
+    /// attempt after the pause connects afresh instead of waiting on a broken one.
+    async fn settle(&self, ok: bool) {
+        if !ok {
+            *self.connection.lock().await = None;
+        }
+        self.record(ok);
     }
 
     /// Asks Redis whether it is there, bypassing the pause (readiness checks must see recovery).
@@ -129,7 +137,7 @@ impl RedisLink {
         }
         .await
         .is_some();
-        self.record(ok);
+        self.settle(ok).await;
         ok
     }
 }

@@ -121,7 +121,9 @@ pub fn router(app: AppState) -> Router {
 /// Ready to take traffic: the database answers. Redis being unreachable degrades the instance
 /// (limits per process, no fan-out to other instances) but it keeps selling, so it stays ready
 /// and says so.
-async fn readiness(axum::extract::State(app): axum::extract::State<AppState>) -> axum::response::Response {
+async fn readiness(
+    axum::extract::State(app): axum::extract::State<AppState>,
+) -> axum::response::Response {
     use axum::response::IntoResponse;
     let database = app.store.ping().await.is_ok();
     let redis = match &app.redis {

@@ -283,9 +283,8 @@ impl Live {
             let seq_key = format!("bo:seq:{show}");
             let channel = format!("{CHANNEL_PREFIX}{show}");
             let message = format!("{} {}", change.kind(), body);
-            let published: Option<u64> = redis
-                .run(&script, &[&seq_key, &channel], &[&message])
-                .await;
+            let published: Option<u64> =
+                redis.run(&script, &[&seq_key, &channel], &[&message]).await;
             if published.is_none() {
                 // Not numbered, so not sent as an event; viewers here get a fresh snapshot on the
                 // next tick instead, and viewers elsewhere when Redis is back.
@@ -444,7 +443,10 @@ async fn follow_redis(app: crate::state::AppState, redis: Arc<RedisLink>) {
     use futures_util::StreamExt;
     loop {
         if let Ok(mut pubsub) = redis.client().get_async_pubsub().await
-            && pubsub.psubscribe(format!("{CHANNEL_PREFIX}*")).await.is_ok()
+            && pubsub
+                .psubscribe(format!("{CHANNEL_PREFIX}*"))
+                .await
+                .is_ok()
         {
             tracing::info!("following live changes through redis");
             app.live.all_stale();
@@ -486,8 +488,13 @@ mod tests {
         assert_eq!(start, 0);
         let seat = SeatId::generate();
         for _ in 0..3 {
-            live.publish(&a, Change::SeatHeld { seat_ids: vec![seat.clone()] })
-                .await;
+            live.publish(
+                &a,
+                Change::SeatHeld {
+                    seat_ids: vec![seat.clone()],
+                },
+            )
+            .await;
         }
         live.publish(&b, Change::ShowChanged).await;
         let seqs: Vec<u64> = (0..3).map(|_| viewer.try_recv().unwrap().seq).collect();
@@ -500,7 +507,10 @@ mod tests {
         assert_eq!(json["seq"], 2);
         assert_eq!(json["show_id"], a.to_string());
         assert_eq!(json["seat_ids"][0], seat.to_string());
-        assert!(live.since(&a, 7).is_none(), "a future sequence cannot be resumed");
+        assert!(
+            live.since(&a, 7).is_none(),
+            "a future sequence cannot be resumed"
+        );
     }
 
     #[tokio::test]

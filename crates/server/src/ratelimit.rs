@@ -43,7 +43,9 @@ impl Rate {
             _ => return Err(bad()),
         };
         if count == 0 || burst == 0 {
-            return Err(format!("{text:?}: a rate and a burst of at least 1 (limits cannot be turned off)"));
+            return Err(format!(
+                "{text:?}: a rate and a burst of at least 1 (limits cannot be turned off)"
+            ));
         }
         Ok(Rate {
             interval: (period / count).max(Duration::from_micros(1)),
@@ -109,7 +111,8 @@ pub struct Decision {
     pub reset: Duration,
 }
 
-type Local = RateLimiter<String, DefaultKeyedStateStore<String>, DefaultClock, StateInformationMiddleware>;
+type Local =
+    RateLimiter<String, DefaultKeyedStateStore<String>, DefaultClock, StateInformationMiddleware>;
 
 pub struct Limiter {
     tiers: Vec<(Tier, Rate, Local)>,
@@ -192,12 +195,17 @@ impl Limiter {
                 .iter()
                 .flat_map(|(tier, _)| {
                     let rate = self.rate(*tier).0;
-                    [rate.interval.as_micros().to_string(), rate.burst.to_string()]
+                    [
+                        rate.interval.as_micros().to_string(),
+                        rate.burst.to_string(),
+                    ]
                 })
                 .collect();
             let keys_ref: Vec<&str> = keys.iter().map(String::as_str).collect();
             let args_ref: Vec<&str> = args.iter().map(String::as_str).collect();
-            if let Some(flat) = redis.run::<Vec<i64>>(&self.script, &keys_ref, &args_ref).await
+            if let Some(flat) = redis
+                .run::<Vec<i64>>(&self.script, &keys_ref, &args_ref)
+                .await
                 && flat.len() == checks.len() * 4
             {
                 return checks
@@ -307,7 +315,7 @@ pub async fn enforce(
     let signs_in = request.method() == Method::POST
         && matches!(
             path,
-            "/api/v1/sessions" | "/api/v1/accounts" | "/api/v1/sessions/refresh"
+            "/api/v1/auth/login" | "/api/v1/auth/register" | "/api/v1/auth/refresh"
         );
     if signs_in {
         checks.push((Tier::Auth, ip.clone()));
@@ -316,13 +324,17 @@ pub async fn enforce(
     if let Some(user) = &user {
         checks.push((Tier::User, user.clone()));
     }
-    let orders = request.method() == Method::POST
-        && (path == "/api/v1/holds" || path == "/api/v1/bookings");
+    let orders =
+        request.method() == Method::POST && (path == "/api/v1/holds" || path == "/api/v1/bookings");
     if orders {
         checks.push((Tier::Orders, user.unwrap_or(ip)));
     }
     let decisions = app.limiter.check(&checks).await;
-    if let Some(denied) = decisions.iter().filter(|d| !d.allowed).max_by_key(|d| d.retry_after) {
+    if let Some(denied) = decisions
+        .iter()
+        .filter(|d| !d.allowed)
+        .max_by_key(|d| d.retry_after)
+    {
         crate::metrics::rate_limited(denied.tier.as_str());
         let retry_seconds = denied.retry_after.as_millis().div_ceil(1000).max(1) as u64;
         let mut response = problem_response(
@@ -351,7 +363,10 @@ fn add_headers(headers: &mut HeaderMap, decision: &Decision) {
     let seconds = |d: Duration| d.as_millis().div_ceil(1000) as u64;
     headers.insert("ratelimit-limit", HeaderValue::from(decision.rate.burst));
     headers.insert("ratelimit-remaining", HeaderValue::from(decision.remaining));
-    headers.insert("ratelimit-reset", HeaderValue::from(seconds(decision.reset)));
+    headers.insert(
+        "ratelimit-reset",
+        HeaderValue::from(seconds(decision.reset)),
+    );
     if let Ok(policy) = HeaderValue::from_str(&format!(
         "{};w={};name=\"{}\"",
         decision.rate.burst,
@@ -375,7 +390,10 @@ mod tests {
                 burst: 100
             })
         );
-        assert_eq!(Rate::parse("10/m:5").unwrap().interval, Duration::from_secs(6));
+        assert_eq!(
+            Rate::parse("10/m:5").unwrap().interval,
+            Duration::from_secs(6)
+        );
         assert!(Rate::parse("0/s:10").is_err());
         assert!(Rate::parse("10/s:0").is_err());
         assert!(Rate::parse("10 per second").is_err());

@@ -3,10 +3,10 @@
 
 use crate::auth::{PasswordCost, Passwords, Tokens};
 use crate::idempotency::InFlight;
-use base64::Engine as _;
-use boxoffice_core::Clock;
 use crate::live::{Change, Live, LiveLimits};
 use crate::ratelimit::RateLimits;
+use base64::Engine as _;
+use boxoffice_core::Clock;
 use boxoffice_core::ids::{ShowId, TicketId};
 use boxoffice_store::Store;
 use hmac::{Hmac, Mac};

@@ -26,7 +26,9 @@ pub async fn run(app: AppState, mut shutdown: watch::Receiver<bool>) {
                     crate::metrics::holds_expired(expired.len() as u64);
                     tracing::info!(count = expired.len(), "expired holds released");
                     for hold in &expired {
-                        let change = Change::SeatReleased { seat_ids: hold.seat_ids.clone() };
+                        let change = Change::SeatReleased {
+                            seat_ids: hold.seat_ids.clone(),
+                        };
                         app.announce(&hold.show_id, change).await;
                     }
                     if (expired.len() as i64) < BATCH {

@@ -3,15 +3,15 @@
 
 use boxoffice_core::booking::BookingState;
 use boxoffice_core::catalog::{EventInput, ShowInput};
-use boxoffice_core::hold::{AreaQuantity, Hold, HoldRequest, HoldState};
+use boxoffice_core::hold::{self, AreaQuantity, Hold, HoldRequest, HoldState};
 use boxoffice_core::ids::*;
 use boxoffice_core::inventory::{SeatMap, SeatState};
 use boxoffice_core::user::{AccountState, MemberRole, Organizer, Role, User};
 use boxoffice_core::venue::{Venue, VenueInput};
 use boxoffice_core::{DomainError, Timestamp};
 use boxoffice_store::{
-    ConfirmHold, CreateHold, ExpiredHold, IdempotencyKey, Outcome, Refresh, SessionRecord, ShowFilter,
-    ShowQuery, Store, StoreError,
+    ConfirmHold, CreateHold, ExpiredHold, IdempotencyKey, Outcome, Refresh, SessionRecord,
+    ShowFilter, ShowQuery, Store, StoreError,
 };
 use boxoffice_testkit::{Engine, TestDatabase};
 use std::sync::Arc;
@@ -433,9 +433,10 @@ async fn ticket_limits_hold_across_orders(engine: Engine) {
         DomainError::LimitExceeded(_)
     ));
     let first = f.places(&alice, 6, f.now).await.unwrap();
+    // Anti-hoarding: a second live hold on the show is refused whatever its size.
     assert!(matches!(
-        domain(f.seats(&alice, &["A1", "A2", "A3"], f.now).await),
-        DomainError::LimitExceeded(_)
+        domain(f.seats(&alice, &["A1"], f.now).await),
+        DomainError::Conflict(_)
     ));
     f.confirm(&first, &alice, f.now).await.unwrap();
     assert!(matches!(
@@ -443,6 +444,28 @@ async fn ticket_limits_hold_across_orders(engine: Engine) {
         DomainError::LimitExceeded(_)
     ));
     f.seats(&alice, &["A1", "A2"], f.now).await.unwrap();
+}
+
+async fn lapsed_holds_throttle_the_next_and_released_ones_do_not(engine: Engine) {
+    let f = Fixture::new(engine).await;
+    let alice = f.customer("alice@example.com").await;
+    let mut now = f.now;
+    for _ in 0..5 {
+        let hold = f.seats(&alice, &["A1"], now).await.unwrap();
+        f.store.release_hold(&hold.id, &alice, now).await.unwrap();
+    }
+    for _ in 0..hold::LAPSES_ALLOWED {
+        let hold = f.seats(&alice, &["A1"], now).await.unwrap();
+        now = hold.expires_at;
+    }
+    // One lapse is swept, the others are merely past their deadline: both count.
+    f.store.expire_holds(now, 1).await.unwrap();
+    assert!(matches!(
+        domain(f.seats(&alice, &["A2"], now).await),
+        DomainError::Throttled { .. }
+    ));
+    let later = now.plus_minutes(hold::LAPSE_WINDOW_MINUTES);
+    f.seats(&alice, &["A2"], later).await.unwrap();
 }
 
 async fn releases_and_the_sweeper_free_seats(engine: Engine) {
@@ -943,7 +966,10 @@ async fn general_admission_counters_follow_every_path(engine: Engine) {
     let booking = f.confirm(&b, &people[1], later).await.unwrap();
     // c expires at now + 10 min; the sweeper retires it (d, made later, lives on).
     let swept = f.store.expire_holds(c.expires_at, 100).await.unwrap();
-    let swept: Vec<_> = swept.into_iter().map(|e| (e.id, e.seat_ids.len())).collect();
+    let swept: Vec<_> = swept
+        .into_iter()
+        .map(|e| (e.id, e.seat_ids.len()))
+        .collect();
     assert_eq!(swept, vec![(c.id.clone(), 0)], "a GA hold frees no seat");
     f.places(&people[4], 3, c.expires_at).await.unwrap();
     let area = f.map(c.expires_at).await.areas.remove(0);
@@ -986,6 +1012,7 @@ conformance!(
     general_admission_never_oversells,
     bookings_confirm_and_cancel,
     ticket_limits_hold_across_orders,
+    lapsed_holds_throttle_the_next_and_released_ones_do_not,
     releases_and_the_sweeper_free_seats,
     best_available_picks_adjacent_seats,
     idempotent_commands_happen_once,

@@ -10,11 +10,11 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 use tokio::sync::oneshot;
 
+/// Speaks to the server through [`Api`] (it derefs to one).
 pub struct TestApp {
-    pub base: String,
+    pub api: Api,
     pub store: Arc<dyn Store>,
     pub clock: ManualClock,
-    pub http: reqwest::Client,
     pub engine: Engine,
     /// The server's own state, for tests that reach behind the API (the live layer's load).
     pub state: boxoffice_server::state::AppState,
@@ -53,14 +53,17 @@ impl TestApp {
     }
 
     /// A test server with `adjust` applied to [`TestApp::test_config`].
-    pub async fn spawn_with(engine: Engine, adjust: impl FnOnce(&mut boxoffice_server::Config)) -> Self {
+    pub async fn spawn_with(
+        engine: Engine,
+        adjust: impl FnOnce(&mut boxoffice_server::Config),
+    ) -> Self {
         let db = TestDatabase::fresh(engine).await;
         let store = db.store().await;
         let clock = ManualClock::starting_at(START);
         let mut config = Self::test_config();
         adjust(&mut config);
         let shared_clock: Arc<dyn Clock> = Arc::new(clock.clone());
-        let app = boxoffice_server::state(store.clone(), shared_clock, config)
+        let app = boxoffice_server::state(store.clone(), shared_clock.clone(), config)
             .await
             .expect("app state");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -72,20 +75,58 @@ impl TestApp {
         tokio::spawn(boxoffice_server::serve(listener, app, async {
             let _ = stopped.await;
         }));
-        let http = reqwest::Client::builder()
-            .pool_max_idle_per_host(64)
-            .build()
-            .expect("http client");
         Self {
-            base,
+            api: Api::new(base, shared_clock),
             store,
             clock,
-            http,
             engine,
             state,
             _db: db,
             stop: Some(stop),
         }
+    }
+
+    /// A platform admin, created directly in the store (no one can sign up as admin).
+    pub async fn admin(&self) -> Session {
+        let passwords =
+            boxoffice_server::auth::Passwords::new(PasswordCost::CHEAPEST, 1).expect("hasher");
+        let hash = passwords
+            .hash("correct horse battery".into())
+            .await
+            .expect("hash");
+        let admin = boxoffice_core::user::User {
+            id: boxoffice_core::ids::UserId::generate(),
+            email: "root@example.com".into(),
+            name: "Root".into(),
+            role: boxoffice_core::user::Role::Admin,
+            state: boxoffice_core::user::AccountState::Active,
+            organizer: None,
+            created_at: self.clock.now(),
+        };
+        self.store
+            .insert_user(&admin, &hash, None)
+            .await
+            .expect("insert the admin");
+        self.login("root@example.com").await
+    }
+}
+
+/// A client of one server's API, as a customer or organizer would use it.
+#[derive(Clone)]
+pub struct Api {
+    pub base: String,
+    pub http: reqwest::Client,
+    /// The server's clock (shows are scheduled relative to it).
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Api {
+    pub fn new(base: String, clock: Arc<dyn Clock>) -> Self {
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(64)
+            .build()
+            .expect("http client");
+        Self { base, http, clock }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -191,30 +232,6 @@ impl TestApp {
         (organizer, show.body)
     }
 
-    /// A platform admin, created directly in the store (no one can sign up as admin).
-    pub async fn admin(&self) -> Session {
-        let passwords =
-            boxoffice_server::auth::Passwords::new(PasswordCost::CHEAPEST, 1).expect("hasher");
-        let hash = passwords
-            .hash("correct horse battery".into())
-            .await
-            .expect("hash");
-        let admin = boxoffice_core::user::User {
-            id: boxoffice_core::ids::UserId::generate(),
-            email: "root@example.com".into(),
-            name: "Root".into(),
-            role: boxoffice_core::user::Role::Admin,
-            state: boxoffice_core::user::AccountState::Active,
-            organizer: None,
-            created_at: self.clock.now(),
-        };
-        self.store
-            .insert_user(&admin, &hash, None)
-            .await
-            .expect("insert the admin");
-        self.login("root@example.com").await
-    }
-
     pub async fn login(&self, email: &str) -> Session {
         let reply = self
             .call(
@@ -246,6 +263,13 @@ impl TestApp {
             .await;
         assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
         reply.body
+    }
+}
+
+impl std::ops::Deref for TestApp {
+    type Target = Api;
+    fn deref(&self) -> &Api {
+        &self.api
     }
 }
 

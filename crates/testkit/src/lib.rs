@@ -2,9 +2,11 @@
 //! app on a random loopback port, and an API client that speaks to it as a customer would.
 
 pub mod app;
+pub mod instance;
 pub mod postgres;
+pub mod redis;
 
-pub use app::{Reply, Session, TestApp};
+pub use app::{Api, Reply, Session, TestApp};
 
 use boxoffice_store::Store;
 use std::sync::Arc;

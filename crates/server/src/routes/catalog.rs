@@ -780,7 +780,8 @@ async fn update_show(
         .ok_or(DomainError::NotFound("venue"))?;
     let show = current.apply(body.value, &venue)?;
     app.store.update_show(&show).await?;
-    app.announce(&show.id, crate::live::Change::ShowChanged).await;
+    app.announce(&show.id, crate::live::Change::ShowChanged)
+        .await;
     Ok(Json(show))
 }
 
@@ -808,7 +809,8 @@ async fn cancel_show(
     let show = managed_show(&app, &actor, &id).await?;
     let bookings_cancelled = app.store.cancel_show(&show.id, app.clock.now()).await?;
     crate::metrics::booking_cancelled(bookings_cancelled.max(0) as u64);
-    app.announce(&show.id, crate::live::Change::ShowCancelled).await;
+    app.announce(&show.id, crate::live::Change::ShowCancelled)
+        .await;
     let show = app
         .store
         .show(&show.id)

@@ -285,7 +285,11 @@ async fn show_events(
     let first: Vec<Frame> = match resume.and_then(|last| app.live.since(&show, last)) {
         // What the subscription delivers from now on is not sent twice.
         Some(missed) => missed.into_iter().filter(|f| f.seq <= seq).collect(),
-        None => vec![snapshot_frame(&show, seq, &seat_map_json(&app, &show).await?)],
+        None => vec![snapshot_frame(
+            &show,
+            seq,
+            &seat_map_json(&app, &show).await?,
+        )],
     };
     let mut stopping = app.stopping.subscribe();
     let stopped = async move {

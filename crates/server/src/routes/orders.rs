@@ -143,8 +143,13 @@ async fn create_hold(
                     .learn(&show_id, &request, answer, now);
             }
             if let Ok(Outcome::Done(hold)) = &outcome {
-                app.announce(&show_id, Change::SeatHeld { seat_ids: seats_of(&hold.items) })
-                    .await;
+                app.announce(
+                    &show_id,
+                    Change::SeatHeld {
+                        seat_ids: seats_of(&hold.items),
+                    },
+                )
+                .await;
             }
             Ok(outcome?)
         },
@@ -256,7 +261,11 @@ async fn book(
             let outcome = app.store.confirm_hold(cmd, key.as_ref()).await?;
             if let Outcome::Done(booking) = &outcome {
                 crate::metrics::booking_confirmed();
-                let seat_ids = booking.tickets.iter().filter_map(|t| t.seat_id.clone()).collect();
+                let seat_ids = booking
+                    .tickets
+                    .iter()
+                    .filter_map(|t| t.seat_id.clone())
+                    .collect();
                 app.announce(&booking.show_id, Change::SeatSold { seat_ids })
                     .await;
             }
@@ -367,7 +376,11 @@ async fn cancel(
                 .await?;
             if let Outcome::Done(cancelled) = &outcome {
                 crate::metrics::booking_cancelled(1);
-                let seat_ids = cancelled.tickets.iter().filter_map(|t| t.seat_id.clone()).collect();
+                let seat_ids = cancelled
+                    .tickets
+                    .iter()
+                    .filter_map(|t| t.seat_id.clone())
+                    .collect();
                 app.announce(&cancelled.show_id, Change::SeatReleased { seat_ids })
                     .await;
             }

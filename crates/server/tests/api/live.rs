@@ -20,7 +20,10 @@ const PATIENCE: Duration = Duration::from_secs(20);
 
 async fn connect(app: &TestApp) -> Socket {
     let url = format!("{}/api/v1/ws", app.base.replace("http://", "ws://"));
-    tokio_tungstenite::connect_async(url).await.expect("websocket").0
+    tokio_tungstenite::connect_async(url)
+        .await
+        .expect("websocket")
+        .0
 }
 
 async fn send(socket: &mut Socket, message: Value) {
@@ -80,7 +83,11 @@ async fn viewers_see_holds_sales_and_releases_in_order(engine: Engine) {
     let show_id = show["id"].as_str().unwrap();
     let map = app.seat_map(show_id).await;
     let mut viewer = connect(&app).await;
-    send(&mut viewer, json!({"type": "subscribe", "show_id": show_id})).await;
+    send(
+        &mut viewer,
+        json!({"type": "subscribe", "show_id": show_id}),
+    )
+    .await;
     let snapshot = next(&mut viewer).await;
     assert_eq!(snapshot["type"], "snapshot");
     assert_eq!(snapshot["seq"], 0);
@@ -89,7 +96,12 @@ async fn viewers_see_holds_sales_and_releases_in_order(engine: Engine) {
     let bob = app.register("bob@example.com", "customer").await;
     let pair = seat_ids(&map, &["A1", "A2"]);
     let hold = app
-        .call(Method::POST, "/holds", Some(&bob.token), Some(json!({"show_id": show_id, "seat_ids": pair})))
+        .call(
+            Method::POST,
+            "/holds",
+            Some(&bob.token),
+            Some(json!({"show_id": show_id, "seat_ids": pair})),
+        )
         .await;
     assert_eq!(hold.status, StatusCode::CREATED);
     let mut seqs = Vec::new();
@@ -106,11 +118,21 @@ async fn viewers_see_holds_sales_and_releases_in_order(engine: Engine) {
     let carol = app.register("carol@example.com", "customer").await;
     let third = seat_ids(&map, &["A3"]);
     let hold = app
-        .call(Method::POST, "/holds", Some(&carol.token), Some(json!({"show_id": show_id, "seat_ids": third})))
+        .call(
+            Method::POST,
+            "/holds",
+            Some(&carol.token),
+            Some(json!({"show_id": show_id, "seat_ids": third})),
+        )
         .await;
     let id = hold.body["id"].as_str().unwrap();
-    app.call(Method::DELETE, &format!("/holds/{id}"), Some(&carol.token), None)
-        .await;
+    app.call(
+        Method::DELETE,
+        &format!("/holds/{id}"),
+        Some(&carol.token),
+        None,
+    )
+    .await;
     let released = until(&mut viewer, "seat_released", &mut seqs).await;
     assert_eq!(released["seat_ids"], json!(third));
     // Counts follow, coalesced: eventually the sale shows in the category's availability.
@@ -137,20 +159,44 @@ async fn bad_messages_are_answered_and_the_connection_survives(engine: Engine) {
     let mut viewer = connect(&app).await;
     send(&mut viewer, json!({"type": "dance"})).await;
     assert_eq!(next(&mut viewer).await["type"], "error");
-    send(&mut viewer, json!({"type": "subscribe", "show_id": "nonsense"})).await;
+    send(
+        &mut viewer,
+        json!({"type": "subscribe", "show_id": "nonsense"}),
+    )
+    .await;
     let error = next(&mut viewer).await;
     assert!(error["detail"].as_str().unwrap().contains("not a show id"));
     let unknown = ShowId::generate().to_string();
-    send(&mut viewer, json!({"type": "subscribe", "show_id": unknown})).await;
+    send(
+        &mut viewer,
+        json!({"type": "subscribe", "show_id": unknown}),
+    )
+    .await;
     let error = next(&mut viewer).await;
-    assert_eq!((error["type"].as_str(), error["show_id"].as_str()), (Some("error"), Some(unknown.as_str())));
+    assert_eq!(
+        (error["type"].as_str(), error["show_id"].as_str()),
+        (Some("error"), Some(unknown.as_str()))
+    );
     assert!(error["detail"].as_str().unwrap().contains("not found"));
-    send(&mut viewer, json!({"type": "subscribe", "show_id": show["id"]})).await;
-    assert_eq!(next(&mut viewer).await["type"], "snapshot", "still connected");
+    send(
+        &mut viewer,
+        json!({"type": "subscribe", "show_id": show["id"]}),
+    )
+    .await;
+    assert_eq!(
+        next(&mut viewer).await["type"],
+        "snapshot",
+        "still connected"
+    );
     // An unknown show's event stream is a problem, not an empty stream.
-    app.call(Method::GET, &format!("/shows/{}/events", ShowId::generate()), None, None)
-        .await
-        .problem(404, "not_found");
+    app.call(
+        Method::GET,
+        &format!("/shows/{}/events", ShowId::generate()),
+        None,
+        None,
+    )
+    .await
+    .problem(404, "not_found");
 }
 
 /// Reads server-sent events from a streaming response.
@@ -197,7 +243,8 @@ impl Events {
                 .expect("an event in time")
                 .expect("the stream is readable")
                 .expect("the stream is open");
-            self.buffer.push_str(std::str::from_utf8(&chunk).expect("UTF-8"));
+            self.buffer
+                .push_str(std::str::from_utf8(&chunk).expect("UTF-8"));
         }
     }
 
@@ -223,21 +270,41 @@ async fn sse_viewers_resume_from_the_last_event_id(engine: Engine) {
     assert_eq!(snapshot["seat_map"]["seats"], map["seats"]);
 
     let bob = app.register("bob@example.com", "customer").await;
-    let hold_seat = |labels: &[&str]| json!({"show_id": show_id, "seat_ids": seat_ids(&map, labels)});
+    let hold_seat =
+        |labels: &[&str]| json!({"show_id": show_id, "seat_ids": seat_ids(&map, labels)});
     let hold = app
-        .call(Method::POST, "/holds", Some(&bob.token), Some(hold_seat(&["B1"])))
+        .call(
+            Method::POST,
+            "/holds",
+            Some(&bob.token),
+            Some(hold_seat(&["B1"])),
+        )
         .await;
     let (held_at, held) = events.until("seat_held").await;
-    assert_eq!(held["seq"].to_string(), held_at, "the event id is the sequence");
+    assert_eq!(
+        held["seq"].to_string(),
+        held_at,
+        "the event id is the sequence"
+    );
     drop(events);
 
     // While the viewer is away: a release and another hold.
     let id = hold.body["id"].as_str().unwrap();
-    app.call(Method::DELETE, &format!("/holds/{id}"), Some(&bob.token), None)
-        .await;
+    app.call(
+        Method::DELETE,
+        &format!("/holds/{id}"),
+        Some(&bob.token),
+        None,
+    )
+    .await;
     let carol = app.register("carol@example.com", "customer").await;
-    app.call(Method::POST, "/holds", Some(&carol.token), Some(hold_seat(&["B2"])))
-        .await;
+    app.call(
+        Method::POST,
+        "/holds",
+        Some(&carol.token),
+        Some(hold_seat(&["B2"])),
+    )
+    .await;
 
     let mut resumed = Events::open(&app, show_id, Some(&held_at)).await;
     let (first_id, first_kind, _) = resumed.next().await;
@@ -266,7 +333,10 @@ async fn connect_with_small_window(app: &TestApp) -> Socket {
     let stream = socket.connect(address).await.unwrap();
     let url = format!("ws://{address}/api/v1/ws");
     let stream = tokio_tungstenite::MaybeTlsStream::Plain(stream);
-    tokio_tungstenite::client_async(url, stream).await.expect("websocket").0
+    tokio_tungstenite::client_async(url, stream)
+        .await
+        .expect("websocket")
+        .0
 }
 
 async fn a_viewer_that_stops_reading_is_cut_off_and_holds_up_no_one(engine: Engine) {
@@ -278,9 +348,17 @@ async fn a_viewer_that_stops_reading_is_cut_off_and_holds_up_no_one(engine: Engi
     let show_id = show["id"].as_str().unwrap();
     let show = ShowId::parse(show_id).unwrap();
     let mut stalled = connect_with_small_window(&app).await;
-    send(&mut stalled, json!({"type": "subscribe", "show_id": show_id})).await;
+    send(
+        &mut stalled,
+        json!({"type": "subscribe", "show_id": show_id}),
+    )
+    .await;
     let mut reader = connect(&app).await;
-    send(&mut reader, json!({"type": "subscribe", "show_id": show_id})).await;
+    send(
+        &mut reader,
+        json!({"type": "subscribe", "show_id": show_id}),
+    )
+    .await;
     assert_eq!(next(&mut reader).await["type"], "snapshot");
 
     // A storm of changes, each naming many seats, far more than the stalled viewer's socket,
@@ -304,7 +382,9 @@ async fn a_viewer_that_stops_reading_is_cut_off_and_holds_up_no_one(engine: Engi
     // Paced like a busy sale rather than a tight loop, so a reader that keeps up can.
     for _ in 0..STORM / 25 {
         for _ in 0..25 {
-            let change = Change::SeatHeld { seat_ids: seats.clone() };
+            let change = Change::SeatHeld {
+                seat_ids: seats.clone(),
+            };
             app.state.live.publish(&show, change).await;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -326,10 +406,26 @@ async fn a_viewer_that_stops_reading_is_cut_off_and_holds_up_no_one(engine: Engi
         }
     }
     let storm_bytes = STORM as usize * 50 * 40;
-    assert!(received < storm_bytes / 2, "received {received} of {storm_bytes} bytes");
-    assert!(matches!(close_code, None | Some(1013)), "closed with {close_code:?}");
-    let metrics = app.http.get(format!("{}/metrics", app.base)).send().await.unwrap().text().await.unwrap();
-    assert!(metrics.contains("boxoffice_live_slow_consumers_dropped_total{transport=\"websocket\"}"));
+    assert!(
+        received < storm_bytes / 2,
+        "received {received} of {storm_bytes} bytes"
+    );
+    assert!(
+        matches!(close_code, None | Some(1013)),
+        "closed with {close_code:?}"
+    );
+    let metrics = app
+        .http
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("boxoffice_live_slow_consumers_dropped_total{transport=\"websocket\"}")
+    );
 }
 
 async fn connections_beyond_the_limit_are_refused(engine: Engine) {

@@ -210,7 +210,12 @@ async fn ticket_limits_are_enforced(engine: Engine) {
         .problem(422, "limit_exceeded");
     let three = json!({"show_id": show_id, "areas": [{"area_id": area, "quantity": 3}]});
     let hold = app
-        .call(Method::POST, "/holds", Some(&alice.token), Some(three.clone()))
+        .call(
+            Method::POST,
+            "/holds",
+            Some(&alice.token),
+            Some(three.clone()),
+        )
         .await;
     assert_eq!(hold.status, StatusCode::CREATED);
     // Anti-hoarding: one live hold per customer and show.
@@ -243,25 +248,47 @@ async fn holds_let_lapse_again_and_again_are_throttled(engine: Engine) {
         // Signed in afresh each time: access tokens outlive no more than 15 minutes.
         let alice = app.login("alice@example.com").await;
         let held = app
-            .call(Method::POST, "/holds", Some(&alice.token), Some(one.clone()))
+            .call(
+                Method::POST,
+                "/holds",
+                Some(&alice.token),
+                Some(one.clone()),
+            )
             .await;
         assert_eq!(held.status, StatusCode::CREATED);
         app.clock.advance_minutes(11);
     }
     let alice = app.login("alice@example.com").await;
     let refused = app
-        .call(Method::POST, "/holds", Some(&alice.token), Some(one.clone()))
+        .call(
+            Method::POST,
+            "/holds",
+            Some(&alice.token),
+            Some(one.clone()),
+        )
         .await;
     // Lapses at 10, 21 and 32 minutes; the first leaves the hour-long window in 37 minutes.
     assert_eq!(refused.headers["retry-after"], "2220");
     refused.problem(429, "throttled");
     let bob = app.login("bob@example.com").await;
-    let held = app.call(Method::POST, "/holds", Some(&bob.token), Some(one.clone())).await;
-    assert_eq!(held.status, StatusCode::CREATED, "others are not slowed down");
+    let held = app
+        .call(Method::POST, "/holds", Some(&bob.token), Some(one.clone()))
+        .await;
+    assert_eq!(
+        held.status,
+        StatusCode::CREATED,
+        "others are not slowed down"
+    );
     app.clock.advance_minutes(37);
     let alice = app.login("alice@example.com").await;
-    let held = app.call(Method::POST, "/holds", Some(&alice.token), Some(one)).await;
-    assert_eq!(held.status, StatusCode::CREATED, "after the wait she may hold again");
+    let held = app
+        .call(Method::POST, "/holds", Some(&alice.token), Some(one))
+        .await;
+    assert_eq!(
+        held.status,
+        StatusCode::CREATED,
+        "after the wait she may hold again"
+    );
 }
 
 async fn idempotent_retries_answer_the_same(engine: Engine) {
