@@ -78,6 +78,10 @@ struct ServeArgs {
     /// WebSocket and SSE connections this process accepts at once.
     #[arg(long, env = "BOXOFFICE_MAX_LIVE_CONNECTIONS", default_value_t = 10_000)]
     max_live_connections: usize,
+    /// Milliseconds a seat map or show view may be served from memory; changes anywhere in the
+    /// cluster invalidate it at once, so this only bounds staleness if a change notice is lost.
+    #[arg(long, env = "BOXOFFICE_READ_CACHE_MS", default_value_t = 250)]
+    read_cache_ms: i64,
     /// Milliseconds between sweeps of expired holds.
     #[arg(long, env = "BOXOFFICE_SWEEP_MS", default_value_t = 5_000)]
     sweep_ms: u64,
@@ -102,6 +106,7 @@ impl ServeArgs {
                 ..defaults.live.clone()
             },
             sweep_interval: std::time::Duration::from_millis(self.sweep_ms.max(10)),
+            read_cache_ms: self.read_cache_ms.max(0),
             ..defaults
         }
     }

@@ -194,7 +194,8 @@ async fn customer(sale: Arc<Sale>, first: usize, me: Session) -> Seen {
 async fn three_instances_sell_one_show_without_overselling_and_survive_a_kill() {
     let db = TestDatabase::fresh(Engine::Postgres).await;
     let redis = RedisServer::start().await;
-    let env = settings(Some(&redis));
+    let mut env = settings(Some(&redis));
+    env.push(("BOXOFFICE_READ_CACHE_MS", "60000".into()));
     let mut instances = Vec::new();
     for _ in 0..3 {
         instances.push(Instance::start(binary(), &db.url, &env).await);
@@ -202,6 +203,10 @@ async fn three_instances_sell_one_show_without_overselling_and_survive_a_kill() 
     // Rows A and B of 40 seats and 30 standing places; at most 4 tickets a customer.
     let (_, show) = instances[0].show_with("org@example.com", 40, 30, 4).await;
     let show_id = show["id"].as_str().unwrap().to_owned();
+    // Read (and so cached) on every instance before the sale.
+    for instance in &instances {
+        instance.seat_map(&show_id).await;
+    }
     let map = instances[0].seat_map(&show_id).await;
     let area = map["areas"][0]["id"].clone();
 
@@ -300,6 +305,15 @@ async fn three_instances_sell_one_show_without_overselling_and_survive_a_kill() 
         "the viewer on instance 1 saw the sale made on instance 3"
     );
     viewing.abort();
+    // Instance 1's cached seat map (kept a minute here) was invalidated by the change notice.
+    let seen_on_1 = instances[0].seat_map(&show_id).await;
+    let b7 = seen_on_1["seats"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == seat[0])
+        .unwrap();
+    assert_eq!(b7["state"], "sold", "no stale seat map on another instance");
     let messages = log.lock().unwrap().clone();
     let seqs: Vec<u64> = messages.iter().filter_map(|m| m["seq"].as_u64()).collect();
     let expected: Vec<u64> = (1..=seqs.len() as u64).collect();

@@ -450,10 +450,41 @@ async fn connections_beyond_the_limit_are_refused(engine: Engine) {
     }
 }
 
+async fn heartbeats_go_out_and_silent_clients_are_closed(engine: Engine) {
+    let app = TestApp::spawn_with(engine, |config| {
+        config.live.heartbeat = Duration::from_millis(200);
+    })
+    .await;
+    let mut listening = connect(&app).await;
+    let pinged = loop {
+        let frame = tokio::time::timeout(PATIENCE, listening.next())
+            .await
+            .expect("a frame in time");
+        match frame {
+            Some(Ok(Message::Ping(_))) => break true,
+            Some(Ok(_)) => continue,
+            _ => break false,
+        }
+    };
+    assert!(pinged, "the server pings");
+    // A client that never reads never answers a ping: after two heartbeats it is closed.
+    let mut silent = connect(&app).await;
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    let mut close = None;
+    while let Ok(Some(Ok(message))) = tokio::time::timeout(PATIENCE, silent.next()).await {
+        if let Message::Close(frame) = message {
+            close = frame;
+            break;
+        }
+    }
+    assert_eq!(close.map(|f| u16::from(f.code)), Some(1001));
+}
+
 crate::on_both_engines!(
     viewers_see_holds_sales_and_releases_in_order,
     bad_messages_are_answered_and_the_connection_survives,
     sse_viewers_resume_from_the_last_event_id,
     a_viewer_that_stops_reading_is_cut_off_and_holds_up_no_one,
     connections_beyond_the_limit_are_refused,
+    heartbeats_go_out_and_silent_clients_are_closed,
 );

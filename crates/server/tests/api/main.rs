@@ -5,6 +5,7 @@ mod accounts;
 mod bad_input;
 mod catalog;
 mod discovery;
+mod limits;
 mod live;
 mod matrix;
 mod observability;
