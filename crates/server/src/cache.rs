@@ -1,8 +1,8 @@
-//! The read path from memory: each show's seat map and show view, kept serialized, recomputed
-//! at most once per `ttl_ms` and at once after a change made through this process. Readers of a
-//! cold or stale entry wait for the one computation under way instead of each starting their
-//! own (no stampede). Across instances a read may be up to `ttl_ms` old; decisions never read
-//! this cache, only pages and clients do.
+//! The read path from memory: each show's seat map and show view, and event listings, kept
+//! serialized, recomputed at most once per `ttl_ms` and at once after a change (made here, or
+//! announced by another instance through the live layer). Readers of a cold or stale entry wait
+//! for the one computation under way instead of each starting their own (no stampede).
+//! Decisions never read this cache, only pages and clients do.
 
 use crate::error::ApiResult;
 use axum::body::Bytes;
@@ -15,10 +15,19 @@ use std::sync::{Arc, Mutex};
 /// Shows cached at once; beyond it an arbitrary entry makes room.
 const MAX_ENTRIES: usize = 20_000;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// What a change invalidates: one show's views, or every listing of the catalog.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Scope {
+    Show(ShowId),
+    Catalog,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum View {
     SeatMap,
     Show,
+    /// An event listing, by its query string.
+    Events(String),
 }
 
 struct Entry {
@@ -31,8 +40,9 @@ struct Entry {
 type Slot = Arc<tokio::sync::Mutex<Option<Entry>>>;
 
 pub struct ReadCache {
-    slots: Mutex<HashMap<(ShowId, View), Slot>>,
-    generations: Mutex<HashMap<ShowId, u64>>,
+    slots: Mutex<HashMap<(Scope, View), Slot>>,
+    generations: Mutex<HashMap<Scope, u64>>,
+    counter: std::sync::atomic::AtomicU64,
     ttl_ms: i64,
 }
 
@@ -41,31 +51,38 @@ impl ReadCache {
         Self {
             slots: Mutex::new(HashMap::new()),
             generations: Mutex::new(HashMap::new()),
+            counter: Default::default(),
             ttl_ms,
         }
     }
 
-    fn generation(&self, show: &ShowId) -> u64 {
+    fn generation(&self, scope: &Scope) -> u64 {
         self.generations
             .lock()
             .expect("cache lock")
-            .get(show)
+            .get(scope)
             .copied()
             .unwrap_or(0)
     }
 
-    /// Something in the show changed here: the next read recomputes.
-    pub fn invalidate(&self, show: &ShowId) {
+    /// Something in the scope changed: the next read recomputes.
+    pub fn invalidate(&self, scope: &Scope) {
         let mut generations = self.generations.lock().expect("cache lock");
-        if generations.len() >= MAX_ENTRIES && !generations.contains_key(show) {
+        if generations.len() >= MAX_ENTRIES && !generations.contains_key(scope) {
             generations.clear();
         }
-        *generations.entry(show.clone()).or_default() += 1;
+        // Numbers from one counter are never reused, so no entry from before a change (or
+        // before the map was cleared) can match a generation given after it.
+        let next = self
+            .counter
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1;
+        generations.insert(scope.clone(), next);
     }
 
     pub async fn get<F, Fut>(
         &self,
-        show: &ShowId,
+        scope: &Scope,
         view: View,
         now: Timestamp,
         compute: F,
@@ -74,15 +91,16 @@ impl ReadCache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = ApiResult<Bytes>>,
     {
+        let key = (scope.clone(), view);
         let slot = {
             let mut slots = self.slots.lock().expect("cache lock");
-            if slots.len() >= MAX_ENTRIES && !slots.contains_key(&(show.clone(), view)) {
+            if slots.len() >= MAX_ENTRIES && !slots.contains_key(&key) {
                 slots.clear();
             }
-            slots.entry((show.clone(), view)).or_default().clone()
+            slots.entry(key).or_default().clone()
         };
         let mut entry = slot.lock().await;
-        let generation = self.generation(show);
+        let generation = self.generation(scope);
         let fresh = entry.as_ref().is_some_and(|e| {
             e.generation == generation && now.unix_ms() - e.computed_at.unix_ms() < self.ttl_ms
         });
@@ -96,6 +114,29 @@ impl ReadCache {
         }
         Ok(entry.as_ref().expect("filled above").body.clone())
     }
+}
+
+/// After any successful change to venues, events or shows, every listing is out of date, here
+/// and (through the live layer) on every other instance. Kept as one layer so a new catalog
+/// route cannot forget it.
+pub async fn catalog_writes(
+    axum::extract::State(app): axum::extract::State<crate::state::AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let path = request.uri().path();
+    let catalog = ["/api/v1/venues", "/api/v1/events", "/api/v1/shows"]
+        .iter()
+        .any(|prefix| path.starts_with(prefix));
+    let reads = matches!(
+        *request.method(),
+        axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS
+    );
+    let response = next.run(request).await;
+    if catalog && !reads && response.status().is_success() {
+        app.catalog_changed().await;
+    }
+    response
 }
 
 #[cfg(test)]
@@ -114,7 +155,7 @@ mod tests {
                 let (cache, show, computed) = (cache.clone(), show.clone(), computed.clone());
                 tokio::spawn(async move {
                     cache
-                        .get(&show, View::SeatMap, now, || async {
+                        .get(&Scope::Show(show), View::SeatMap, now, || async {
                             computed.fetch_add(1, Ordering::SeqCst);
                             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
                             Ok(Bytes::from_static(b"map"))
@@ -133,7 +174,7 @@ mod tests {
     #[tokio::test]
     async fn entries_expire_and_local_changes_invalidate_at_once() {
         let cache = ReadCache::new(250);
-        let show = ShowId::generate();
+        let show = Scope::Show(ShowId::generate());
         let read = |at: i64, body: &'static [u8]| {
             cache.get(
                 &show,
@@ -151,5 +192,22 @@ mod tests {
             "v4",
             "a local change shows at once"
         );
+        let listing = |at: i64, body: &'static [u8]| {
+            cache.get(
+                &Scope::Catalog,
+                View::Events("kind=film".into()),
+                Timestamp::from_unix_ms(at),
+                move || async move { Ok(Bytes::from_static(body)) },
+            )
+        };
+        assert_eq!(listing(300, b"e1").await.unwrap(), "e1");
+        cache.invalidate(&show);
+        assert_eq!(
+            listing(301, b"e2").await.unwrap(),
+            "e1",
+            "a show's seats do not touch listings"
+        );
+        cache.invalidate(&Scope::Catalog);
+        assert_eq!(listing(302, b"e3").await.unwrap(), "e3");
     }
 }

@@ -98,6 +98,7 @@ pub fn router(app: AppState) -> Router {
         .route("/healthz", get(|| async { Json(json!({ "status": "ok" })) }))
         .route("/readyz", get(readiness))
         .route("/metrics", get(metrics::render))
+        .layer(axum::middleware::from_fn_with_state(app.clone(), cache::catalog_writes))
         .layer(axum::middleware::from_fn_with_state(app.clone(), ratelimit::enforce))
         .with_state(app)
         .layer(axum::middleware::from_fn(metrics::track))

@@ -27,6 +27,8 @@ const REPLAY: usize = 512;
 const IDLE: Duration = Duration::from_secs(120);
 /// Where instances publish a show's changes: `bo:show:{show_id}`.
 pub const CHANNEL_PREFIX: &str = "bo:show:";
+/// Where instances announce that venues, events or shows changed (listings are stale).
+pub const CATALOG_CHANNEL: &str = "bo:catalog";
 
 /// What happened in a show, as viewers see it.
 #[derive(Clone, Debug, Serialize, PartialEq)]
@@ -296,6 +298,14 @@ impl Live {
         self.deliver(show, None, change.kind(), &body);
     }
 
+    /// Tells the other instances that catalog listings changed (this one already knows).
+    pub async fn publish_catalog(&self) {
+        if let Some(redis) = &self.redis {
+            let script = redis::Script::new("return redis.call('PUBLISH', KEYS[1], ARGV[1])");
+            let _: Option<i64> = redis.run(&script, &[CATALOG_CHANNEL], &["changed"]).await;
+        }
+    }
+
     /// A message from the Redis channel: `{seq} {kind} {json}`.
     pub fn deliver_published(&self, show: &ShowId, message: &str) -> Option<&'static str> {
         let (seq, rest) = message.split_once(' ')?;
@@ -447,11 +457,18 @@ async fn follow_redis(app: crate::state::AppState, redis: Arc<RedisLink>) {
                 .psubscribe(format!("{CHANNEL_PREFIX}*"))
                 .await
                 .is_ok()
+            && pubsub.subscribe(CATALOG_CHANNEL).await.is_ok()
         {
             tracing::info!("following live changes through redis");
+            // Whatever changed while the link was down was missed.
             app.live.all_stale();
+            app.reads.invalidate(&crate::cache::Scope::Catalog);
             let mut messages = pubsub.into_on_message();
             while let Some(message) = messages.next().await {
+                if message.get_channel_name() == CATALOG_CHANNEL {
+                    app.reads.invalidate(&crate::cache::Scope::Catalog);
+                    continue;
+                }
                 let Some(show) = message
                     .get_channel_name()
                     .strip_prefix(CHANNEL_PREFIX)

@@ -2,6 +2,7 @@
 //! the ticket signer and the in-flight idempotency keys.
 
 use crate::auth::{PasswordCost, Passwords, Tokens};
+use crate::cache::Scope;
 use crate::idempotency::InFlight;
 use crate::live::{Change, Live, LiveLimits};
 use crate::ratelimit::RateLimits;
@@ -126,7 +127,14 @@ impl AppState {
         if freed {
             self.filter.lock().expect("filter lock").forget(show);
         }
-        self.reads.invalidate(show);
+        self.reads.invalidate(&Scope::Show(show.clone()));
+    }
+
+    /// Venues, events or shows changed: listings here are stale at once, elsewhere as soon as
+    /// the notice arrives.
+    pub async fn catalog_changed(&self) {
+        self.reads.invalidate(&Scope::Catalog);
+        self.live.publish_catalog().await;
     }
 }
 

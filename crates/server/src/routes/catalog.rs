@@ -3,7 +3,7 @@
 //! seat maps.
 
 use crate::auth::Auth;
-use crate::cache::View;
+use crate::cache::{Scope, View};
 use crate::error::ApiResult;
 use crate::extract::{ApiJson, page_limit, path_id};
 use crate::idempotency::{self, KeyHeader};
@@ -509,24 +509,34 @@ async fn create_event(
 )]
 async fn events(
     State(app): State<AppState>,
+    uri: axum::http::Uri,
     Query(params): Query<Discover>,
 ) -> ApiResult<Response> {
-    use axum::response::IntoResponse;
     // Every event by creation (cursor `after`), or — with any discovery filter — the events that
-    // have a matching show, soonest first.
-    if params.is_plain_listing() {
-        let limit = page_limit(params.limit)?;
-        let after = params
-            .after
-            .as_deref()
-            .map(|a| EventId::parse(a).ok_or(DomainError::invalid("after", "not an event id")))
-            .transpose()?;
-        let events = app.store.events(after.as_ref(), limit).await?;
-        return Ok(Json(list(events, limit, |e| e.id.to_string())).into_response());
-    }
-    let query = params.query()?;
-    let events = app.store.search_events(&query, app.clock.now()).await?;
-    Ok(Json(Found::of(events, &query)).into_response())
+    // have a matching show, soonest first. Served from memory until the catalog changes.
+    let listing = View::Events(uri.query().unwrap_or_default().to_owned());
+    let now = app.clock.now();
+    let body = app
+        .reads
+        .get(&Scope::Catalog, listing, now, || async {
+            if params.is_plain_listing() {
+                let limit = page_limit(params.limit)?;
+                let after = params
+                    .after
+                    .as_deref()
+                    .map(|a| {
+                        EventId::parse(a).ok_or(DomainError::invalid("after", "not an event id"))
+                    })
+                    .transpose()?;
+                let events = app.store.events(after.as_ref(), limit).await?;
+                return json_bytes(&list(events, limit, |e| e.id.to_string()));
+            }
+            let query = params.query()?;
+            let events = app.store.search_events(&query, now).await?;
+            json_bytes(&Found::of(events, &query))
+        })
+        .await?;
+    Ok(json_response(body))
 }
 
 #[utoipa::path(
@@ -744,7 +754,7 @@ async fn show(State(app): State<AppState>, Path(id): Path<String>) -> ApiResult<
     let now = app.clock.now();
     let body = app
         .reads
-        .get(&id, View::Show, now, || async {
+        .get(&Scope::Show(id.clone()), View::Show, now, || async {
             let show = app
                 .store
                 .show(&id)
@@ -839,7 +849,7 @@ async fn seat_map(State(app): State<AppState>, Path(id): Path<String>) -> ApiRes
 pub(crate) async fn seat_map_json(app: &AppState, id: &ShowId) -> ApiResult<axum::body::Bytes> {
     let now = app.clock.now();
     app.reads
-        .get(id, View::SeatMap, now, || async {
+        .get(&Scope::Show(id.clone()), View::SeatMap, now, || async {
             let show = app
                 .store
                 .show(id)
