@@ -201,12 +201,41 @@ async fn three_instances_sell_one_show_without_overselling_and_survive_a_kill() 
         instances.push(Instance::start(binary(), &db.url, &env).await);
     }
     // Rows A and B of 40 seats and 30 standing places; at most 4 tickets a customer.
-    let (_, show) = instances[0].show_with("org@example.com", 40, 30, 4).await;
+    let (organizer, show) = instances[0].show_with("org@example.com", 40, 30, 4).await;
     let show_id = show["id"].as_str().unwrap().to_owned();
-    // Read (and so cached) on every instance before the sale.
+    // Read (and so cached, for a minute here) on every instance before the sale.
     for instance in &instances {
         instance.seat_map(&show_id).await;
+        instance.call(Method::GET, "/events", None, None).await;
     }
+    // A new event on instance 1 appears in instance 3's cached listing, well within the minute.
+    let added = instances[0]
+        .call(
+            Method::POST,
+            "/events",
+            Some(&organizer.token),
+            Some(json!({"title": "Encore", "kind": "concert"})),
+        )
+        .await;
+    assert_eq!(added.status, 201, "{}", added.body);
+    let mut listed = false;
+    for _ in 0..200 {
+        let events = instances[2].call(Method::GET, "/events", None, None).await;
+        if events.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["id"] == added.body["id"])
+        {
+            listed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        listed,
+        "instance 3's event listing was invalidated by instance 1's change"
+    );
     let map = instances[0].seat_map(&show_id).await;
     let area = map["areas"][0]["id"].clone();
 
