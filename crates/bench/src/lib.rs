@@ -8,6 +8,7 @@ mod api;
 mod browse;
 mod ceilings;
 mod checker;
+mod fanout;
 mod flash_sale;
 mod report;
 
@@ -37,6 +38,7 @@ pub struct Options {
 pub enum Scenario {
     FlashSale,
     Browse,
+    Fanout,
 }
 
 impl Scenario {
@@ -44,6 +46,7 @@ impl Scenario {
         match raw {
             "flash-sale" => Some(Scenario::FlashSale),
             "browse" => Some(Scenario::Browse),
+            "fanout" => Some(Scenario::Fanout),
             _ => None,
         }
     }
@@ -59,6 +62,7 @@ pub async fn run(scenario: Scenario, options: &Options) -> anyhow::Result<Report
     let mut report = match scenario {
         Scenario::FlashSale => flash_sale::run(&api, options).await?,
         Scenario::Browse => browse::run(&api, options).await?,
+        Scenario::Fanout => fanout::run(&api, options).await?,
     };
     report.ceilings.http = Some(ceilings::http(options).await?);
     if let Some(url) = &options.pg_url {

@@ -48,3 +48,30 @@ async fn sqlite_short_sale() {
 async fn postgres_short_sale() {
     a_short_sale_is_recorded_and_checked(Engine::Postgres).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fanout_counts_every_change_at_every_viewer() {
+    let app = TestApp::spawn(Engine::Sqlite).await;
+    let options = Options {
+        targets: vec![app.base.clone()],
+        clients: 6,
+        duration: Duration::from_secs(30),
+        max_requests: Some(80),
+        seats: 20,
+        ga_capacity: 0,
+        pg_url: None,
+        ceiling_duration: Duration::from_secs(1),
+    };
+    let report = boxoffice_bench::run(Scenario::Fanout, &options)
+        .await
+        .expect("the run completes");
+    assert_eq!(report.counts["changes"], 80, "{}", report.table());
+    assert_eq!(report.counts["deliveries"], 80 * 6, "{}", report.table());
+    assert_eq!(report.counts["deliveries_missing"], 0);
+    assert_eq!(report.counts["sequence_gaps"], 0);
+    assert!(
+        report.counts["server_rss_mb_after"] > 0,
+        "memory is read from /metrics"
+    );
+    assert_eq!(report.latency["delivery"].count, 80 * 6);
+}

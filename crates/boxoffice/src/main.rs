@@ -114,7 +114,7 @@ impl ServeArgs {
 
 #[derive(clap::Args)]
 struct BenchArgs {
-    /// `flash-sale` or `browse`.
+    /// `flash-sale`, `browse` or `fanout` (WebSocket viewers; --clients is the viewer count).
     scenario: String,
     /// Base URL(s) of the server(s), comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "http://127.0.0.1:8080")]
@@ -147,7 +147,7 @@ struct BenchArgs {
 async fn bench(args: BenchArgs) -> anyhow::Result<()> {
     let scenario = boxoffice_bench::Scenario::parse(&args.scenario).ok_or_else(|| {
         anyhow::anyhow!(
-            "unknown scenario {:?}: use flash-sale or browse",
+            "unknown scenario {:?}: use flash-sale, browse or fanout",
             args.scenario
         )
     })?;

@@ -50,6 +50,9 @@ pub async fn track(request: Request, next: Next) -> Response {
 }
 
 pub async fn render() -> Response {
+    if let Some(bytes) = resident_memory_bytes() {
+        metrics::gauge!("boxoffice_process_resident_memory_bytes").set(bytes as f64);
+    }
     let body = handle().render();
     (
         [(
@@ -120,4 +123,11 @@ pub fn rate_limited(tier: &'static str) {
 
 pub fn redis_healthy(up: bool) {
     metrics::gauge!("boxoffice_redis_up").set(if up { 1.0 } else { 0.0 });
+}
+
+/// This process's resident memory, from `/proc/self/statm` (Linux; elsewhere nothing).
+fn resident_memory_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
 }

@@ -1,0 +1,254 @@
+//! The fan-out: K WebSocket viewers (the run's clients, spread over the targets) follow one show
+//! while a few sellers hold and release seats on it. Each change's delivery latency is measured
+//! per viewer from the moment its seller sent the request (so it includes the hold itself: an
+//! upper bound on commit-to-receipt); changes that never arrive and sequence gaps are counted;
+//! the servers' resident memory is read from their `/metrics` before and after.
+
+use crate::api::Api;
+use crate::report::{Latencies, Report};
+use crate::{Options, flash_sale};
+use futures_util::{SinkExt, StreamExt};
+use reqwest::Method;
+use serde_json::json;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+use tokio_tungstenite::tungstenite::Message;
+
+/// Sellers making changes; each owns one seat and alternates hold and release on it.
+const SELLERS: usize = 4;
+/// Pause between a seller's changes, so the run measures delivery, not the sellers' rate.
+const PACE: Duration = Duration::from_millis(10);
+
+/// (seat, held?, n-th time) → when the seller sent the request.
+type Sent = RwLock<HashMap<(String, bool, u32), Instant>>;
+
+struct Seen {
+    latencies: Latencies,
+    delivered: u64,
+    gaps: u64,
+}
+
+pub async fn run(api: &Api, options: &Options) -> anyhow::Result<Report> {
+    let run = format!(
+        "fanout{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_millis()
+    );
+    let sale = flash_sale::set_up(api, options, &run).await?;
+    anyhow::ensure!(
+        sale.seat_ids.len() >= SELLERS,
+        "the show needs at least {SELLERS} seats"
+    );
+    let tokens = flash_sale::customers(api, SELLERS, &run).await?;
+    let memory_before = resident_memory(options).await;
+
+    let sent: Arc<Sent> = Arc::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut viewers = Vec::new();
+    for viewer in 0..options.clients {
+        let base = &options.targets[viewer % options.targets.len()];
+        let url = format!(
+            "{}/api/v1/ws",
+            base.trim_end_matches('/').replacen("http", "ws", 1)
+        );
+        let (mut socket, _) = tokio_tungstenite::connect_async(url).await?;
+        let subscribe = json!({"type": "subscribe", "show_id": sale.show_id}).to_string();
+        socket.send(Message::Text(subscribe.into())).await?;
+        // The snapshot first: from here on every change counts.
+        loop {
+            match socket.next().await {
+                Some(Ok(Message::Text(text))) if text.contains("\"type\":\"snapshot\"") => break,
+                Some(Ok(_)) => continue,
+                _ => anyhow::bail!("viewer {viewer} got no snapshot"),
+            }
+        }
+        let (sent, stop) = (sent.clone(), stop.clone());
+        viewers.push(tokio::spawn(async move {
+            let mut seen = Seen {
+                latencies: Latencies::default(),
+                delivered: 0,
+                gaps: 0,
+            };
+            let mut occurrences: HashMap<(String, bool), u32> = HashMap::new();
+            let mut last_seq: Option<u64> = None;
+            while !stop.load(Ordering::Relaxed) {
+                let Ok(Some(Ok(message))) =
+                    tokio::time::timeout(Duration::from_millis(200), socket.next()).await
+                else {
+                    continue;
+                };
+                let Message::Text(text) = message else {
+                    continue;
+                };
+                let received = Instant::now();
+                if let Some(seq) = field(&text, "\"seq\":", ',').and_then(|s| s.parse().ok()) {
+                    if last_seq.is_some_and(|last| seq != last + 1) {
+                        seen.gaps += 1;
+                    }
+                    last_seq = Some(seq);
+                }
+                let held = text.contains("\"type\":\"seat_held\"");
+                if !held && !text.contains("\"type\":\"seat_released\"") {
+                    continue;
+                }
+                let Some(seat) = field(&text, "\"seat_ids\":[\"", '"') else {
+                    continue;
+                };
+                let n = occurrences.entry((seat.to_owned(), held)).or_default();
+                *n += 1;
+                let key = (seat.to_owned(), held, *n);
+                if let Some(at) = sent.read().expect("sent lock").get(&key) {
+                    seen.latencies
+                        .record(received.saturating_duration_since(*at));
+                    seen.delivered += 1;
+                }
+            }
+            seen
+        }));
+    }
+
+    let started = Instant::now();
+    let deadline = started + options.duration;
+    let budget = Arc::new(AtomicU64::new(options.max_requests.unwrap_or(u64::MAX)));
+    let sellers: Vec<_> = tokens
+        .into_iter()
+        .enumerate()
+        .map(|(n, token)| {
+            let seat = sale.seat_ids[n].clone();
+            let (api, sent, budget) = (
+                Api::new(&options.targets, SELLERS).map(Arc::new),
+                sent.clone(),
+                budget.clone(),
+            );
+            let show_id = sale.show_id.clone();
+            tokio::spawn(async move {
+                let api = api?;
+                let mut changes = 0u64;
+                let mut round = 0u32;
+                let body = json!({"show_id": show_id, "seat_ids": [seat]});
+                while Instant::now() < deadline
+                    && budget
+                        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |b| b.checked_sub(2))
+                        .is_ok()
+                {
+                    round += 1;
+                    sent.write()
+                        .expect("sent lock")
+                        .insert((seat.clone(), true, round), Instant::now());
+                    let Some(hold) = api
+                        .call(n, Method::POST, "/holds", Some(&token), Some(&body))
+                        .await
+                        .filter(|a| a.status == 201)
+                    else {
+                        anyhow::bail!("seller {n} could not hold its seat");
+                    };
+                    let id = hold.json()["id"].as_str().unwrap_or_default().to_owned();
+                    sent.write()
+                        .expect("sent lock")
+                        .insert((seat.clone(), false, round), Instant::now());
+                    let released = api
+                        .call(
+                            n,
+                            Method::DELETE,
+                            &format!("/holds/{id}"),
+                            Some(&token),
+                            None,
+                        )
+                        .await;
+                    anyhow::ensure!(
+                        released.is_some_and(|a| a.status == 200),
+                        "seller {n} could not release its hold"
+                    );
+                    changes += 2;
+                    tokio::time::sleep(PACE).await;
+                }
+                Ok(changes)
+            })
+        })
+        .collect();
+    let mut changes = 0;
+    for seller in sellers {
+        changes += seller.await??;
+    }
+    let selling = started.elapsed().as_secs_f64();
+    // Let the last changes arrive before counting what is missing.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut latencies = Latencies::default();
+    let (mut delivered, mut gaps) = (0u64, 0u64);
+    for viewer in viewers {
+        let seen = viewer.await?;
+        latencies.merge(&seen.latencies);
+        delivered += seen.delivered;
+        gaps += seen.gaps;
+    }
+    let memory_after = resident_memory(options).await;
+    let expected = changes * options.clients as u64;
+    let mb = |bytes: Option<u64>| bytes.map_or(0, |b| b / (1024 * 1024));
+    Ok(Report {
+        scenario: "fanout".into(),
+        targets: options.targets.clone(),
+        clients: options.clients,
+        duration_s: selling,
+        rates_per_s: BTreeMap::from([
+            ("changes".to_owned(), changes as f64 / selling),
+            ("deliveries".to_owned(), delivered as f64 / selling),
+        ]),
+        counts: BTreeMap::from([
+            ("viewers".to_owned(), options.clients as u64),
+            ("changes".to_owned(), changes),
+            ("deliveries".to_owned(), delivered),
+            (
+                "deliveries_missing".to_owned(),
+                expected.saturating_sub(delivered),
+            ),
+            ("sequence_gaps".to_owned(), gaps),
+            ("server_rss_mb_before".to_owned(), mb(memory_before)),
+            ("server_rss_mb_after".to_owned(), mb(memory_after)),
+        ]),
+        latency: BTreeMap::from([("delivery".to_owned(), latencies.summary())]),
+        ..Default::default()
+    })
+}
+
+/// The text after `start` up to `end` (no JSON parse: viewers must keep up with the server).
+fn field<'a>(text: &'a str, start: &str, end: char) -> Option<&'a str> {
+    let from = text.find(start)? + start.len();
+    let rest = &text[from..];
+    Some(&rest[..rest.find(end)?])
+}
+
+/// The servers' resident memory summed over the targets, from their Prometheus metrics.
+async fn resident_memory(options: &Options) -> Option<u64> {
+    let mut total = 0;
+    for target in &options.targets {
+        let text = reqwest::get(format!("{}/metrics", target.trim_end_matches('/')))
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("boxoffice_process_resident_memory_bytes "))?;
+        total += line.split_whitespace().nth(1)?.parse::<f64>().ok()? as u64;
+    }
+    Some(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::field;
+
+    #[test]
+    fn fields_are_cut_from_the_text() {
+        let text =
+            r#"{"seq":12,"type":"seat_held","show_id":"shw_1","seat_ids":["seat_9","seat_8"]}"#;
+        assert_eq!(field(text, "\"seq\":", ','), Some("12"));
+        assert_eq!(field(text, "\"seat_ids\":[\"", '"'), Some("seat_9"));
+        assert_eq!(field(text, "\"nope\":", ','), None);
+    }
+}
