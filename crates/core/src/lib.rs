@@ -17,6 +17,7 @@ pub mod payment;
 pub mod schedule;
 pub mod user;
 pub mod venue;
+pub mod waiting;
 
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use error::{DomainError, FieldError};

@@ -11,10 +11,12 @@ pub mod extract;
 pub mod idempotency;
 pub mod live;
 pub mod metrics;
+pub mod queue;
 pub mod ratelimit;
 mod routes;
 pub mod state;
 pub mod sweeper;
+pub mod waiting_room;
 
 use crate::auth::{Passwords, Tokens};
 use crate::state::{AppState, Inner, ServerConfig, TicketSigner};
@@ -51,6 +53,7 @@ pub async fn state(
     let fresh_key = || base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 32]>());
     let token_key = store.secret("token_signing_key", &fresh_key()).await?;
     let ticket_key = store.secret("ticket_signing_key", &fresh_key()).await?;
+    let admission_key = store.secret("admission_signing_key", &fresh_key()).await?;
     let redis = config
         .redis_url
         .as_deref()
@@ -60,6 +63,10 @@ pub async fn state(
     Ok(AppState::new(Inner {
         live: live::Live::new(redis.clone(), config.live.clone()),
         limiter: ratelimit::Limiter::new(&config.rate_limits, redis.clone()),
+        waiting: waiting_room::WaitingRooms::new(
+            queue::Lines::new(redis.clone()),
+            queue::Admissions::new(admission_key.as_bytes()),
+        ),
         redis,
         stopping: watch::channel(false).0,
         passwords: Passwords::new(config.password_cost, config.hashing_concurrency)?,

@@ -51,6 +51,13 @@ pub enum Change {
     /// Prices, limits or the sale window changed: re-fetch the show.
     ShowChanged,
     ShowCancelled,
+    /// The waiting room let more people in: a place `n` (1-based number) is in once
+    /// `n <= admitted_through`.
+    Queue {
+        admitted_through: u64,
+        line_length: u64,
+        sold_out: bool,
+    },
 }
 
 impl Change {
@@ -62,12 +69,13 @@ impl Change {
             Change::Availability { .. } => "availability",
             Change::ShowChanged => "show_changed",
             Change::ShowCancelled => "show_cancelled",
+            Change::Queue { .. } => "queue",
         }
     }
 
     /// Whether counts moved, so an `availability` event should follow.
     fn moves_counts(&self) -> bool {
-        !matches!(self, Change::Availability { .. })
+        !matches!(self, Change::Availability { .. } | Change::Queue { .. })
     }
 
     fn names_no_seat(&self) -> bool {
@@ -383,13 +391,14 @@ impl Live {
     }
 }
 
-const KINDS: [&str; 6] = [
+const KINDS: [&str; 7] = [
     "seat_held",
     "seat_released",
     "seat_sold",
     "availability",
     "show_changed",
     "show_cancelled",
+    "queue",
 ];
 
 /// `{"seq":N,"type":"snapshot","show_id":…,"seat_map":{…}}`; the seat map is already JSON.
@@ -432,6 +441,7 @@ pub async fn run(app: crate::state::AppState, mut shutdown: tokio::sync::watch::
             }
         }
         app.limiter.tidy();
+        crate::waiting_room::WaitingRooms::tick(&app).await;
     }
     if let Some(follower) = follower {
         follower.abort();
@@ -481,7 +491,10 @@ async fn follow_redis(app: crate::state::AppState, redis: Arc<RedisLink>) {
                 };
                 // Caches first, so a viewer who sees the change and re-reads sees it too.
                 let kind = payload.split(' ').nth(1).unwrap_or_default();
-                if kind != "availability" {
+                if kind == "show_changed" || kind == "show_cancelled" {
+                    app.waiting.forget(&show);
+                }
+                if kind != "availability" && kind != "queue" {
                     let frees = matches!(kind, "seat_released" | "show_changed" | "show_cancelled");
                     app.forget(&show, frees);
                 }

@@ -131,3 +131,12 @@ fn resident_memory_bytes() -> Option<u64> {
     let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
     Some(pages * 4096)
 }
+
+pub fn queue_admitted(count: u64) {
+    metrics::counter!("boxoffice_queue_admitted_total").increment(count);
+}
+
+/// People waiting in a show's line (not yet admitted), as this process last saw it.
+pub fn queue_waiting(show: &boxoffice_core::ids::ShowId, waiting: u64) {
+    metrics::gauge!("boxoffice_queue_waiting", "show" => show.to_string()).set(waiting as f64);
+}

@@ -96,6 +96,7 @@ pub struct Inner {
     pub reads: crate::cache::ReadCache,
     pub filter: std::sync::Mutex<boxoffice_core::filter::AvailabilityFilter>,
     pub live: Live,
+    pub waiting: crate::waiting_room::WaitingRooms,
     pub limiter: crate::ratelimit::Limiter,
     /// The shared Redis, when instances run together.
     pub redis: Option<Arc<crate::cluster::RedisLink>>,
@@ -118,6 +119,9 @@ impl AppState {
     /// date (and, if something was freed, what the filter learned), here at once and on other
     /// instances when the change reaches them; every viewer is told.
     pub async fn announce(&self, show: &ShowId, change: Change) {
+        if matches!(change, Change::ShowChanged | Change::ShowCancelled) {
+            self.waiting.forget(show);
+        }
         self.forget(show, change.frees());
         self.live.publish(show, change).await;
     }

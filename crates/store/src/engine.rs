@@ -32,6 +32,7 @@ macro_rules! store_engine {
         use boxoffice_core::ids::*;
         use boxoffice_core::inventory::{self, SeatMap, SeatState};
         use boxoffice_core::user::User;
+        use boxoffice_core::waiting::Room;
         $crate::accounts::accounts_engine!($store, $db, lock = $lock);
         use boxoffice_core::venue::Venue;
         use boxoffice_core::{DomainError, FieldError, Money, Timestamp};
@@ -981,6 +982,48 @@ macro_rules! store_engine {
 
             async fn ping(&self) -> StoreResult<()> {
                 sqlx::query("SELECT 1").execute(&self.pool).await?;
+                Ok(())
+            }
+
+            async fn waiting_room(&self, show: &ShowId) -> StoreResult<Option<Room>> {
+                let row: Option<(i64, i64, Option<i64>, i64, i64, i64)> = sqlx::query_as(
+                    "SELECT enabled, admission_rate_per_minute, max_active_shoppers, session_minutes, opens_at, seed \
+                     FROM waiting_rooms WHERE show_id = $1",
+                )
+                .bind(show.to_string())
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(row.map(|(enabled, rate, cap, session, opens_at, seed)| Room {
+                    enabled: enabled == 1,
+                    admission_rate_per_minute: rate,
+                    max_active_shoppers: cap,
+                    session_minutes: session,
+                    opens_at: Timestamp::from_unix_ms(opens_at),
+                    seed: seed as u64,
+                }))
+            }
+
+            async fn put_waiting_room(&self, show: &ShowId, room: &Room, now: Timestamp) -> StoreResult<()> {
+                let mut w = self.begin_write().await?;
+                sqlx::query(
+                    "INSERT INTO waiting_rooms (show_id, enabled, admission_rate_per_minute, max_active_shoppers, \
+                     session_minutes, opens_at, seed, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                     ON CONFLICT (show_id) DO UPDATE SET enabled = excluded.enabled, \
+                     admission_rate_per_minute = excluded.admission_rate_per_minute, \
+                     max_active_shoppers = excluded.max_active_shoppers, session_minutes = excluded.session_minutes, \
+                     opens_at = excluded.opens_at, seed = excluded.seed, updated_at = excluded.updated_at",
+                )
+                .bind(show.to_string())
+                .bind(i64::from(room.enabled))
+                .bind(room.admission_rate_per_minute)
+                .bind(room.max_active_shoppers)
+                .bind(room.session_minutes)
+                .bind(room.opens_at.unix_ms())
+                .bind(room.seed as i64)
+                .bind(now.unix_ms())
+                .execute(&mut *w.tx)
+                .await?;
+                w.tx.commit().await?;
                 Ok(())
             }
 

@@ -19,6 +19,7 @@ use boxoffice_core::ids::{InvitationId, OrganizerId, SeatId, SessionId};
 use boxoffice_core::inventory::SeatMap;
 use boxoffice_core::user::{AccountState, Actor, Invitation, MemberRole, Organizer, User};
 use boxoffice_core::venue::Venue;
+use boxoffice_core::waiting::Room;
 use boxoffice_core::{DomainError, Timestamp};
 use serde::Serialize;
 use std::sync::Arc;
@@ -418,6 +419,12 @@ pub trait Store: AccountStore + Send + Sync + 'static {
         now: Timestamp,
         idem: Option<&IdempotencyKey>,
     ) -> StoreResult<Outcome<Booking>>;
+
+    /// The show's waiting room, if one was ever set up.
+    async fn waiting_room(&self, show: &ShowId) -> StoreResult<Option<Room>>;
+    /// Creates or replaces the show's waiting room settings.
+    async fn put_waiting_room(&self, show: &ShowId, room: &Room, now: Timestamp)
+    -> StoreResult<()>;
 
     async fn saved_response(
         &self,

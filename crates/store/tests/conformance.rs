@@ -8,6 +8,7 @@ use boxoffice_core::ids::*;
 use boxoffice_core::inventory::{SeatMap, SeatState};
 use boxoffice_core::user::{AccountState, MemberRole, Organizer, Role, User};
 use boxoffice_core::venue::{Venue, VenueInput};
+use boxoffice_core::waiting::Room;
 use boxoffice_core::{DomainError, Timestamp};
 use boxoffice_store::{
     ConfirmHold, CreateHold, ExpiredHold, IdempotencyKey, Outcome, Refresh, SessionRecord,
@@ -466,6 +467,38 @@ async fn lapsed_holds_throttle_the_next_and_released_ones_do_not(engine: Engine)
     ));
     let later = now.plus_minutes(hold::LAPSE_WINDOW_MINUTES);
     f.seats(&alice, &["A2"], later).await.unwrap();
+}
+
+async fn waiting_rooms_are_kept_and_replaced(engine: Engine) {
+    let f = Fixture::new(engine).await;
+    assert_eq!(f.store.waiting_room(&f.show.id).await.unwrap(), None);
+    let mut room = Room {
+        enabled: true,
+        admission_rate_per_minute: 500,
+        max_active_shoppers: None,
+        session_minutes: 15,
+        opens_at: f.now,
+        seed: u64::MAX - 7,
+    };
+    f.store
+        .put_waiting_room(&f.show.id, &room, f.now)
+        .await
+        .unwrap();
+    assert_eq!(
+        f.store.waiting_room(&f.show.id).await.unwrap(),
+        Some(room.clone())
+    );
+    room.enabled = false;
+    room.max_active_shoppers = Some(50);
+    f.store
+        .put_waiting_room(&f.show.id, &room, f.now)
+        .await
+        .unwrap();
+    assert_eq!(
+        f.store.waiting_room(&f.show.id).await.unwrap(),
+        Some(room),
+        "replaced, seed bit for bit"
+    );
 }
 
 async fn releases_and_the_sweeper_free_seats(engine: Engine) {
@@ -1013,6 +1046,7 @@ conformance!(
     bookings_confirm_and_cancel,
     ticket_limits_hold_across_orders,
     lapsed_holds_throttle_the_next_and_released_ones_do_not,
+    waiting_rooms_are_kept_and_replaced,
     releases_and_the_sweeper_free_seats,
     best_available_picks_adjacent_seats,
     idempotent_commands_happen_once,

@@ -240,7 +240,7 @@ async fn managed_event(app: &AppState, actor: &Actor, id: &str) -> ApiResult<Eve
     Ok(event.ok_or(DomainError::NotFound("event"))?)
 }
 
-async fn managed_show(app: &AppState, actor: &Actor, id: &str) -> ApiResult<Show> {
+pub(crate) async fn managed_show(app: &AppState, actor: &Actor, id: &str) -> ApiResult<Show> {
     let id = path_id(id, ShowId::parse, "show")?;
     let show = app
         .store

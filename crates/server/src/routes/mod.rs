@@ -7,6 +7,7 @@ pub(crate) mod catalog;
 mod live;
 mod orders;
 mod organizer;
+mod queue;
 
 use crate::state::AppState;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -64,4 +65,5 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(catalog::router())
         .merge(orders::router())
         .merge(live::router())
+        .merge(queue::router())
 }

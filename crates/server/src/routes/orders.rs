@@ -7,6 +7,7 @@ use crate::extract::{ApiJson, page_limit, path_id};
 use crate::idempotency::{self, KeyHeader};
 use crate::live::Change;
 use crate::state::AppState;
+use crate::waiting_room::WaitingRooms;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -75,7 +76,10 @@ struct PaymentBody {
     tag = "orders",
     summary = "Hold seats or places, all or nothing",
     request_body = HoldBody,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key return the first answer")),
+    params(
+        ("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key return the first answer"),
+        ("x-admission-token" = Option<String>, Header, description = "Required while the show's waiting room is on: the token the room gave when it was your turn"),
+    ),
     responses((status = 201, description = "Success", body = Hold), (status = "4XX", description = "A problem: see the type", body = crate::error::Problem, content_type = "application/problem+json")),
     security(("bearer" = []), ("session_cookie" = []))
 )]
@@ -83,6 +87,7 @@ async fn create_hold(
     State(app): State<AppState>,
     Auth(actor): Auth,
     key: KeyHeader,
+    headers: axum::http::HeaderMap,
     body: ApiJson<HoldBody>,
 ) -> ApiResult<Response> {
     let fingerprint = idempotency::fingerprint("POST", "/api/v1/holds", &body.canonical);
@@ -97,6 +102,10 @@ async fn create_hold(
         areas,
         body.best_available.map(|b| (b.category, b.quantity)),
     )?;
+    let admission = headers
+        .get("x-admission-token")
+        .and_then(|v| v.to_str().ok());
+    WaitingRooms::check_admission(&app, &show_id, &actor.user_id, admission).await?;
     let worker = app.clone();
     idempotency::run(
         &app,

@@ -107,6 +107,16 @@ async fn world(
     let pay = json!({"hold_id": paid["id"], "payment": {"method": "card", "card_number": "4242424242424242"}});
     let booking = create(app, &buyer.session.token, "/bookings", pay).await;
     let hold = create(app, &buyer.session.token, "/holds", hold_body).await;
+    // A waiting room that exists but is off: its settings and figures can be read, nobody queues.
+    let room = app
+        .call(
+            Method::PUT,
+            &format!("/shows/{}/waiting-room", show["id"].as_str().unwrap()),
+            Some(token),
+            Some(json!({"enabled": false, "admission_rate_per_minute": 60})),
+        )
+        .await;
+    assert_eq!(room.status, StatusCode::OK, "{}", room.body);
     let organizer = app.call(Method::GET, "/organizer", Some(token), None).await;
     let invitation = create(
         app,
@@ -146,7 +156,7 @@ impl World {
             &self.venue
         } else if path.starts_with("/events/") {
             &self.event
-        } else if path.starts_with("/shows/") {
+        } else if path.starts_with("/shows/") || path.starts_with("/queues/") {
             &self.show
         } else if path.starts_with("/holds/") {
             &self.hold
@@ -161,7 +171,9 @@ impl World {
         } else {
             &self.staff_x
         };
-        path.replace("{id}", id).replace("{user_id}", id)
+        path.replace("{id}", id)
+            .replace("{user_id}", id)
+            .replace("{show_id}", id)
     }
 
     /// A well-formed body, so a refusal is the wall's doing and not the body's.
@@ -194,6 +206,9 @@ impl World {
                 "currency": "EUR", "prices": {"standard": 1, "standing": 1}})
             }
             ("PATCH", "/shows/{id}") => json!({"hold_minutes": 5}),
+            ("PUT", "/shows/{id}/waiting-room") => {
+                json!({"enabled": true, "admission_rate_per_minute": 10})
+            }
             ("POST", "/holds") => {
                 json!({"show_id": self.show, "best_available": {"category": "standard", "quantity": 1}})
             }
@@ -214,6 +229,10 @@ fn allowed(who: Who, method: &Method, path: &str) -> bool {
     let get = method == Method::GET;
     match path {
         "/events" | "/events/{id}" | "/shows" | "/shows/{id}" | "/shows/{id}/seats" if get => true,
+        "/shows/{id}/waiting-room" if get => true,
+        "/shows/{id}/waiting-room" | "/shows/{id}/waiting-room/stats" => of_x || who == Admin,
+        // The room is off: nobody has a place in its line or may take one.
+        "/queues/{show_id}/join" | "/queues/{show_id}/position" => false,
         "/me" | "/auth/logout" | "/bookings" | "/holds"
             if method == Method::GET || path != "/bookings" =>
         {
