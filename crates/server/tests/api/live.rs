@@ -11,14 +11,14 @@ use serde_json::{Value, json};
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
 
-type Socket =
+pub(crate) type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// A bound on waiting for something that should arrive at once, so a bug fails instead of
 /// hanging; never a performance assertion.
 const PATIENCE: Duration = Duration::from_secs(20);
 
-async fn connect(app: &TestApp) -> Socket {
+pub(crate) async fn connect(app: &TestApp) -> Socket {
     let url = format!("{}/api/v1/ws", app.base.replace("http://", "ws://"));
     tokio_tungstenite::connect_async(url)
         .await
@@ -26,7 +26,7 @@ async fn connect(app: &TestApp) -> Socket {
         .0
 }
 
-async fn send(socket: &mut Socket, message: Value) {
+pub(crate) async fn send(socket: &mut Socket, message: Value) {
     socket
         .send(Message::Text(message.to_string().into()))
         .await
@@ -48,7 +48,7 @@ async fn next(socket: &mut Socket) -> Value {
 }
 
 /// Messages until one of type `kind`, which is returned with every sequence seen on the way.
-async fn until(socket: &mut Socket, kind: &str, seqs: &mut Vec<u64>) -> Value {
+pub(crate) async fn until(socket: &mut Socket, kind: &str, seqs: &mut Vec<u64>) -> Value {
     loop {
         let message = next(socket).await;
         if let Some(seq) = message["seq"].as_u64()

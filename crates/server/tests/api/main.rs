@@ -14,6 +14,7 @@ mod orders;
 mod races;
 mod sessions;
 mod tenants;
+mod waiting;
 mod walls;
 
 /// Runs each listed `async fn(Engine)` once on SQLite and once on PostgreSQL.
