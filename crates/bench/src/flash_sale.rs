@@ -21,6 +21,8 @@ const CARD: &str = "4242424242424242";
 
 pub struct Sale {
     pub show_id: String,
+    /// The organizer's access token, for settings made after set-up.
+    pub organizer_token: String,
     pub seat_ids: Vec<String>,
     pub area_id: String,
     pub capacity: i64,
@@ -92,6 +94,7 @@ pub async fn set_up(api: &Api, options: &Options, run: &str) -> anyhow::Result<S
         .unwrap_or_default();
     Ok(Sale {
         show_id: show["id"].as_str().unwrap_or_default().to_owned(),
+        organizer_token: token.clone(),
         seat_ids,
         area_id: venue["areas"][0]["id"]
             .as_str()

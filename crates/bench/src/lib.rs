@@ -10,6 +10,7 @@ mod ceilings;
 mod checker;
 mod fanout;
 mod flash_sale;
+mod queue_join;
 mod report;
 
 pub use report::Report;
@@ -32,6 +33,10 @@ pub struct Options {
     pub pg_url: Option<String>,
     /// Seconds each ceiling is measured for.
     pub ceiling_duration: Duration,
+    /// People put in the line by `queue-join`'s in-process part.
+    pub people: u64,
+    /// A Redis for `queue-join` to measure the shared line in.
+    pub redis_url: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,6 +44,7 @@ pub enum Scenario {
     FlashSale,
     Browse,
     Fanout,
+    QueueJoin,
 }
 
 impl Scenario {
@@ -47,6 +53,7 @@ impl Scenario {
             "flash-sale" => Some(Scenario::FlashSale),
             "browse" => Some(Scenario::Browse),
             "fanout" => Some(Scenario::Fanout),
+            "queue-join" => Some(Scenario::QueueJoin),
             _ => None,
         }
     }
@@ -63,6 +70,7 @@ pub async fn run(scenario: Scenario, options: &Options) -> anyhow::Result<Report
         Scenario::FlashSale => flash_sale::run(&api, options).await?,
         Scenario::Browse => browse::run(&api, options).await?,
         Scenario::Fanout => fanout::run(&api, options).await?,
+        Scenario::QueueJoin => queue_join::run(&api, options).await?,
     };
     report.ceilings.http = Some(ceilings::http(options).await?);
     if let Some(url) = &options.pg_url {

@@ -16,6 +16,8 @@ async fn a_short_sale_is_recorded_and_checked(engine: Engine) {
         ga_capacity: 15,
         pg_url: None,
         ceiling_duration: Duration::from_secs(1),
+        people: 1,
+        redis_url: None,
     };
     let report = boxoffice_bench::run(Scenario::FlashSale, &options)
         .await
@@ -61,6 +63,8 @@ async fn fanout_counts_every_change_at_every_viewer() {
         ga_capacity: 0,
         pg_url: None,
         ceiling_duration: Duration::from_secs(1),
+        people: 1,
+        redis_url: None,
     };
     let report = boxoffice_bench::run(Scenario::Fanout, &options)
         .await
@@ -74,4 +78,32 @@ async fn fanout_counts_every_change_at_every_viewer() {
         "memory is read from /metrics"
     );
     assert_eq!(report.latency["delivery"].count, 80 * 6);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_join_measures_the_line_over_http_and_in_process() {
+    let app = TestApp::spawn(Engine::Sqlite).await;
+    let redis = boxoffice_testkit::redis::RedisServer::start().await;
+    let options = Options {
+        targets: vec![app.base.clone()],
+        clients: 4,
+        duration: Duration::from_secs(30),
+        max_requests: Some(40),
+        seats: 20,
+        ga_capacity: 0,
+        pg_url: None,
+        ceiling_duration: Duration::from_secs(1),
+        people: 5_000,
+        redis_url: Some(redis.url()),
+    };
+    let report = boxoffice_bench::run(Scenario::QueueJoin, &options)
+        .await
+        .expect("the run completes");
+    assert_eq!(report.latency["join"].count, 4, "{}", report.table());
+    assert_eq!(report.latency["position"].count, 36);
+    assert_eq!(report.counts["http_errors"], 0);
+    assert_eq!(report.counts["memory_people"], 5_000);
+    assert_eq!(report.counts["redis_people"], 5_000);
+    assert!(report.rates_per_s["memory_joins"] > 0.0);
+    assert!(report.rates_per_s["redis_looks"] > 0.0);
 }

@@ -114,7 +114,8 @@ impl ServeArgs {
 
 #[derive(clap::Args)]
 struct BenchArgs {
-    /// `flash-sale`, `browse` or `fanout` (WebSocket viewers; --clients is the viewer count).
+    /// `flash-sale`, `browse`, `fanout` (WebSocket viewers; --clients is the viewer count) or
+    /// `queue-join` (the waiting room over HTTP, and a line of --people in process).
     scenario: String,
     /// Base URL(s) of the server(s), comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "http://127.0.0.1:8080")]
@@ -139,6 +140,12 @@ struct BenchArgs {
     /// Seconds each ceiling is measured for.
     #[arg(long, default_value_t = 5)]
     ceiling_seconds: u64,
+    /// People put in the line by queue-join's in-process part.
+    #[arg(long, default_value_t = 1_000_000)]
+    people: u64,
+    /// A Redis for queue-join to measure the shared line in.
+    #[arg(long)]
+    redis_url: Option<String>,
     /// Print the report as JSON instead of a table.
     #[arg(long)]
     json: bool,
@@ -147,7 +154,7 @@ struct BenchArgs {
 async fn bench(args: BenchArgs) -> anyhow::Result<()> {
     let scenario = boxoffice_bench::Scenario::parse(&args.scenario).ok_or_else(|| {
         anyhow::anyhow!(
-            "unknown scenario {:?}: use flash-sale, browse or fanout",
+            "unknown scenario {:?}: use flash-sale, browse, fanout or queue-join",
             args.scenario
         )
     })?;
@@ -160,6 +167,8 @@ async fn bench(args: BenchArgs) -> anyhow::Result<()> {
         ga_capacity: args.ga,
         pg_url: args.pg_url,
         ceiling_duration: std::time::Duration::from_secs(args.ceiling_seconds.max(1)),
+        people: args.people.max(1),
+        redis_url: args.redis_url,
     };
     let report = boxoffice_bench::run(scenario, &options).await?;
     if args.json {
