@@ -3,7 +3,7 @@
 
 use crate::Options;
 use crate::api::Api;
-use crate::report::{HttpCeiling, Latencies, PgbenchCeiling};
+use crate::report::{HttpCeiling, Latencies, PgbenchCeiling, RedisCeiling};
 use reqwest::Method;
 use sqlx::Connection;
 use std::sync::Arc;
@@ -114,5 +114,65 @@ pub async fn pgbench(url: &str, options: &Options) -> anyhow::Result<PgbenchCeil
         clients,
         transactions_per_s: number_after("tps").unwrap_or(0.0),
         latency_avg_ms: number_after("latency average").unwrap_or(0.0),
+    })
+}
+
+/// Redis' own limit for the line's commonest operation: `redis-benchmark` running `ZADD` (a
+/// join) with as many connections as the run has clients.
+pub async fn redis(url: &str, options: &Options) -> anyhow::Result<RedisCeiling> {
+    let address = url
+        .trim_start_matches("redis://")
+        .trim_end_matches('/')
+        .to_owned();
+    let (host, port) = address
+        .rsplit_once(':')
+        .ok_or_else(|| anyhow::anyhow!("{url}: expected redis://HOST:PORT"))?;
+    let clients = options.clients.clamp(1, 64);
+    let output = tokio::process::Command::new("redis-benchmark")
+        .args([
+            "-h",
+            host,
+            "-p",
+            port,
+            "-c",
+            &clients.to_string(),
+            "-n",
+            "200000",
+            // Random scores and members, as joins have.
+            "-r",
+            "1000000",
+            "-q",
+        ])
+        .args([
+            "ZADD",
+            "bo:bench:ceiling",
+            "__rand_int__",
+            "member:__rand_int__",
+        ])
+        .output()
+        .await?;
+    let text = String::from_utf8_lossy(&output.stdout).to_string();
+    anyhow::ensure!(output.status.success(), "redis-benchmark failed: {text}");
+    // "ZADD bo:bench:ceiling …: 81234.57 requests per second, p50=0.399 msec"
+    let per_second = text
+        .split("requests per second")
+        .next()
+        .and_then(|head| {
+            head.rsplit(' ')
+                .nth(1)
+                .or_else(|| head.split_whitespace().last())
+        })
+        .and_then(|n| n.trim().parse::<f64>().ok())
+        .unwrap_or(0.0);
+    let client = redis::Client::open(url)?;
+    let mut connection = client.get_multiplexed_async_connection().await?;
+    let _: i64 = redis::cmd("DEL")
+        .arg("bo:bench:ceiling")
+        .query_async(&mut connection)
+        .await?;
+    Ok(RedisCeiling {
+        command: "ZADD".into(),
+        clients,
+        requests_per_s: per_second,
     })
 }

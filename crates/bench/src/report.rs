@@ -78,10 +78,19 @@ pub struct PgbenchCeiling {
     pub latency_avg_ms: f64,
 }
 
+#[derive(Clone, Debug, Serialize)]
+pub struct RedisCeiling {
+    pub command: String,
+    pub clients: usize,
+    pub requests_per_s: f64,
+}
+
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Ceilings {
     pub http: Option<HttpCeiling>,
     pub pgbench: Option<PgbenchCeiling>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis: Option<RedisCeiling>,
 }
 
 #[derive(Clone, Debug, Default, Serialize)]
@@ -154,6 +163,12 @@ impl Report {
             out += &format!(
                 "  ceiling pgbench ({} clients): {:.1} tps, avg {:.2} ms — {}\n",
                 p.clients, p.transactions_per_s, p.latency_avg_ms, p.statement
+            );
+        }
+        if let Some(r) = &self.ceilings.redis {
+            out += &format!(
+                "  ceiling redis-benchmark {} ({} clients): {:.1} req/s\n",
+                r.command, r.clients, r.requests_per_s
             );
         }
         out

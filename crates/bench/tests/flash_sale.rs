@@ -106,4 +106,10 @@ async fn queue_join_measures_the_line_over_http_and_in_process() {
     assert_eq!(report.counts["redis_people"], 5_000);
     assert!(report.rates_per_s["memory_joins"] > 0.0);
     assert!(report.rates_per_s["redis_looks"] > 0.0);
+    let redis_ceiling = report
+        .ceilings
+        .redis
+        .as_ref()
+        .expect("measured with a Redis");
+    assert!(redis_ceiling.requests_per_s > 0.0, "{}", report.table());
 }

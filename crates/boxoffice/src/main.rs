@@ -24,6 +24,66 @@ struct Cli {
     command: Option<Command>,
     #[command(flatten)]
     database: DatabaseArgs,
+    /// A TOML file of settings named like the flags (`listen = "0.0.0.0:8080"`,
+    /// `rate_ip = "50/s:200"`, `database = "postgres://…"`); flags and environment override it.
+    #[arg(long, env = "BOXOFFICE_CONFIG", global = true)]
+    config: Option<std::path::PathBuf>,
+}
+
+/// The settings file, if one is named, as defaults under the flags and the environment:
+/// precedence is flag, then environment, then file, then built-in default.
+fn parse_cli(args: Vec<String>) -> anyhow::Result<Cli> {
+    use clap::{CommandFactory, FromArgMatches};
+    let named = args
+        .windows(2)
+        .find(|w| w[0] == "--config")
+        .map(|w| w[1].clone())
+        .or_else(|| {
+            args.iter()
+                .find_map(|a| a.strip_prefix("--config=").map(str::to_owned))
+        })
+        .or_else(|| std::env::var("BOXOFFICE_CONFIG").ok());
+    let mut command = Cli::command();
+    if let Some(path) = named {
+        let text = std::fs::read_to_string(&path).with_context(|| format!("read {path}"))?;
+        let table: toml::Table = toml::from_str(&text).with_context(|| format!("parse {path}"))?;
+        let mut settings: Vec<(String, &'static str)> = Vec::new();
+        for (key, value) in table {
+            let value = match value {
+                toml::Value::String(s) => s,
+                toml::Value::Integer(i) => i.to_string(),
+                toml::Value::Boolean(b) => b.to_string(),
+                other => anyhow::bail!("{path}: {key} = {other:?}: give a string, number or boolean"),
+            };
+            let id = if key == "database" {
+                "url".to_owned()
+            } else {
+                key
+            };
+            // Read once per process; clap keeps defaults as static strings.
+            settings.push((id, Box::leak(value.into_boxed_str())));
+        }
+        let mut known: Vec<String> = command
+            .get_arguments()
+            .map(|a| a.get_id().to_string())
+            .collect();
+        if let Some(serve) = command.find_subcommand("serve") {
+            known.extend(serve.get_arguments().map(|a| a.get_id().to_string()));
+        }
+        if let Some((unknown, _)) = settings.iter().find(|(id, _)| !known.contains(id)) {
+            anyhow::bail!("{path}: unknown setting {unknown:?}");
+        }
+        let apply =
+            |arg: clap::Arg| match settings.iter().find(|(id, _)| arg.get_id() == id.as_str()) {
+                Some((_, value)) => arg.default_value(*value),
+                None => arg,
+            };
+        command = command
+            .mut_args(apply)
+            .mut_subcommand("serve", |serve| serve.mut_args(apply));
+    }
+    let matches = command.try_get_matches_from(args)?;
+    Ok(Cli::from_arg_matches(&matches)?)
 }
 
 #[derive(clap::Args, Clone)]
@@ -189,30 +249,18 @@ async fn bench(args: BenchArgs) -> anyhow::Result<()> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let filter = || {
-        tracing_subscriber::EnvFilter::try_from_env("BOXOFFICE_LOG")
-            .unwrap_or_else(|_| "info,sqlx=warn".into())
-    };
-    // JSON for production log pipelines; readable lines for a terminal. Either way every line of
-    // a request carries its span, and so its request id.
-    match std::env::var("BOXOFFICE_LOG_FORMAT").as_deref() {
-        Ok("json") => tracing_subscriber::fmt()
-            .json()
-            .with_current_span(true)
-            .with_env_filter(filter())
-            .init(),
-        _ => tracing_subscriber::fmt().with_env_filter(filter()).init(),
-    }
-    let mut cli = Cli::parse();
+    let args: Vec<String> = std::env::args().collect();
+    let mut cli = parse_cli(args.clone()).unwrap_or_else(|error| exit_with(error));
     if cli.command.is_none() {
-        // No subcommand means `serve`, with its settings from flags and the environment.
-        let args = std::env::args().skip(1);
-        cli = Cli::parse_from(
-            ["boxoffice".to_owned(), "serve".to_owned()]
-                .into_iter()
-                .chain(args),
-        );
+        // No subcommand means `serve`, with its settings from flags, environment and file.
+        let serve = ["boxoffice".to_owned(), "serve".to_owned()]
+            .into_iter()
+            .chain(args.into_iter().skip(1))
+            .collect();
+        cli = parse_cli(serve).unwrap_or_else(|error| exit_with(error));
     }
+    // The bench prints its report on stdout, so its own log lines go to stderr.
+    init_logs(matches!(cli.command, Some(Command::Bench(_))));
     let command = cli.command.expect("serve is the default");
     if let Command::Bench(args) = command {
         return bench(args).await;
@@ -247,6 +295,45 @@ async fn main() -> anyhow::Result<()> {
             boxoffice_server::serve(listener, app, shutdown_signal()).await?;
             tracing::info!("stopped");
             Ok(())
+        }
+    }
+}
+
+fn init_logs(to_stderr: bool) {
+    let filter = || {
+        tracing_subscriber::EnvFilter::try_from_env("BOXOFFICE_LOG")
+            .unwrap_or_else(|_| "info,sqlx=warn".into())
+    };
+    let writer = move || -> Box<dyn std::io::Write> {
+        if to_stderr {
+            Box::new(std::io::stderr())
+        } else {
+            Box::new(std::io::stdout())
+        }
+    };
+    // JSON for production log pipelines; readable lines for a terminal. Either way every line of
+    // a request carries its span, and so its request id.
+    match std::env::var("BOXOFFICE_LOG_FORMAT").as_deref() {
+        Ok("json") => tracing_subscriber::fmt()
+            .json()
+            .with_current_span(true)
+            .with_env_filter(filter())
+            .with_writer(writer)
+            .init(),
+        _ => tracing_subscriber::fmt()
+            .with_env_filter(filter())
+            .with_writer(writer)
+            .init(),
+    }
+}
+
+/// Clap's own errors (and `--help`) print as clap prints them; others as one line.
+fn exit_with(error: anyhow::Error) -> ! {
+    match error.downcast::<clap::Error>() {
+        Ok(clap_error) => clap_error.exit(),
+        Err(other) => {
+            eprintln!("error: {other:#}");
+            std::process::exit(2)
         }
     }
 }

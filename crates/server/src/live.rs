@@ -53,7 +53,7 @@ pub enum Change {
     ShowCancelled,
     /// The waiting room let more people in: a place `n` (1-based number) is in once
     /// `n <= admitted_through`.
-    Queue {
+    QueuePosition {
         admitted_through: u64,
         line_length: u64,
         sold_out: bool,
@@ -69,13 +69,16 @@ impl Change {
             Change::Availability { .. } => "availability",
             Change::ShowChanged => "show_changed",
             Change::ShowCancelled => "show_cancelled",
-            Change::Queue { .. } => "queue",
+            Change::QueuePosition { .. } => "queue_position",
         }
     }
 
     /// Whether counts moved, so an `availability` event should follow.
     fn moves_counts(&self) -> bool {
-        !matches!(self, Change::Availability { .. } | Change::Queue { .. })
+        !matches!(
+            self,
+            Change::Availability { .. } | Change::QueuePosition { .. }
+        )
     }
 
     fn names_no_seat(&self) -> bool {
@@ -398,7 +401,7 @@ const KINDS: [&str; 7] = [
     "availability",
     "show_changed",
     "show_cancelled",
-    "queue",
+    "queue_position",
 ];
 
 /// `{"seq":N,"type":"snapshot","show_id":…,"seat_map":{…}}`; the seat map is already JSON.
@@ -494,7 +497,7 @@ async fn follow_redis(app: crate::state::AppState, redis: Arc<RedisLink>) {
                 if kind == "show_changed" || kind == "show_cancelled" {
                     app.waiting.forget(&show);
                 }
-                if kind != "availability" && kind != "queue" {
+                if kind != "availability" && kind != "queue_position" {
                     let frees = matches!(kind, "seat_released" | "show_changed" | "show_cancelled");
                     app.forget(&show, frees);
                 }

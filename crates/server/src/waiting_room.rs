@@ -172,7 +172,7 @@ impl WaitingRooms {
         let (admitted, figures) = app.waiting.lines.advance(show, room, when).await?;
         if admitted > 0 {
             crate::metrics::queue_admitted(admitted);
-            let change = Change::Queue {
+            let change = Change::QueuePosition {
                 admitted_through: figures.admitted_through,
                 line_length: figures.length,
                 sold_out: !inventory.free,

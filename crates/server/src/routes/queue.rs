@@ -1,5 +1,5 @@
 //! The waiting room's routes: organizers switch a show's room on and watch it; customers join
-//! the line and ask where they stand (live updates come as `queue` events on the show's channel).
+//! the line and ask where they stand (live updates come as `queue_position` events on the show's channel).
 
 use crate::auth::Auth;
 use crate::error::ApiResult;

@@ -290,7 +290,7 @@ async fn holds_need_a_valid_admission_while_the_room_is_on(engine: Engine) {
         .as_str()
         .unwrap()
         .to_owned();
-    let moved = crate::live::until(&mut viewer, "queue", &mut Vec::new()).await;
+    let moved = crate::live::until(&mut viewer, "queue_position", &mut Vec::new()).await;
     assert_eq!(
         (
             moved["admitted_through"].as_u64(),
