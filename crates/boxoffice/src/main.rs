@@ -53,7 +53,9 @@ fn parse_cli(args: Vec<String>) -> anyhow::Result<Cli> {
                 toml::Value::String(s) => s,
                 toml::Value::Integer(i) => i.to_string(),
                 toml::Value::Boolean(b) => b.to_string(),
-                other => anyhow::bail!("{path}: {key} = {other:?}: give a string, number or boolean"),
+                other => {
+                    anyhow::bail!("{path}: {key} = {other:?}: give a string, number or boolean")
+                }
             };
             let id = if key == "database" {
                 "url".to_owned()
