@@ -150,6 +150,10 @@ struct ServeArgs {
     /// cluster invalidate it at once, so this only bounds staleness if a change notice is lost.
     #[arg(long, env = "BOXOFFICE_READ_CACHE_MS", default_value_t = 250)]
     read_cache_ms: i64,
+    /// Milliseconds a session check is reused; sign-outs and account changes clear it on every
+    /// instance at once (through Redis), so this only bounds a lost notice. 0 checks every request.
+    #[arg(long, env = "BOXOFFICE_SESSION_CACHE_MS", default_value_t = 1_000)]
+    session_cache_ms: i64,
     /// Milliseconds between sweeps of expired holds.
     #[arg(long, env = "BOXOFFICE_SWEEP_MS", default_value_t = 5_000)]
     sweep_ms: u64,
@@ -175,6 +179,7 @@ impl ServeArgs {
             },
             sweep_interval: std::time::Duration::from_millis(self.sweep_ms.max(10)),
             read_cache_ms: self.read_cache_ms.max(0),
+            session_cache_ms: self.session_cache_ms.max(0),
             ..defaults
         }
     }

@@ -196,6 +196,7 @@ async fn three_instances_sell_one_show_without_overselling_and_survive_a_kill() 
     let redis = RedisServer::start().await;
     let mut env = settings(Some(&redis));
     env.push(("BOXOFFICE_READ_CACHE_MS", "60000".into()));
+    env.push(("BOXOFFICE_SESSION_CACHE_MS", "60000".into()));
     let mut instances = Vec::new();
     for _ in 0..3 {
         instances.push(Instance::start(binary(), &db.url, &env).await);
@@ -297,6 +298,38 @@ async fn three_instances_sell_one_show_without_overselling_and_survive_a_kill() 
         sale.operations.load(Ordering::Relaxed),
         acknowledged.len(),
         cancelled.len()
+    );
+
+    // Signing out on instance 1 ends the session on instance 3 too, although instance 3 had its
+    // check cached (for a minute here): the notice travels through Redis.
+    let leaving = apis[2].register("leaving@example.com", "customer").await;
+    assert_eq!(
+        apis[2]
+            .call(Method::GET, "/me", Some(&leaving.token), None)
+            .await
+            .status,
+        200
+    );
+    let out = apis[0]
+        .call(Method::POST, "/auth/logout", Some(&leaving.token), None)
+        .await;
+    assert!(out.status.is_success(), "{}", out.body);
+    let mut ended = false;
+    for _ in 0..100 {
+        if apis[2]
+            .call(Method::GET, "/me", Some(&leaving.token), None)
+            .await
+            .status
+            == 401
+        {
+            ended = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        ended,
+        "instance 3 still honoured a session ended on instance 1"
     );
 
     // A sale on instance 3 reaches the viewer on instance 1.

@@ -297,6 +297,9 @@ impl FromRequestParts<AppState> for Auth {
                 .ok_or(ApiError::Unauthorized(
                     "the token is invalid or has expired; refresh it or sign in again",
                 ))?;
+        if let Some(actor) = app.sessions.get(&session_id, &user_id, now) {
+            return Ok(Auth(actor));
+        }
         let actor =
             app.store
                 .actor(&session_id, &user_id, now)
@@ -304,6 +307,123 @@ impl FromRequestParts<AppState> for Auth {
                 .ok_or(ApiError::Unauthorized(
                     "this session has ended or the account is not active",
                 ))?;
+        app.sessions.put(actor.clone(), now);
         Ok(Auth(actor))
+    }
+}
+
+/// Sessions checked against the store lately, so a burst of requests from one session costs one
+/// read. Anything that can end a session or change what an account may do (sign-out, refresh,
+/// admin and organizer changes, invitations) clears it here and, through Redis, on every
+/// instance at once; `ttl_ms` bounds how long a change could go unseen if that notice is lost.
+pub struct SessionCache {
+    entries: std::sync::Mutex<std::collections::HashMap<SessionId, (Actor, i64)>>,
+    ttl_ms: i64,
+}
+
+/// Entries kept at most; beyond it the cache starts over.
+const SESSION_CACHE_ENTRIES: usize = 100_000;
+
+impl SessionCache {
+    pub fn new(ttl_ms: i64) -> Self {
+        Self {
+            entries: Default::default(),
+            ttl_ms,
+        }
+    }
+
+    pub fn get(&self, session: &SessionId, user: &UserId, now: Timestamp) -> Option<Actor> {
+        let entries = self.entries.lock().expect("session cache lock");
+        let (actor, at) = entries.get(session)?;
+        let fresh = (*at..*at + self.ttl_ms).contains(&now.unix_ms());
+        (&actor.user_id == user && fresh).then(|| actor.clone())
+    }
+
+    pub fn put(&self, actor: Actor, now: Timestamp) {
+        if self.ttl_ms <= 0 {
+            return;
+        }
+        let mut entries = self.entries.lock().expect("session cache lock");
+        if entries.len() >= SESSION_CACHE_ENTRIES {
+            entries.clear();
+        }
+        entries.insert(actor.session_id.clone(), (actor, now.unix_ms()));
+    }
+
+    pub fn clear(&self) {
+        self.entries.lock().expect("session cache lock").clear();
+    }
+}
+
+/// After a successful change to accounts, sessions, organizers or memberships, every cached
+/// session check is out of date, here and (through Redis) everywhere. Signing in or up creates a
+/// session but changes none, so it leaves the cache alone.
+pub async fn account_writes(
+    axum::extract::State(app): axum::extract::State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let path = request.uri().path();
+    let prefixes = [
+        "/api/v1/auth/",
+        "/api/v1/admin/",
+        "/api/v1/organizer",
+        "/api/v1/invitations/",
+        "/api/v1/me",
+    ];
+    let accounts = prefixes.iter().any(|prefix| path.starts_with(prefix))
+        && !matches!(path, "/api/v1/auth/login" | "/api/v1/auth/register");
+    // A refresh token used twice ends its session even though that request itself fails.
+    let refresh = path == "/api/v1/auth/refresh";
+    let reads = matches!(
+        *request.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS
+    );
+    let response = next.run(request).await;
+    if accounts && !reads && (response.status().is_success() || refresh) {
+        app.accounts_changed().await;
+    }
+    response
+}
+
+#[cfg(test)]
+mod session_cache_tests {
+    use super::*;
+
+    #[test]
+    fn checks_are_reused_for_their_owner_within_the_ttl_only() {
+        let cache = SessionCache::new(1_000);
+        let actor = Actor {
+            user_id: UserId::generate(),
+            role: boxoffice_core::user::Role::Customer,
+            session_id: SessionId::generate(),
+            organizer: None,
+        };
+        let at = Timestamp::from_unix_ms(10_000);
+        cache.put(actor.clone(), at);
+        let session = actor.session_id.clone();
+        assert_eq!(
+            cache.get(&session, &actor.user_id, at.plus_ms(999)),
+            Some(actor.clone())
+        );
+        assert_eq!(
+            cache.get(&session, &actor.user_id, at.plus_ms(1_000)),
+            None,
+            "stale"
+        );
+        assert_eq!(
+            cache.get(&session, &UserId::generate(), at),
+            None,
+            "someone else's"
+        );
+        cache.clear();
+        assert_eq!(cache.get(&session, &actor.user_id, at), None, "cleared");
+        let strict = SessionCache::new(0);
+        strict.put(actor.clone(), at);
+        assert_eq!(
+            strict.get(&session, &actor.user_id, at),
+            None,
+            "0 keeps nothing"
+        );
     }
 }

@@ -62,6 +62,7 @@ pub async fn state(
         .map(Arc::new);
     Ok(AppState::new(Inner {
         live: live::Live::new(redis.clone(), config.live.clone()),
+        sessions: auth::SessionCache::new(config.session_cache_ms),
         limiter: ratelimit::Limiter::new(&config.rate_limits, redis.clone()),
         waiting: waiting_room::WaitingRooms::new(
             queue::Lines::new(redis.clone()),
@@ -106,6 +107,7 @@ pub fn router(app: AppState) -> Router {
         .route("/readyz", get(readiness))
         .route("/metrics", get(metrics::render))
         .layer(axum::middleware::from_fn_with_state(app.clone(), cache::catalog_writes))
+        .layer(axum::middleware::from_fn_with_state(app.clone(), auth::account_writes))
         .layer(axum::middleware::from_fn_with_state(app.clone(), ratelimit::enforce))
         .with_state(app)
         .layer(axum::middleware::from_fn(metrics::track))

@@ -29,6 +29,8 @@ const IDLE: Duration = Duration::from_secs(120);
 pub const CHANNEL_PREFIX: &str = "bo:show:";
 /// Where instances announce that venues, events or shows changed (listings are stale).
 pub const CATALOG_CHANNEL: &str = "bo:catalog";
+/// Where instances announce that sessions, accounts or memberships changed.
+pub const SESSIONS_CHANNEL: &str = "bo:sessions";
 
 /// What happened in a show, as viewers see it.
 #[derive(Clone, Debug, Serialize, PartialEq)]
@@ -309,11 +311,11 @@ impl Live {
         self.deliver(show, None, change.kind(), &body);
     }
 
-    /// Tells the other instances that catalog listings changed (this one already knows).
-    pub async fn publish_catalog(&self) {
+    /// Tells the other instances something on `channel` changed (this one already knows).
+    pub async fn publish_notice(&self, channel: &str) {
         if let Some(redis) = &self.redis {
             let script = redis::Script::new("return redis.call('PUBLISH', KEYS[1], ARGV[1])");
-            let _: Option<i64> = redis.run(&script, &[CATALOG_CHANNEL], &["changed"]).await;
+            let _: Option<i64> = redis.run(&script, &[channel], &["changed"]).await;
         }
     }
 
@@ -471,15 +473,21 @@ async fn follow_redis(app: crate::state::AppState, redis: Arc<RedisLink>) {
                 .await
                 .is_ok()
             && pubsub.subscribe(CATALOG_CHANNEL).await.is_ok()
+            && pubsub.subscribe(SESSIONS_CHANNEL).await.is_ok()
         {
             tracing::info!("following live changes through redis");
             // Whatever changed while the link was down was missed.
             app.live.all_stale();
             app.reads.invalidate(&crate::cache::Scope::Catalog);
+            app.sessions.clear();
             let mut messages = pubsub.into_on_message();
             while let Some(message) = messages.next().await {
                 if message.get_channel_name() == CATALOG_CHANNEL {
                     app.reads.invalidate(&crate::cache::Scope::Catalog);
+                    continue;
+                }
+                if message.get_channel_name() == SESSIONS_CHANNEL {
+                    app.sessions.clear();
                     continue;
                 }
                 let Some(show) = message

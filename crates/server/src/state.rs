@@ -32,6 +32,8 @@ pub struct ServerConfig {
     pub filter_fact_ms: i64,
     /// How old a seat map or show view served from memory may be.
     pub read_cache_ms: i64,
+    /// How long a session check is reused (changes to sessions and accounts clear it at once).
+    pub session_cache_ms: i64,
     /// `redis://…` to run as one of several instances; `None` for a single process.
     pub redis_url: Option<String>,
     pub live: LiveLimits,
@@ -52,6 +54,7 @@ impl Default for ServerConfig {
             request_timeout: Duration::from_secs(30),
             filter_fact_ms: 1_000,
             read_cache_ms: 250,
+            session_cache_ms: 1_000,
             redis_url: None,
             live: LiveLimits::default(),
             rate_limits: RateLimits::default(),
@@ -96,6 +99,7 @@ pub struct Inner {
     pub reads: crate::cache::ReadCache,
     pub filter: std::sync::Mutex<boxoffice_core::filter::AvailabilityFilter>,
     pub live: Live,
+    pub sessions: crate::auth::SessionCache,
     pub waiting: crate::waiting_room::WaitingRooms,
     pub limiter: crate::ratelimit::Limiter,
     /// The shared Redis, when instances run together.
@@ -134,11 +138,20 @@ impl AppState {
         self.reads.invalidate(&Scope::Show(show.clone()));
     }
 
+    /// Sessions, accounts or memberships changed: no cached session check may be trusted, here
+    /// at once and elsewhere as soon as the notice arrives.
+    pub async fn accounts_changed(&self) {
+        self.sessions.clear();
+        self.live
+            .publish_notice(crate::live::SESSIONS_CHANNEL)
+            .await;
+    }
+
     /// Venues, events or shows changed: listings here are stale at once, elsewhere as soon as
     /// the notice arrives.
     pub async fn catalog_changed(&self) {
         self.reads.invalidate(&Scope::Catalog);
-        self.live.publish_catalog().await;
+        self.live.publish_notice(crate::live::CATALOG_CHANNEL).await;
     }
 }
 
