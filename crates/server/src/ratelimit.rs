@@ -286,14 +286,19 @@ fn client_ip(request: &Request, trust_forwarded_for: bool) -> String {
 }
 
 /// The signed-in user, read from the token's signature alone (the handler checks the session).
-fn user_of(app: &crate::state::AppState, headers: &HeaderMap) -> Option<String> {
+fn user_of(app: &crate::state::AppState, headers: &HeaderMap) -> Option<crate::auth::Verified> {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .or_else(|| crate::auth::cookie(headers, crate::auth::SESSION_COOKIE))?;
-    let (user, _) = app.tokens.verify(token.trim(), app.clock.now())?;
-    Some(user.to_string())
+        .or_else(|| crate::auth::cookie(headers, crate::auth::SESSION_COOKIE))?
+        .trim();
+    let (user, session) = app.tokens.verify(token, app.clock.now())?;
+    Some(crate::auth::Verified {
+        token: token.to_owned(),
+        user,
+        session,
+    })
 }
 
 /// Whether a route is exempt: probes and scrapes come from the platform, not from clients.
@@ -303,10 +308,11 @@ fn exempt(path: &str) -> bool {
 
 pub async fn enforce(
     State(app): State<crate::state::AppState>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Response {
-    let path = request.uri().path();
+    let path = request.uri().path().to_owned();
+    let path = path.as_str();
     if exempt(path) {
         return next.run(request).await;
     }
@@ -320,9 +326,14 @@ pub async fn enforce(
     if signs_in {
         checks.push((Tier::Auth, ip.clone()));
     }
-    let user = user_of(&app, request.headers());
+    let verified = user_of(&app, request.headers());
+    let user = verified.as_ref().map(|v| v.user.to_string());
     if let Some(user) = &user {
         checks.push((Tier::User, user.clone()));
+    }
+    if let Some(verified) = verified {
+        // Checked once: `Auth` takes it from here instead of verifying the signature again.
+        request.extensions_mut().insert(verified);
     }
     let orders =
         request.method() == Method::POST && (path == "/api/v1/holds" || path == "/api/v1/bookings");
