@@ -100,12 +100,15 @@ impl MemoryLine {
     }
 }
 
-/// Joins: `KEYS` line, seq; `ARGV` user, draw (or empty after opening). Returns {rank or -1, length}.
+/// Joins: `KEYS` line, seq, gate; `ARGV` user, draw (or empty after opening), FIFO base.
+/// Returns {rank or -1, length}. Once any instance has moved the gate the draw is closed, even if
+/// this instance's clock still says "before opening": a late draw could otherwise slip in ahead
+/// of someone already let in.
 const JOIN: &str = r"
-local line, seq = KEYS[1], KEYS[2]
+local line, seq, gate = KEYS[1], KEYS[2], KEYS[3]
 local user, drawn = ARGV[1], ARGV[2]
 if not redis.call('ZSCORE', line, user) then
-  if drawn ~= '' then
+  if drawn ~= '' and redis.call('HEXISTS', gate, 'at') == 0 then
     redis.call('ZADD', line, tonumber(drawn), user)
   else
     redis.call('ZADD', line, tonumber(ARGV[3]) + redis.call('INCR', seq), user)
@@ -216,7 +219,7 @@ impl Lines {
                 Ok(line.place(user).expect("just joined"))
             }
             Lines::Redis(redis) => {
-                let [line, _, _, seq] = keys(show);
+                let [line, gate, _, seq] = keys(show);
                 let drawn = if early {
                     draw(room.seed, user.as_str()).to_string()
                 } else {
@@ -226,7 +229,7 @@ impl Lines {
                 let joined: Vec<i64> = redis
                     .run(
                         &redis::Script::new(JOIN),
-                        &[&line, &seq],
+                        &[&line, &seq, &gate],
                         &[user.as_str(), &drawn, &base],
                     )
                     .await

@@ -218,6 +218,32 @@ async fn two_instances_sharing_redis_keep_one_line(engine: Engine) {
     );
     let late_in_order: Vec<UserId> = arrival.into_iter().map(|(_, u)| u).collect();
     check_admission_run(&instances, &app, &show, &early, &late_in_order).await;
+
+    // An instance whose clock lags still believes the sale has not opened; once the gate has
+    // moved, its joiners go to the back of the line, never into the draw ahead of people in.
+    let mut lagging_config = TestApp::test_config();
+    lagging_config.redis_url = Some(redis.url());
+    let behind = boxoffice_core::ManualClock::starting_at(app.clock.now_plus_minutes(-5));
+    let lagging = boxoffice_server::state(
+        app.store.clone(),
+        std::sync::Arc::new(behind),
+        lagging_config,
+    )
+    .await
+    .unwrap();
+    let straggler = UserId::generate();
+    WaitingRooms::stand(&lagging, &show_id, &straggler, true)
+        .await
+        .unwrap();
+    let standing = WaitingRooms::stand(&other, &show_id, &straggler, false)
+        .await
+        .unwrap();
+    assert_eq!(standing.state, QueueState::Waiting);
+    assert_eq!(
+        standing.admitted_through + standing.ahead.unwrap(),
+        1_500,
+        "last in line"
+    );
 }
 
 async fn holds_need_a_valid_admission_while_the_room_is_on(engine: Engine) {
