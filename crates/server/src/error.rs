@@ -84,8 +84,15 @@ pub fn problem_response(status: StatusCode, kind: &str, detail: &str, extra: Val
     response
         .headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+    // The document as a value too, so `problems_everywhere` can stamp it without parsing the
+    // body back (refused holds are errors, and there are many of them in a flash sale).
+    response.extensions_mut().insert(ProblemDocument(body));
     response
 }
+
+/// The problem document a response's body was written from.
+#[derive(Clone)]
+struct ProblemDocument(Value);
 
 fn title_of(kind: &str) -> &'static str {
     match kind {
@@ -232,8 +239,11 @@ pub async fn problems_everywhere(
         .headers()
         .get(header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(PROBLEM_JSON.as_bytes()));
-    let (parts, body) = response.into_parts();
-    let mut problem: Value = if is_problem {
+    let (mut parts, body) = response.into_parts();
+    let known = parts.extensions.remove::<ProblemDocument>();
+    let mut problem: Value = if let Some(ProblemDocument(document)) = known {
+        document
+    } else if is_problem {
         match axum::body::to_bytes(body, 256 * 1024)
             .await
             .ok()
