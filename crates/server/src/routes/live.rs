@@ -104,16 +104,20 @@ async fn follow(app: AppState, socket: WebSocket, _permit: ConnectionPermit) {
     let closer = Closer(Arc::new(close_tx));
     let mut writer = tokio::spawn(async move {
         loop {
+            // A requested close goes out before anything still queued, and also when the
+            // connection's senders are already gone.
             let message = tokio::select! {
-                message = outgoing.recv() => match message {
-                    Some(message) => message,
-                    None => return,
-                },
-                _ = close_rx.changed() => {
-                    let frame = close_rx.borrow().clone();
-                    let _ = tokio::time::timeout(Duration::from_secs(1), sink.send(Message::Close(frame))).await;
-                    return;
+                biased;
+                _ = close_rx.changed() => None,
+                message = outgoing.recv() => message,
+            };
+            let Some(message) = message else {
+                let frame = close_rx.borrow().clone();
+                if frame.is_some() {
+                    let close = sink.send(Message::Close(frame));
+                    let _ = tokio::time::timeout(Duration::from_secs(1), close).await;
                 }
+                return;
             };
             match tokio::time::timeout(limits.write_timeout, sink.send(message)).await {
                 Ok(Ok(())) => {}
@@ -139,6 +143,7 @@ async fn follow(app: AppState, socket: WebSocket, _permit: ConnectionPermit) {
                 }
                 Some(Ok(Message::Binary(_))) => {
                     closer.close(POLICY, "send JSON text messages");
+                    break;
                 }
                 Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
                 Some(Ok(_)) => last_heard = Instant::now(),
@@ -146,12 +151,14 @@ async fn follow(app: AppState, socket: WebSocket, _permit: ConnectionPermit) {
             _ = heartbeat.tick() => {
                 if last_heard.elapsed() > limits.heartbeat * 2 {
                     closer.close(GOING_AWAY, "no answer to heartbeats");
+                    break;
                 } else if outbox.try_send(Message::Ping(Default::default())).is_err() {
                     closer.too_slow();
                 }
             }
             _ = stopping.wait_for(|stop| *stop) => {
                 closer.close(GOING_AWAY, "the server is restarting: reconnect");
+                break;
             }
             _ = &mut writer => break,
         }
