@@ -2,7 +2,7 @@
 //! for the run.
 
 use crate::api::Api;
-use crate::report::{Latencies, Report};
+use crate::report::{self, Latencies, Report};
 use crate::{Options, flash_sale};
 use reqwest::Method;
 use std::collections::BTreeMap;
@@ -61,20 +61,8 @@ pub async fn run(api: &Api, options: &Options) -> anyhow::Result<Report> {
             (latencies, errors)
         }));
     }
-    let mut latencies: BTreeMap<&'static str, Latencies> = BTreeMap::new();
-    let mut errors = 0;
-    for task in tasks {
-        let (client, failed) = task.await?;
-        errors += failed;
-        for (name, l) in &client {
-            latencies.entry(name).or_default().merge(l);
-        }
-    }
+    let (summaries, errors) = report::gather(tasks).await?;
     let elapsed = started.elapsed().as_secs_f64();
-    let summaries: BTreeMap<String, _> = latencies
-        .iter()
-        .map(|(k, l)| ((*k).to_owned(), l.summary()))
-        .collect();
     let mut rates: BTreeMap<String, f64> = summaries
         .iter()
         .map(|(k, s)| (k.clone(), s.count as f64 / elapsed))

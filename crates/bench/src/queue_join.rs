@@ -6,7 +6,7 @@
 //! password hashing, not the line, hence the split.
 
 use crate::api::Api;
-use crate::report::{Latencies, Report};
+use crate::report::{self, Latencies, Report};
 use crate::{Options, flash_sale};
 use boxoffice_core::Timestamp;
 use boxoffice_core::ids::{ShowId, UserId};
@@ -99,20 +99,8 @@ async fn over_http(api: &Api, options: &Options) -> anyhow::Result<Report> {
             (latencies, errors)
         }));
     }
-    let mut latencies: BTreeMap<&'static str, Latencies> = BTreeMap::new();
-    let mut errors = 0;
-    for task in tasks {
-        let (client, failed) = task.await?;
-        errors += failed;
-        for (name, l) in &client {
-            latencies.entry(name).or_default().merge(l);
-        }
-    }
+    let (summaries, errors) = report::gather(tasks).await?;
     let elapsed = started.elapsed().as_secs_f64();
-    let summaries: BTreeMap<String, _> = latencies
-        .iter()
-        .map(|(k, l)| ((*k).to_owned(), l.summary()))
-        .collect();
     let rates = summaries
         .iter()
         .map(|(k, s)| (format!("http_{k}"), s.count as f64 / elapsed))

@@ -40,6 +40,27 @@ impl Latencies {
     }
 }
 
+/// Per-operation latencies of every client task merged, with the tasks' error count: what the
+/// read-only scenarios (browse, queue-join over HTTP) all do once their clients finish.
+pub async fn gather(
+    tasks: Vec<tokio::task::JoinHandle<(BTreeMap<&'static str, Latencies>, u64)>>,
+) -> anyhow::Result<(BTreeMap<String, LatencySummary>, u64)> {
+    let mut latencies: BTreeMap<&'static str, Latencies> = BTreeMap::new();
+    let mut errors = 0;
+    for task in tasks {
+        let (client, failed) = task.await?;
+        errors += failed;
+        for (name, l) in &client {
+            latencies.entry(name).or_default().merge(l);
+        }
+    }
+    let summaries = latencies
+        .iter()
+        .map(|(k, l)| ((*k).to_owned(), l.summary()))
+        .collect();
+    Ok((summaries, errors))
+}
+
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct LatencySummary {
     pub count: u64,

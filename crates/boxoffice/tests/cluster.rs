@@ -6,7 +6,7 @@
 
 use boxoffice_testkit::instance::Instance;
 use boxoffice_testkit::redis::RedisServer;
-use boxoffice_testkit::{Api, Engine, Reply, Session, TestDatabase};
+use boxoffice_testkit::{Api, Engine, Reply, Session, TestDatabase, seat_ids};
 use futures_util::{SinkExt, StreamExt};
 use rand::Rng;
 use reqwest::Method;
@@ -56,36 +56,7 @@ async fn try_call(
     Some(Reply::from(request.send().await.ok()?).await)
 }
 
-fn seat_ids(map: &Value, labels: &[String]) -> Vec<Value> {
-    labels
-        .iter()
-        .map(|label| {
-            map["seats"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|s| s["label"] == label.as_str())
-                .unwrap_or_else(|| panic!("seat {label}"))["id"]
-                .clone()
-        })
-        .collect()
-}
-
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-async fn next_json(socket: &mut Socket) -> Value {
-    loop {
-        let message = tokio::time::timeout(PATIENCE, socket.next())
-            .await
-            .expect("a message in time")
-            .expect("the socket is open")
-            .expect("a frame");
-        if let Message::Text(text) = message {
-            return serde_json::from_str(&text).expect("JSON");
-        }
-    }
-}
+use boxoffice_testkit::ws::next_json;
 
 /// What one client saw: bookings acknowledged (id, tickets) and bookings it cancelled.
 #[derive(Default)]

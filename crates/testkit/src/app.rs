@@ -338,3 +338,20 @@ impl Reply {
         &self.body
     }
 }
+
+/// The ids of the seats with these labels in a seat map (as `GET /shows/{id}/seats` answers).
+pub fn seat_ids(map: &Value, labels: &[impl AsRef<str>]) -> Vec<Value> {
+    labels
+        .iter()
+        .map(|label| {
+            let label = label.as_ref();
+            map["seats"]
+                .as_array()
+                .expect("a seat map")
+                .iter()
+                .find(|s| s["label"] == label)
+                .unwrap_or_else(|| panic!("no seat {label}"))["id"]
+                .clone()
+        })
+        .collect()
+}

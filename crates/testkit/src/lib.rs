@@ -5,8 +5,9 @@ pub mod app;
 pub mod instance;
 pub mod postgres;
 pub mod redis;
+pub mod ws;
 
-pub use app::{Api, Reply, Session, TestApp};
+pub use app::{Api, Reply, Session, TestApp, seat_ids};
 
 use boxoffice_store::Store;
 use std::sync::Arc;

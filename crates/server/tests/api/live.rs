@@ -4,48 +4,20 @@
 
 use boxoffice_core::ids::{SeatId, ShowId};
 use boxoffice_server::live::Change;
-use boxoffice_testkit::{Engine, TestApp};
-use futures_util::{SinkExt, StreamExt};
+use boxoffice_testkit::{Engine, TestApp, seat_ids};
+use futures_util::StreamExt;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
 
-pub(crate) type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-/// A bound on waiting for something that should arrive at once, so a bug fails instead of
-/// hanging; never a performance assertion.
-const PATIENCE: Duration = Duration::from_secs(20);
+pub(crate) use boxoffice_testkit::ws::{PATIENCE, Socket, send};
 
 pub(crate) async fn connect(app: &TestApp) -> Socket {
-    let url = format!("{}/api/v1/ws", app.base.replace("http://", "ws://"));
-    tokio_tungstenite::connect_async(url)
-        .await
-        .expect("websocket")
-        .0
+    boxoffice_testkit::ws::connect(&app.base).await
 }
 
-pub(crate) async fn send(socket: &mut Socket, message: Value) {
-    socket
-        .send(Message::Text(message.to_string().into()))
-        .await
-        .expect("send");
-}
-
-/// The next JSON message, skipping pings.
-async fn next(socket: &mut Socket) -> Value {
-    loop {
-        let message = tokio::time::timeout(PATIENCE, socket.next())
-            .await
-            .expect("a message in time")
-            .expect("the socket is open")
-            .expect("a frame");
-        if let Message::Text(text) = message {
-            return serde_json::from_str(&text).expect("JSON");
-        }
-    }
-}
+use boxoffice_testkit::ws::next_json as next;
 
 /// Messages until one of type `kind`, which is returned with every sequence seen on the way.
 pub(crate) async fn until(socket: &mut Socket, kind: &str, seqs: &mut Vec<u64>) -> Value {
@@ -60,21 +32,6 @@ pub(crate) async fn until(socket: &mut Socket, kind: &str, seqs: &mut Vec<u64>) 
             return message;
         }
     }
-}
-
-fn seat_ids(map: &Value, labels: &[&str]) -> Vec<Value> {
-    labels
-        .iter()
-        .map(|label| {
-            map["seats"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|s| s["label"] == *label)
-                .unwrap()["id"]
-                .clone()
-        })
-        .collect()
 }
 
 async fn viewers_see_holds_sales_and_releases_in_order(engine: Engine) {

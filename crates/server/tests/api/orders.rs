@@ -1,24 +1,9 @@
 //! The customer's path: hold, pay, book, cancel, with the ways it can go wrong.
 
 use boxoffice_core::hold;
-use boxoffice_testkit::{Engine, TestApp};
+use boxoffice_testkit::{Engine, TestApp, seat_ids};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-
-fn seat_ids(map: &Value, labels: &[&str]) -> Vec<Value> {
-    labels
-        .iter()
-        .map(|label| {
-            map["seats"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|s| s["label"] == *label)
-                .unwrap()["id"]
-                .clone()
-        })
-        .collect()
-}
 
 fn state_of(map: &Value, label: &str) -> String {
     map["seats"]
