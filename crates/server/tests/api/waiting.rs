@@ -13,6 +13,16 @@ use serde_json::{Value, json};
 
 const RATE: u64 = 500;
 
+async fn position(app: &TestApp, show: &str, token: &str) -> boxoffice_testkit::Reply {
+    let path = format!("/queues/{show}/position");
+    app.call(Method::GET, &path, Some(token), None).await
+}
+
+async fn join(app: &TestApp, show: &str, token: &str) -> boxoffice_testkit::Reply {
+    let path = format!("/queues/{show}/join");
+    app.call(Method::POST, &path, Some(token), None).await
+}
+
 /// A show whose sale opens in an hour, with its room on (joining opens now).
 async fn show_with_room(app: &TestApp, capacity: i64, rate: u64) -> (String, String, Value) {
     let (organizer, show) = app.show_with("org@example.com", 4, capacity, 4).await;
@@ -254,14 +264,7 @@ async fn holds_need_a_valid_admission_while_the_room_is_on(engine: Engine) {
     let alice = app.register("alice@example.com", "customer").await;
     let bob = app.register("bob@example.com", "customer").await;
     let one = json!({"show_id": show, "areas": [{"area_id": area, "quantity": 1}]});
-    let early = app
-        .call(
-            Method::POST,
-            &format!("/queues/{show}/join"),
-            Some(&alice.token),
-            None,
-        )
-        .await;
+    let early = join(&app, &show, &alice.token).await;
     assert_eq!(early.status, StatusCode::OK, "{}", early.body);
     assert_eq!(early.body["state"], "pre_queue");
     app.clock.advance_minutes(60);
@@ -270,14 +273,7 @@ async fn holds_need_a_valid_admission_while_the_room_is_on(engine: Engine) {
         let _ = bob;
         app.login("bob@example.com").await
     };
-    let joined = app
-        .call(
-            Method::POST,
-            &format!("/queues/{show}/join"),
-            Some(&bob.token),
-            None,
-        )
-        .await;
+    let joined = join(&app, &show, &bob.token).await;
     assert_eq!(
         (
             joined.body["state"].as_str(),
@@ -303,14 +299,7 @@ async fn holds_need_a_valid_admission_while_the_room_is_on(engine: Engine) {
     crate::live::send(&mut viewer, json!({"type": "subscribe", "show_id": show})).await;
     crate::live::until(&mut viewer, "snapshot", &mut Vec::new()).await;
     app.clock.advance_minutes(1);
-    let admitted = app
-        .call(
-            Method::GET,
-            &format!("/queues/{show}/position"),
-            Some(&alice.token),
-            None,
-        )
-        .await;
+    let admitted = position(&app, &show, &alice.token).await;
     assert_eq!(admitted.body["state"], "admitted", "{}", admitted.body);
     let token = admitted.body["admission_token"]
         .as_str()
@@ -324,14 +313,7 @@ async fn holds_need_a_valid_admission_while_the_room_is_on(engine: Engine) {
         ),
         (Some(1), Some(2))
     );
-    let waiting = app
-        .call(
-            Method::GET,
-            &format!("/queues/{show}/position"),
-            Some(&bob.token),
-            None,
-        )
-        .await;
+    let waiting = position(&app, &show, &bob.token).await;
     assert_eq!(waiting.body["position"], 1);
     assert!(waiting.body.get("admission_token").is_none());
     let with = |token: &str, who: &str| {
@@ -357,26 +339,12 @@ async fn holds_need_a_valid_admission_while_the_room_is_on(engine: Engine) {
     assert_eq!(held.status, StatusCode::CREATED, "{}", held.body);
     app.clock.advance_minutes(1);
     let bob = app.login("bob@example.com").await;
-    let next = app
-        .call(
-            Method::GET,
-            &format!("/queues/{show}/position"),
-            Some(&bob.token),
-            None,
-        )
-        .await;
+    let next = position(&app, &show, &bob.token).await;
     assert_eq!(next.body["state"], "admitted", "{}", next.body);
     // Admissions run out with their session.
     app.clock.advance_minutes(11);
     let alice = app.login("alice@example.com").await;
-    let expired = app
-        .call(
-            Method::GET,
-            &format!("/queues/{show}/position"),
-            Some(&alice.token),
-            None,
-        )
-        .await;
+    let expired = position(&app, &show, &alice.token).await;
     assert_eq!(expired.body["state"], "expired");
     let late =
         boxoffice_testkit::Reply::from(with(&token, &alice.token).send().await.unwrap()).await;
@@ -452,25 +420,11 @@ async fn the_line_hears_when_nothing_is_left_and_moves_when_it_returns(engine: E
         .await;
     assert_eq!(room.status, StatusCode::OK, "{}", room.body);
     let bob = app.register("bob@example.com", "customer").await;
-    let joined = app
-        .call(
-            Method::POST,
-            &format!("/queues/{show}/join"),
-            Some(&bob.token),
-            None,
-        )
-        .await;
+    let joined = join(&app, &show, &bob.token).await;
     assert_eq!(joined.body["state"], "sold_out", "{}", joined.body);
     assert_eq!(joined.body["held_may_return"], true);
     app.clock.advance_minutes(1);
-    let still = app
-        .call(
-            Method::GET,
-            &format!("/queues/{show}/position"),
-            Some(&bob.token),
-            None,
-        )
-        .await;
+    let still = position(&app, &show, &bob.token).await;
     assert_eq!(
         (
             still.body["state"].as_str(),
@@ -489,14 +443,7 @@ async fn the_line_hears_when_nothing_is_left_and_moves_when_it_returns(engine: E
     .await;
     app.clock.advance_minutes(1);
     let bob = app.login("bob@example.com").await;
-    let back = app
-        .call(
-            Method::GET,
-            &format!("/queues/{show}/position"),
-            Some(&bob.token),
-            None,
-        )
-        .await;
+    let back = position(&app, &show, &bob.token).await;
     assert_eq!(
         back.body["state"], "admitted",
         "the place came back: {}",
@@ -534,14 +481,9 @@ async fn bad_room_settings_are_refused_and_change_nothing(engine: Engine) {
     .await
     .problem(404, "not_found");
     let alice = app.register("alice@example.com", "customer").await;
-    app.call(
-        Method::POST,
-        &format!("/queues/{show}/join"),
-        Some(&alice.token),
-        None,
-    )
-    .await
-    .problem(404, "not_found");
+    join(&app, &show, &alice.token)
+        .await
+        .problem(404, "not_found");
 }
 
 crate::on_both_engines!(
