@@ -305,3 +305,48 @@ mod tests {
         assert_eq!(fields, ["from", "weekdays.0", "times.0"]);
     }
 }
+
+/// An instant as people at a venue read it on a clock and a calendar.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct LocalMoment {
+    /// `2030-01-02`, for grouping by day.
+    pub date: String,
+    /// `Wed 2 Jan 2030`.
+    pub day: String,
+    /// `19:30`.
+    pub time: String,
+}
+
+/// `at` in the time zone `zone` (an IANA name); `None` for an unknown zone.
+pub fn local_moment(at: Timestamp, zone: &str) -> Option<LocalMoment> {
+    let zone = TimeZone::get(zone).ok()?;
+    let instant = jiff::Timestamp::from_millisecond(at.unix_ms()).ok()?;
+    let local = instant.to_zoned(zone);
+    Some(LocalMoment {
+        date: local.strftime("%Y-%m-%d").to_string(),
+        day: local.strftime("%a %-d %b %Y").to_string(),
+        time: local.strftime("%H:%M").to_string(),
+    })
+}
+
+#[cfg(test)]
+mod local_moment_tests {
+    use super::*;
+
+    #[test]
+    fn instants_read_in_the_venue_zone_across_summer_time() {
+        // 2030-01-01T18:30Z is 19:30 in Berlin (CET); 2030-07-01T17:30Z is 19:30 too (CEST).
+        let winter = local_moment(Timestamp::from_unix_ms(1_893_522_600_000), "Europe/Berlin");
+        assert_eq!(
+            winter,
+            Some(LocalMoment {
+                date: "2030-01-01".into(),
+                day: "Tue 1 Jan 2030".into(),
+                time: "19:30".into(),
+            })
+        );
+        let summer = local_moment(Timestamp::from_unix_ms(1_909_157_400_000), "Europe/Berlin");
+        assert_eq!(summer.map(|m| m.time), Some("19:30".into()));
+        assert_eq!(local_moment(Timestamp::from_unix_ms(0), "Mars/Olympus"), None);
+    }
+}

@@ -235,6 +235,11 @@ pub async fn problems_everywhere(
     if !(status.is_client_error() || status.is_server_error()) {
         return response;
     }
+    let content_type = response.headers().get(header::CONTENT_TYPE);
+    // A page says what went wrong in words on an HTML page of its own.
+    if content_type.is_some_and(|v| v.as_bytes().starts_with(b"text/html")) {
+        return response;
+    }
     let is_problem = response
         .headers()
         .get(header::CONTENT_TYPE)

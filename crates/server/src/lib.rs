@@ -11,6 +11,7 @@ pub mod extract;
 pub mod idempotency;
 pub mod live;
 pub mod metrics;
+mod pages;
 pub mod queue;
 pub mod ratelimit;
 mod routes;
@@ -100,9 +101,13 @@ pub fn router(app: AppState) -> Router {
     let config = app.config.clone();
     let (api, doc) = api_router().split_for_parts();
     let docs = utoipa_swagger_ui::SwaggerUi::new("/docs").url("/api/v1/openapi.json", doc);
+    // The pages call the API in process, past the outer layers (their own request went
+    // through them already).
+    let pages = pages::router(api.clone().with_state(app.clone()));
     Router::new()
         .merge(api)
         .merge(docs)
+        .merge(pages)
         .route("/healthz", get(|| async { Json(json!({ "status": "ok" })) }))
         .route("/readyz", get(readiness))
         .route("/metrics", get(metrics::render))

@@ -1233,11 +1233,14 @@ macro_rules! store_engine {
                 row.map(Event::try_from).transpose()
             }
 
-            async fn events(&self, after: Option<&EventId>, limit: i64) -> StoreResult<Vec<Event>> {
-                let sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE id > $1 ORDER BY id LIMIT $2");
+            async fn events(&self, organizer: Option<&OrganizerId>, after: Option<&EventId>, limit: i64) -> StoreResult<Vec<Event>> {
+                let sql = format!(
+                    "SELECT {EVENT_COLUMNS} FROM events WHERE id > $1 AND ($3 = '' OR organizer_id = $3) ORDER BY id LIMIT $2"
+                );
                 let rows: Vec<EventRow> = sqlx::query_as(AssertSqlSafe(sql))
                 .bind(after.map(|a| a.to_string()).unwrap_or_default())
                 .bind(limit)
+                .bind(organizer.map(|o| o.to_string()).unwrap_or_default())
                 .fetch_all(&self.pool)
                 .await?;
                 rows.into_iter().map(Event::try_from).collect()
@@ -1452,7 +1455,27 @@ macro_rules! store_engine {
                 .bind(show_id.to_string())
                 .fetch_all(&self.pool)
                 .await?;
+                const HOUR_MS: i64 = 3_600_000;
+                let mut hours: Vec<(i64, i64, i64)> = sqlx::query_as(
+                    "SELECT CAST(b.created_at / 3600000 AS BIGINT) AS hour, CAST(COUNT(DISTINCT b.id) AS BIGINT), CAST(COUNT(t.id) AS BIGINT) \
+                     FROM bookings b JOIN tickets t ON t.booking_id = b.id WHERE b.show_id = $1 AND b.state = 'confirmed' \
+                     GROUP BY CAST(b.created_at / 3600000 AS BIGINT) ORDER BY hour DESC LIMIT $2",
+                )
+                .bind(show_id.to_string())
+                .bind($crate::SALES_TIMELINE_HOURS)
+                .fetch_all(&self.pool)
+                .await?;
+                hours.reverse();
+                let timeline = hours
+                    .into_iter()
+                    .map(|(hour, bookings, tickets)| $crate::SalesHour {
+                        starts_at: Timestamp::from_unix_ms(hour * HOUR_MS),
+                        bookings,
+                        tickets,
+                    })
+                    .collect();
                 Ok(SalesSummary {
+                    timeline,
                     show_id: show_id.clone(),
                     bookings_confirmed: confirmed,
                     bookings_cancelled: cancelled,

@@ -127,6 +127,20 @@ pub struct SalesSummary {
     pub revenue_minor: i64,
     /// Revenue of confirmed bookings per seat or area category.
     pub revenue_by_category: std::collections::BTreeMap<String, i64>,
+    /// Confirmed bookings per hour they were made in, oldest first (the latest
+    /// [`SALES_TIMELINE_HOURS`] hours that saw a booking).
+    pub timeline: Vec<SalesHour>,
+}
+
+/// The most hours of a sales timeline kept: three weeks of hourly figures.
+pub const SALES_TIMELINE_HOURS: i64 = 500;
+
+/// Bookings confirmed in one hour of a show's sale.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct SalesHour {
+    pub starts_at: Timestamp,
+    pub bookings: i64,
+    pub tickets: i64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
@@ -350,7 +364,13 @@ pub trait Store: AccountStore + Send + Sync + 'static {
     async fn update_event(&self, event: &Event) -> StoreResult<()>;
     /// Refused while the event has shows.
     async fn delete_event(&self, id: &EventId) -> StoreResult<()>;
-    async fn events(&self, after: Option<&EventId>, limit: i64) -> StoreResult<Vec<Event>>;
+    /// Events by creation, after the cursor; only `organizer`'s when given.
+    async fn events(
+        &self,
+        organizer: Option<&OrganizerId>,
+        after: Option<&EventId>,
+        limit: i64,
+    ) -> StoreResult<Vec<Event>>;
 
     /// Creates the show and its inventory (a row per seat, a counter per area) in one transaction.
     async fn insert_show(

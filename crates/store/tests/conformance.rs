@@ -241,6 +241,14 @@ async fn layouts_and_shows_round_trip(engine: Engine) {
         (1, 10, 10)
     );
     assert_eq!(f.store.show(&f.show.id).await.unwrap().unwrap(), f.show);
+    let theirs = f.store.events(Some(&f.tenant.id), None, 10).await.unwrap();
+    assert_eq!(
+        theirs.iter().map(|e| &e.id).collect::<Vec<_>>(),
+        vec![&f.show.event_id]
+    );
+    let stranger = boxoffice_core::ids::OrganizerId::generate();
+    assert!(f.store.events(Some(&stranger), None, 10).await.unwrap().is_empty());
+    assert_eq!(f.store.events(None, None, 10).await.unwrap().len(), 1);
     let listed = f
         .store
         .shows(&ShowFilter {
@@ -381,6 +389,15 @@ async fn bookings_confirm_and_cancel(engine: Engine) {
             sales.revenue_minor
         ),
         (1, 2, 5000)
+    );
+    let hour_ms = 3_600_000;
+    assert_eq!(
+        sales.timeline,
+        vec![boxoffice_store::SalesHour {
+            starts_at: boxoffice_core::Timestamp::from_unix_ms(f.now.unix_ms() / hour_ms * hour_ms),
+            bookings: 1,
+            tickets: 2,
+        }]
     );
 
     assert_eq!(

@@ -2,6 +2,7 @@
 //! app on a random loopback port, and an API client that speaks to it as a customer would.
 
 pub mod app;
+pub mod browser;
 pub mod instance;
 pub mod postgres;
 pub mod redis;
@@ -11,6 +12,14 @@ pub use app::{Api, Reply, Session, TestApp, seat_ids};
 
 use boxoffice_store::Store;
 use std::sync::Arc;
+
+/// A loopback port nobody listens on right now, for a server a test starts.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .expect("a free loopback port")
+}
 
 /// The two engines every store and HTTP test runs against.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

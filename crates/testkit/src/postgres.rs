@@ -98,13 +98,6 @@ fn run(mut command: Command, what: &str) -> Result<(), String> {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 fn start_cluster() -> Result<String, String> {
     let bin = bin_dir()?;
     let root = is_root();
@@ -126,7 +119,7 @@ fn start_cluster() -> Result<String, String> {
         "--no-sync",
     ]);
     run(initdb, "initdb")?;
-    let port = free_port();
+    let port = crate::free_port();
     let options = format!(
         "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off \
          -c full_page_writes=off -c max_connections=400 -c shared_buffers=128MB",

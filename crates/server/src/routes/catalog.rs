@@ -14,7 +14,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use boxoffice_core::DomainError;
 use boxoffice_core::catalog::{Event, EventInput, EventPatch, Show, ShowInput, ShowPatch};
-use boxoffice_core::ids::{EventId, ShowId, VenueId};
+use boxoffice_core::ids::{EventId, OrganizerId, ShowId, VenueId};
 use boxoffice_core::inventory::{CategoryAvailability, SeatMap};
 use boxoffice_core::schedule::ScheduleInput;
 use boxoffice_core::user::Actor;
@@ -65,6 +65,8 @@ struct Discover {
     limit: Option<i64>,
     /// Plain event listing only: the `next` cursor of the previous page.
     after: Option<String>,
+    /// Plain event listing only: this organizer's events.
+    organizer_id: Option<String>,
 }
 
 /// The deepest a client may page; beyond it, narrow the filters.
@@ -103,6 +105,11 @@ impl Discover {
                     parsed
                 })
             };
+        problems.check(
+            self.organizer_id.is_none(),
+            "organizer_id",
+            "lists one organizer's events and cannot be combined with search filters",
+        );
         let starts_from = instant(&self.from, "from", &mut problems);
         let starts_before = instant(&self.to, "to", &mut problems);
         let kind = self.kind.as_deref().filter(|k| {
@@ -528,7 +535,18 @@ async fn events(
                         EventId::parse(a).ok_or(DomainError::invalid("after", "not an event id"))
                     })
                     .transpose()?;
-                let events = app.store.events(after.as_ref(), limit).await?;
+                let organizer = params
+                    .organizer_id
+                    .as_deref()
+                    .map(|o| {
+                        OrganizerId::parse(o)
+                            .ok_or(DomainError::invalid("organizer_id", "not an organizer id"))
+                    })
+                    .transpose()?;
+                let events = app
+                    .store
+                    .events(organizer.as_ref(), after.as_ref(), limit)
+                    .await?;
                 return json_bytes(&list(events, limit, |e| e.id.to_string()));
             }
             let query = params.query()?;

@@ -1,0 +1,402 @@
+//! The web pages in headless Chromium against the real server: a customer signs up, picks two
+//! seats, watches the countdown and pays; a second visitor's open seat map turns those seats
+//! sold without reloading; an organizer schedules shows and reads their sales; an admin
+//! suspends an account. Every page is screenshotted at desktop and phone width into
+//! `target/screenshots/`, and no page may ask for anything outside the server.
+
+use boxoffice_testkit::browser::{Browser, Chromedriver};
+use boxoffice_testkit::{Engine, TestApp};
+use serde_json::{Value, json};
+use std::path::PathBuf;
+
+const DESKTOP: (u32, u32) = (1280, 900);
+const PHONE: (u32, u32) = (390, 844);
+
+fn screenshots() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target"));
+    target.join("screenshots")
+}
+
+/// Screenshots of the page as it is now, wide and narrow, and a check that everything it
+/// loaded came from the server.
+async fn capture(browser: &Browser, base: &str, name: &str) {
+    only_from_server(browser, base).await;
+    let folder = screenshots();
+    browser.screenshot(&folder, &format!("{name}-desktop")).await;
+    browser.resize(PHONE.0, PHONE.1).await;
+    browser.screenshot(&folder, &format!("{name}-phone")).await;
+    browser.resize(DESKTOP.0, DESKTOP.1).await;
+}
+
+async fn only_from_server(browser: &Browser, base: &str) {
+    let urls = browser.requested_urls().await;
+    assert!(!urls.is_empty(), "the browser logged no requests");
+    let outside: Vec<&String> = urls.iter().filter(|u| !u.starts_with(base)).collect();
+    assert!(
+        outside.is_empty(),
+        "a page asked for something outside the server: {outside:?}"
+    );
+}
+
+async fn seat_class(browser: &Browser, label: &str) -> String {
+    browser
+        .js(
+            "const s = document.querySelector(`.seat[data-label=\"${arguments[0]}\"]`); return s ? s.getAttribute('class') : ''",
+            vec![json!(label)],
+        )
+        .await
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+async fn wait_live(browser: &Browser) {
+    browser
+        .until(
+            "the live connection",
+            "const s = document.getElementById('live-state'); return s && s.dataset.connected === 'yes'",
+        )
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn customers_organizers_and_admins_use_the_pages() {
+    let app = TestApp::spawn(Engine::Sqlite).await;
+    let base = app.base.clone();
+    let (organizer, show) = app.show_with("boxoffice-org@example.com", 8, 50, 6).await;
+    let show_id = show["id"].as_str().unwrap().to_owned();
+    let driver = Chromedriver::start().await;
+
+    // A visitor who is not signed in watches the seat map.
+    let watcher = driver.browser("watcher", DESKTOP.0, DESKTOP.1).await;
+    watcher.open(&format!("{base}/shows/{show_id}")).await;
+    wait_live(&watcher).await;
+    watcher.js("window.neverReloaded = true", vec![]).await;
+
+    // The home page lists the event; a customer signs up from the show page.
+    let customer = driver.browser("customer", DESKTOP.0, DESKTOP.1).await;
+    customer.open(&format!("{base}/")).await;
+    assert!(customer.text("main").await.contains("Test Gig"));
+    capture(&customer, &base, "home").await;
+    customer
+        .open(&format!("{base}/signup?next=/shows/{show_id}"))
+        .await;
+    capture(&customer, &base, "signup").await;
+    customer.fill("input[name=name]", "Carla Customer").await;
+    customer
+        .fill("input[name=email]", "carla@example.com")
+        .await;
+    customer
+        .fill("input[name=password]", "a long enough password")
+        .await;
+    customer.click("form button[type=submit]").await;
+    customer.until_at(&format!("/shows/{show_id}")).await;
+    wait_live(&customer).await;
+    assert!(customer.text("header").await.contains("Carla Customer"));
+
+    // Two seats picked on the map (one by mouse, one by keyboard), then held.
+    customer.click(".seat[data-label=\"A3\"]").await;
+    customer
+        .js(
+            "const s = document.querySelector('.seat[data-label=\"A4\"]'); s.focus(); \
+             s.dispatchEvent(new KeyboardEvent('keydown', {key: ' ', bubbles: true}))",
+            vec![],
+        )
+        .await;
+    assert_eq!(
+        customer.text("#selection-summary").await,
+        "2 seats: A3, A4"
+    );
+    capture(&customer, &base, "show").await;
+    customer.click("#hold-selected").await;
+    customer.until_at("/holds/").await;
+
+    // The countdown runs from the hold's deadline (ten minutes on the server's clock).
+    let shown = customer.text("#countdown").await;
+    let (minutes, seconds) = shown.split_once(':').expect("m:ss");
+    let left: i64 = minutes.parse::<i64>().unwrap() * 60 + seconds.parse::<i64>().unwrap();
+    assert!(
+        (560..=600).contains(&left),
+        "countdown shows {shown}, about ten minutes were expected"
+    );
+    assert!(customer.text("main").await.contains("€40.00"));
+    capture(&customer, &base, "hold").await;
+
+    // The watcher sees the seats held, then sold, without reloading.
+    watcher
+        .until(
+            "A3 and A4 held on the watcher's map",
+            "return ['A3','A4'].every(l => document.querySelector(`.seat[data-label=\"${l}\"]`).classList.contains('held'))",
+        )
+        .await;
+
+    // A declined card is explained in words and keeps the seats; a good one books them.
+    customer
+        .fill("input[name=card_number]", "4000 0000 0000 0002")
+        .await;
+    customer.click("#pay").await;
+    let notice = customer
+        .until(
+            "the decline notice",
+            "const n = document.getElementById('notice'); return n && !n.hidden && n.textContent",
+        )
+        .await;
+    assert!(
+        notice.as_str().unwrap().contains("declined"),
+        "notice: {notice}"
+    );
+    assert!(!notice.as_str().unwrap().contains('{'), "raw JSON shown");
+    customer
+        .fill("input[name=card_number]", "4242 4242 4242 4242")
+        .await;
+    customer.click("#pay").await;
+    customer.until_at("/bookings/").await;
+    assert_eq!(customer.text("#booking-title").await, "You're going!");
+    let tickets = customer
+        .js(
+            "return Array.from(document.querySelectorAll('.ticket .seat-label')).map(e => e.textContent)",
+            vec![],
+        )
+        .await;
+    assert_eq!(tickets, json!(["A3", "A4"]));
+    capture(&customer, &base, "booking").await;
+
+    watcher
+        .until(
+            "A3 and A4 sold on the watcher's map",
+            "return ['A3','A4'].every(l => document.querySelector(`.seat[data-label=\"${l}\"]`).classList.contains('sold'))",
+        )
+        .await;
+    assert_eq!(
+        watcher.js("return window.neverReloaded === true", vec![]).await,
+        json!(true),
+        "the watcher's page was reloaded"
+    );
+    assert!(seat_class(&watcher, "A5").await.contains("free"));
+    capture(&watcher, &base, "show-live").await;
+
+    // My bookings lists it; the event page lists the show by day.
+    customer.open(&format!("{base}/bookings")).await;
+    assert!(customer.text("main").await.contains("Test Gig"));
+    capture(&customer, &base, "bookings").await;
+    customer
+        .open(&format!("{base}/events/{}", show["event_id"].as_str().unwrap()))
+        .await;
+    assert!(customer.text("main").await.contains("Shows"));
+    capture(&customer, &base, "event").await;
+
+    // A hold left to run out says so plainly.
+    customer.open(&format!("{base}/shows/{show_id}")).await;
+    wait_live(&customer).await;
+    customer.click(".seat[data-label=\"B1\"]").await;
+    customer.click("#hold-selected").await;
+    customer.until_at("/holds/").await;
+    app.clock.advance_minutes(11);
+    customer.client.refresh().await.expect("reload");
+    customer.until_at("/holds/").await;
+    let ended = customer.text("#expired").await;
+    assert!(
+        ended.contains("Your hold has ended"),
+        "expired hold page: {ended}"
+    );
+    capture(&customer, &base, "hold-expired").await;
+
+    // The organizer signs in, schedules three evenings, and sees them on the dashboard.
+    let boss = driver.browser("organizer", DESKTOP.0, DESKTOP.1).await;
+    boss.open(&format!("{base}/signin?next=/organizer")).await;
+    capture(&boss, &base, "signin").await;
+    boss.fill("input[name=email]", "boxoffice-org@example.com")
+        .await;
+    boss.fill("input[name=password]", "correct horse battery")
+        .await;
+    boss.click("form button[type=submit]").await;
+    boss.until_at("/organizer").await;
+    let rows_before = dashboard_rows(&boss).await;
+    assert_eq!(rows_before, 1);
+    boss.js(
+        "const f = document.getElementById('schedule-form'); \
+         f.elements.from.value = '2030-01-20'; f.elements.to.value = '2030-01-22';",
+        vec![],
+    )
+    .await;
+    boss.fill("#schedule-form input[name=times]", "20:00").await;
+    boss.fill(
+        "#schedule-form input[name=prices]",
+        "standard=2500, standing=1200",
+    )
+    .await;
+    boss.click("#schedule-form button[type=submit]").await;
+    boss.until(
+        "the three scheduled shows on the dashboard",
+        "return document.querySelectorAll('[data-show-row]').length === 4",
+    )
+    .await;
+    let dashboard = boss.text("#dashboard").await;
+    assert!(dashboard.contains("20:00"), "{dashboard}");
+    capture(&boss, &base, "organizer").await;
+
+    // The layout preview draws a seat map from the compact description without saving it;
+    // a venue without a name is refused in words.
+    boss.click("#venue-form button[type=submit]").await;
+    let refused = boss
+        .until(
+            "the unnamed venue refused",
+            "const n = document.getElementById('notice'); return n && !n.hidden && n.textContent",
+        )
+        .await;
+    assert!(refused.as_str().unwrap().contains("name"), "{refused}");
+    boss.fill("#venue-form input[name=name]", "Second Hall").await;
+    boss.click("#preview-layout").await;
+    boss.until(
+        "the layout preview",
+        "return document.querySelectorAll('#layout-preview .seat').length",
+    )
+    .await;
+    let drawn = boss
+        .js(
+            "return document.querySelectorAll('#layout-preview .seat').length",
+            vec![],
+        )
+        .await;
+    assert_eq!(drawn, json!(8 * 14), "rows A-H of 14 seats");
+    let venues = app
+        .call(
+            reqwest::Method::GET,
+            "/venues",
+            Some(&organizer.token),
+            None,
+        )
+        .await;
+    assert_eq!(venues.body.as_array().map(Vec::len), Some(1));
+
+    // The show's sales page charts the booking.
+    boss.open(&format!("{base}/organizer/shows/{show_id}")).await;
+    assert_eq!(
+        boss.js("return document.querySelectorAll('svg.chart .bar').length", vec![])
+            .await,
+        json!(1)
+    );
+    assert!(boss.text("main").await.contains("€40.00"));
+    capture(&boss, &base, "organizer-show").await;
+
+    // Another organizer's show reads as missing.
+    let stranger_show = other_organizers_show(&app).await;
+    boss.open(&format!("{base}/organizer/shows/{stranger_show}"))
+        .await;
+    boss.until(
+        "another organizer's show to read as missing",
+        "const h = document.querySelector('h1'); return h && h.textContent.includes('Not found')",
+    )
+    .await;
+
+    // The admin suspends the customer.
+    app.admin().await;
+    let admin = driver.browser("admin", DESKTOP.0, DESKTOP.1).await;
+    admin.open(&format!("{base}/signin?next=/admin")).await;
+    admin.fill("input[name=email]", "root@example.com").await;
+    admin.fill("input[name=password]", "correct horse battery")
+        .await;
+    admin.click("form button[type=submit]").await;
+    admin.until_at("/admin").await;
+    let carla = admin
+        .js(
+            "return Array.from(document.querySelectorAll('[data-user]')).find(r => r.textContent.includes('carla@example.com')).dataset.user",
+            vec![],
+        )
+        .await;
+    let carla = carla.as_str().unwrap().to_owned();
+    admin
+        .click(&format!("[data-user=\"{carla}\"] [data-admin-action]"))
+        .await;
+    admin
+        .until(
+            "Carla suspended",
+            &format!(
+                "const r = document.querySelector('[data-user=\"{carla}\"]'); return r && r.textContent.includes('Suspended')"
+            ),
+        )
+        .await;
+    capture(&admin, &base, "admin").await;
+    customer.open(&format!("{base}/bookings")).await;
+    assert!(
+        customer.text("h1").await.contains("sign in"),
+        "a suspended customer's pages ask to sign in"
+    );
+
+    for browser in [watcher, customer, boss, admin] {
+        browser.close().await;
+    }
+}
+
+async fn dashboard_rows(browser: &Browser) -> usize {
+    browser
+        .js(
+            "return document.querySelectorAll('[data-show-row]').length",
+            vec![],
+        )
+        .await
+        .as_u64()
+        .unwrap_or(0) as usize
+}
+
+async fn other_organizers_show(app: &TestApp) -> String {
+    let (_, show) = app
+        .show_with("someone-else@example.com", 2, 10, 2)
+        .await;
+    show["id"].as_str().map(str::to_owned).unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_explain_problems_in_words() {
+    let app = TestApp::spawn(Engine::Sqlite).await;
+    let client = reqwest::Client::new();
+    for (path, status, words) in [
+        ("/shows/shw_nothing", 404, "Not found"),
+        ("/no/such/page", 404, "This page does not exist"),
+        ("/bookings", 401, "Please sign in"),
+        ("/organizer", 401, "Please sign in"),
+    ] {
+        let response = client.get(format!("{}{}", app.base, path)).send().await.unwrap();
+        assert_eq!(response.status().as_u16(), status, "{path}");
+        let headers = response.headers().clone();
+        assert!(
+            headers["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/html"),
+            "{path}"
+        );
+        assert!(
+            headers["content-security-policy"]
+                .to_str()
+                .unwrap()
+                .contains("default-src 'self'")
+        );
+        let body = response.text().await.unwrap();
+        assert!(body.contains(words), "{path}: {body}");
+        assert!(!body.contains("\"type\""), "{path} shows a raw problem");
+    }
+    // The API keeps answering problem documents.
+    let api = client
+        .get(format!("{}{}", app.base, "/api/v1/no/such"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        api.headers()["content-type"],
+        "application/problem+json"
+    );
+    // A layout preview with mistakes gets the API's problem document and saves nothing.
+    let preview = client
+        .post(format!("{}{}", app.base, "/pages/layout-preview"))
+        .json(&json!({"name": "", "sections": [{"name": "S", "generate": {"rows": "A-C", "seats_per_row": 0, "category": "x"}}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(preview.status().as_u16(), 422);
+    let problem: Value = preview.json().await.unwrap();
+    assert_eq!(problem["type"], "validation");
+    assert!(problem["errors"].as_array().is_some_and(|e| e.len() >= 2));
+}
