@@ -347,6 +347,9 @@ mod local_moment_tests {
         );
         let summer = local_moment(Timestamp::from_unix_ms(1_909_157_400_000), "Europe/Berlin");
         assert_eq!(summer.map(|m| m.time), Some("19:30".into()));
-        assert_eq!(local_moment(Timestamp::from_unix_ms(0), "Mars/Olympus"), None);
+        assert_eq!(
+            local_moment(Timestamp::from_unix_ms(0), "Mars/Olympus"),
+            None
+        );
     }
 }

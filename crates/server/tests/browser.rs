@@ -24,7 +24,9 @@ fn screenshots() -> PathBuf {
 async fn capture(browser: &Browser, base: &str, name: &str) {
     only_from_server(browser, base).await;
     let folder = screenshots();
-    browser.screenshot(&folder, &format!("{name}-desktop")).await;
+    browser
+        .screenshot(&folder, &format!("{name}-desktop"))
+        .await;
     browser.resize(PHONE.0, PHONE.1).await;
     browser.screenshot(&folder, &format!("{name}-phone")).await;
     browser.resize(DESKTOP.0, DESKTOP.1).await;
@@ -105,10 +107,7 @@ async fn customers_organizers_and_admins_use_the_pages() {
             vec![],
         )
         .await;
-    assert_eq!(
-        customer.text("#selection-summary").await,
-        "2 seats: A3, A4"
-    );
+    assert_eq!(customer.text("#selection-summary").await, "2 seats: A3, A4");
     capture(&customer, &base, "show").await;
     customer.click("#hold-selected").await;
     customer.until_at("/holds/").await;
@@ -170,7 +169,9 @@ async fn customers_organizers_and_admins_use_the_pages() {
         )
         .await;
     assert_eq!(
-        watcher.js("return window.neverReloaded === true", vec![]).await,
+        watcher
+            .js("return window.neverReloaded === true", vec![])
+            .await,
         json!(true),
         "the watcher's page was reloaded"
     );
@@ -182,7 +183,10 @@ async fn customers_organizers_and_admins_use_the_pages() {
     assert!(customer.text("main").await.contains("Test Gig"));
     capture(&customer, &base, "bookings").await;
     customer
-        .open(&format!("{base}/events/{}", show["event_id"].as_str().unwrap()))
+        .open(&format!(
+            "{base}/events/{}",
+            show["event_id"].as_str().unwrap()
+        ))
         .await;
     assert!(customer.text("main").await.contains("Shows"));
     capture(&customer, &base, "event").await;
@@ -247,7 +251,8 @@ async fn customers_organizers_and_admins_use_the_pages() {
         )
         .await;
     assert!(refused.as_str().unwrap().contains("name"), "{refused}");
-    boss.fill("#venue-form input[name=name]", "Second Hall").await;
+    boss.fill("#venue-form input[name=name]", "Second Hall")
+        .await;
     boss.click("#preview-layout").await;
     boss.until(
         "the layout preview",
@@ -272,10 +277,14 @@ async fn customers_organizers_and_admins_use_the_pages() {
     assert_eq!(venues.body.as_array().map(Vec::len), Some(1));
 
     // The show's sales page charts the booking.
-    boss.open(&format!("{base}/organizer/shows/{show_id}")).await;
+    boss.open(&format!("{base}/organizer/shows/{show_id}"))
+        .await;
     assert_eq!(
-        boss.js("return document.querySelectorAll('svg.chart .bar').length", vec![])
-            .await,
+        boss.js(
+            "return document.querySelectorAll('svg.chart .bar').length",
+            vec![]
+        )
+        .await,
         json!(1)
     );
     assert!(boss.text("main").await.contains("€40.00"));
@@ -296,7 +305,8 @@ async fn customers_organizers_and_admins_use_the_pages() {
     let admin = driver.browser("admin", DESKTOP.0, DESKTOP.1).await;
     admin.open(&format!("{base}/signin?next=/admin")).await;
     admin.fill("input[name=email]", "root@example.com").await;
-    admin.fill("input[name=password]", "correct horse battery")
+    admin
+        .fill("input[name=password]", "correct horse battery")
         .await;
     admin.click("form button[type=submit]").await;
     admin.until_at("/admin").await;
@@ -342,9 +352,7 @@ async fn dashboard_rows(browser: &Browser) -> usize {
 }
 
 async fn other_organizers_show(app: &TestApp) -> String {
-    let (_, show) = app
-        .show_with("someone-else@example.com", 2, 10, 2)
-        .await;
+    let (_, show) = app.show_with("someone-else@example.com", 2, 10, 2).await;
     show["id"].as_str().map(str::to_owned).unwrap_or_default()
 }
 
@@ -358,7 +366,11 @@ async fn pages_explain_problems_in_words() {
         ("/bookings", 401, "Please sign in"),
         ("/organizer", 401, "Please sign in"),
     ] {
-        let response = client.get(format!("{}{}", app.base, path)).send().await.unwrap();
+        let response = client
+            .get(format!("{}{}", app.base, path))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.status().as_u16(), status, "{path}");
         let headers = response.headers().clone();
         assert!(
@@ -384,10 +396,7 @@ async fn pages_explain_problems_in_words() {
         .send()
         .await
         .unwrap();
-    assert_eq!(
-        api.headers()["content-type"],
-        "application/problem+json"
-    );
+    assert_eq!(api.headers()["content-type"], "application/problem+json");
     // A layout preview with mistakes gets the API's problem document and saves nothing.
     let preview = client
         .post(format!("{}{}", app.base, "/pages/layout-preview"))
@@ -399,4 +408,86 @@ async fn pages_explain_problems_in_words() {
     let problem: Value = preview.json().await.unwrap();
     assert_eq!(problem["type"], "validation");
     assert!(problem["errors"].as_array().is_some_and(|e| e.len() >= 2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_waiting_room_page_moves_on_by_itself() {
+    let app = TestApp::spawn(Engine::Sqlite).await;
+    let base = app.base.clone();
+    let (organizer, show) = app.show_with("queue-org@example.com", 8, 50, 4).await;
+    let show_id = show["id"].as_str().unwrap().to_owned();
+    let room = app
+        .call(
+            reqwest::Method::PUT,
+            &format!("/shows/{show_id}/waiting-room"),
+            Some(&organizer.token),
+            Some(
+                json!({"enabled": true, "admission_rate_per_minute": 1, "session_minutes": 10,
+                        "opens_at": app.clock.now_plus_minutes(0)}),
+            ),
+        )
+        .await;
+    assert_eq!(room.status.as_u16(), 200, "{}", room.body);
+    // Three people are in the line first.
+    for n in 0..3 {
+        let early = app
+            .register(&format!("early{n}@example.com"), "customer")
+            .await;
+        let joined = app
+            .call(
+                reqwest::Method::POST,
+                &format!("/queues/{show_id}/join"),
+                Some(&early.token),
+                None,
+            )
+            .await;
+        assert!(joined.status.is_success(), "{}", joined.body);
+    }
+    app.register("dana@example.com", "customer").await;
+
+    let driver = Chromedriver::start().await;
+    let dana = driver.browser("dana", DESKTOP.0, DESKTOP.1).await;
+    dana.open(&format!("{base}/signin?next=/shows/{show_id}"))
+        .await;
+    dana.fill("input[name=email]", "dana@example.com").await;
+    dana.fill("input[name=password]", "correct horse battery")
+        .await;
+    dana.click("form button[type=submit]").await;
+    dana.until_at(&format!("/shows/{show_id}")).await;
+    wait_live(&dana).await;
+
+    // Holding without having queued sends her to the line, which shows where she stands.
+    dana.click(".seat[data-label=\"A1\"]").await;
+    dana.click("#hold-selected").await;
+    dana.until_at(&format!("/shows/{show_id}/queue")).await;
+    let ahead = dana
+        .until(
+            "Dana's place in the line",
+            "const a = document.getElementById('queue-ahead'); return a && /^[0-9]+$/.test(a.textContent) && a.textContent",
+        )
+        .await;
+    let ahead: u64 = ahead.as_str().unwrap().parse().unwrap();
+    assert!(ahead >= 1, "three people joined before Dana; {ahead} ahead");
+    assert_eq!(dana.text("#queue-position").await, (ahead + 1).to_string());
+    assert!(dana.text("#queue-wait").await.contains("min"));
+    capture(&dana, &base, "queue").await;
+
+    // The gate lets one in a minute; her page moves on to the seats by itself.
+    let mut moved = false;
+    for _ in 0..8 {
+        app.clock.advance_minutes(1);
+        let at_show = dana.js("return location.pathname", vec![]).await;
+        if at_show == json!(format!("/shows/{show_id}")) {
+            moved = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    }
+    assert!(moved, "the waiting-room page never moved on");
+    wait_live(&dana).await;
+    dana.click(".seat[data-label=\"A1\"]").await;
+    dana.click("#hold-selected").await;
+    dana.until_at("/holds/").await;
+    assert!(dana.text("main").await.contains("A1"));
+    dana.close().await;
 }

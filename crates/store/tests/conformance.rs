@@ -247,7 +247,13 @@ async fn layouts_and_shows_round_trip(engine: Engine) {
         vec![&f.show.event_id]
     );
     let stranger = boxoffice_core::ids::OrganizerId::generate();
-    assert!(f.store.events(Some(&stranger), None, 10).await.unwrap().is_empty());
+    assert!(
+        f.store
+            .events(Some(&stranger), None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(f.store.events(None, None, 10).await.unwrap().len(), 1);
     let listed = f
         .store

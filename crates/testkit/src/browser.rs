@@ -116,7 +116,11 @@ impl Browser {
     pub async fn until(&self, what: &str, script: &str) -> Value {
         let deadline = tokio::time::Instant::now() + PATIENCE;
         loop {
-            let value = self.client.execute(script, vec![]).await.unwrap_or(Value::Null);
+            let value = self
+                .client
+                .execute(script, vec![])
+                .await
+                .unwrap_or(Value::Null);
             let truthy = match &value {
                 Value::Null => false,
                 Value::Bool(b) => *b,

@@ -78,11 +78,20 @@ fn templates() -> Environment<'static> {
         ("queue.html", include_str!("../../templates/queue.html")),
         ("hold.html", include_str!("../../templates/hold.html")),
         ("booking.html", include_str!("../../templates/booking.html")),
-        ("bookings.html", include_str!("../../templates/bookings.html")),
+        (
+            "bookings.html",
+            include_str!("../../templates/bookings.html"),
+        ),
         ("signin.html", include_str!("../../templates/signin.html")),
         ("signup.html", include_str!("../../templates/signup.html")),
-        ("organizer.html", include_str!("../../templates/organizer.html")),
-        ("organizer_show.html", include_str!("../../templates/organizer_show.html")),
+        (
+            "organizer.html",
+            include_str!("../../templates/organizer.html"),
+        ),
+        (
+            "organizer_show.html",
+            include_str!("../../templates/organizer_show.html"),
+        ),
         ("admin.html", include_str!("../../templates/admin.html")),
         ("problem.html", include_str!("../../templates/problem.html")),
     ] {
@@ -185,7 +194,9 @@ impl<'a> Visit<'a> {
         if let Some(cookies) = &self.cookies {
             request = request.header(header::COOKIE, cookies.clone());
         }
-        let request = request.body(Body::empty()).map_err(|_| PageError::internal())?;
+        let request = request
+            .body(Body::empty())
+            .map_err(|_| PageError::internal())?;
         let response = match self.pages.api.clone().oneshot(request).await {
             Ok(response) => response,
             Err(never) => match never {},
@@ -491,7 +502,10 @@ async fn event(
 async fn show_context(app: &AppState, visit: &Visit<'_>, id: &str) -> Result<Value, PageError> {
     let mut show = visit.get(&format!("/shows/{id}")).await?;
     let event = visit
-        .get(&format!("/events/{}", show["event_id"].as_str().unwrap_or("")))
+        .get(&format!(
+            "/events/{}",
+            show["event_id"].as_str().unwrap_or("")
+        ))
         .await?;
     let map = visit.get(&format!("/shows/{id}/seats")).await?;
     let venues = venues(app, std::slice::from_ref(&show)).await;
@@ -547,7 +561,10 @@ async fn queue(
         visit.get("/me").await?;
         let mut show = visit.get(&format!("/shows/{id}")).await?;
         let event = visit
-            .get(&format!("/events/{}", show["event_id"].as_str().unwrap_or("")))
+            .get(&format!(
+                "/events/{}",
+                show["event_id"].as_str().unwrap_or("")
+            ))
             .await?;
         let venues = venues(&app, std::slice::from_ref(&show)).await;
         decorate_shows(std::slice::from_mut(&mut show), &venues);
@@ -612,7 +629,10 @@ async fn booking_context(
     if !shows.contains_key(&show_id) {
         let mut show = visit.get(&format!("/shows/{show_id}")).await?;
         let event = visit
-            .get(&format!("/events/{}", show["event_id"].as_str().unwrap_or("")))
+            .get(&format!(
+                "/events/{}",
+                show["event_id"].as_str().unwrap_or("")
+            ))
             .await?;
         let venues = venues(app, std::slice::from_ref(&show)).await;
         decorate_shows(std::slice::from_mut(&mut show), &venues);
@@ -818,9 +838,10 @@ async fn layout_preview(
     State(app): State<AppState>,
     body: crate::extract::ApiJson<boxoffice_core::venue::VenueInput>,
 ) -> Result<Response, crate::error::ApiError> {
-    let venue = body
-        .value
-        .into_venue(boxoffice_core::ids::OrganizerId::generate(), app.clock.now())?;
+    let venue = body.value.into_venue(
+        boxoffice_core::ids::OrganizerId::generate(),
+        app.clock.now(),
+    )?;
     let categories: Vec<String> = venue.categories().into_iter().collect();
     let dots = svg::Dot::from_venue(&venue);
     let areas: Vec<String> = venue

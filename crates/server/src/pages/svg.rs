@@ -120,7 +120,7 @@ pub fn seat_map(dots: &[Dot], categories: &[String], currency: &str) -> String {
     let mut out = String::with_capacity(dots.len() * 220);
     let _ = write!(
         out,
-        "<svg class=\"seatmap\" viewBox=\"0 0 {width:.0} {height:.0}\" role=\"group\" aria-label=\"Seat map: {} seats\" xmlns=\"http://www.w3.org/2000/svg\">",
+        "<svg class=\"seatmap\" viewBox=\"0 0 {width:.0} {height:.0}\" width=\"{width:.0}\" height=\"{height:.0}\" role=\"group\" aria-label=\"Seat map: {} seats\" xmlns=\"http://www.w3.org/2000/svg\">",
         dots.len()
     );
     let _ = write!(
@@ -290,8 +290,14 @@ mod tests {
         ]});
         let dots = Dot::from_seat_map(&map);
         let svg = seat_map(&dots, &["std".into(), "vip".into()], "EUR");
-        assert!(svg.contains("class=\"seat c1 sold\" cx=\"40.0\" cy=\"70.0\""), "{svg}");
-        assert!(svg.contains("class=\"seat c0 free\" cx=\"92.0\" cy=\"122.0\""), "{svg}");
+        assert!(
+            svg.contains("class=\"seat c1 sold\" cx=\"40.0\" cy=\"70.0\""),
+            "{svg}"
+        );
+        assert!(
+            svg.contains("class=\"seat c0 free\" cx=\"92.0\" cy=\"122.0\""),
+            "{svg}"
+        );
         assert!(svg.contains("data-label=\"&lt;A2&gt;\""));
         assert!(!svg.contains("<A2>"));
         assert!(svg.contains("aria-label=\"S A1, vip, €15.00\""));
