@@ -191,22 +191,6 @@ async fn customers_organizers_and_admins_use_the_pages() {
     assert!(customer.text("main").await.contains("Shows"));
     capture(&customer, &base, "event").await;
 
-    // A hold left to run out says so plainly.
-    customer.open(&format!("{base}/shows/{show_id}")).await;
-    wait_live(&customer).await;
-    customer.click(".seat[data-label=\"B1\"]").await;
-    customer.click("#hold-selected").await;
-    customer.until_at("/holds/").await;
-    app.clock.advance_minutes(11);
-    customer.client.refresh().await.expect("reload");
-    customer.until_at("/holds/").await;
-    let ended = customer.text("#expired").await;
-    assert!(
-        ended.contains("Your hold has ended"),
-        "expired hold page: {ended}"
-    );
-    capture(&customer, &base, "hold-expired").await;
-
     // The organizer signs in, schedules three evenings, and sees them on the dashboard.
     let boss = driver.browser("organizer", DESKTOP.0, DESKTOP.1).await;
     boss.open(&format!("{base}/signin?next=/organizer")).await;
@@ -219,6 +203,39 @@ async fn customers_organizers_and_admins_use_the_pages() {
     boss.until_at("/organizer").await;
     let rows_before = dashboard_rows(&boss).await;
     assert_eq!(rows_before, 1);
+
+    // The dashboard follows the show live: a hold shows up as held, and goes when it lapses.
+    // A hold left to run out says so plainly.
+    customer.open(&format!("{base}/shows/{show_id}")).await;
+    wait_live(&customer).await;
+    customer.click(".seat[data-label=\"B1\"]").await;
+    customer.click("#hold-selected").await;
+    customer.until_at("/holds/").await;
+    let held_cell = format!("[data-show-row=\"{show_id}\"] [data-count=held]");
+    boss.until(
+        "the dashboard to show the hold",
+        &format!(
+            "const c = document.querySelector('{held_cell}'); return c && c.textContent === '1'"
+        ),
+    )
+    .await;
+    app.clock.advance_minutes(11);
+    customer.client.refresh().await.expect("reload");
+    customer.until_at("/holds/").await;
+    let ended = customer.text("#expired").await;
+    assert!(
+        ended.contains("Your hold has ended"),
+        "expired hold page: {ended}"
+    );
+    capture(&customer, &base, "hold-expired").await;
+
+    boss.until(
+        "the dashboard to show the lapsed hold released",
+        &format!(
+            "const c = document.querySelector('{held_cell}'); return c && c.textContent === '0'"
+        ),
+    )
+    .await;
     boss.js(
         "const f = document.getElementById('schedule-form'); \
          f.elements.from.value = '2030-01-20'; f.elements.to.value = '2030-01-22';",
@@ -274,7 +291,40 @@ async fn customers_organizers_and_admins_use_the_pages() {
             None,
         )
         .await;
-    assert_eq!(venues.body.as_array().map(Vec::len), Some(1));
+    assert_eq!(
+        venues.body.as_array().map(Vec::len),
+        Some(1),
+        "a preview saves nothing"
+    );
+    boss.click("#venue-form button[type=submit]").await;
+    boss.until(
+        "the new venue in the schedule form",
+        "return Array.from(document.querySelectorAll('#schedule-form select[name=venue_id] option')).some(o => o.textContent.includes('Second Hall'))",
+    )
+    .await;
+    let venues = app
+        .call(
+            reqwest::Method::GET,
+            "/venues",
+            Some(&organizer.token),
+            None,
+        )
+        .await;
+    assert_eq!(venues.body.as_array().map(Vec::len), Some(2));
+
+    // A new event appears in the schedule form.
+    boss.fill(
+        "form[data-api=\"/api/v1/events\"] input[name=title]",
+        "Jazz Night",
+    )
+    .await;
+    boss.click("form[data-api=\"/api/v1/events\"] button[type=submit]")
+        .await;
+    boss.until(
+        "the new event in the schedule form",
+        "return Array.from(document.querySelectorAll('#schedule-form select[name=event_id] option')).some(o => o.textContent === 'Jazz Night')",
+    )
+    .await;
 
     // The show's sales page charts the booking.
     boss.open(&format!("{base}/organizer/shows/{show_id}"))
@@ -299,6 +349,37 @@ async fn customers_organizers_and_admins_use_the_pages() {
         "const h = document.querySelector('h1'); return h && h.textContent.includes('Not found')",
     )
     .await;
+
+    // Signing out ends the organizer's pages.
+    boss.click("[data-sign-out]").await;
+    boss.until(
+        "the signed-out header",
+        "return location.pathname === '/' && document.querySelector('header').textContent.includes('Sign in')",
+    )
+    .await;
+    boss.open(&format!("{base}/organizer")).await;
+    assert!(boss.text("h1").await.contains("Please sign in"));
+
+    // The customer cancels the booking; its seats go back on sale.
+    customer.open(&format!("{base}/bookings")).await;
+    customer.click("[data-cancel-booking]").await;
+    customer
+        .client
+        .accept_alert()
+        .await
+        .expect("confirm the cancellation");
+    customer
+        .until(
+            "the booking shown as cancelled",
+            "const s = document.querySelector('[data-booking] .state'); return s && s.textContent === 'Cancelled'",
+        )
+        .await;
+    watcher
+        .until(
+            "A3 free again on the watcher's map",
+            "return document.querySelector('.seat[data-label=\"A3\"]').classList.contains('free')",
+        )
+        .await;
 
     // The admin suspends the customer.
     app.admin().await;

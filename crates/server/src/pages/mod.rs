@@ -263,7 +263,9 @@ fn html_headers() -> [(header::HeaderName, HeaderValue); 3] {
 /// Renders a page, or the page that explains why it could not be shown. A visitor whose sign-in
 /// lapsed gets a page that renews it (the refresh cookie only goes to the API) or asks them to
 /// sign in, then comes back.
-async fn page(pages: &Pages, here: String, result: PageResult) -> Response {
+async fn page(visit: &Visit<'_>, result: PageResult) -> Response {
+    let pages = visit.pages;
+    let here = visit.here.clone();
     match result {
         Ok(response) => response,
         Err(mut error) => {
@@ -277,7 +279,7 @@ async fn page(pages: &Pages, here: String, result: PageResult) -> Response {
                 "status": error.status.as_u16(),
                 "sign_in": error.status == StatusCode::UNAUTHORIZED,
                 "here": here,
-                "visitor": Value::Null,
+                "visitor": if error.status == StatusCode::UNAUTHORIZED { None } else { visit.visitor().await },
             });
             html(&pages.templates, "problem.html", error.status, context)
                 .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
@@ -470,7 +472,7 @@ async fn home(
             .await
     }
     .await;
-    page(&pages, here, result).await
+    page(&visit, result).await
 }
 
 async fn event(
@@ -495,7 +497,7 @@ async fn event(
             .await
     }
     .await;
-    page(&pages, here, result).await
+    page(&visit, result).await
 }
 
 /// The show, its event and venue, and its seat map drawn from the layout's coordinates.
@@ -544,7 +546,7 @@ async fn show(
         visit.render("show.html", context).await
     }
     .await;
-    page(&pages, here, result).await
+    page(&visit, result).await
 }
 
 async fn queue(
@@ -576,7 +578,7 @@ async fn queue(
             .await
     }
     .await;
-    page(&pages, here, result).await
+    page(&visit, result).await
 }
 
 async fn hold(
@@ -615,7 +617,7 @@ async fn hold(
             .await
     }
     .await;
-    page(&pages, here, result).await
+    page(&visit, result).await
 }
 
 /// A booking with what it was for, as the customer's pages show it.
@@ -660,7 +662,7 @@ async fn booking(
             .await
     }
     .await;
-    page(&pages, here, result).await
+    page(&visit, result).await
 }
 
 async fn bookings(
@@ -682,7 +684,7 @@ async fn bookings(
             .await
     }
     .await;
-    page(&pages, here, result).await
+    page(&visit, result).await
 }
 
 #[derive(Deserialize)]
@@ -709,7 +711,7 @@ async fn signin(
     let next = safe_next(&next.next);
     let visit = Visit::new(&pages, &headers, "/signin".into());
     let result = visit.render("signin.html", json!({ "next": next })).await;
-    page(&pages, "/signin".into(), result).await
+    page(&visit, result).await
 }
 
 async fn signup(
@@ -720,7 +722,7 @@ async fn signup(
     let next = safe_next(&next.next);
     let visit = Visit::new(&pages, &headers, "/signup".into());
     let result = visit.render("signup.html", json!({ "next": next })).await;
-    page(&pages, "/signup".into(), result).await
+    page(&visit, result).await
 }
 
 async fn organizer(
@@ -778,7 +780,7 @@ async fn organizer(
             .await
     }
     .await;
-    page(&pages, here, result).await
+    page(&visit, result).await
 }
 
 async fn organizer_show(
@@ -808,7 +810,7 @@ async fn organizer_show(
         visit.render("organizer_show.html", context).await
     }
     .await;
-    page(&pages, here, result).await
+    page(&visit, result).await
 }
 
 async fn admin(
@@ -828,7 +830,7 @@ async fn admin(
             .await
     }
     .await;
-    page(&pages, here, result).await
+    page(&visit, result).await
 }
 
 /// The seat map a layout description would make, before it is saved. Reads nothing and writes
@@ -877,6 +879,7 @@ async fn layout_preview(
 
 async fn not_found(
     axum::Extension(pages): axum::Extension<Arc<Pages>>,
+    headers: HeaderMap,
     uri: axum::http::Uri,
 ) -> Response {
     // The API keeps its own problem documents for unknown paths.
@@ -888,7 +891,8 @@ async fn not_found(
         title: "This page does not exist".into(),
         detail: "The address may be mistyped, or what it showed was removed.".into(),
     };
-    page(&pages, uri.path().to_owned(), Err(error)).await
+    let visit = Visit::new(&pages, &headers, uri.path().to_owned());
+    page(&visit, Err(error)).await
 }
 
 #[cfg(test)]
