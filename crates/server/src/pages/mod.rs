@@ -500,18 +500,28 @@ async fn event(
     page(&visit, result).await
 }
 
-/// The show, its event and venue, and its seat map drawn from the layout's coordinates.
-async fn show_context(app: &AppState, visit: &Visit<'_>, id: &str) -> Result<Value, PageError> {
-    let mut show = visit.get(&format!("/shows/{id}")).await?;
+/// A show (with its venue and local time) and its event.
+async fn show_and_event(
+    app: &AppState,
+    visit: &Visit<'_>,
+    show_id: &str,
+) -> Result<(Value, Value), PageError> {
+    let mut show = visit.get(&format!("/shows/{}", segment(show_id))).await?;
     let event = visit
         .get(&format!(
             "/events/{}",
             show["event_id"].as_str().unwrap_or("")
         ))
         .await?;
-    let map = visit.get(&format!("/shows/{id}/seats")).await?;
     let venues = venues(app, std::slice::from_ref(&show)).await;
     decorate_shows(std::slice::from_mut(&mut show), &venues);
+    Ok((show, event))
+}
+
+/// The show, its event and venue, and its seat map drawn from the layout's coordinates.
+async fn show_context(app: &AppState, visit: &Visit<'_>, id: &str) -> Result<Value, PageError> {
+    let (show, event) = show_and_event(app, visit, id).await?;
+    let map = visit.get(&format!("/shows/{id}/seats")).await?;
     let categories: Vec<String> = map["availability"]
         .as_array()
         .into_iter()
@@ -561,15 +571,7 @@ async fn queue(
     let result = async {
         // The queue is for signed-in customers: joining needs an account.
         visit.get("/me").await?;
-        let mut show = visit.get(&format!("/shows/{id}")).await?;
-        let event = visit
-            .get(&format!(
-                "/events/{}",
-                show["event_id"].as_str().unwrap_or("")
-            ))
-            .await?;
-        let venues = venues(&app, std::slice::from_ref(&show)).await;
-        decorate_shows(std::slice::from_mut(&mut show), &venues);
+        let (show, event) = show_and_event(&app, &visit, &id).await?;
         visit
             .render(
                 "queue.html",
@@ -592,14 +594,8 @@ async fn hold(
     let visit = Visit::new(&pages, &headers, here.clone());
     let result = async {
         let hold = visit.get(&format!("/holds/{id}")).await?;
-        let mut show = visit
-            .get(&format!("/shows/{}", hold["show_id"].as_str().unwrap_or("")))
-            .await?;
-        let event = visit
-            .get(&format!("/events/{}", show["event_id"].as_str().unwrap_or("")))
-            .await?;
-        let venues = venues(&app, std::slice::from_ref(&show)).await;
-        decorate_shows(std::slice::from_mut(&mut show), &venues);
+        let (show, event) =
+            show_and_event(&app, &visit, hold["show_id"].as_str().unwrap_or("")).await?;
         // The countdown runs from the server's clock, not the browser's, which may be off.
         let remaining_ms = hold["expires_at"]
             .as_str()
@@ -629,15 +625,7 @@ async fn booking_context(
 ) -> Result<Value, PageError> {
     let show_id = booking["show_id"].as_str().unwrap_or("").to_owned();
     if !shows.contains_key(&show_id) {
-        let mut show = visit.get(&format!("/shows/{show_id}")).await?;
-        let event = visit
-            .get(&format!(
-                "/events/{}",
-                show["event_id"].as_str().unwrap_or("")
-            ))
-            .await?;
-        let venues = venues(app, std::slice::from_ref(&show)).await;
-        decorate_shows(std::slice::from_mut(&mut show), &venues);
+        let (mut show, event) = show_and_event(app, visit, &show_id).await?;
         show["event"] = json!({ "title": event["title"] });
         shows.insert(show_id.clone(), show);
     }
