@@ -60,6 +60,13 @@ prefixed_id!(ShowId, "shw");
 prefixed_id!(HoldId, "hld");
 prefixed_id!(BookingId, "bk");
 prefixed_id!(TicketId, "tkt");
+prefixed_id!(
+    /// A domain event told to the outside world (webhooks, streams); receivers drop repeats by it.
+    MessageId,
+    "msg"
+);
+prefixed_id!(WebhookId, "whk");
+prefixed_id!(DeliveryId, "dlv");
 
 #[cfg(test)]
 mod tests {

@@ -13,6 +13,7 @@ pub mod ids;
 pub mod inventory;
 pub mod model;
 pub mod money;
+pub mod outbox;
 pub mod payment;
 pub mod schedule;
 pub mod user;

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod cache;
 pub mod cluster;
 pub mod demo;
+pub mod dispatch;
 pub mod error;
 pub mod extract;
 pub mod idempotency;
@@ -173,6 +174,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let (stop_tasks, tasks_stopped) = watch::channel(false);
     let sweeper = tokio::spawn(sweeper::run(app.clone(), tasks_stopped.clone()));
+    let dispatcher = tokio::spawn(dispatch::run(app.clone(), tasks_stopped.clone()));
     let live = tokio::spawn(live::run(app.clone(), tasks_stopped));
     let stopping = app.clone();
     let signal = async move {
@@ -185,6 +187,7 @@ pub async fn serve(
         .await;
     let _ = stop_tasks.send(true);
     let _ = sweeper.await;
+    let _ = dispatcher.await;
     let _ = live.await;
     result
 }

@@ -91,6 +91,12 @@ pub fn holds_expired(count: u64) {
     metrics::counter!("boxoffice_holds_expired_total").increment(count);
 }
 
+/// One webhook delivery attempt, by whether the receiver took it.
+pub fn webhook_attempt(delivered: bool) {
+    let outcome = if delivered { "delivered" } else { "failed" };
+    metrics::counter!("boxoffice_webhook_attempts_total", "outcome" => outcome).increment(1);
+}
+
 pub fn gauges(active_holds: i64, pool: boxoffice_store::PoolStats) {
     metrics::gauge!("boxoffice_holds_active").set(active_holds as f64);
     metrics::gauge!("boxoffice_db_pool_connections", "state" => "idle").set(pool.idle as f64);

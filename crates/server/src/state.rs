@@ -26,6 +26,10 @@ pub struct ServerConfig {
     /// Password hashes computed at once; more wait (bounded) in line.
     pub hashing_concurrency: usize,
     pub sweep_interval: Duration,
+    /// How often the outbox dispatcher looks for events to deliver.
+    pub dispatch_interval: Duration,
+    /// How long a webhook receiver may take to answer before the attempt counts as failed.
+    pub webhook_timeout: Duration,
     pub body_limit_bytes: usize,
     pub request_timeout: Duration,
     /// How long a learned "taken" fact refuses holds in memory before the database is asked again.
@@ -50,6 +54,8 @@ impl Default for ServerConfig {
             password_cost: PasswordCost::default(),
             hashing_concurrency: 2,
             sweep_interval: Duration::from_secs(5),
+            dispatch_interval: Duration::from_millis(500),
+            webhook_timeout: Duration::from_secs(10),
             body_limit_bytes: 1024 * 1024,
             request_timeout: Duration::from_secs(30),
             filter_fact_ms: 1_000,

@@ -18,7 +18,7 @@ pub(crate) struct WriteTx<DB: Database> {
 }
 
 macro_rules! store_engine {
-    ($store:ty, $db:ty, lock = $lock:literal, share = $share:literal) => {
+    ($store:ty, $db:ty, lock = $lock:literal, share = $share:literal, skip_locked = $skip_locked:literal) => {
         use $crate::engine::WriteTx;
         use $crate::rows::*;
         use $crate::{
@@ -34,6 +34,7 @@ macro_rules! store_engine {
         use boxoffice_core::user::User;
         use boxoffice_core::waiting::Room;
         $crate::accounts::accounts_engine!($store, $db, lock = $lock);
+        $crate::outbox::outbox_engine!($store, $db, lock = $lock, skip_locked = $skip_locked);
         use boxoffice_core::venue::Venue;
         use boxoffice_core::{DomainError, FieldError, Money, Timestamp};
         use sqlx::AssertSqlSafe;
@@ -894,6 +895,15 @@ macro_rules! store_engine {
                     .execute(&mut *conn)
                     .await?;
                 }
+                emit(
+                    conn,
+                    show.organizer_id.as_str(),
+                    EventKind::BookingConfirmed,
+                    booking.id.as_str(),
+                    serde_json::json!({ "booking": booking }),
+                    cmd.now,
+                )
+                .await?;
                 finish(self, w, idem, booking, cmd.now).await
             }
 
@@ -953,6 +963,15 @@ macro_rules! store_engine {
                     refund: Some("pending".into()),
                     ..booking
                 };
+                emit(
+                    conn,
+                    show.organizer_id.as_str(),
+                    EventKind::BookingCancelled,
+                    cancelled.id.as_str(),
+                    serde_json::json!({ "booking": cancelled, "reason": "customer" }),
+                    now,
+                )
+                .await?;
                 finish(self, w, idem, cancelled, now).await
             }
 
@@ -1265,7 +1284,7 @@ macro_rules! store_engine {
                 .await
             }
 
-            async fn update_show(&self, show: &Show) -> StoreResult<()> {
+            async fn update_show(&self, show: &Show, now: Timestamp) -> StoreResult<()> {
                 let mut w = self.begin_write().await?;
                 let conn = &mut *w.tx;
                 let updated = sqlx::query(
@@ -1294,6 +1313,15 @@ macro_rules! store_engine {
                         .execute(&mut *conn)
                         .await?;
                 }
+                emit(
+                    conn,
+                    show.organizer_id.as_str(),
+                    EventKind::ShowChanged,
+                    show.id.as_str(),
+                    serde_json::json!({ "show": show }),
+                    now,
+                )
+                .await?;
                 w.tx.commit().await?;
                 Ok(())
             }
@@ -1317,6 +1345,11 @@ macro_rules! store_engine {
                     .fetch_all(&mut *conn)
                     .await?;
                 retire_holds(conn, &active, "released").await?;
+                let bookings: Vec<(String, String)> =
+                    sqlx::query_as("SELECT id, user_id FROM bookings WHERE show_id = $1 AND state = 'confirmed' ORDER BY id")
+                        .bind(id.to_string())
+                        .fetch_all(&mut *conn)
+                        .await?;
                 let refunds = sqlx::query(
                     "UPDATE bookings SET state = 'cancelled', cancelled_at = $2, refund_state = 'pending' \
                      WHERE show_id = $1 AND state = 'confirmed'",
@@ -1326,6 +1359,30 @@ macro_rules! store_engine {
                 .execute(&mut *conn)
                 .await?
                 .rows_affected();
+                let organizer = organizer_of_show(conn, id.as_str()).await?;
+                emit(
+                    conn,
+                    &organizer,
+                    EventKind::ShowCancelled,
+                    id.as_str(),
+                    serde_json::json!({ "show_id": id, "bookings_cancelled": refunds }),
+                    now,
+                )
+                .await?;
+                for (booking_id, user_id) in &bookings {
+                    emit(
+                        conn,
+                        &organizer,
+                        EventKind::BookingCancelled,
+                        booking_id,
+                        serde_json::json!({
+                            "booking": { "id": booking_id, "show_id": id, "user_id": user_id, "state": "cancelled", "refund": "pending" },
+                            "reason": "show_cancelled",
+                        }),
+                        now,
+                    )
+                    .await?;
+                }
                 w.tx.commit().await?;
                 Ok(refunds as i64)
             }
@@ -1654,6 +1711,23 @@ macro_rules! store_engine {
                         query = query.bind(id.clone());
                     }
                     query.execute(&mut *conn).await?;
+                }
+                let mut organizers: BTreeMap<String, String> = BTreeMap::new();
+                for hold in &expired {
+                    let show = hold.show_id.to_string();
+                    if !organizers.contains_key(&show) {
+                        let organizer = organizer_of_show(conn, &show).await?;
+                        organizers.insert(show.clone(), organizer);
+                    }
+                    emit(
+                        conn,
+                        &organizers[&show],
+                        EventKind::HoldExpired,
+                        hold.id.as_str(),
+                        serde_json::json!({ "hold_id": hold.id, "show_id": hold.show_id, "seat_ids": hold.seat_ids }),
+                        now,
+                    )
+                    .await?;
                 }
                 w.tx.commit().await?;
                 Ok(expired)

@@ -6,6 +6,7 @@
 
 mod accounts;
 mod engine;
+mod outbox;
 mod postgres;
 mod rows;
 mod sqlite;
@@ -15,6 +16,7 @@ use boxoffice_core::booking::Booking;
 use boxoffice_core::catalog::{Event, Show};
 use boxoffice_core::hold::{Hold, HoldRequest};
 use boxoffice_core::ids::{BookingId, EventId, HoldId, ShowId, TicketId, UserId, VenueId};
+use boxoffice_core::ids::{DeliveryId, MessageId, WebhookId};
 use boxoffice_core::ids::{InvitationId, OrganizerId, SeatId, SessionId};
 use boxoffice_core::inventory::SeatMap;
 use boxoffice_core::user::{AccountState, Actor, Invitation, MemberRole, Organizer, User};
@@ -24,6 +26,7 @@ use boxoffice_core::{DomainError, Timestamp};
 use serde::Serialize;
 use std::sync::Arc;
 
+pub use outbox::{Attempt, DeliveryView, DueDelivery, Message, WebhookEndpoint};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
@@ -326,8 +329,57 @@ pub struct PoolStats {
     pub idle: u32,
 }
 
+/// Domain events on their way out, and the webhook endpoints they go to.
 #[async_trait]
-pub trait Store: AccountStore + Send + Sync + 'static {
+pub trait OutboxStore: Send + Sync {
+    /// Registers an endpoint (at most `MAX_WEBHOOKS_PER_ORGANIZER` per organizer).
+    async fn insert_webhook(&self, endpoint: &WebhookEndpoint) -> StoreResult<()>;
+    async fn webhooks_of(&self, organizer: &OrganizerId) -> StoreResult<Vec<WebhookEndpoint>>;
+    async fn webhook(&self, id: &WebhookId) -> StoreResult<Option<WebhookEndpoint>>;
+    /// Stops deliveries to it; what it already received stays on record.
+    async fn delete_webhook(&self, id: &WebhookId, now: Timestamp) -> StoreResult<()>;
+    /// The organizer's events, oldest first.
+    async fn messages_of(&self, organizer: &OrganizerId, limit: i64) -> StoreResult<Vec<Message>>;
+    /// Makes the deliveries of up to `limit` new events (one per subscribed endpoint); returns
+    /// how many events it handled.
+    async fn fan_out(&self, now: Timestamp, limit: i64) -> StoreResult<usize>;
+    /// Events not yet published to the Redis stream, oldest first.
+    async fn unstreamed(&self, limit: i64) -> StoreResult<Vec<Message>>;
+    async fn mark_streamed(&self, ids: &[MessageId], now: Timestamp) -> StoreResult<()>;
+    /// Leases up to `limit` due deliveries for `lease_ms`, each the first pending one of its
+    /// endpoint and subject; a lease that lapses (its dispatcher died) frees the delivery again.
+    async fn claim_deliveries(
+        &self,
+        now: Timestamp,
+        lease_ms: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<DueDelivery>>;
+    /// Records an attempt: delivered on a 2xx, else tried again at `retry_at`, else given up.
+    async fn record_attempt(
+        &self,
+        id: &DeliveryId,
+        attempt: &Attempt,
+        now: Timestamp,
+        retry_at: Option<Timestamp>,
+    ) -> StoreResult<()>;
+    /// The endpoint's deliveries, newest first.
+    async fn deliveries_of(
+        &self,
+        endpoint: &WebhookId,
+        limit: i64,
+    ) -> StoreResult<Vec<DeliveryView>>;
+    /// Sends a delivered or given-up delivery of `endpoint` again (`conflict` while it is still
+    /// being tried, `not found` for none of this endpoint's).
+    async fn replay_delivery(
+        &self,
+        endpoint: &WebhookId,
+        id: &DeliveryId,
+        now: Timestamp,
+    ) -> StoreResult<()>;
+}
+
+#[async_trait]
+pub trait Store: AccountStore + OutboxStore + Send + Sync + 'static {
     /// `sqlite` or `postgres`, for logs and health output.
     fn engine(&self) -> &'static str;
     fn pool_stats(&self) -> PoolStats;
@@ -385,7 +437,7 @@ pub trait Store: AccountStore + Send + Sync + 'static {
         idem: Option<&IdempotencyKey>,
     ) -> StoreResult<Outcome<()>>;
     /// Rewrites a scheduled show's selling terms (prices of existing categories, limits, window).
-    async fn update_show(&self, show: &Show) -> StoreResult<()>;
+    async fn update_show(&self, show: &Show, now: Timestamp) -> StoreResult<()>;
     /// Stops all sales, releases holds and cancels bookings (marked for refund); returns how many.
     async fn cancel_show(&self, id: &ShowId, now: Timestamp) -> StoreResult<i64>;
     async fn show(&self, id: &ShowId) -> StoreResult<Option<Show>>;

@@ -37,5 +37,6 @@ store_engine!(
     PgStore,
     sqlx::Postgres,
     lock = " FOR UPDATE",
-    share = " FOR SHARE"
+    share = " FOR SHARE",
+    skip_locked = " FOR UPDATE SKIP LOCKED"
 );

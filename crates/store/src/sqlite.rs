@@ -47,4 +47,10 @@ impl SqliteStore {
     }
 }
 
-store_engine!(SqliteStore, sqlx::Sqlite, lock = "", share = "");
+store_engine!(
+    SqliteStore,
+    sqlx::Sqlite,
+    lock = "",
+    share = "",
+    skip_locked = ""
+);

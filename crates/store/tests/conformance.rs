@@ -1060,7 +1060,193 @@ macro_rules! conformance {
     };
 }
 
+/// Law 2 and the outbox rule: an event exists exactly when its change does, every subscribed
+/// endpoint gets one delivery, a leased delivery is tried by one dispatcher at a time (and by
+/// another once the lease lapses), and a subject's deliveries go strictly in order.
+async fn events_are_written_with_their_changes_and_delivered_in_order(engine: Engine) {
+    use boxoffice_core::outbox::EventKind;
+    use boxoffice_store::{Attempt, WebhookEndpoint};
+    let f = Fixture::new(engine).await;
+    let alice = f.customer("alice@example.com").await;
+    let endpoint = |kinds: Vec<EventKind>| WebhookEndpoint {
+        id: WebhookId::generate(),
+        organizer_id: f.tenant.id.clone(),
+        url: "http://127.0.0.1:9/hooks".into(),
+        secret: "whsec_test".into(),
+        event_types: kinds,
+        created_at: f.now,
+    };
+    let everything = endpoint(EventKind::ALL.to_vec());
+    let only_expiries = endpoint(vec![EventKind::HoldExpired]);
+    f.store.insert_webhook(&everything).await.unwrap();
+    f.store.insert_webhook(&only_expiries).await.unwrap();
+    assert_eq!(
+        f.store.webhook(&everything.id).await.unwrap(),
+        Some(everything.clone())
+    );
+
+    // A refused confirmation writes no event; a booking and its cancellation write one each.
+    let late = f.seats(&alice, &["B1"], f.now).await.unwrap();
+    let after_deadline = late.expires_at;
+    assert!(f.confirm(&late, &alice, after_deadline).await.is_err());
+    assert!(
+        f.store
+            .messages_of(&f.tenant.id, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let hold = f
+        .seats(&alice, &["A1", "A2"], after_deadline)
+        .await
+        .unwrap();
+    let booking = f.confirm(&hold, &alice, after_deadline).await.unwrap();
+    f.store
+        .cancel_booking(&booking.id, &alice, after_deadline, None)
+        .await
+        .unwrap();
+    let expired = f
+        .store
+        .expire_holds(after_deadline.plus_ms(1), 10)
+        .await
+        .unwrap();
+    assert_eq!(expired.len(), 1, "the late hold");
+    let messages = f.store.messages_of(&f.tenant.id, 10).await.unwrap();
+    let kinds: Vec<(EventKind, &str)> = messages
+        .iter()
+        .map(|m| (m.kind, m.subject.as_str()))
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            (EventKind::BookingConfirmed, booking.id.as_str()),
+            (EventKind::BookingCancelled, booking.id.as_str()),
+            (EventKind::HoldExpired, late.id.as_str()),
+        ]
+    );
+    let body: serde_json::Value = serde_json::from_str(&messages[0].body).unwrap();
+    assert_eq!(body["id"], messages[0].id.as_str());
+    assert_eq!(body["type"], "booking.confirmed");
+    assert_eq!(body["data"]["booking"]["id"], booking.id.as_str());
+
+    // Three deliveries for the endpoint that wants everything, one for the other.
+    let now = after_deadline.plus_ms(10);
+    assert_eq!(f.store.fan_out(now, 100).await.unwrap(), 3);
+    assert_eq!(
+        f.store.fan_out(now, 100).await.unwrap(),
+        0,
+        "fanned out once"
+    );
+    // The booking's second event waits for its first: claimable now are its first event (to
+    // `everything`) and the expiry (to both).
+    let first = f.store.claim_deliveries(now, 30_000, 10).await.unwrap();
+    assert_eq!(first.len(), 3, "{first:?}");
+    assert!(first.iter().all(|d| d.kind != EventKind::BookingCancelled));
+    assert!(
+        f.store
+            .claim_deliveries(now, 30_000, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "leased"
+    );
+    // The dispatcher dies; after the lease another one gets the same deliveries.
+    let lapsed = now.plus_ms(30_000);
+    let again = f.store.claim_deliveries(lapsed, 30_000, 10).await.unwrap();
+    assert_eq!(
+        again.iter().map(|d| &d.id).collect::<Vec<_>>(),
+        first.iter().map(|d| &d.id).collect::<Vec<_>>()
+    );
+    let confirmed = again
+        .iter()
+        .find(|d| d.kind == EventKind::BookingConfirmed)
+        .unwrap();
+    // A failure with a retry time keeps it (and the cancellation behind it) waiting until then.
+    let failed = Attempt {
+        status: Some(500),
+        error: None,
+        duration_ms: 3,
+    };
+    let retry_at = lapsed.plus_ms(5_000);
+    f.store
+        .record_attempt(&confirmed.id, &failed, lapsed, Some(retry_at))
+        .await
+        .unwrap();
+    let early = f
+        .store
+        .claim_deliveries(lapsed.plus_ms(4_000), 30_000, 10)
+        .await
+        .unwrap();
+    assert!(
+        early.is_empty(),
+        "not due yet, the rest still leased: {early:?}"
+    );
+    let retried = f
+        .store
+        .claim_deliveries(retry_at.plus_ms(30_001), 30_000, 10)
+        .await
+        .unwrap();
+    let retried = retried
+        .iter()
+        .find(|d| d.kind == EventKind::BookingConfirmed)
+        .unwrap();
+    assert_eq!(retried.attempts, 1);
+    let ok = Attempt {
+        status: Some(204),
+        error: None,
+        duration_ms: 2,
+    };
+    let later = retry_at.plus_ms(30_002);
+    f.store
+        .record_attempt(&retried.id, &ok, later, None)
+        .await
+        .unwrap();
+    let next = f.store.claim_deliveries(later, 30_000, 10).await.unwrap();
+    assert!(
+        next.iter().any(|d| d.kind == EventKind::BookingCancelled),
+        "{next:?}"
+    );
+
+    let record = f.store.deliveries_of(&everything.id, 10).await.unwrap();
+    let delivered = record.iter().find(|d| d.id == retried.id).unwrap();
+    assert_eq!(
+        (
+            delivered.state.as_str(),
+            delivered.attempts,
+            delivered.last_status
+        ),
+        ("delivered", 2, Some(204))
+    );
+    // A delivered one can be sent again; one still being tried cannot.
+    f.store
+        .replay_delivery(&everything.id, &retried.id, later)
+        .await
+        .unwrap();
+    assert!(matches!(
+        f.store
+            .replay_delivery(&everything.id, &retried.id, later)
+            .await,
+        Err(StoreError::Domain(DomainError::Conflict(_)))
+    ));
+    assert!(matches!(
+        f.store
+            .replay_delivery(&only_expiries.id, &retried.id, later)
+            .await,
+        Err(StoreError::Domain(DomainError::NotFound(_)))
+    ));
+    // A deleted endpoint gets nothing more.
+    f.store
+        .delete_webhook(&only_expiries.id, later)
+        .await
+        .unwrap();
+    assert_eq!(
+        f.store.webhooks_of(&f.tenant.id).await.unwrap(),
+        vec![everything]
+    );
+}
+
 conformance!(
+    events_are_written_with_their_changes_and_delivered_in_order,
     accounts_are_unique_by_email,
     layouts_and_shows_round_trip,
     holds_are_all_or_nothing,

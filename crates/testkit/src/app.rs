@@ -38,6 +38,8 @@ impl TestApp {
             password_cost: PasswordCost::CHEAPEST,
             hashing_concurrency: 4,
             sweep_interval: std::time::Duration::from_millis(50),
+            dispatch_interval: std::time::Duration::from_millis(50),
+            webhook_timeout: std::time::Duration::from_secs(2),
             live: boxoffice_server::live::LiveLimits {
                 tick: std::time::Duration::from_millis(50),
                 ..Default::default()

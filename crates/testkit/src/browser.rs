@@ -78,8 +78,9 @@ impl Chromedriver {
                 ]
             }),
         );
-        let client = ClientBuilder::rustls()
-            .expect("a TLS setup for the WebDriver client")
+        // chromedriver is on loopback: plain HTTP, no TLS stack needed.
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        let client = ClientBuilder::new(connector)
             .capabilities(capabilities)
             .connect(&self.url)
             .await

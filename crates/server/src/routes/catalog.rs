@@ -807,7 +807,7 @@ async fn update_show(
         .await?
         .ok_or(DomainError::NotFound("venue"))?;
     let show = current.apply(body.value, &venue)?;
-    app.store.update_show(&show).await?;
+    app.store.update_show(&show, app.clock.now()).await?;
     app.announce(&show.id, crate::live::Change::ShowChanged)
         .await;
     Ok(Json(show))

@@ -8,6 +8,7 @@ mod live;
 mod orders;
 mod organizer;
 mod queue;
+mod webhooks;
 
 use crate::state::AppState;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -29,6 +30,7 @@ use utoipa_axum::router::OpenApiRouter;
         (name = "events", description = "Events and schedules"),
         (name = "shows", description = "Shows, seat maps and sales"),
         (name = "orders", description = "Holds and bookings"),
+        (name = "webhooks", description = "Domain events sent to the organizer's endpoints"),
     )
 )]
 pub struct ApiDoc;
@@ -66,4 +68,5 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(orders::router())
         .merge(live::router())
         .merge(queue::router())
+        .merge(webhooks::router())
 }

@@ -1,0 +1,484 @@
+//! The outbox side of the store, shared by both engines like `engine.rs`: domain events written
+//! in the transaction of the change they describe (`emit`), webhook endpoints, and the
+//! deliveries a dispatcher claims under a lease, tries, and records.
+
+use boxoffice_core::Timestamp;
+use boxoffice_core::ids::{DeliveryId, MessageId, OrganizerId, WebhookId};
+use boxoffice_core::outbox::EventKind;
+use serde::Serialize;
+
+/// A domain event as it leaves Boxoffice.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Message {
+    pub id: MessageId,
+    pub organizer_id: OrganizerId,
+    pub kind: EventKind,
+    /// The booking, hold or show it is about.
+    pub subject: String,
+    /// The JSON body receivers get: `{id, type, created_at, organizer_id, data}`.
+    pub body: String,
+    pub created_at: Timestamp,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct WebhookEndpoint {
+    pub id: WebhookId,
+    #[serde(skip)]
+    pub organizer_id: OrganizerId,
+    pub url: String,
+    /// Signs every delivery (HMAC-SHA256); shown once, when the endpoint is created.
+    #[serde(skip)]
+    pub secret: String,
+    pub event_types: Vec<EventKind>,
+    pub created_at: Timestamp,
+}
+
+/// A delivery a dispatcher has claimed: where to send what.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DueDelivery {
+    pub id: DeliveryId,
+    /// Attempts made before this one.
+    pub attempts: i64,
+    pub url: String,
+    pub secret: String,
+    pub message_id: MessageId,
+    pub kind: EventKind,
+    pub body: String,
+    pub message_created_at: Timestamp,
+}
+
+/// What one attempt came to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Attempt {
+    /// The receiver's status code, if it answered.
+    pub status: Option<u16>,
+    /// Why it failed without an answer (timeout, refused connection).
+    pub error: Option<String>,
+    pub duration_ms: i64,
+}
+
+impl Attempt {
+    pub fn succeeded(&self) -> bool {
+        self.status.is_some_and(|s| (200..300).contains(&s))
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct DeliveryView {
+    pub id: DeliveryId,
+    pub message_id: MessageId,
+    #[serde(rename = "type")]
+    pub kind: EventKind,
+    /// `pending`, `delivered` or `failed` (given up after a day; can be replayed).
+    pub state: String,
+    pub attempts: i64,
+    pub last_status: Option<i64>,
+    pub last_error: Option<String>,
+    pub next_attempt_at: Option<Timestamp>,
+    pub delivered_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+}
+
+macro_rules! outbox_engine {
+    ($store:ty, $db:ty, lock = $lock:literal, skip_locked = $skip_locked:literal) => {
+        use boxoffice_core::outbox::EventKind;
+        use $crate::outbox::{Attempt, DeliveryView, DueDelivery, Message, WebhookEndpoint};
+        use $crate::OutboxStore;
+
+        /// Writes a domain event in the caller's transaction, so the event exists exactly when
+        /// the change does.
+        async fn emit(
+            conn: &mut Conn,
+            organizer_id: &str,
+            kind: EventKind,
+            subject: &str,
+            data: serde_json::Value,
+            now: Timestamp,
+        ) -> StoreResult<()> {
+            let id = MessageId::generate();
+            let body = serde_json::json!({
+                "id": id, "type": kind.as_str(), "created_at": now, "organizer_id": organizer_id, "data": data,
+            })
+            .to_string();
+            sqlx::query("INSERT INTO outbox (id, organizer_id, kind, subject, body, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
+                .bind(id.to_string())
+                .bind(organizer_id.to_owned())
+                .bind(kind.as_str())
+                .bind(subject.to_owned())
+                .bind(body)
+                .bind(now.unix_ms())
+                .execute(&mut *conn)
+                .await?;
+            Ok(())
+        }
+
+        /// The organizer a show belongs to, for events about it and its bookings and holds.
+        async fn organizer_of_show(conn: &mut Conn, show_id: &str) -> StoreResult<String> {
+            let organizer: Option<String> = sqlx::query_scalar("SELECT organizer_id FROM shows WHERE id = $1")
+                .bind(show_id.to_owned())
+                .fetch_optional(&mut *conn)
+                .await?;
+            organizer.ok_or_else(|| StoreError::Corrupt(format!("show {show_id} has no organizer")))
+        }
+
+        fn kinds_text(kinds: &[EventKind]) -> String {
+            kinds.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(" ")
+        }
+
+        fn kinds_of(text: &str) -> StoreResult<Vec<EventKind>> {
+            text.split_whitespace()
+                .map(|k| EventKind::parse(k).ok_or_else(|| StoreError::Corrupt(format!("unknown event kind {k}"))))
+                .collect()
+        }
+
+        fn kind_of(text: &str) -> StoreResult<EventKind> {
+            EventKind::parse(text).ok_or_else(|| StoreError::Corrupt(format!("unknown event kind {text}")))
+        }
+
+        type EndpointRow = (String, String, String, String, String, i64);
+
+        fn endpoint_of(row: EndpointRow) -> StoreResult<WebhookEndpoint> {
+            let (id, organizer_id, url, secret, kinds, created_at) = row;
+            Ok(WebhookEndpoint {
+                id: WebhookId::from_trusted(id),
+                organizer_id: OrganizerId::from_trusted(organizer_id),
+                url,
+                secret,
+                event_types: kinds_of(&kinds)?,
+                created_at: Timestamp::from_unix_ms(created_at),
+            })
+        }
+
+        const ENDPOINT_COLUMNS: &str = "id, organizer_id, url, secret, event_types, created_at";
+
+        #[async_trait::async_trait]
+        impl OutboxStore for $store {
+            async fn insert_webhook(&self, endpoint: &WebhookEndpoint) -> StoreResult<()> {
+                let mut w = self.begin_write().await?;
+                let conn = &mut *w.tx;
+                let count: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM webhook_endpoints WHERE organizer_id = $1 AND deleted_at IS NULL",
+                )
+                .bind(endpoint.organizer_id.to_string())
+                .fetch_one(&mut *conn)
+                .await?;
+                if count >= boxoffice_core::outbox::MAX_WEBHOOKS_PER_ORGANIZER as i64 {
+                    return Err(DomainError::Conflict(format!(
+                        "an organizer may have at most {} webhook endpoints",
+                        boxoffice_core::outbox::MAX_WEBHOOKS_PER_ORGANIZER
+                    ))
+                    .into());
+                }
+                sqlx::query(
+                    "INSERT INTO webhook_endpoints (id, organizer_id, url, secret, event_types, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(endpoint.id.to_string())
+                .bind(endpoint.organizer_id.to_string())
+                .bind(endpoint.url.clone())
+                .bind(endpoint.secret.clone())
+                .bind(kinds_text(&endpoint.event_types))
+                .bind(endpoint.created_at.unix_ms())
+                .execute(&mut *conn)
+                .await?;
+                w.tx.commit().await?;
+                Ok(())
+            }
+
+            async fn webhooks_of(&self, organizer: &OrganizerId) -> StoreResult<Vec<WebhookEndpoint>> {
+                let sql = format!(
+                    "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE organizer_id = $1 AND deleted_at IS NULL ORDER BY id"
+                );
+                let rows: Vec<EndpointRow> = sqlx::query_as(AssertSqlSafe(sql))
+                    .bind(organizer.to_string())
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.into_iter().map(endpoint_of).collect()
+            }
+
+            async fn webhook(&self, id: &WebhookId) -> StoreResult<Option<WebhookEndpoint>> {
+                let sql = format!("SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE id = $1 AND deleted_at IS NULL");
+                let row: Option<EndpointRow> = sqlx::query_as(AssertSqlSafe(sql))
+                    .bind(id.to_string())
+                    .fetch_optional(&self.pool)
+                    .await?;
+                row.map(endpoint_of).transpose()
+            }
+
+            async fn delete_webhook(&self, id: &WebhookId, now: Timestamp) -> StoreResult<()> {
+                let mut w = self.begin_write().await?;
+                let conn = &mut *w.tx;
+                sqlx::query("UPDATE webhook_endpoints SET deleted_at = $2 WHERE id = $1 AND deleted_at IS NULL")
+                    .bind(id.to_string())
+                    .bind(now.unix_ms())
+                    .execute(&mut *conn)
+                    .await?;
+                // Nothing more goes to a deleted endpoint.
+                sqlx::query("UPDATE webhook_deliveries SET state = 'failed', last_error = 'endpoint deleted' WHERE endpoint_id = $1 AND state = 'pending'")
+                    .bind(id.to_string())
+                    .execute(&mut *conn)
+                    .await?;
+                w.tx.commit().await?;
+                Ok(())
+            }
+
+            async fn messages_of(&self, organizer: &OrganizerId, limit: i64) -> StoreResult<Vec<Message>> {
+                let rows: Vec<(String, String, String, String, String, i64)> = sqlx::query_as(
+                    "SELECT id, organizer_id, kind, subject, body, created_at FROM outbox WHERE organizer_id = $1 ORDER BY seq LIMIT $2",
+                )
+                .bind(organizer.to_string())
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.into_iter().map(message_of).collect()
+            }
+
+            async fn fan_out(&self, now: Timestamp, limit: i64) -> StoreResult<usize> {
+                let mut w = self.begin_write().await?;
+                let conn = &mut *w.tx;
+                let sql = format!(
+                    "SELECT seq, id, organizer_id, kind, subject FROM outbox WHERE fanned_out_at IS NULL ORDER BY seq LIMIT $1{}",
+                    $lock
+                );
+                let due: Vec<(i64, String, String, String, String)> = sqlx::query_as(AssertSqlSafe(sql))
+                    .bind(limit)
+                    .fetch_all(&mut *conn)
+                    .await?;
+                for (seq, id, organizer_id, kind, subject) in &due {
+                    let endpoints: Vec<(String, String)> = sqlx::query_as(
+                        "SELECT id, event_types FROM webhook_endpoints WHERE organizer_id = $1 AND deleted_at IS NULL",
+                    )
+                    .bind(organizer_id.clone())
+                    .fetch_all(&mut *conn)
+                    .await?;
+                    for (endpoint_id, kinds) in endpoints {
+                        if !kinds.split_whitespace().any(|k| k == kind) {
+                            continue;
+                        }
+                        sqlx::query(
+                            "INSERT INTO webhook_deliveries (id, endpoint_id, message_id, seq, subject, state, attempts, next_attempt_at, created_at) \
+                             VALUES ($1, $2, $3, $4, $5, 'pending', 0, $6, $6) ON CONFLICT (endpoint_id, message_id) DO NOTHING",
+                        )
+                        .bind(DeliveryId::generate().to_string())
+                        .bind(endpoint_id)
+                        .bind(id.clone())
+                        .bind(*seq)
+                        .bind(subject.clone())
+                        .bind(now.unix_ms())
+                        .execute(&mut *conn)
+                        .await?;
+                    }
+                    sqlx::query("UPDATE outbox SET fanned_out_at = $2 WHERE seq = $1")
+                        .bind(*seq)
+                        .bind(now.unix_ms())
+                        .execute(&mut *conn)
+                        .await?;
+                }
+                w.tx.commit().await?;
+                Ok(due.len())
+            }
+
+            async fn unstreamed(&self, limit: i64) -> StoreResult<Vec<Message>> {
+                let rows: Vec<(String, String, String, String, String, i64)> = sqlx::query_as(
+                    "SELECT id, organizer_id, kind, subject, body, created_at FROM outbox WHERE streamed_at IS NULL ORDER BY seq LIMIT $1",
+                )
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.into_iter().map(message_of).collect()
+            }
+
+            async fn mark_streamed(&self, ids: &[MessageId], now: Timestamp) -> StoreResult<()> {
+                if ids.is_empty() {
+                    return Ok(());
+                }
+                let mut w = self.begin_write().await?;
+                let sql = format!("UPDATE outbox SET streamed_at = $1 WHERE id IN ({})", placeholders(2, ids.len()));
+                let mut query = sqlx::query(AssertSqlSafe(sql)).bind(now.unix_ms());
+                for id in ids {
+                    query = query.bind(id.to_string());
+                }
+                query.execute(&mut *w.tx).await?;
+                w.tx.commit().await?;
+                Ok(())
+            }
+
+            async fn claim_deliveries(&self, now: Timestamp, lease_ms: i64, limit: i64) -> StoreResult<Vec<DueDelivery>> {
+                let mut w = self.begin_write().await?;
+                let conn = &mut *w.tx;
+                // Due, not leased by a live dispatcher, and first in line for its endpoint and
+                // subject: a booking's events reach each receiver in the order they happened.
+                let sql = format!(
+                    "SELECT d.id FROM webhook_deliveries d WHERE d.state = 'pending' AND d.next_attempt_at <= $1 \
+                     AND (d.lease_until IS NULL OR d.lease_until <= $1) \
+                     AND NOT EXISTS (SELECT 1 FROM webhook_deliveries e WHERE e.endpoint_id = d.endpoint_id \
+                       AND e.subject = d.subject AND e.state = 'pending' AND e.seq < d.seq) \
+                     ORDER BY d.seq LIMIT $2{}",
+                    $skip_locked
+                );
+                let ids: Vec<String> = sqlx::query_scalar(AssertSqlSafe(sql))
+                    .bind(now.unix_ms())
+                    .bind(limit)
+                    .fetch_all(&mut *conn)
+                    .await?;
+                let mut claimed = Vec::with_capacity(ids.len());
+                for id in ids {
+                    // Conditional, so of two dispatchers that chose the same row only one wins it.
+                    let won = sqlx::query(
+                        "UPDATE webhook_deliveries SET lease_until = $2 WHERE id = $1 AND state = 'pending' \
+                         AND (lease_until IS NULL OR lease_until <= $3)",
+                    )
+                    .bind(id.clone())
+                    .bind(now.unix_ms() + lease_ms)
+                    .bind(now.unix_ms())
+                    .execute(&mut *conn)
+                    .await?
+                    .rows_affected();
+                    if won != 1 {
+                        continue;
+                    }
+                    let row: (String, i64, String, String, String, String, String, i64) = sqlx::query_as(
+                        "SELECT d.id, d.attempts, e.url, e.secret, o.id, o.kind, o.body, o.created_at FROM webhook_deliveries d \
+                         JOIN webhook_endpoints e ON e.id = d.endpoint_id JOIN outbox o ON o.id = d.message_id WHERE d.id = $1",
+                    )
+                    .bind(id)
+                    .fetch_one(&mut *conn)
+                    .await?;
+                    let (id, attempts, url, secret, message_id, kind, body, created_at) = row;
+                    claimed.push(DueDelivery {
+                        id: DeliveryId::from_trusted(id),
+                        attempts,
+                        url,
+                        secret,
+                        message_id: MessageId::from_trusted(message_id),
+                        kind: kind_of(&kind)?,
+                        body,
+                        message_created_at: Timestamp::from_unix_ms(created_at),
+                    });
+                }
+                w.tx.commit().await?;
+                Ok(claimed)
+            }
+
+            async fn record_attempt(
+                &self,
+                id: &DeliveryId,
+                attempt: &Attempt,
+                now: Timestamp,
+                retry_at: Option<Timestamp>,
+            ) -> StoreResult<()> {
+                let mut w = self.begin_write().await?;
+                let conn = &mut *w.tx;
+                let attempts: Option<i64> = sqlx::query_scalar("SELECT attempts FROM webhook_deliveries WHERE id = $1")
+                    .bind(id.to_string())
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                let Some(attempts) = attempts else { return Err(DomainError::NotFound("delivery").into()) };
+                let number = attempts + 1;
+                sqlx::query(
+                    "INSERT INTO webhook_attempts (delivery_id, attempt, at, status, error, duration_ms) VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(id.to_string())
+                .bind(number)
+                .bind(now.unix_ms())
+                .bind(attempt.status.map(i64::from))
+                .bind(attempt.error.clone())
+                .bind(attempt.duration_ms)
+                .execute(&mut *conn)
+                .await?;
+                let (state, next) = match (attempt.succeeded(), retry_at) {
+                    (true, _) => ("delivered", now),
+                    (false, Some(at)) => ("pending", at),
+                    (false, None) => ("failed", now),
+                };
+                sqlx::query(
+                    "UPDATE webhook_deliveries SET state = $2, attempts = $3, next_attempt_at = $4, lease_until = NULL, \
+                     last_status = $5, last_error = $6, delivered_at = CASE WHEN $2 = 'delivered' THEN $7 ELSE delivered_at END \
+                     WHERE id = $1",
+                )
+                .bind(id.to_string())
+                .bind(state)
+                .bind(number)
+                .bind(next.unix_ms())
+                .bind(attempt.status.map(i64::from))
+                .bind(attempt.error.clone())
+                .bind(now.unix_ms())
+                .execute(&mut *conn)
+                .await?;
+                w.tx.commit().await?;
+                Ok(())
+            }
+
+            async fn deliveries_of(&self, endpoint: &WebhookId, limit: i64) -> StoreResult<Vec<DeliveryView>> {
+                let rows: Vec<(String, String, String, String, i64, Option<i64>, Option<String>, i64, Option<i64>, i64)> = sqlx::query_as(
+                    "SELECT d.id, d.message_id, o.kind, d.state, d.attempts, d.last_status, d.last_error, d.next_attempt_at, \
+                     d.delivered_at, d.created_at FROM webhook_deliveries d JOIN outbox o ON o.id = d.message_id \
+                     WHERE d.endpoint_id = $1 ORDER BY d.seq DESC LIMIT $2",
+                )
+                .bind(endpoint.to_string())
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.into_iter()
+                    .map(|(id, message_id, kind, state, attempts, last_status, last_error, next, delivered_at, created_at)| {
+                        Ok(DeliveryView {
+                            id: DeliveryId::from_trusted(id),
+                            message_id: MessageId::from_trusted(message_id),
+                            kind: kind_of(&kind)?,
+                            next_attempt_at: (state == "pending").then(|| Timestamp::from_unix_ms(next)),
+                            state,
+                            attempts,
+                            last_status,
+                            last_error,
+                            delivered_at: delivered_at.map(Timestamp::from_unix_ms),
+                            created_at: Timestamp::from_unix_ms(created_at),
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn replay_delivery(&self, endpoint: &WebhookId, id: &DeliveryId, now: Timestamp) -> StoreResult<()> {
+                let mut w = self.begin_write().await?;
+                let replayed = sqlx::query(
+                    "UPDATE webhook_deliveries SET state = 'pending', next_attempt_at = $3, lease_until = NULL \
+                     WHERE id = $1 AND endpoint_id = $2 AND state <> 'pending'",
+                )
+                .bind(id.to_string())
+                .bind(endpoint.to_string())
+                .bind(now.unix_ms())
+                .execute(&mut *w.tx)
+                .await?
+                .rows_affected();
+                if replayed == 1 {
+                    w.tx.commit().await?;
+                    return Ok(());
+                }
+                let pending: Option<String> =
+                    sqlx::query_scalar("SELECT state FROM webhook_deliveries WHERE id = $1 AND endpoint_id = $2")
+                        .bind(id.to_string())
+                        .bind(endpoint.to_string())
+                        .fetch_optional(&mut *w.tx)
+                        .await?;
+                Err(match pending {
+                    Some(_) => DomainError::Conflict("this delivery is still being tried".into()),
+                    None => DomainError::NotFound("delivery"),
+                }
+                .into())
+            }
+        }
+
+        fn message_of(row: (String, String, String, String, String, i64)) -> StoreResult<Message> {
+            let (id, organizer_id, kind, subject, body, created_at) = row;
+            Ok(Message {
+                id: MessageId::from_trusted(id),
+                organizer_id: OrganizerId::from_trusted(organizer_id),
+                kind: kind_of(&kind)?,
+                subject,
+                body,
+                created_at: Timestamp::from_unix_ms(created_at),
+            })
+        }
+    };
+}
+
+pub(crate) use outbox_engine;
