@@ -69,7 +69,7 @@ pub fn verify(secret: &str, header: &str, body: &str, now_s: i64, tolerance_s: i
 }
 
 fn decode_hex(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return None;
     }
     (0..text.len())

@@ -20,6 +20,8 @@ pub struct TestApp {
     pub state: boxoffice_server::state::AppState,
     _db: TestDatabase,
     stop: Option<oneshot::Sender<()>>,
+    /// The running server, to wait for when it is stopped.
+    serving: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
 
 /// 2030-01-01: far enough ahead that shows created "tomorrow" are in the future.
@@ -65,18 +67,8 @@ impl TestApp {
         let mut config = Self::test_config();
         adjust(&mut config);
         let shared_clock: Arc<dyn Clock> = Arc::new(clock.clone());
-        let app = boxoffice_server::state(store.clone(), shared_clock.clone(), config)
-            .await
-            .expect("app state");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind a loopback port");
-        let base = format!("http://{}", listener.local_addr().expect("bound address"));
-        let (stop, stopped) = oneshot::channel::<()>();
-        let state = app.clone();
-        tokio::spawn(boxoffice_server::serve(listener, app, async {
-            let _ = stopped.await;
-        }));
+        let (state, base, stop, serving) =
+            Self::serve(store.clone(), shared_clock.clone(), config).await;
         Self {
             api: Api::new(base, shared_clock),
             store,
@@ -85,7 +77,53 @@ impl TestApp {
             state,
             _db: db,
             stop: Some(stop),
+            serving: Some(serving),
         }
+    }
+
+    #[allow(clippy::type_complexity)]
+    async fn serve(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        config: boxoffice_server::Config,
+    ) -> (
+        boxoffice_server::state::AppState,
+        String,
+        oneshot::Sender<()>,
+        tokio::task::JoinHandle<std::io::Result<()>>,
+    ) {
+        let app = boxoffice_server::state(store, clock, config)
+            .await
+            .expect("app state");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind a loopback port");
+        let base = format!("http://{}", listener.local_addr().expect("bound address"));
+        let (stop, stopped) = oneshot::channel::<()>();
+        let state = app.clone();
+        let serving = tokio::spawn(boxoffice_server::serve(listener, app, async {
+            let _ = stopped.await;
+        }));
+        (state, base, stop, serving)
+    }
+
+    /// Stops the server (its background tasks drop whatever they were doing, as in a crash of
+    /// the process) and starts a fresh one on the same database, clock and settings, at a new
+    /// address.
+    pub async fn restart(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(serving) = self.serving.take() {
+            let _ = serving.await;
+        }
+        let config = self.state.config.clone();
+        let (state, base, stop, serving) =
+            Self::serve(self.store.clone(), self.api.clock.clone(), config).await;
+        self.state = state;
+        self.api = Api::new(base, self.api.clock.clone());
+        self.stop = Some(stop);
+        self.serving = Some(serving);
     }
 
     /// A platform admin, created directly in the store (no one can sign up as admin).

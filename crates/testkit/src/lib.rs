@@ -5,6 +5,7 @@ pub mod app;
 pub mod browser;
 pub mod instance;
 pub mod postgres;
+pub mod receiver;
 pub mod redis;
 pub mod ws;
 

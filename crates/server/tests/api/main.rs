@@ -16,6 +16,7 @@ mod sessions;
 mod tenants;
 mod waiting;
 mod walls;
+mod webhooks;
 
 /// Runs each listed `async fn(Engine)` once on SQLite and once on PostgreSQL.
 #[macro_export]

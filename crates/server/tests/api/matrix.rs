@@ -32,6 +32,9 @@ struct World {
     organizer_x: String,
     /// The owner's pending invitation to `customer_b`.
     invitation: String,
+    /// The owner's webhook endpoint, and its delivery of the booking's event.
+    webhook: String,
+    delivery: String,
 }
 
 /// An account with its session, for casting in a world.
@@ -102,6 +105,15 @@ async fn world(
     .await;
     let show = create(app, token, "/shows", json!({"event_id": event["id"], "venue_id": venue["id"],
         "starts_at": app.clock.now_plus_minutes(24 * 60), "currency": "EUR", "prices": {"standard": 100, "standing": 50}})).await;
+    // Nothing listens on the discard port: the delivery stays pending, retried.
+    let webhook = create(
+        app,
+        token,
+        "/webhooks",
+        json!({"url": "http://127.0.0.1:9/hooks"}),
+    )
+    .await;
+    let webhook = webhook["id"].as_str().unwrap().to_owned();
     let hold_body = json!({"show_id": show["id"], "areas": [{"area_id": venue["areas"][0]["id"], "quantity": 1}]});
     let paid = create(app, &buyer.session.token, "/holds", hold_body.clone()).await;
     let pay = json!({"hold_id": paid["id"], "payment": {"method": "card", "card_number": "4242424242424242"}});
@@ -125,8 +137,30 @@ async fn world(
         json!({"email": other.email, "role": "staff"}),
     )
     .await;
+    let mut delivery = Value::Null;
+    for _ in 0..100 {
+        let listed = app
+            .call(
+                Method::GET,
+                &format!("/webhooks/{webhook}/deliveries"),
+                Some(token),
+                None,
+            )
+            .await;
+        delivery = listed.body[0]["id"].clone();
+        if delivery.is_string() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    let delivery = delivery
+        .as_str()
+        .expect("the booking's delivery")
+        .to_owned();
     let token = |p: &Person| Some(p.session.token.clone());
     World {
+        webhook,
+        delivery,
         tokens: vec![
             (Who::Anonymous, None),
             (Who::CustomerA, token(buyer)),
@@ -168,12 +202,15 @@ impl World {
             &self.invitation
         } else if path.starts_with("/admin/organizers/") {
             &self.organizer_x
+        } else if path.starts_with("/webhooks/") {
+            &self.webhook
         } else {
             &self.staff_x
         };
         path.replace("{id}", id)
             .replace("{user_id}", id)
             .replace("{show_id}", id)
+            .replace("{delivery_id}", &self.delivery)
     }
 
     /// A well-formed body, so a refusal is the wall's doing and not the body's.
@@ -196,6 +233,7 @@ impl World {
                 json!({"areas": [{"name": "F", "category": "standing", "capacity": 5}]})
             }
             ("POST", "/events") => json!({"title": "E", "kind": "other"}),
+            ("POST", "/webhooks") => json!({"url": "http://127.0.0.1:9/taken-over"}),
             ("PATCH", "/events/{id}") => json!({"title": "Taken over"}),
             ("POST", "/events/{id}/schedule") => {
                 json!({"venue_id": self.venue, "from": "2030-03-01", "to": "2030-03-02",
@@ -239,7 +277,10 @@ fn allowed(who: Who, method: &Method, path: &str) -> bool {
             signed_in
         }
         p if p.starts_with("/admin/") => who == Admin,
-        "/organizer" | "/organizer/figures" | "/venues" | "/events" => member,
+        "/organizer" | "/organizer/figures" | "/venues" | "/events" | "/webhooks" => member,
+        "/webhooks/{id}"
+        | "/webhooks/{id}/deliveries"
+        | "/webhooks/{id}/deliveries/{delivery_id}/replay" => of_x,
         "/organizer/members" => matches!(who, OwnerX | OwnerY),
         "/organizer/members/{user_id}" => who == OwnerX,
         "/organizer/invitations" => matches!(who, OwnerX | OwnerY),
@@ -291,6 +332,11 @@ async fn snapshot(app: &TestApp, world: &World) -> Vec<Value> {
     }
     seen.push(
         app.call(Method::GET, "/organizer", owner.as_deref(), None)
+            .await
+            .body,
+    );
+    seen.push(
+        app.call(Method::GET, "/webhooks", owner.as_deref(), None)
             .await
             .body,
     );
