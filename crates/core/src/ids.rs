@@ -66,6 +66,7 @@ prefixed_id!(
     "msg"
 );
 prefixed_id!(WebhookId, "whk");
+prefixed_id!(PaymentId, "pay");
 prefixed_id!(DeliveryId, "dlv");
 
 #[cfg(test)]

@@ -18,15 +18,24 @@ pub enum EventKind {
     ShowChanged,
     #[serde(rename = "show.cancelled")]
     ShowCancelled,
+    #[serde(rename = "payment.succeeded")]
+    PaymentSucceeded,
+    #[serde(rename = "payment.failed")]
+    PaymentFailed,
+    #[serde(rename = "payment.refunded")]
+    PaymentRefunded,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 5] = [
+    pub const ALL: [EventKind; 8] = [
         EventKind::BookingConfirmed,
         EventKind::BookingCancelled,
         EventKind::HoldExpired,
         EventKind::ShowChanged,
         EventKind::ShowCancelled,
+        EventKind::PaymentSucceeded,
+        EventKind::PaymentFailed,
+        EventKind::PaymentRefunded,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -36,6 +45,9 @@ impl EventKind {
             EventKind::HoldExpired => "hold.expired",
             EventKind::ShowChanged => "show.changed",
             EventKind::ShowCancelled => "show.cancelled",
+            EventKind::PaymentSucceeded => "payment.succeeded",
+            EventKind::PaymentFailed => "payment.failed",
+            EventKind::PaymentRefunded => "payment.refunded",
         }
     }
 

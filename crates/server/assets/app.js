@@ -373,10 +373,37 @@
       const card = form.elements.card_number.value.replace(/\D/g, "");
       const result = await api("POST", "/api/v1/bookings", { hold_id: holdId, payment: { method: "card", card_number: card } });
       button.disabled = false;
+      if (result.status === 202) { awaitPayment(result.data); return; }
       if (result.ok) { location.href = "/bookings/" + result.data.id; return; }
       if (result.data && result.data.type === "hold_expired") expired();
       fail(result, form);
     });
+
+    // A payment the provider has not decided yet: the customer may have to confirm with their
+    // bank first; then it is followed until it succeeds (and the booking is shown) or not.
+    async function awaitPayment(payment) {
+      const check = $("#three-ds");
+      if (payment.state === "requires_action") {
+        check.hidden = false;
+        $("#confirm-payment").onclick = async () => {
+          const confirmed = await api("POST", payment.next_action.confirm_url);
+          if (!confirmed.ok) return fail(confirmed);
+          check.hidden = true;
+          awaitPayment(confirmed.data);
+        };
+        return;
+      }
+      say("Your payment is being processed. Your seats stay held meanwhile.", "warn");
+      for (;;) {
+        await new Promise((done) => setTimeout(done, 700));
+        const now = await api("GET", "/api/v1/payments/" + payment.id);
+        if (!now.ok) return fail(now);
+        const p = now.data;
+        if (p.state === "succeeded" && p.booking_id) { location.href = "/bookings/" + p.booking_id; return; }
+        if (p.state === "failed") { say("Your payment failed: " + (p.failure_reason || "the bank said no") + ". Your seats are still held: try another card."); return; }
+        if (p.state === "refunded") { say("The payment came through after your hold had ended, so it was refunded in full."); return; }
+      }
+    }
     const release = $("#release");
     if (release) release.addEventListener("click", async () => {
       const result = await api("DELETE", "/api/v1/holds/" + holdId);

@@ -13,6 +13,7 @@ pub mod idempotency;
 pub mod live;
 pub mod metrics;
 mod pages;
+pub mod payments;
 pub mod queue;
 pub mod ratelimit;
 mod routes;
@@ -56,6 +57,14 @@ pub async fn state(
     let token_key = store.secret("token_signing_key", &fresh_key()).await?;
     let ticket_key = store.secret("ticket_signing_key", &fresh_key()).await?;
     let admission_key = store.secret("admission_signing_key", &fresh_key()).await?;
+    let provider_key = store.secret("payment_webhook_secret", &fresh_key()).await?;
+    let own_url = Arc::new(std::sync::OnceLock::new());
+    let payments = Arc::new(payments::SimulatedProvider::new(
+        provider_key,
+        clock.clone(),
+        own_url.clone(),
+        config.simulated_payment_delay,
+    ));
     let redis = config
         .redis_url
         .as_deref()
@@ -72,6 +81,8 @@ pub async fn state(
         ),
         redis,
         stopping: watch::channel(false).0,
+        payments,
+        own_url,
         passwords: Passwords::new(config.password_cost, config.hashing_concurrency)?,
         tokens: Tokens::new(token_key.as_bytes(), config.token_ttl_minutes),
         tickets: TicketSigner::new(ticket_key.as_bytes()),
@@ -172,6 +183,9 @@ pub async fn serve(
     app: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    if let Ok(address) = listener.local_addr() {
+        let _ = app.own_url.set(format!("http://{address}"));
+    }
     let (stop_tasks, tasks_stopped) = watch::channel(false);
     let sweeper = tokio::spawn(sweeper::run(app.clone(), tasks_stopped.clone()));
     let dispatcher = tokio::spawn(dispatch::run(app.clone(), tasks_stopped.clone()));

@@ -26,6 +26,8 @@ pub struct ServerConfig {
     /// Password hashes computed at once; more wait (bounded) in line.
     pub hashing_concurrency: usize,
     pub sweep_interval: Duration,
+    /// How long the simulated payment provider takes to report a later outcome.
+    pub simulated_payment_delay: Duration,
     /// How often the outbox dispatcher looks for events to deliver.
     pub dispatch_interval: Duration,
     /// How long a webhook receiver may take to answer before the attempt counts as failed.
@@ -55,6 +57,7 @@ impl Default for ServerConfig {
             hashing_concurrency: 2,
             sweep_interval: Duration::from_secs(5),
             dispatch_interval: Duration::from_millis(500),
+            simulated_payment_delay: Duration::from_secs(3),
             webhook_timeout: Duration::from_secs(10),
             body_limit_bytes: 1024 * 1024,
             request_timeout: Duration::from_secs(30),
@@ -112,6 +115,10 @@ pub struct Inner {
     pub redis: Option<Arc<crate::cluster::RedisLink>>,
     /// Turns true when the server begins to shut down; live connections close on it.
     pub stopping: tokio::sync::watch::Sender<bool>,
+    /// Takes card payments; the simulated provider unless a real one is plugged in.
+    pub payments: Arc<dyn crate::payments::PaymentProvider>,
+    /// This server's own address once it listens (the simulated provider calls back to it).
+    pub own_url: Arc<std::sync::OnceLock<String>>,
     pub config: ServerConfig,
 }
 

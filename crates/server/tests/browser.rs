@@ -570,5 +570,19 @@ async fn the_waiting_room_page_moves_on_by_itself() {
     dana.click("#hold-selected").await;
     dana.until_at("/holds/").await;
     assert!(dana.text("main").await.contains("A1"));
+
+    // Her bank asks for 3-D Secure: she confirms, and the booking follows by itself.
+    dana.fill("input[name=card_number]", "4000 0000 0000 3220")
+        .await;
+    dana.click("#pay").await;
+    dana.until(
+        "the bank's check",
+        "const c = document.getElementById('three-ds'); return c && !c.hidden",
+    )
+    .await;
+    capture(&dana, &base, "hold-3ds").await;
+    dana.click("#confirm-payment").await;
+    dana.until_at("/bookings/").await;
+    assert_eq!(dana.text("#booking-title").await, "You're going!");
     dana.close().await;
 }

@@ -35,6 +35,7 @@ macro_rules! store_engine {
         use boxoffice_core::waiting::Room;
         $crate::accounts::accounts_engine!($store, $db, lock = $lock);
         $crate::outbox::outbox_engine!($store, $db, lock = $lock, skip_locked = $skip_locked);
+        $crate::payments::payments_engine!($store, $db);
         use boxoffice_core::venue::Venue;
         use boxoffice_core::{DomainError, FieldError, Money, Timestamp};
         use sqlx::AssertSqlSafe;
@@ -894,6 +895,9 @@ macro_rules! store_engine {
                     .bind(ticket.code.clone())
                     .execute(&mut *conn)
                     .await?;
+                }
+                if let Some(payment) = &cmd.payment_id {
+                    settle_payment(conn, payment, &booking.id, cmd.now).await?;
                 }
                 emit(
                     conn,

@@ -7,6 +7,7 @@
 mod accounts;
 mod engine;
 mod outbox;
+mod payments;
 mod postgres;
 mod rows;
 mod sqlite;
@@ -16,9 +17,10 @@ use boxoffice_core::booking::Booking;
 use boxoffice_core::catalog::{Event, Show};
 use boxoffice_core::hold::{Hold, HoldRequest};
 use boxoffice_core::ids::{BookingId, EventId, HoldId, ShowId, TicketId, UserId, VenueId};
-use boxoffice_core::ids::{DeliveryId, MessageId, WebhookId};
+use boxoffice_core::ids::{DeliveryId, MessageId, PaymentId, WebhookId};
 use boxoffice_core::ids::{InvitationId, OrganizerId, SeatId, SessionId};
 use boxoffice_core::inventory::SeatMap;
+use boxoffice_core::payment::PaymentState;
 use boxoffice_core::user::{AccountState, Actor, Invitation, MemberRole, Organizer, User};
 use boxoffice_core::venue::Venue;
 use boxoffice_core::waiting::Room;
@@ -27,6 +29,7 @@ use serde::Serialize;
 use std::sync::Arc;
 
 pub use outbox::{Attempt, DeliveryView, DueDelivery, Message, WebhookEndpoint};
+pub use payments::Payment;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
@@ -106,6 +109,9 @@ pub struct ConfirmHold<'a> {
     pub hold_id: HoldId,
     pub user_id: UserId,
     pub payment_reference: String,
+    /// The payment intent that paid for it: marked succeeded, with the booking, in the same
+    /// transaction (so a booking never exists without its payment, nor a payment twice).
+    pub payment_id: Option<boxoffice_core::ids::PaymentId>,
     pub now: Timestamp,
     pub sign_ticket: &'a (dyn Fn(&TicketId) -> String + Send + Sync),
 }
@@ -378,8 +384,37 @@ pub trait OutboxStore: Send + Sync {
     ) -> StoreResult<()>;
 }
 
+/// Payment intents and what keeps a paying customer's seats.
 #[async_trait]
-pub trait Store: AccountStore + OutboxStore + Send + Sync + 'static {
+pub trait PaymentStore: Send + Sync {
+    /// Records a new payment (and its outbox event when it is already decided).
+    async fn insert_payment(&self, payment: &Payment) -> StoreResult<()>;
+    async fn payment(&self, id: &PaymentId) -> StoreResult<Option<Payment>>;
+    async fn payment_by_reference(&self, reference: &str) -> StoreResult<Option<Payment>>;
+    /// The customer's payment started with this Idempotency-Key.
+    async fn payment_by_key(&self, user: &UserId, key: &str) -> StoreResult<Option<Payment>>;
+    /// Every payment tried for a hold, oldest first.
+    async fn payments_of_hold(&self, hold: &HoldId) -> StoreResult<Vec<Payment>>;
+    /// Moves a payment that is in one of `from` to `to`, with its outbox event; `None` when it
+    /// was not in `from` (a repeated or late outcome changes nothing).
+    async fn move_payment(
+        &self,
+        id: &PaymentId,
+        from: &[PaymentState],
+        to: PaymentState,
+        reason: Option<&str>,
+        now: Timestamp,
+    ) -> StoreResult<Option<Payment>>;
+    /// Moves a live hold's deadline (and its seats') on to `until`, never back; a hold that has
+    /// already expired at `now` stays expired.
+    async fn extend_hold(&self, id: &HoldId, now: Timestamp, until: Timestamp) -> StoreResult<()>;
+    /// Records a provider event as acted on; `false` if it already was.
+    async fn first_provider_event(&self, event_id: &str, now: Timestamp) -> StoreResult<bool>;
+    async fn provider_event_seen(&self, event_id: &str) -> StoreResult<bool>;
+}
+
+#[async_trait]
+pub trait Store: AccountStore + OutboxStore + PaymentStore + Send + Sync + 'static {
     /// `sqlite` or `postgres`, for logs and health output.
     fn engine(&self) -> &'static str;
     fn pool_stats(&self) -> PoolStats;

@@ -178,6 +178,7 @@ impl Fixture {
     ) -> Result<boxoffice_core::booking::Booking, StoreError> {
         let sign = |id: &TicketId| format!("signed:{id}");
         let cmd = ConfirmHold {
+            payment_id: None,
             booking_id: BookingId::generate(),
             hold_id: hold.id.clone(),
             user_id: user.clone(),

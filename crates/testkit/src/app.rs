@@ -41,6 +41,7 @@ impl TestApp {
             hashing_concurrency: 4,
             sweep_interval: std::time::Duration::from_millis(50),
             dispatch_interval: std::time::Duration::from_millis(50),
+            simulated_payment_delay: std::time::Duration::from_millis(400),
             webhook_timeout: std::time::Duration::from_secs(2),
             live: boxoffice_server::live::LiveLimits {
                 tick: std::time::Duration::from_millis(50),

@@ -7,6 +7,7 @@ pub(crate) mod catalog;
 mod live;
 mod orders;
 mod organizer;
+pub(crate) mod payments;
 mod queue;
 mod webhooks;
 
@@ -69,4 +70,5 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(live::router())
         .merge(queue::router())
         .merge(webhooks::router())
+        .merge(payments::router())
 }

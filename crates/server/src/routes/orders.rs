@@ -12,11 +12,11 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
+use boxoffice_core::DomainError;
 use boxoffice_core::booking::Booking;
 use boxoffice_core::hold::{Hold, HoldRequest};
 use boxoffice_core::ids::{BookingId, HoldId, ShowId};
-use boxoffice_core::{DomainError, payment};
-use boxoffice_store::{ConfirmHold, CreateHold, Outcome};
+use boxoffice_store::{CreateHold, Outcome};
 use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -240,48 +240,38 @@ async fn book(
     if body.payment.method != "card" {
         return Err(DomainError::invalid("payment.method", "only card is accepted").into());
     }
-    let worker = app.clone();
-    idempotency::run(
-        &app,
-        &actor.user_id.clone(),
-        key,
-        fingerprint,
-        StatusCode::CREATED,
-        |key| async move {
-            let app = worker;
-            // Check the hold before charging, so a dead hold is never paid for.
-            let now = app.clock.now();
-            let hold = app
-                .store
-                .hold(&hold_id)
-                .await?
-                .ok_or(DomainError::NotFound("hold"))?;
-            hold.check_confirmable(&actor.user_id, now)?;
-            let payment_reference = payment::charge_card(&body.payment.card_number)?;
-            let sign = |id: &boxoffice_core::ids::TicketId| app.tickets.sign(id);
-            let cmd = ConfirmHold {
-                booking_id: BookingId::generate(),
+    let user = actor.user_id.clone();
+    match app
+        .in_flight
+        .start(&*app.store, &user, key, fingerprint, StatusCode::CREATED)
+        .await?
+    {
+        idempotency::Start::Replay(first) => Ok(first),
+        idempotency::Start::Run { key, claim } => {
+            let paid = crate::payments::pay(
+                &app,
+                &user,
                 hold_id,
-                user_id: actor.user_id.clone(),
-                payment_reference,
-                now,
-                sign_ticket: &sign,
+                &body.payment.card_number,
+                key.as_ref(),
+            )
+            .await;
+            let response = match paid? {
+                crate::payments::Paid::Booked(outcome) => {
+                    idempotency::respond(outcome, StatusCode::CREATED, key.as_ref())
+                }
+                crate::payments::Paid::Pending(payment) => {
+                    let view = super::payments::PaymentView::from(payment);
+                    Ok(axum::response::IntoResponse::into_response((
+                        StatusCode::ACCEPTED,
+                        Json(view),
+                    )))
+                }
             };
-            let outcome = app.store.confirm_hold(cmd, key.as_ref()).await?;
-            if let Outcome::Done(booking) = &outcome {
-                crate::metrics::booking_confirmed();
-                let seat_ids = booking
-                    .tickets
-                    .iter()
-                    .filter_map(|t| t.seat_id.clone())
-                    .collect();
-                app.announce(&booking.show_id, Change::SeatSold { seat_ids })
-                    .await;
-            }
-            Ok(outcome)
-        },
-    )
-    .await
+            drop(claim);
+            response
+        }
+    }
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]

@@ -11,6 +11,7 @@ mod matrix;
 mod observability;
 mod openapi;
 mod orders;
+mod payments;
 mod races;
 mod sessions;
 mod tenants;
