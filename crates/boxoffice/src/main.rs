@@ -157,6 +157,23 @@ struct ServeArgs {
     /// Milliseconds between sweeps of expired holds.
     #[arg(long, env = "BOXOFFICE_SWEEP_MS", default_value_t = 5_000)]
     sweep_ms: u64,
+    /// Send customer e-mail over SMTP: `smtps://USER:PASSWORD@HOST` (TLS), or
+    /// `smtp://HOST:587?tls=required` (STARTTLS). Without it, mail is written to --mail-dir.
+    #[arg(long, env = "BOXOFFICE_SMTP_URL")]
+    smtp_url: Option<String>,
+    /// The sender of customer e-mail.
+    #[arg(
+        long,
+        env = "BOXOFFICE_MAIL_FROM",
+        default_value = "Boxoffice <tickets@boxoffice.invalid>"
+    )]
+    mail_from: String,
+    /// Where `.eml` files go when no SMTP server is set.
+    #[arg(long, env = "BOXOFFICE_MAIL_DIR", default_value = "mail")]
+    mail_dir: std::path::PathBuf,
+    /// The address customers reach the pages at, for links in e-mail (default: the listen address).
+    #[arg(long, env = "BOXOFFICE_PUBLIC_URL")]
+    public_url: Option<String>,
 }
 
 impl ServeArgs {
@@ -180,6 +197,12 @@ impl ServeArgs {
             sweep_interval: std::time::Duration::from_millis(self.sweep_ms.max(10)),
             read_cache_ms: self.read_cache_ms.max(0),
             session_cache_ms: self.session_cache_ms.max(0),
+            mail: boxoffice_server::mail::MailSettings {
+                smtp_url: self.smtp_url.clone(),
+                from: self.mail_from.clone(),
+                folder: self.mail_dir.clone(),
+                public_url: self.public_url.clone(),
+            },
             ..defaults
         }
     }

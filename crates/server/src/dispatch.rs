@@ -9,7 +9,7 @@
 use crate::state::AppState;
 use boxoffice_core::Timestamp;
 use boxoffice_core::outbox::{retry_delay_ms, still_trying};
-use boxoffice_store::{Attempt, DueDelivery, StoreError};
+use boxoffice_store::{Attempt, Channel, DueDelivery, StoreError};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use std::time::Instant;
@@ -116,6 +116,7 @@ async fn round(app: &AppState, http: &reqwest::Client) -> Result<(), StoreError>
     if app.redis.is_some() {
         stream(app).await?;
     }
+    app.mailer.round(app).await?;
     loop {
         let due = app
             .store
@@ -201,7 +202,7 @@ async fn stream(app: &AppState) -> Result<(), StoreError> {
     let Some(redis) = &app.redis else {
         return Ok(());
     };
-    let messages = app.store.unstreamed(EVENT_BATCH).await?;
+    let messages = app.store.unsent(Channel::Stream, EVENT_BATCH).await?;
     let mut published = Vec::with_capacity(messages.len());
     for message in &messages {
         let key = format!("{STREAM_PREFIX}{}", message.organizer_id);
@@ -223,7 +224,9 @@ async fn stream(app: &AppState) -> Result<(), StoreError> {
         }
         published.push(message.id.clone());
     }
-    app.store.mark_streamed(&published, app.clock.now()).await
+    app.store
+        .mark_sent(Channel::Stream, &published, app.clock.now())
+        .await
 }
 
 /// The unix time in seconds, for signatures checked against the same clock.

@@ -11,6 +11,7 @@ pub mod error;
 pub mod extract;
 pub mod idempotency;
 pub mod live;
+pub mod mail;
 pub mod metrics;
 mod pages;
 pub mod payments;
@@ -83,6 +84,7 @@ pub async fn state(
         stopping: watch::channel(false).0,
         payments,
         own_url,
+        mailer: mail::Mailer::new(config.mail.clone())?,
         passwords: Passwords::new(config.password_cost, config.hashing_concurrency)?,
         tokens: Tokens::new(token_key.as_bytes(), config.token_ttl_minutes),
         tickets: TicketSigner::new(ticket_key.as_bytes()),

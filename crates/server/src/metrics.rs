@@ -91,6 +91,10 @@ pub fn holds_expired(count: u64) {
     metrics::counter!("boxoffice_holds_expired_total").increment(count);
 }
 
+pub fn mail_sent() {
+    metrics::counter!("boxoffice_mail_sent_total").increment(1);
+}
+
 /// One webhook delivery attempt, by whether the receiver took it.
 pub fn webhook_attempt(delivered: bool) {
     let outcome = if delivered { "delivered" } else { "failed" };

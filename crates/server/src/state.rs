@@ -26,6 +26,8 @@ pub struct ServerConfig {
     /// Password hashes computed at once; more wait (bounded) in line.
     pub hashing_concurrency: usize,
     pub sweep_interval: Duration,
+    /// Where customer e-mail goes (SMTP, or `.eml` files in a folder).
+    pub mail: crate::mail::MailSettings,
     /// How long the simulated payment provider takes to report a later outcome.
     pub simulated_payment_delay: Duration,
     /// How often the outbox dispatcher looks for events to deliver.
@@ -58,6 +60,7 @@ impl Default for ServerConfig {
             sweep_interval: Duration::from_secs(5),
             dispatch_interval: Duration::from_millis(500),
             simulated_payment_delay: Duration::from_secs(3),
+            mail: crate::mail::MailSettings::default(),
             webhook_timeout: Duration::from_secs(10),
             body_limit_bytes: 1024 * 1024,
             request_timeout: Duration::from_secs(30),
@@ -119,6 +122,7 @@ pub struct Inner {
     pub payments: Arc<dyn crate::payments::PaymentProvider>,
     /// This server's own address once it listens (the simulated provider calls back to it).
     pub own_url: Arc<std::sync::OnceLock<String>>,
+    pub mailer: crate::mail::Mailer,
     pub config: ServerConfig,
 }
 

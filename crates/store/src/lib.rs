@@ -335,6 +335,24 @@ pub struct PoolStats {
     pub idle: u32,
 }
 
+/// Where outbox events go besides webhooks; each keeps its own "sent" mark.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Channel {
+    /// The organizer's Redis stream.
+    Stream,
+    /// E-mail to the customers concerned.
+    Mail,
+}
+
+impl Channel {
+    fn column(self) -> &'static str {
+        match self {
+            Channel::Stream => "streamed_at",
+            Channel::Mail => "mailed_at",
+        }
+    }
+}
+
 /// Domain events on their way out, and the webhook endpoints they go to.
 #[async_trait]
 pub trait OutboxStore: Send + Sync {
@@ -349,9 +367,16 @@ pub trait OutboxStore: Send + Sync {
     /// Makes the deliveries of up to `limit` new events (one per subscribed endpoint); returns
     /// how many events it handled.
     async fn fan_out(&self, now: Timestamp, limit: i64) -> StoreResult<usize>;
-    /// Events not yet published to the Redis stream, oldest first.
-    async fn unstreamed(&self, limit: i64) -> StoreResult<Vec<Message>>;
-    async fn mark_streamed(&self, ids: &[MessageId], now: Timestamp) -> StoreResult<()>;
+    /// Events not yet sent on `channel`, oldest first.
+    async fn unsent(&self, channel: Channel, limit: i64) -> StoreResult<Vec<Message>>;
+    async fn mark_sent(
+        &self,
+        channel: Channel,
+        ids: &[MessageId],
+        now: Timestamp,
+    ) -> StoreResult<()>;
+    /// Customers with a confirmed booking for the show (for notices about it).
+    async fn booking_holders(&self, show: &ShowId, limit: i64) -> StoreResult<Vec<UserId>>;
     /// Leases up to `limit` due deliveries for `lease_ms`, each the first pending one of its
     /// endpoint and subject; a lease that lapses (its dispatcher died) frees the delivery again.
     async fn claim_deliveries(

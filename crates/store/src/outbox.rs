@@ -278,22 +278,28 @@ macro_rules! outbox_engine {
                 Ok(due.len())
             }
 
-            async fn unstreamed(&self, limit: i64) -> StoreResult<Vec<Message>> {
-                let rows: Vec<(String, String, String, String, String, i64)> = sqlx::query_as(
-                    "SELECT id, organizer_id, kind, subject, body, created_at FROM outbox WHERE streamed_at IS NULL ORDER BY seq LIMIT $1",
-                )
-                .bind(limit)
-                .fetch_all(&self.pool)
-                .await?;
+            async fn unsent(&self, channel: $crate::Channel, limit: i64) -> StoreResult<Vec<Message>> {
+                let sql = format!(
+                    "SELECT id, organizer_id, kind, subject, body, created_at FROM outbox WHERE {} IS NULL ORDER BY seq LIMIT $1",
+                    channel.column()
+                );
+                let rows: Vec<(String, String, String, String, String, i64)> = sqlx::query_as(AssertSqlSafe(sql))
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?;
                 rows.into_iter().map(message_of).collect()
             }
 
-            async fn mark_streamed(&self, ids: &[MessageId], now: Timestamp) -> StoreResult<()> {
+            async fn mark_sent(&self, channel: $crate::Channel, ids: &[MessageId], now: Timestamp) -> StoreResult<()> {
                 if ids.is_empty() {
                     return Ok(());
                 }
                 let mut w = self.begin_write().await?;
-                let sql = format!("UPDATE outbox SET streamed_at = $1 WHERE id IN ({})", placeholders(2, ids.len()));
+                let sql = format!(
+                    "UPDATE outbox SET {} = $1 WHERE id IN ({})",
+                    channel.column(),
+                    placeholders(2, ids.len())
+                );
                 let mut query = sqlx::query(AssertSqlSafe(sql)).bind(now.unix_ms());
                 for id in ids {
                     query = query.bind(id.to_string());
@@ -301,6 +307,17 @@ macro_rules! outbox_engine {
                 query.execute(&mut *w.tx).await?;
                 w.tx.commit().await?;
                 Ok(())
+            }
+
+            async fn booking_holders(&self, show: &ShowId, limit: i64) -> StoreResult<Vec<UserId>> {
+                let users: Vec<String> = sqlx::query_scalar(
+                    "SELECT DISTINCT user_id FROM bookings WHERE show_id = $1 AND state = 'confirmed' ORDER BY user_id LIMIT $2",
+                )
+                .bind(show.to_string())
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(users.into_iter().map(UserId::from_trusted).collect())
             }
 
             async fn claim_deliveries(&self, now: Timestamp, lease_ms: i64, limit: i64) -> StoreResult<Vec<DueDelivery>> {

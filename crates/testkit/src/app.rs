@@ -42,6 +42,12 @@ impl TestApp {
             sweep_interval: std::time::Duration::from_millis(50),
             dispatch_interval: std::time::Duration::from_millis(50),
             simulated_payment_delay: std::time::Duration::from_millis(400),
+            // Each test server writes its mail into a folder of its own.
+            mail: boxoffice_server::mail::MailSettings {
+                folder: std::env::temp_dir()
+                    .join(format!("boxoffice-mail-{}", uuid::Uuid::now_v7().simple())),
+                ..Default::default()
+            },
             webhook_timeout: std::time::Duration::from_secs(2),
             live: boxoffice_server::live::LiveLimits {
                 tick: std::time::Duration::from_millis(50),

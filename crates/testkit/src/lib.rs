@@ -7,6 +7,7 @@ pub mod instance;
 pub mod postgres;
 pub mod receiver;
 pub mod redis;
+pub mod smtp;
 pub mod ws;
 
 pub use app::{Api, Reply, Session, TestApp, seat_ids};

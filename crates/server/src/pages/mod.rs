@@ -104,7 +104,7 @@ fn templates() -> Environment<'static> {
 }
 
 /// `1200, "EUR"` → `€12.00`: integer minor units, never floats.
-fn money(minor: i64, currency: Option<&str>) -> String {
+pub(crate) fn money(minor: i64, currency: Option<&str>) -> String {
     let currency = currency.unwrap_or("EUR");
     let (symbol, decimals) = match currency {
         "EUR" => ("€", 2),

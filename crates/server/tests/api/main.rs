@@ -7,6 +7,7 @@ mod catalog;
 mod discovery;
 mod limits;
 mod live;
+mod mail;
 mod matrix;
 mod observability;
 mod openapi;

@@ -1,0 +1,5 @@
+-- E-mail goes out behind the outbox too: when an event's messages were sent (NULL until then).
+ALTER TABLE outbox ADD COLUMN mailed_at BIGINT;
+-- Events from before e-mail existed are not mailed now.
+UPDATE outbox SET mailed_at = created_at;
+CREATE INDEX outbox_to_mail ON outbox (seq) WHERE mailed_at IS NULL;
