@@ -55,6 +55,11 @@ pub struct Booking {
     /// `pending` once a cancellation owes the customer their money, `refunded` when paid back.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refund: Option<String>,
+    /// What of the total was paid from the customer's wallet (the rest by card).
+    pub wallet_minor: i64,
+    /// What a cancellation gave back, by the show's refund policy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refunded_minor: Option<i64>,
     pub tickets: Vec<Ticket>,
     pub created_at: Timestamp,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -11,6 +11,7 @@ pub mod filter;
 pub mod hold;
 pub mod ids;
 pub mod inventory;
+pub mod ledger;
 pub mod model;
 pub mod money;
 pub mod outbox;

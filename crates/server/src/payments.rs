@@ -240,15 +240,34 @@ pub enum Paid {
     Pending(Payment),
 }
 
-/// Pays for `hold_id` with a card: books it at once when the provider says yes, keeps the
-/// hold alive while it decides, and says why not when it declines.
+/// How the customer pays for a hold.
+pub enum HowToPay {
+    /// All of it from the wallet.
+    Wallet,
+    /// By card, `wallet_minor` of it from the wallet.
+    Card {
+        card_number: String,
+        wallet_minor: i64,
+    },
+}
+
+/// Pays for `hold_id`: from the wallet (booked at once, or refused when it is short), or by card
+/// (booked at once when the provider says yes, the hold kept alive while it decides, and why
+/// not when it declines).
 pub async fn pay(
     app: &AppState,
     user: &UserId,
     hold_id: HoldId,
-    card_number: &str,
+    how: HowToPay,
     key: Option<&boxoffice_store::IdempotencyKey>,
 ) -> ApiResult<Paid> {
+    let (card_number, wallet_minor) = match how {
+        HowToPay::Wallet => return pay_from_wallet(app, user, hold_id, key).await,
+        HowToPay::Card {
+            card_number,
+            wallet_minor,
+        } => (card_number, wallet_minor),
+    };
     // A retry of a payment already under way answers with it rather than charging again.
     if let Some(key) = key
         && let Some(existing) = app.store.payment_by_key(user, &key.key).await?
@@ -263,7 +282,25 @@ pub async fn pay(
         .ok_or(DomainError::NotFound("hold"))?;
     // Check the hold before charging, so a dead hold is never paid for.
     hold.check_confirmable(user, now)?;
-    let digits = payment::card_digits(card_number)?;
+    let digits = payment::card_digits(&card_number)?;
+    if !(0..hold.total.amount_minor).contains(&wallet_minor) {
+        return Err(DomainError::invalid(
+            "payment.wallet_minor",
+            "must be 0 or more and less than the total (pay it all with method wallet)",
+        )
+        .into());
+    }
+    let (balance, _) = app
+        .store
+        .wallet(user, hold.total.currency.as_str(), 0)
+        .await?;
+    if balance < wallet_minor {
+        return Err(
+            DomainError::PaymentDeclined("there is not enough in your wallet".into()).into(),
+        );
+    }
+    let card_minor = hold.total.amount_minor - wallet_minor;
+    let card_amount = Money::new(card_minor, hold.total.currency.clone());
     let in_progress = app.store.payments_of_hold(&hold_id).await?;
     if let Some(open) = in_progress.iter().find(|p| {
         matches!(
@@ -282,7 +319,7 @@ pub async fn pay(
         .payments
         .charge(ChargeRequest {
             payment_id: &payment_id,
-            amount: &hold.total,
+            amount: &card_amount,
             card_digits: &digits,
         })
         .await?;
@@ -301,7 +338,8 @@ pub async fn pay(
         hold_id: hold_id.clone(),
         user_id: user.clone(),
         show_id: hold.show_id.clone(),
-        amount: hold.total.clone(),
+        amount: card_amount.clone(),
+        wallet_minor,
         method: "card".into(),
         card_last4: digits[digits.len() - 4..].to_owned(),
         state,
@@ -324,6 +362,49 @@ pub async fn pay(
             keep_alive(app, &record).await?;
             Ok(Paid::Pending(record))
         }
+    }
+}
+
+/// All of it from the wallet, in the booking's own transaction (so two spends cannot overdraw).
+async fn pay_from_wallet(
+    app: &AppState,
+    user: &UserId,
+    hold_id: HoldId,
+    key: Option<&boxoffice_store::IdempotencyKey>,
+) -> ApiResult<Paid> {
+    let now = app.clock.now();
+    let hold = app
+        .store
+        .hold(&hold_id)
+        .await?
+        .ok_or(DomainError::NotFound("hold"))?;
+    hold.check_confirmable(user, now)?;
+    let sign = |id: &boxoffice_core::ids::TicketId| app.tickets.sign(id);
+    let cmd = ConfirmHold {
+        booking_id: BookingId::generate(),
+        hold_id,
+        user_id: user.clone(),
+        payment_reference: "wallet".into(),
+        payment_id: None,
+        wallet_minor: hold.total.amount_minor,
+        now,
+        sign_ticket: &sign,
+    };
+    let outcome = app.store.confirm_hold(cmd, key).await?;
+    announce_sold(app, &outcome).await;
+    Ok(Paid::Booked(outcome))
+}
+
+async fn announce_sold(app: &AppState, outcome: &Outcome<boxoffice_core::booking::Booking>) {
+    if let Outcome::Done(booking) = outcome {
+        crate::metrics::booking_confirmed();
+        let seat_ids = booking
+            .tickets
+            .iter()
+            .filter_map(|t| t.seat_id.clone())
+            .collect();
+        app.announce(&booking.show_id, Change::SeatSold { seat_ids })
+            .await;
     }
 }
 
@@ -359,23 +440,19 @@ async fn book(
         booking_id: BookingId::generate(),
         hold_id: payment.hold_id.clone(),
         user_id: payment.user_id.clone(),
-        payment_reference: format!("card ending {}", payment.card_last4),
+        payment_reference: if payment.wallet_minor > 0 {
+            format!("wallet and card ending {}", payment.card_last4)
+        } else {
+            format!("card ending {}", payment.card_last4)
+        },
         payment_id: Some(payment.id.clone()),
+        wallet_minor: payment.wallet_minor,
         now: app.clock.now(),
         sign_ticket: &sign,
     };
     match app.store.confirm_hold(cmd, key).await {
         Ok(outcome) => {
-            if let Outcome::Done(booking) = &outcome {
-                crate::metrics::booking_confirmed();
-                let seat_ids = booking
-                    .tickets
-                    .iter()
-                    .filter_map(|t| t.seat_id.clone())
-                    .collect();
-                app.announce(&booking.show_id, Change::SeatSold { seat_ids })
-                    .await;
-            }
+            announce_sold(app, &outcome).await;
             Ok(outcome)
         }
         Err(error) => {
@@ -389,6 +466,7 @@ async fn book(
                     DomainError::HoldExpired
                         | DomainError::NotOnSale(_)
                         | DomainError::HoldAlreadyBooked
+                        | DomainError::PaymentDeclined(_)
                 )
             ) {
                 refund_unbookable(app, payment).await?;
@@ -478,7 +556,8 @@ pub async fn on_provider_event(app: &AppState, event: ProviderEvent) -> ApiResul
                 Err(ApiError::Domain(
                     DomainError::HoldExpired
                     | DomainError::NotOnSale(_)
-                    | DomainError::HoldAlreadyBooked,
+                    | DomainError::HoldAlreadyBooked
+                    | DomainError::PaymentDeclined(_),
                 )) => {}
                 Err(other) => return Err(other),
             }

@@ -36,6 +36,7 @@ macro_rules! store_engine {
         $crate::accounts::accounts_engine!($store, $db, lock = $lock);
         $crate::outbox::outbox_engine!($store, $db, lock = $lock, skip_locked = $skip_locked);
         $crate::payments::payments_engine!($store, $db);
+        $crate::ledger::ledger_engine!($store, $db, lock = $lock);
         use boxoffice_core::venue::Venue;
         use boxoffice_core::{DomainError, FieldError, Money, Timestamp};
         use sqlx::AssertSqlSafe;
@@ -844,6 +845,8 @@ macro_rules! store_engine {
                     total: hold.total.clone(),
                     payment_reference: cmd.payment_reference.clone(),
                     refund: None,
+                    wallet_minor: cmd.wallet_minor,
+                    refunded_minor: None,
                     tickets: hold
                         .items
                         .iter()
@@ -866,7 +869,7 @@ macro_rules! store_engine {
                 };
                 sqlx::query(
                     "INSERT INTO bookings (id, hold_id, show_id, user_id, state, total_minor, currency, payment_reference, \
-                     created_at, cancelled_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULL)",
+                     created_at, cancelled_at, wallet_minor) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULL, $10)",
                 )
                 .bind(booking.id.to_string())
                 .bind(booking.hold_id.to_string())
@@ -877,8 +880,14 @@ macro_rules! store_engine {
                 .bind(booking.total.currency.to_string())
                 .bind(booking.payment_reference.clone())
                 .bind(booking.created_at.unix_ms())
+                .bind(booking.wallet_minor)
                 .execute(&mut *conn)
                 .await?;
+                if !(0..=booking.total.amount_minor).contains(&cmd.wallet_minor) {
+                    return Err(DomainError::invalid("payment.wallet_minor", "must be between 0 and the total").into());
+                }
+                let paid = ledger::payment_transfers(&show.organizer_id, &booking.user_id, booking.total.amount_minor, cmd.wallet_minor);
+                post(conn, "booking_paid", booking.id.as_str(), booking.total.currency.as_str(), &paid, cmd.now).await?;
                 for (position, ticket) in booking.tickets.iter().enumerate() {
                     sqlx::query(
                         "INSERT INTO tickets (id, booking_id, position, seat_id, area_id, label, category, price_minor, code) \
@@ -917,6 +926,7 @@ macro_rules! store_engine {
                 id: &BookingId,
                 user_id: &UserId,
                 now: Timestamp,
+                refund_to: ledger::RefundTo,
                 idem: Option<&IdempotencyKey>,
             ) -> StoreResult<Outcome<Booking>> {
                 let mut w = self.begin_write().await?;
@@ -937,12 +947,17 @@ macro_rules! store_engine {
                         .execute(&mut *conn)
                         .await?;
                 }
+                let policy = load_refund_policy(conn, booking.show_id.as_str()).await?;
+                let refund = policy.refund_minor(booking.total.amount_minor, show.starts_at, now);
+                let refund_state = (refund > 0).then_some("refunded");
                 let cancelled = sqlx::query(
-                    "UPDATE bookings SET state = 'cancelled', cancelled_at = $2, refund_state = 'pending' \
+                    "UPDATE bookings SET state = 'cancelled', cancelled_at = $2, refund_state = $3, refunded_minor = $4 \
                      WHERE id = $1 AND state = 'confirmed'",
                 )
                 .bind(id.to_string())
                 .bind(now.unix_ms())
+                .bind(refund_state)
+                .bind(refund)
                 .execute(&mut *conn)
                 .await?
                 .rows_affected();
@@ -961,10 +976,13 @@ macro_rules! store_engine {
                         .execute(&mut *conn)
                         .await?;
                 }
+                let back = ledger::refund_transfers(&show.organizer_id, &booking.user_id, refund, booking.wallet_minor, refund_to);
+                post(conn, "booking_refunded", booking.id.as_str(), booking.total.currency.as_str(), &back, now).await?;
                 let cancelled = Booking {
                     state: BookingState::Cancelled,
                     cancelled_at: Some(now),
-                    refund: Some("pending".into()),
+                    refund: refund_state.map(str::to_owned),
+                    refunded_minor: Some(refund),
                     ..booking
                 };
                 emit(
@@ -1349,13 +1367,13 @@ macro_rules! store_engine {
                     .fetch_all(&mut *conn)
                     .await?;
                 retire_holds(conn, &active, "released").await?;
-                let bookings: Vec<(String, String)> =
-                    sqlx::query_as("SELECT id, user_id FROM bookings WHERE show_id = $1 AND state = 'confirmed' ORDER BY id")
+                let bookings: Vec<(String, String, i64, i64, String)> =
+                    sqlx::query_as("SELECT id, user_id, total_minor, wallet_minor, currency FROM bookings WHERE show_id = $1 AND state = 'confirmed' ORDER BY id")
                         .bind(id.to_string())
                         .fetch_all(&mut *conn)
                         .await?;
                 let refunds = sqlx::query(
-                    "UPDATE bookings SET state = 'cancelled', cancelled_at = $2, refund_state = 'pending' \
+                    "UPDATE bookings SET state = 'cancelled', cancelled_at = $2, refund_state = 'refunded', refunded_minor = total_minor \
                      WHERE show_id = $1 AND state = 'confirmed'",
                 )
                 .bind(id.to_string())
@@ -1373,14 +1391,23 @@ macro_rules! store_engine {
                     now,
                 )
                 .await?;
-                for (booking_id, user_id) in &bookings {
+                for (booking_id, user_id, total, wallet, currency) in &bookings {
+                    // The organizer called it off: everything comes back, whatever the policy.
+                    let back = ledger::refund_transfers(
+                        &OrganizerId::from_trusted(organizer.clone()),
+                        &UserId::from_trusted(user_id.clone()),
+                        *total,
+                        *wallet,
+                        ledger::RefundTo::Card,
+                    );
+                    post(conn, "show_cancelled_refund", booking_id, currency, &back, now).await?;
                     emit(
                         conn,
                         &organizer,
                         EventKind::BookingCancelled,
                         booking_id,
                         serde_json::json!({
-                            "booking": { "id": booking_id, "show_id": id, "user_id": user_id, "state": "cancelled", "refund": "pending" },
+                            "booking": { "id": booking_id, "show_id": id, "user_id": user_id, "state": "cancelled", "refund": "refunded", "refunded_minor": total },
                             "reason": "show_cancelled",
                         }),
                         now,
@@ -1769,9 +1796,10 @@ macro_rules! store_engine {
                 id: &BookingId,
                 user_id: &UserId,
                 now: Timestamp,
+                refund_to: ledger::RefundTo,
                 idem: Option<&IdempotencyKey>,
             ) -> StoreResult<Outcome<Booking>> {
-                once(self, idem, self.try_cancel_booking(id, user_id, now, idem)).await
+                once(self, idem, self.try_cancel_booking(id, user_id, now, refund_to, idem)).await
             }
 
             async fn saved_response(&self, user_id: &UserId, key: &str) -> StoreResult<Option<SavedResponse>> {

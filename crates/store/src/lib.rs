@@ -6,6 +6,7 @@
 
 mod accounts;
 mod engine;
+mod ledger;
 mod outbox;
 mod payments;
 mod postgres;
@@ -28,6 +29,7 @@ use boxoffice_core::{DomainError, Timestamp};
 use serde::Serialize;
 use std::sync::Arc;
 
+pub use ledger::{LedgerCheck, LedgerTransaction};
 pub use outbox::{Attempt, DeliveryView, DueDelivery, Message, WebhookEndpoint};
 pub use payments::Payment;
 pub use postgres::PgStore;
@@ -112,6 +114,9 @@ pub struct ConfirmHold<'a> {
     /// The payment intent that paid for it: marked succeeded, with the booking, in the same
     /// transaction (so a booking never exists without its payment, nor a payment twice).
     pub payment_id: Option<boxoffice_core::ids::PaymentId>,
+    /// What of the total comes from the customer's wallet (the rest was paid by card); refused
+    /// whole when the wallet does not hold it at commit.
+    pub wallet_minor: i64,
     pub now: Timestamp,
     pub sign_ticket: &'a (dyn Fn(&TicketId) -> String + Send + Sync),
 }
@@ -438,8 +443,39 @@ pub trait PaymentStore: Send + Sync {
     async fn provider_event_seen(&self, event_id: &str) -> StoreResult<bool>;
 }
 
+/// The books: wallets, every movement of money, and refund policies.
 #[async_trait]
-pub trait Store: AccountStore + OutboxStore + PaymentStore + Send + Sync + 'static {
+pub trait LedgerStore: Send + Sync {
+    /// The wallet's balance in `currency` and its latest movements.
+    async fn wallet(
+        &self,
+        user: &UserId,
+        currency: &str,
+        limit: i64,
+    ) -> StoreResult<(i64, Vec<LedgerTransaction>)>;
+    /// Every transaction, or those touching `account`, newest first.
+    async fn ledger(
+        &self,
+        account: Option<&str>,
+        limit: i64,
+    ) -> StoreResult<Vec<LedgerTransaction>>;
+    async fn check_ledger(&self) -> StoreResult<LedgerCheck>;
+    /// The show's policy (the default when it has none of its own).
+    async fn refund_policy(
+        &self,
+        show: &ShowId,
+    ) -> StoreResult<boxoffice_core::ledger::RefundPolicy>;
+    async fn put_refund_policy(
+        &self,
+        show: &ShowId,
+        policy: &boxoffice_core::ledger::RefundPolicy,
+    ) -> StoreResult<()>;
+}
+
+#[async_trait]
+pub trait Store:
+    AccountStore + OutboxStore + PaymentStore + LedgerStore + Send + Sync + 'static
+{
     /// `sqlite` or `postgres`, for logs and health output.
     fn engine(&self) -> &'static str;
     fn pool_stats(&self) -> PoolStats;
@@ -544,11 +580,14 @@ pub trait Store: AccountStore + OutboxStore + PaymentStore + Send + Sync + 'stat
         after: Option<&BookingId>,
         limit: i64,
     ) -> StoreResult<Vec<Booking>>;
+    /// Cancels a booking and refunds it by the show's policy (the wallet's share to the wallet,
+    /// the rest to `refund_to`), in one transaction.
     async fn cancel_booking(
         &self,
         id: &BookingId,
         user_id: &UserId,
         now: Timestamp,
+        refund_to: boxoffice_core::ledger::RefundTo,
         idem: Option<&IdempotencyKey>,
     ) -> StoreResult<Outcome<Booking>>;
 

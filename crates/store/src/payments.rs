@@ -13,7 +13,10 @@ pub struct Payment {
     pub hold_id: HoldId,
     pub user_id: UserId,
     pub show_id: ShowId,
+    /// What the card is charged.
     pub amount: Money,
+    /// What the wallet adds when the booking is made.
+    pub wallet_minor: i64,
     pub method: String,
     pub card_last4: String,
     pub state: PaymentState,
@@ -35,19 +38,20 @@ macro_rules! payments_engine {
         use $crate::PaymentStore;
         use $crate::payments::Payment;
 
-        type PaymentRow = (String, String, String, String, i64, String, String, String, String, String, Option<String>, Option<String>, Option<String>, i64, i64);
+        type PaymentRow = (String, String, String, String, i64, i64, String, String, String, String, String, Option<String>, Option<String>, Option<String>, i64, i64);
 
-        const PAYMENT_COLUMNS: &str = "id, hold_id, user_id, show_id, amount_minor, currency, method, card_last4, state, \
+        const PAYMENT_COLUMNS: &str = "id, hold_id, user_id, show_id, amount_minor, wallet_minor, currency, method, card_last4, state, \
              provider_reference, booking_id, failure_reason, idempotency_key, created_at, updated_at";
 
         fn payment_of(row: PaymentRow) -> StoreResult<Payment> {
-            let (id, hold_id, user_id, show_id, amount, currency, method, last4, state, reference, booking, reason, key, created, updated) = row;
+            let (id, hold_id, user_id, show_id, amount, wallet, currency, method, last4, state, reference, booking, reason, key, created, updated) = row;
             Ok(Payment {
                 id: PaymentId::from_trusted(id),
                 hold_id: HoldId::from_trusted(hold_id),
                 user_id: UserId::from_trusted(user_id),
                 show_id: ShowId::from_trusted(show_id),
                 amount: Money::new(amount, boxoffice_core::Currency::from_trusted(currency)),
+                wallet_minor: wallet,
                 method,
                 card_last4: last4,
                 state: PaymentState::parse(&state).ok_or_else(|| StoreError::Corrupt(format!("bad payment state {state}")))?,
@@ -106,7 +110,7 @@ macro_rules! payments_engine {
             async fn insert_payment(&self, payment: &Payment) -> StoreResult<()> {
                 let mut w = self.begin_write().await?;
                 let sql = format!(
-                    "INSERT INTO payments ({PAYMENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+                    "INSERT INTO payments ({PAYMENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
                 );
                 sqlx::query(AssertSqlSafe(sql))
                     .bind(payment.id.to_string())
@@ -114,6 +118,7 @@ macro_rules! payments_engine {
                     .bind(payment.user_id.to_string())
                     .bind(payment.show_id.to_string())
                     .bind(payment.amount.amount_minor)
+                    .bind(payment.wallet_minor)
                     .bind(payment.amount.currency.to_string())
                     .bind(payment.method.clone())
                     .bind(payment.card_last4.clone())

@@ -442,12 +442,14 @@ pub struct BookingRow {
     pub currency: String,
     pub payment_reference: String,
     pub refund_state: Option<String>,
+    pub wallet_minor: i64,
+    pub refunded_minor: Option<i64>,
     pub created_at: i64,
     pub cancelled_at: Option<i64>,
 }
 
 pub const BOOKING_COLUMNS: &str = "id, hold_id, show_id, user_id, state, total_minor, currency, payment_reference, \
-     refund_state, created_at, cancelled_at";
+     refund_state, wallet_minor, refunded_minor, created_at, cancelled_at";
 
 #[derive(sqlx::FromRow)]
 pub struct TicketRow {
@@ -486,6 +488,8 @@ impl BookingRow {
             total: Money::new(self.total_minor, Currency::from_trusted(self.currency)),
             payment_reference: self.payment_reference,
             refund: self.refund_state,
+            wallet_minor: self.wallet_minor,
+            refunded_minor: self.refunded_minor,
             tickets: tickets.into_iter().map(Ticket::from).collect(),
             created_at: Timestamp::from_unix_ms(self.created_at),
             cancelled_at: self.cancelled_at.map(Timestamp::from_unix_ms),

@@ -179,6 +179,7 @@ impl Fixture {
         let sign = |id: &TicketId| format!("signed:{id}");
         let cmd = ConfirmHold {
             payment_id: None,
+            wallet_minor: 0,
             booking_id: BookingId::generate(),
             hold_id: hold.id.clone(),
             user_id: user.clone(),
@@ -408,18 +409,62 @@ async fn bookings_confirm_and_cancel(engine: Engine) {
     );
 
     assert_eq!(
-        domain(f.store.cancel_booking(&booking.id, &bob, f.now, None).await),
+        domain(
+            f.store
+                .cancel_booking(
+                    &booking.id,
+                    &bob,
+                    f.now,
+                    boxoffice_core::ledger::RefundTo::Card,
+                    None
+                )
+                .await
+        ),
         DomainError::NotFound("booking")
     );
+    // The show starts in 24 hours: by default that is already the partial window.
+    let policy = boxoffice_core::ledger::RefundPolicy {
+        full_until_hours_before: 12,
+        partial_percent: 10,
+    };
+    assert_eq!(
+        f.store.refund_policy(&f.show.id).await.unwrap(),
+        boxoffice_core::ledger::RefundPolicy::default()
+    );
+    f.store
+        .put_refund_policy(&f.show.id, &policy)
+        .await
+        .unwrap();
+    assert_eq!(f.store.refund_policy(&f.show.id).await.unwrap(), policy);
     let Outcome::Done(cancelled) = f
         .store
-        .cancel_booking(&booking.id, &alice, f.now, None)
+        .cancel_booking(
+            &booking.id,
+            &alice,
+            f.now,
+            boxoffice_core::ledger::RefundTo::Card,
+            None,
+        )
         .await
         .unwrap()
     else {
         panic!("no key was given");
     };
     assert_eq!(cancelled.state, BookingState::Cancelled);
+    // Paid and refunded in full (a day or more ahead), both on the books, which balance.
+    assert_eq!(cancelled.refunded_minor, Some(5000));
+    let check = f.store.check_ledger().await.unwrap();
+    assert_eq!((check.transactions, check.balanced), (2, true), "{check:?}");
+    let organizer_account =
+        boxoffice_core::ledger::Account::Organizer(f.tenant.id.clone()).id("EUR");
+    let movements = f.store.ledger(Some(&organizer_account), 10).await.unwrap();
+    let kept: i64 = movements
+        .iter()
+        .flat_map(|t| &t.entries)
+        .filter(|e| e.account == organizer_account)
+        .map(|e| e.amount_minor)
+        .sum();
+    assert_eq!(kept, 0, "the organizer keeps nothing of a full refund");
     assert_eq!(
         f.state_of("A3", f.now).await,
         SeatState::Free,
@@ -428,7 +473,13 @@ async fn bookings_confirm_and_cancel(engine: Engine) {
     assert!(matches!(
         domain(
             f.store
-                .cancel_booking(&booking.id, &alice, f.now, None)
+                .cancel_booking(
+                    &booking.id,
+                    &alice,
+                    f.now,
+                    boxoffice_core::ledger::RefundTo::Card,
+                    None
+                )
                 .await
         ),
         DomainError::NotCancellable(_)
@@ -439,7 +490,13 @@ async fn bookings_confirm_and_cancel(engine: Engine) {
     assert!(matches!(
         domain(
             f.store
-                .cancel_booking(&late.id, &alice, after_start, None)
+                .cancel_booking(
+                    &late.id,
+                    &alice,
+                    after_start,
+                    boxoffice_core::ledger::RefundTo::Card,
+                    None
+                )
                 .await
         ),
         DomainError::NotCancellable(_)
@@ -1033,7 +1090,13 @@ async fn general_admission_counters_follow_every_path(engine: Engine) {
     assert_eq!((area.sold, area.held, area.free), (3, 7, 0));
     assert!(f.places(&people[5], 1, c.expires_at).await.is_err());
     f.store
-        .cancel_booking(&booking.id, &people[1], c.expires_at, None)
+        .cancel_booking(
+            &booking.id,
+            &people[1],
+            c.expires_at,
+            boxoffice_core::ledger::RefundTo::Card,
+            None,
+        )
         .await
         .unwrap();
     f.places(&people[5], 3, c.expires_at).await.unwrap();
@@ -1103,7 +1166,13 @@ async fn events_are_written_with_their_changes_and_delivered_in_order(engine: En
         .unwrap();
     let booking = f.confirm(&hold, &alice, after_deadline).await.unwrap();
     f.store
-        .cancel_booking(&booking.id, &alice, after_deadline, None)
+        .cancel_booking(
+            &booking.id,
+            &alice,
+            after_deadline,
+            boxoffice_core::ledger::RefundTo::Card,
+            None,
+        )
         .await
         .unwrap();
     let expired = f

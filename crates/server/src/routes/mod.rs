@@ -5,6 +5,7 @@ mod accounts;
 mod admin;
 pub(crate) mod catalog;
 mod live;
+mod money;
 mod orders;
 mod organizer;
 pub(crate) mod payments;
@@ -71,4 +72,5 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(queue::router())
         .merge(webhooks::router())
         .merge(payments::router())
+        .merge(money::router())
 }

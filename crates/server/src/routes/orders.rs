@@ -66,8 +66,23 @@ struct BookBody {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PaymentBody {
+    /// `card`, or `wallet` to pay it all from the wallet.
     method: String,
-    card_number: String,
+    /// With `card`.
+    #[serde(default)]
+    card_number: Option<String>,
+    /// With `card`: this much (minor units) from the wallet, the rest by card.
+    #[serde(default)]
+    wallet_minor: Option<i64>,
+}
+
+#[derive(Deserialize, Default, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct CancelBody {
+    /// Where the card-paid part of the refund goes (`card`, the default, or `wallet`); what was
+    /// paid from the wallet always goes back to it.
+    #[serde(default)]
+    refund_to: Option<boxoffice_core::ledger::RefundTo>,
 }
 
 #[utoipa::path(
@@ -237,9 +252,26 @@ async fn book(
     let body = body.value;
     let hold_id =
         HoldId::parse(&body.hold_id).ok_or(DomainError::invalid("hold_id", "not a hold id"))?;
-    if body.payment.method != "card" {
-        return Err(DomainError::invalid("payment.method", "only card is accepted").into());
-    }
+    let how = match (body.payment.method.as_str(), body.payment.card_number) {
+        ("wallet", None) => crate::payments::HowToPay::Wallet,
+        ("card", Some(card_number)) => crate::payments::HowToPay::Card {
+            card_number,
+            wallet_minor: body.payment.wallet_minor.unwrap_or(0),
+        },
+        ("card", None) => {
+            return Err(DomainError::invalid("payment.card_number", "give the card number").into());
+        }
+        ("wallet", Some(_)) => {
+            return Err(DomainError::invalid(
+                "payment.card_number",
+                "a wallet payment takes no card; to split, pay by card with wallet_minor",
+            )
+            .into());
+        }
+        _ => {
+            return Err(DomainError::invalid("payment.method", "must be card or wallet").into());
+        }
+    };
     let user = actor.user_id.clone();
     match app
         .in_flight
@@ -248,14 +280,7 @@ async fn book(
     {
         idempotency::Start::Replay(first) => Ok(first),
         idempotency::Start::Run { key, claim } => {
-            let paid = crate::payments::pay(
-                &app,
-                &user,
-                hold_id,
-                &body.payment.card_number,
-                key.as_ref(),
-            )
-            .await;
+            let paid = crate::payments::pay(&app, &user, hold_id, how, key.as_ref()).await;
             let response = match paid? {
                 crate::payments::Paid::Booked(outcome) => {
                     idempotency::respond(outcome, StatusCode::CREATED, key.as_ref())
@@ -347,6 +372,7 @@ async fn booking(
     path = "/bookings/{id}/cancel",
     tag = "orders",
     summary = "Cancel a booking before the show",
+    request_body = Option<CancelBody>,
     params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key return the first answer")),
     responses((status = 200, description = "Success", body = Booking), (status = "4XX", description = "A problem: see the type", body = crate::error::Problem, content_type = "application/problem+json")),
     security(("bearer" = []), ("session_cookie" = []))
@@ -356,10 +382,17 @@ async fn cancel(
     Auth(actor): Auth,
     key: KeyHeader,
     Path(id): Path<String>,
+    body: axum::body::Bytes,
 ) -> ApiResult<Response> {
     let id = path_id(&id, BookingId::parse, "booking")?;
+    let choice: CancelBody = if body.is_empty() {
+        CancelBody::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| DomainError::invalid("body", e.to_string()))?
+    };
+    let refund_to = choice.refund_to.unwrap_or_default();
     let path = format!("/api/v1/bookings/{id}/cancel");
-    let fingerprint = idempotency::fingerprint("POST", &path, "");
+    let fingerprint = idempotency::fingerprint("POST", &path, &format!("{refund_to:?}"));
     let worker = app.clone();
     idempotency::run(
         &app,
@@ -371,7 +404,13 @@ async fn cancel(
             let app = worker;
             let outcome = app
                 .store
-                .cancel_booking(&id, &actor.user_id, app.clock.now(), key.as_ref())
+                .cancel_booking(
+                    &id,
+                    &actor.user_id,
+                    app.clock.now(),
+                    refund_to,
+                    key.as_ref(),
+                )
                 .await?;
             if let Outcome::Done(cancelled) = &outcome {
                 crate::metrics::booking_cancelled(1);

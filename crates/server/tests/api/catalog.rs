@@ -246,7 +246,7 @@ async fn sale_windows_and_cancellation(engine: Engine) {
         .await;
     assert_eq!(
         (mine.body["state"].as_str(), mine.body["refund"].as_str()),
-        (Some("cancelled"), Some("pending"))
+        (Some("cancelled"), Some("refunded"))
     );
     app.call(Method::POST, "/holds", Some(&alice.token), Some(best))
         .await

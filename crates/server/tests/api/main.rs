@@ -9,6 +9,7 @@ mod limits;
 mod live;
 mod mail;
 mod matrix;
+mod money;
 mod observability;
 mod openapi;
 mod orders;

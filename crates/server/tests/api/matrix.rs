@@ -253,6 +253,9 @@ impl World {
                 "currency": "EUR", "prices": {"standard": 1, "standing": 1}})
             }
             ("PATCH", "/shows/{id}") => json!({"hold_minutes": 5}),
+            ("PUT", "/shows/{id}/refund-policy") => {
+                json!({"full_until_hours_before": 1, "partial_percent": 0})
+            }
             ("PUT", "/shows/{id}/waiting-room") => {
                 json!({"enabled": true, "admission_rate_per_minute": 10})
             }
@@ -277,6 +280,9 @@ fn allowed(who: Who, method: &Method, path: &str) -> bool {
     match path {
         "/events" | "/events/{id}" | "/shows" | "/shows/{id}" | "/shows/{id}/seats" if get => true,
         "/shows/{id}/waiting-room" if get => true,
+        "/shows/{id}/refund-policy" if get => true,
+        "/shows/{id}/refund-policy" => of_x || who == Admin,
+        "/me/wallet" => signed_in,
         "/shows/{id}/waiting-room" | "/shows/{id}/waiting-room/stats" => of_x || who == Admin,
         // The room is off: nobody has a place in its line or may take one.
         "/queues/{show_id}/join" | "/queues/{show_id}/position" => false,
@@ -329,6 +335,7 @@ async fn snapshot(app: &TestApp, world: &World) -> Vec<Value> {
         format!("/events/{}", world.event),
         format!("/shows/{}", world.show),
         format!("/shows/{}/seats", world.show),
+        format!("/shows/{}/refund-policy", world.show),
         format!("/holds/{}", world.hold),
         format!("/bookings/{}", world.booking),
         "/admin/users".to_owned(),

@@ -5,7 +5,9 @@ CREATE TABLE payments (
     hold_id            TEXT NOT NULL REFERENCES holds (id),
     user_id            TEXT NOT NULL REFERENCES users (id),
     show_id            TEXT NOT NULL REFERENCES shows (id),
+    -- What the card is charged; `wallet_minor` more comes from the wallet when it books.
     amount_minor       BIGINT NOT NULL CHECK (amount_minor >= 0),
+    wallet_minor       BIGINT NOT NULL DEFAULT 0 CHECK (wallet_minor >= 0),
     currency           TEXT NOT NULL,
     method             TEXT NOT NULL,
     card_last4         TEXT NOT NULL,

@@ -1,0 +1,237 @@
+//! The ledger side of the store, shared by both engines like `engine.rs`: posting transfers as
+//! balanced entries inside the caller's transaction (refusing to take a wallet below zero),
+//! wallets, the admin's view of the books and their check, and refund policies per show.
+
+use boxoffice_core::Timestamp;
+use boxoffice_core::ledger::Entry;
+use serde::Serialize;
+
+/// One posted movement of money.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct LedgerTransaction {
+    pub id: String,
+    pub kind: String,
+    /// The booking it is for.
+    pub reference: String,
+    pub currency: String,
+    pub entries: Vec<Entry>,
+    pub created_at: Timestamp,
+}
+
+/// What a check of the whole ledger found.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct LedgerCheck {
+    pub transactions: i64,
+    /// Transactions whose entries do not sum to zero (must be 0).
+    pub unbalanced_transactions: i64,
+    /// The sum of every entry, per currency (must be 0 for each).
+    pub totals_minor: std::collections::BTreeMap<String, i64>,
+    /// Wallets below zero (must be 0).
+    pub negative_wallets: i64,
+    pub balanced: bool,
+}
+
+macro_rules! ledger_engine {
+    ($store:ty, $db:ty, lock = $lock:literal) => {
+        use boxoffice_core::ledger::{self, RefundPolicy, Transfer};
+        use $crate::LedgerStore;
+        use $crate::ledger::{LedgerCheck, LedgerTransaction};
+
+        /// Posts `transfers` as one balanced transaction in the caller's transaction. Every
+        /// account is locked (in id order, so two posts cannot deadlock) before a wallet it
+        /// takes from is checked, so concurrent spends of one wallet cannot overdraw it.
+        async fn post(
+            conn: &mut Conn,
+            kind: &str,
+            reference: &str,
+            currency: &str,
+            transfers: &[Transfer],
+            now: Timestamp,
+        ) -> StoreResult<()> {
+            let entries = ledger::entries(transfers, currency)?;
+            if entries.is_empty() {
+                return Ok(());
+            }
+            let mut accounts: Vec<&str> = entries.iter().map(|e| e.account.as_str()).collect();
+            accounts.sort();
+            accounts.dedup();
+            for account in &accounts {
+                sqlx::query("INSERT INTO ledger_accounts (id, created_at) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING")
+                    .bind(account.to_string())
+                    .bind(now.unix_ms())
+                    .execute(&mut *conn)
+                    .await?;
+                sqlx::query(concat!("SELECT id FROM ledger_accounts WHERE id = $1", $lock))
+                    .bind(account.to_string())
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            for account in accounts.iter().filter(|a| ledger::Account::is_wallet(a)) {
+                let change: i64 = entries.iter().filter(|e| e.account == *account).map(|e| e.amount_minor).sum();
+                if change < 0 && account_balance(conn, account).await? + change < 0 {
+                    return Err(DomainError::PaymentDeclined("there is not enough in your wallet".into()).into());
+                }
+            }
+            let id = format!("ltx_{}", uuid::Uuid::now_v7().simple());
+            sqlx::query("INSERT INTO ledger_transactions (id, kind, reference, currency, created_at) VALUES ($1, $2, $3, $4, $5)")
+                .bind(id.clone())
+                .bind(kind.to_owned())
+                .bind(reference.to_owned())
+                .bind(currency.to_owned())
+                .bind(now.unix_ms())
+                .execute(&mut *conn)
+                .await?;
+            for (position, entry) in entries.iter().enumerate() {
+                sqlx::query("INSERT INTO ledger_entries (transaction_id, position, account_id, amount_minor) VALUES ($1, $2, $3, $4)")
+                    .bind(id.clone())
+                    .bind(position as i64)
+                    .bind(entry.account.clone())
+                    .bind(entry.amount_minor)
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            Ok(())
+        }
+
+        async fn account_balance(conn: &mut Conn, account: &str) -> StoreResult<i64> {
+            let balance: i64 = sqlx::query_scalar(
+                "SELECT CAST(COALESCE(SUM(amount_minor), 0) AS BIGINT) FROM ledger_entries WHERE account_id = $1",
+            )
+            .bind(account.to_owned())
+            .fetch_one(&mut *conn)
+            .await?;
+            Ok(balance)
+        }
+
+        async fn load_refund_policy(conn: &mut Conn, show: &str) -> StoreResult<RefundPolicy> {
+            let row: Option<(i64, i64)> = sqlx::query_as(
+                "SELECT full_until_hours_before, partial_percent FROM refund_policies WHERE show_id = $1",
+            )
+            .bind(show.to_owned())
+            .fetch_optional(&mut *conn)
+            .await?;
+            Ok(row
+                .map(|(full_until_hours_before, partial_percent)| RefundPolicy { full_until_hours_before, partial_percent })
+                .unwrap_or_default())
+        }
+
+        async fn load_transactions(conn: &mut Conn, filter: &str, value: &str, limit: i64) -> StoreResult<Vec<LedgerTransaction>> {
+            let sql = format!(
+                "SELECT id, kind, reference, currency, created_at FROM ledger_transactions {filter} ORDER BY id DESC LIMIT $2"
+            );
+            let rows: Vec<(String, String, String, String, i64)> = sqlx::query_as(AssertSqlSafe(sql))
+                .bind(value.to_owned())
+                .bind(limit)
+                .fetch_all(&mut *conn)
+                .await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for (id, kind, reference, currency, created_at) in rows {
+                let entries: Vec<(String, i64)> = sqlx::query_as(
+                    "SELECT account_id, amount_minor FROM ledger_entries WHERE transaction_id = $1 ORDER BY position",
+                )
+                .bind(id.clone())
+                .fetch_all(&mut *conn)
+                .await?;
+                out.push(LedgerTransaction {
+                    id,
+                    kind,
+                    reference,
+                    currency,
+                    entries: entries
+                        .into_iter()
+                        .map(|(account, amount_minor)| ledger::Entry { account, amount_minor })
+                        .collect(),
+                    created_at: Timestamp::from_unix_ms(created_at),
+                });
+            }
+            Ok(out)
+        }
+
+        #[async_trait::async_trait]
+        impl LedgerStore for $store {
+            async fn wallet(&self, user: &UserId, currency: &str, limit: i64) -> StoreResult<(i64, Vec<LedgerTransaction>)> {
+                let mut conn = self.pool.acquire().await?;
+                let account = ledger::Account::Wallet(user.clone()).id(currency);
+                let balance = account_balance(&mut *conn, &account).await?;
+                let history = load_transactions(
+                    &mut *conn,
+                    "WHERE id IN (SELECT transaction_id FROM ledger_entries WHERE account_id = $1)",
+                    &account,
+                    limit,
+                )
+                .await?;
+                Ok((balance, history))
+            }
+
+            async fn ledger(&self, account: Option<&str>, limit: i64) -> StoreResult<Vec<LedgerTransaction>> {
+                let mut conn = self.pool.acquire().await?;
+                match account {
+                    Some(account) => {
+                        load_transactions(
+                            &mut *conn,
+                            "WHERE id IN (SELECT transaction_id FROM ledger_entries WHERE account_id = $1)",
+                            account,
+                            limit,
+                        )
+                        .await
+                    }
+                    None => load_transactions(&mut *conn, "WHERE $1 = $1", "", limit).await,
+                }
+            }
+
+            async fn check_ledger(&self) -> StoreResult<LedgerCheck> {
+                let mut conn = self.pool.acquire().await?;
+                let transactions: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM ledger_transactions").fetch_one(&mut *conn).await?;
+                let unbalanced: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM (SELECT transaction_id FROM ledger_entries GROUP BY transaction_id \
+                     HAVING SUM(amount_minor) <> 0) AS off",
+                )
+                .fetch_one(&mut *conn)
+                .await?;
+                let totals: Vec<(String, i64)> = sqlx::query_as(
+                    "SELECT t.currency, CAST(COALESCE(SUM(e.amount_minor), 0) AS BIGINT) FROM ledger_entries e \
+                     JOIN ledger_transactions t ON t.id = e.transaction_id GROUP BY t.currency ORDER BY t.currency",
+                )
+                .fetch_all(&mut *conn)
+                .await?;
+                let negative: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM (SELECT account_id FROM ledger_entries WHERE account_id LIKE 'wallet:%' \
+                     GROUP BY account_id HAVING SUM(amount_minor) < 0) AS below",
+                )
+                .fetch_one(&mut *conn)
+                .await?;
+                let totals_minor: std::collections::BTreeMap<String, i64> = totals.into_iter().collect();
+                Ok(LedgerCheck {
+                    transactions,
+                    unbalanced_transactions: unbalanced,
+                    balanced: unbalanced == 0 && negative == 0 && totals_minor.values().all(|t| *t == 0),
+                    totals_minor,
+                    negative_wallets: negative,
+                })
+            }
+
+            async fn refund_policy(&self, show: &ShowId) -> StoreResult<RefundPolicy> {
+                let mut conn = self.pool.acquire().await?;
+                load_refund_policy(&mut *conn, show.as_str()).await
+            }
+
+            async fn put_refund_policy(&self, show: &ShowId, policy: &RefundPolicy) -> StoreResult<()> {
+                let mut w = self.begin_write().await?;
+                sqlx::query(
+                    "INSERT INTO refund_policies (show_id, full_until_hours_before, partial_percent) VALUES ($1, $2, $3) \
+                     ON CONFLICT (show_id) DO UPDATE SET full_until_hours_before = excluded.full_until_hours_before, \
+                     partial_percent = excluded.partial_percent",
+                )
+                .bind(show.to_string())
+                .bind(policy.full_until_hours_before)
+                .bind(policy.partial_percent)
+                .execute(&mut *w.tx)
+                .await?;
+                w.tx.commit().await?;
+                Ok(())
+            }
+        }
+    };
+}
+
+pub(crate) use ledger_engine;
