@@ -12,6 +12,8 @@ pub enum EventKind {
     BookingConfirmed,
     #[serde(rename = "booking.cancelled")]
     BookingCancelled,
+    #[serde(rename = "booking.refunded")]
+    BookingRefunded,
     #[serde(rename = "hold.expired")]
     HoldExpired,
     #[serde(rename = "show.changed")]
@@ -27,9 +29,10 @@ pub enum EventKind {
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 8] = [
+    pub const ALL: [EventKind; 9] = [
         EventKind::BookingConfirmed,
         EventKind::BookingCancelled,
+        EventKind::BookingRefunded,
         EventKind::HoldExpired,
         EventKind::ShowChanged,
         EventKind::ShowCancelled,
@@ -42,6 +45,7 @@ impl EventKind {
         match self {
             EventKind::BookingConfirmed => "booking.confirmed",
             EventKind::BookingCancelled => "booking.cancelled",
+            EventKind::BookingRefunded => "booking.refunded",
             EventKind::HoldExpired => "hold.expired",
             EventKind::ShowChanged => "show.changed",
             EventKind::ShowCancelled => "show.cancelled",

@@ -8,7 +8,7 @@
 
 use crate::state::AppState;
 use boxoffice_core::Timestamp;
-use boxoffice_core::outbox::{retry_delay_ms, still_trying};
+use boxoffice_core::outbox::{EventKind, retry_delay_ms, still_trying};
 use boxoffice_store::{Attempt, Channel, DueDelivery, StoreError};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -116,6 +116,7 @@ async fn round(app: &AppState, http: &reqwest::Client) -> Result<(), StoreError>
     if app.redis.is_some() {
         stream(app).await?;
     }
+    announce(app).await?;
     app.mailer.round(app).await?;
     loop {
         let due = app
@@ -189,6 +190,26 @@ fn describe(error: &reqwest::Error) -> String {
     } else {
         "the request failed".into()
     }
+}
+
+/// Tells the show's viewers (everywhere, through the live layer) that it changed or was
+/// cancelled; other events are not the seat map's business.
+async fn announce(app: &AppState) -> Result<(), StoreError> {
+    let messages = app.store.unsent(Channel::Live, EVENT_BATCH).await?;
+    for message in &messages {
+        let change = match message.kind {
+            EventKind::ShowChanged => crate::live::Change::ShowChanged,
+            EventKind::ShowCancelled => crate::live::Change::ShowCancelled,
+            _ => continue,
+        };
+        if let Some(show) = boxoffice_core::ids::ShowId::parse(&message.subject) {
+            app.announce(&show, change).await;
+        }
+    }
+    let ids: Vec<_> = messages.iter().map(|m| m.id.clone()).collect();
+    app.store
+        .mark_sent(Channel::Live, &ids, app.clock.now())
+        .await
 }
 
 /// Publishes new events to `bo:events:{organizer}` (fields `id`, `type`, `body`), then marks

@@ -333,9 +333,10 @@ async fn letters_for(app: &AppState, message: &Message, base: &str) -> anyhow::R
             }]
         }
         // Organizers hear about these through webhooks; customers get the booking's own mail.
-        EventKind::ShowCancelled | EventKind::PaymentSucceeded | EventKind::PaymentFailed => {
-            Vec::new()
-        }
+        EventKind::ShowCancelled
+        | EventKind::BookingRefunded
+        | EventKind::PaymentSucceeded
+        | EventKind::PaymentFailed => Vec::new(),
     };
     Ok(letters)
 }

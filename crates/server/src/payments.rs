@@ -507,6 +507,25 @@ async fn refund_unbookable(app: &AppState, payment: &Payment) -> ApiResult<()> {
     Ok(())
 }
 
+/// The customer let the hold go: a payment still waiting for their bank's check is cancelled
+/// (one the provider is already deciding runs on; if it succeeds, it is refunded).
+pub async fn abandon(app: &AppState, hold: &HoldId) -> ApiResult<()> {
+    for payment in app.store.payments_of_hold(hold).await? {
+        if payment.state == PaymentState::RequiresAction {
+            app.store
+                .move_payment(
+                    &payment.id,
+                    &[PaymentState::RequiresAction],
+                    PaymentState::Cancelled,
+                    Some("the customer released the seats"),
+                    app.clock.now(),
+                )
+                .await?;
+        }
+    }
+    Ok(())
+}
+
 /// The customer passed the provider's check: the outcome follows by webhook, and the hold is
 /// kept alive meanwhile.
 pub async fn complete_action(app: &AppState, payment: &Payment) -> ApiResult<Payment> {

@@ -148,6 +148,13 @@ impl AppState {
     }
 
     /// Drops what this process remembers about the show.
+    /// The show's terms changed here: what this process remembers of it is out of date (the
+    /// outbox tells viewers and other instances).
+    pub fn forget_show(&self, show: &ShowId) {
+        self.waiting.forget(show);
+        self.forget(show, true);
+    }
+
     pub fn forget(&self, show: &ShowId, freed: bool) {
         if freed {
             self.filter.lock().expect("filter lock").forget(show);

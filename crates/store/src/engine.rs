@@ -994,6 +994,18 @@ macro_rules! store_engine {
                     now,
                 )
                 .await?;
+                if refund > 0 {
+                    emit(
+                        conn,
+                        show.organizer_id.as_str(),
+                        EventKind::BookingRefunded,
+                        cancelled.id.as_str(),
+                        serde_json::json!({ "booking_id": cancelled.id, "refunded_minor": refund, "refund_to": refund_to,
+                                            "wallet_minor": cancelled.wallet_minor, "currency": cancelled.total.currency }),
+                        now,
+                    )
+                    .await?;
+                }
                 finish(self, w, idem, cancelled, now).await
             }
 
@@ -1401,6 +1413,16 @@ macro_rules! store_engine {
                         ledger::RefundTo::Card,
                     );
                     post(conn, "show_cancelled_refund", booking_id, currency, &back, now).await?;
+                    emit(
+                        conn,
+                        &organizer,
+                        EventKind::BookingRefunded,
+                        booking_id,
+                        serde_json::json!({ "booking_id": booking_id, "refunded_minor": total, "refund_to": "card",
+                                            "wallet_minor": wallet, "currency": currency }),
+                        now,
+                    )
+                    .await?;
                     emit(
                         conn,
                         &organizer,

@@ -347,6 +347,8 @@ pub enum Channel {
     Stream,
     /// E-mail to the customers concerned.
     Mail,
+    /// Viewers of the show (show changed or cancelled), on every instance.
+    Live,
 }
 
 impl Channel {
@@ -354,6 +356,7 @@ impl Channel {
         match self {
             Channel::Stream => "streamed_at",
             Channel::Mail => "mailed_at",
+            Channel::Live => "announced_at",
         }
     }
 }

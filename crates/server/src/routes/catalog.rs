@@ -808,8 +808,9 @@ async fn update_show(
         .ok_or(DomainError::NotFound("venue"))?;
     let show = current.apply(body.value, &venue)?;
     app.store.update_show(&show, app.clock.now()).await?;
-    app.announce(&show.id, crate::live::Change::ShowChanged)
-        .await;
+    // Viewers hear of it through the outbox (at least once, even if this process dies now);
+    // this process's caches forget the old show at once.
+    app.forget_show(&show.id);
     Ok(Json(show))
 }
 
@@ -837,8 +838,7 @@ async fn cancel_show(
     let show = managed_show(&app, &actor, &id).await?;
     let bookings_cancelled = app.store.cancel_show(&show.id, app.clock.now()).await?;
     crate::metrics::booking_cancelled(bookings_cancelled.max(0) as u64);
-    app.announce(&show.id, crate::live::Change::ShowCancelled)
-        .await;
+    app.forget_show(&show.id);
     let show = app
         .store
         .show(&show.id)

@@ -163,6 +163,29 @@ async fn every_test_card_has_its_outcome(engine: Engine) {
     .await;
     assert_eq!(state_of(&app, &show, "B1").await, "sold");
 
+    // Letting the seats go cancels a payment still waiting for the bank's check.
+    let fifth = held(&app, &alice, &show, &["B2"]).await;
+    let waiting = pay(&app, &alice, &fifth, CARD_THREE_D_SECURE, "k8").await;
+    let waiting_id = waiting.body["id"].as_str().unwrap().to_owned();
+    let released = app
+        .call(
+            Method::DELETE,
+            &format!("/holds/{fifth}"),
+            Some(&alice.token),
+            None,
+        )
+        .await;
+    assert_eq!(released.status, StatusCode::OK, "{}", released.body);
+    until_state(&app, &alice, &waiting_id, "cancelled").await;
+    app.call(
+        Method::POST,
+        &format!("/payments/{waiting_id}/confirm"),
+        Some(&alice.token),
+        None,
+    )
+    .await
+    .problem(409, "conflict");
+
     // Someone else's payment reads as missing.
     let bob = app.register("bob-pay@example.com", "customer").await;
     app.call(
