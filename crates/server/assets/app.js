@@ -168,8 +168,10 @@
       location.href = "/";
     }));
     $$("[data-cancel-booking]").forEach((button) => button.addEventListener("click", async () => {
-      if (!confirm("Cancel this booking? The seats go back on sale.")) return;
-      const result = await api("POST", "/api/v1/bookings/" + button.dataset.cancelBooking + "/cancel");
+      if (!confirm("Cancel this booking? The seats go back on sale; the show's refund policy decides how much comes back.")) return;
+      const choice = $('[data-refund-to="' + button.dataset.cancelBooking + '"]');
+      const result = await api("POST", "/api/v1/bookings/" + button.dataset.cancelBooking + "/cancel",
+        { refund_to: choice ? choice.value : "card" });
       if (!result.ok) return fail(result);
       location.reload();
     }));

@@ -362,6 +362,13 @@ async fn customers_organizers_and_admins_use_the_pages() {
 
     // The customer cancels the booking; its seats go back on sale.
     customer.open(&format!("{base}/bookings")).await;
+    assert!(customer.text("#wallet").await.contains("€0.00"));
+    customer
+        .js(
+            "document.querySelector('[data-refund-to]').value = 'wallet'",
+            vec![],
+        )
+        .await;
     customer.click("[data-cancel-booking]").await;
     customer
         .client
@@ -374,6 +381,9 @@ async fn customers_organizers_and_admins_use_the_pages() {
             "const s = document.querySelector('[data-booking] .state'); return s && s.textContent === 'Cancelled'",
         )
         .await;
+    // Less than a day before the show the default policy gives half back, here to the wallet.
+    let wallet = customer.text("#wallet").await;
+    assert!(wallet.contains("€20.00"), "{wallet}");
     watcher
         .until(
             "A3 free again on the watcher's map",

@@ -667,8 +667,12 @@ async fn bookings(
         for booking in list {
             bookings.push(booking_context(&app, &visit, booking, &mut shows).await?);
         }
+        let wallet = visit.get("/me/wallet?limit=5").await?;
         visit
-            .render("bookings.html", json!({ "bookings": bookings }))
+            .render(
+                "bookings.html",
+                json!({ "bookings": bookings, "wallet": wallet }),
+            )
             .await
     }
     .await;

@@ -73,7 +73,7 @@ async fn state_of(app: &TestApp, show: &Value, label: &str) -> String {
 
 async fn every_test_card_has_its_outcome(engine: Engine) {
     let app = TestApp::spawn(engine).await;
-    let (_, show) = app.show_with("pay-org@example.com", 8, 10, 4).await;
+    let (_, show) = app.show_with("pay-org@example.com", 8, 10, 8).await;
     let alice = app.register("alice-pay@example.com", "customer").await;
 
     // Success: booked at once, the payment succeeded with it.
