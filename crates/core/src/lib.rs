@@ -17,6 +17,7 @@ pub mod money;
 pub mod outbox;
 pub mod payment;
 pub mod schedule;
+pub mod ticket;
 pub mod user;
 pub mod venue;
 pub mod waiting;

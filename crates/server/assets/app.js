@@ -175,6 +175,7 @@
       if (!result.ok) return fail(result);
       location.reload();
     }));
+    $$("[data-print]").forEach((button) => button.addEventListener("click", () => window.print()));
     $$("[data-admin-action]").forEach((button) => button.addEventListener("click", async () => {
       const result = await api("POST", button.dataset.adminAction);
       if (!result.ok) return fail(result);

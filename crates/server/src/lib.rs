@@ -23,7 +23,7 @@ pub mod sweeper;
 pub mod waiting_room;
 
 use crate::auth::{Passwords, Tokens};
-use crate::state::{AppState, Inner, ServerConfig, TicketSigner};
+use crate::state::{AppState, Inner, ServerConfig, TicketKeys};
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, Request};
 use axum::routing::get;
@@ -56,7 +56,6 @@ pub async fn state(
     metrics::handle();
     let fresh_key = || base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 32]>());
     let token_key = store.secret("token_signing_key", &fresh_key()).await?;
-    let ticket_key = store.secret("ticket_signing_key", &fresh_key()).await?;
     let admission_key = store.secret("admission_signing_key", &fresh_key()).await?;
     let provider_key = store.secret("payment_webhook_secret", &fresh_key()).await?;
     let own_url = Arc::new(std::sync::OnceLock::new());
@@ -87,7 +86,7 @@ pub async fn state(
         mailer: mail::Mailer::new(config.mail.clone())?,
         passwords: Passwords::new(config.password_cost, config.hashing_concurrency)?,
         tokens: Tokens::new(token_key.as_bytes(), config.token_ttl_minutes),
-        tickets: TicketSigner::new(ticket_key.as_bytes()),
+        tickets: TicketKeys::default(),
         in_flight: Default::default(),
         reads: cache::ReadCache::new(config.read_cache_ms),
         filter: std::sync::Mutex::new(boxoffice_core::filter::AvailabilityFilter::new(

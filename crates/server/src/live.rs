@@ -60,6 +60,10 @@ pub enum Change {
         line_length: u64,
         sold_out: bool,
     },
+    /// Someone came in through the door: how many are in now.
+    CheckedIn {
+        checked_in: i64,
+    },
 }
 
 impl Change {
@@ -72,6 +76,7 @@ impl Change {
             Change::ShowChanged => "show_changed",
             Change::ShowCancelled => "show_cancelled",
             Change::QueuePosition { .. } => "queue_position",
+            Change::CheckedIn { .. } => "checked_in",
         }
     }
 
@@ -79,7 +84,7 @@ impl Change {
     fn moves_counts(&self) -> bool {
         !matches!(
             self,
-            Change::Availability { .. } | Change::QueuePosition { .. }
+            Change::Availability { .. } | Change::QueuePosition { .. } | Change::CheckedIn { .. }
         )
     }
 
@@ -396,7 +401,7 @@ impl Live {
     }
 }
 
-const KINDS: [&str; 7] = [
+const KINDS: [&str; 8] = [
     "seat_held",
     "seat_released",
     "seat_sold",
@@ -404,6 +409,7 @@ const KINDS: [&str; 7] = [
     "show_changed",
     "show_cancelled",
     "queue_position",
+    "checked_in",
 ];
 
 /// `{"seq":N,"type":"snapshot","show_id":…,"seat_map":{…}}`; the seat map is already JSON.

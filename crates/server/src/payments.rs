@@ -379,7 +379,10 @@ async fn pay_from_wallet(
         .await?
         .ok_or(DomainError::NotFound("hold"))?;
     hold.check_confirmable(user, now)?;
-    let sign = |id: &boxoffice_core::ids::TicketId| app.tickets.sign(id);
+    let signer = ticket_key(app, &hold.show_id).await?;
+    let sign = |claims: &boxoffice_core::ticket::TicketClaims| {
+        boxoffice_core::ticket::sign(claims, &signer)
+    };
     let cmd = ConfirmHold {
         booking_id: BookingId::generate(),
         hold_id,
@@ -393,6 +396,19 @@ async fn pay_from_wallet(
     let outcome = app.store.confirm_hold(cmd, key).await?;
     announce_sold(app, &outcome).await;
     Ok(Paid::Booked(outcome))
+}
+
+/// The key that signs the tickets of the show's organizer.
+async fn ticket_key(
+    app: &AppState,
+    show: &boxoffice_core::ids::ShowId,
+) -> ApiResult<ed25519_dalek::SigningKey> {
+    let show = app
+        .store
+        .show(show)
+        .await?
+        .ok_or(DomainError::NotFound("show"))?;
+    Ok(app.tickets.of(&*app.store, &show.organizer_id).await?)
 }
 
 async fn announce_sold(app: &AppState, outcome: &Outcome<boxoffice_core::booking::Booking>) {
@@ -435,7 +451,10 @@ async fn book(
     payment: &Payment,
     key: Option<&boxoffice_store::IdempotencyKey>,
 ) -> ApiResult<Outcome<boxoffice_core::booking::Booking>> {
-    let sign = |id: &boxoffice_core::ids::TicketId| app.tickets.sign(id);
+    let signer = ticket_key(app, &payment.show_id).await?;
+    let sign = |claims: &boxoffice_core::ticket::TicketClaims| {
+        boxoffice_core::ticket::sign(claims, &signer)
+    };
     let cmd = ConfirmHold {
         booking_id: BookingId::generate(),
         hold_id: payment.hold_id.clone(),

@@ -8,10 +8,8 @@ use crate::live::{Change, Live, LiveLimits};
 use crate::ratelimit::RateLimits;
 use base64::Engine as _;
 use boxoffice_core::Clock;
-use boxoffice_core::ids::{ShowId, TicketId};
+use boxoffice_core::ids::{OrganizerId, ShowId};
 use boxoffice_store::Store;
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
 use std::ops::Deref;
 use std::sync::Arc;
 use std::time::Duration;
@@ -75,29 +73,43 @@ impl Default for ServerConfig {
     }
 }
 
-/// Signs ticket ids so a door scanner can tell a real ticket from a made-up one.
-#[derive(Clone)]
-pub struct TicketSigner {
-    key: Arc<Vec<u8>>,
+/// Each organizer's Ed25519 ticket key, made on first use and kept in the database (so every
+/// instance signs with the same key and scanners need only the published public key).
+#[derive(Default)]
+pub struct TicketKeys {
+    keys: std::sync::Mutex<std::collections::HashMap<OrganizerId, ed25519_dalek::SigningKey>>,
 }
 
-impl TicketSigner {
-    pub fn new(key: &[u8]) -> Self {
-        Self {
-            key: Arc::new(key.to_vec()),
-        }
-    }
+/// Organizers whose keys are kept in memory at most; beyond it the cache starts over.
+const TICKET_KEYS_CACHED: usize = 10_000;
 
-    pub fn sign(&self, id: &TicketId) -> String {
-        let mut mac =
-            Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes keys of any length");
-        mac.update(id.as_str().as_bytes());
-        let tag = mac.finalize().into_bytes();
-        format!(
-            "{}.{}",
-            id,
-            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&tag[..16])
-        )
+impl TicketKeys {
+    pub async fn of(
+        &self,
+        store: &dyn Store,
+        organizer: &OrganizerId,
+    ) -> Result<ed25519_dalek::SigningKey, boxoffice_store::StoreError> {
+        if let Some(key) = self.keys.lock().expect("ticket keys").get(organizer) {
+            return Ok(key.clone());
+        }
+        let fresh = base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 32]>());
+        let stored = store
+            .secret(&format!("ticket_ed25519:{organizer}"), &fresh)
+            .await?;
+        let bytes: [u8; 32] = base64::engine::general_purpose::STANDARD
+            .decode(stored)
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| {
+                boxoffice_store::StoreError::Corrupt("a ticket key is not 32 bytes".into())
+            })?;
+        let key = boxoffice_core::ticket::signing_key(&bytes);
+        let mut keys = self.keys.lock().expect("ticket keys");
+        if keys.len() >= TICKET_KEYS_CACHED {
+            keys.clear();
+        }
+        keys.insert(organizer.clone(), key.clone());
+        Ok(key)
     }
 }
 
@@ -106,7 +118,7 @@ pub struct Inner {
     pub clock: Arc<dyn Clock>,
     pub passwords: Passwords,
     pub tokens: Tokens,
-    pub tickets: TicketSigner,
+    pub tickets: TicketKeys,
     pub in_flight: InFlight,
     pub reads: crate::cache::ReadCache,
     pub filter: std::sync::Mutex<boxoffice_core::filter::AvailabilityFilter>,

@@ -162,6 +162,18 @@ async fn customers_organizers_and_admins_use_the_pages() {
     assert_eq!(tickets, json!(["A3", "A4"]));
     capture(&customer, &base, "booking").await;
 
+    // Each ticket has a printable page with its QR code.
+    customer.click(".ticket a").await;
+    customer.until_at("/tickets/").await;
+    customer
+        .until(
+            "the ticket's QR code",
+            "return document.querySelectorAll('.qr svg').length === 1",
+        )
+        .await;
+    assert!(customer.text(".seat-big").await.starts_with("A3"));
+    capture(&customer, &base, "ticket").await;
+
     watcher
         .until(
             "A3 and A4 sold on the watcher's map",

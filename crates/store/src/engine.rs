@@ -37,6 +37,7 @@ macro_rules! store_engine {
         $crate::outbox::outbox_engine!($store, $db, lock = $lock, skip_locked = $skip_locked);
         $crate::payments::payments_engine!($store, $db);
         $crate::ledger::ledger_engine!($store, $db, lock = $lock);
+        $crate::checkin::checkin_engine!($store, $db, share = $share);
         use boxoffice_core::venue::Venue;
         use boxoffice_core::{DomainError, FieldError, Money, Timestamp};
         use sqlx::AssertSqlSafe;
@@ -853,8 +854,17 @@ macro_rules! store_engine {
                         .flat_map(|item| (0..item.quantity).map(move |_| item))
                         .map(|item| {
                             let id = TicketId::generate();
+                            let claims = boxoffice_core::ticket::TicketClaims {
+                                ticket_id: id.clone(),
+                                show_id: hold.show_id.clone(),
+                                organizer_id: show.organizer_id.clone(),
+                                seat: item.label.clone(),
+                                holder: hold.user_id.clone(),
+                                valid_from: show.starts_at.plus_minutes(-boxoffice_core::ticket::DOORS_OPEN_HOURS * 60),
+                                valid_until: show.ends_at.plus_minutes(boxoffice_core::ticket::VALID_AFTER_END_HOURS * 60),
+                            };
                             boxoffice_core::booking::Ticket {
-                                code: (cmd.sign_ticket)(&id),
+                                code: (cmd.sign_ticket)(&claims),
                                 id,
                                 seat_id: item.seat_id.clone(),
                                 area_id: item.area_id.clone(),

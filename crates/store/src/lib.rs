@@ -5,6 +5,7 @@
 //! decided inside one transaction, all or nothing.
 
 mod accounts;
+mod checkin;
 mod engine;
 mod ledger;
 mod outbox;
@@ -29,6 +30,7 @@ use boxoffice_core::{DomainError, Timestamp};
 use serde::Serialize;
 use std::sync::Arc;
 
+pub use checkin::Admission;
 pub use ledger::{LedgerCheck, LedgerTransaction};
 pub use outbox::{Attempt, DeliveryView, DueDelivery, Message, WebhookEndpoint};
 pub use payments::Payment;
@@ -118,7 +120,8 @@ pub struct ConfirmHold<'a> {
     /// whole when the wallet does not hold it at commit.
     pub wallet_minor: i64,
     pub now: Timestamp,
-    pub sign_ticket: &'a (dyn Fn(&TicketId) -> String + Send + Sync),
+    /// Makes each ticket's code from what it vouches for (the organizer's signature).
+    pub sign_ticket: &'a (dyn Fn(&boxoffice_core::ticket::TicketClaims) -> String + Send + Sync),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -475,9 +478,32 @@ pub trait LedgerStore: Send + Sync {
     ) -> StoreResult<()>;
 }
 
+/// Tickets at the door.
+#[async_trait]
+pub trait TicketStore: Send + Sync {
+    /// A ticket with its booking.
+    async fn ticket(
+        &self,
+        id: &TicketId,
+    ) -> StoreResult<Option<(boxoffice_core::booking::Ticket, Booking)>>;
+    /// Admits the ticket unless it was admitted before or its booking was cancelled; decided in
+    /// one conditional insert, so of any number of simultaneous scans exactly one admits.
+    async fn check_in(
+        &self,
+        ticket: &TicketId,
+        gate: &str,
+        scanned_at: Timestamp,
+        staff: &UserId,
+        now: Timestamp,
+    ) -> StoreResult<Admission>;
+    /// Tickets of the show's cancelled bookings, for scanners to refuse offline.
+    async fn revoked_tickets(&self, show: &ShowId, limit: i64) -> StoreResult<Vec<TicketId>>;
+    async fn checked_in(&self, show: &ShowId) -> StoreResult<i64>;
+}
+
 #[async_trait]
 pub trait Store:
-    AccountStore + OutboxStore + PaymentStore + LedgerStore + Send + Sync + 'static
+    AccountStore + OutboxStore + PaymentStore + LedgerStore + TicketStore + Send + Sync + 'static
 {
     /// `sqlite` or `postgres`, for logs and health output.
     fn engine(&self) -> &'static str;

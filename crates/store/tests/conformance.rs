@@ -176,7 +176,8 @@ impl Fixture {
         user: &UserId,
         now: Timestamp,
     ) -> Result<boxoffice_core::booking::Booking, StoreError> {
-        let sign = |id: &TicketId| format!("signed:{id}");
+        let sign =
+            |claims: &boxoffice_core::ticket::TicketClaims| format!("signed:{}", claims.ticket_id);
         let cmd = ConfirmHold {
             payment_id: None,
             wallet_minor: 0,

@@ -56,6 +56,7 @@ pub fn router(api: Router) -> Router<AppState> {
         .route("/holds/{id}", get(hold))
         .route("/bookings", get(bookings))
         .route("/bookings/{id}", get(booking))
+        .route("/tickets/{id}", get(ticket))
         .route("/signin", get(signin))
         .route("/signup", get(signup))
         .route("/organizer", get(organizer))
@@ -94,6 +95,7 @@ fn templates() -> Environment<'static> {
         ),
         ("admin.html", include_str!("../../templates/admin.html")),
         ("problem.html", include_str!("../../templates/problem.html")),
+        ("ticket.html", include_str!("../../templates/ticket.html")),
     ] {
         env.add_template(name, source)
             .unwrap_or_else(|e| panic!("template {name} does not compile: {e}"));
@@ -679,6 +681,31 @@ async fn bookings(
     page(&visit, result).await
 }
 
+/// A ticket to print or show at the door, with its QR code.
+async fn ticket(
+    State(app): State<AppState>,
+    axum::Extension(pages): axum::Extension<Arc<Pages>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let id = segment(&id);
+    let here = format!("/tickets/{id}");
+    let visit = Visit::new(&pages, &headers, here.clone());
+    let result = async {
+        let view = visit.get(&format!("/tickets/{id}")).await?;
+        let (show, event) =
+            show_and_event(&app, &visit, view["show_id"].as_str().unwrap_or("")).await?;
+        visit
+            .render(
+                "ticket.html",
+                json!({ "view": view, "show": show, "event": { "title": event["title"] } }),
+            )
+            .await
+    }
+    .await;
+    page(&visit, result).await
+}
+
 #[derive(Deserialize)]
 struct Next {
     #[serde(default)]
@@ -915,6 +942,6 @@ mod tests {
     #[test]
     fn every_template_compiles() {
         let env = templates();
-        assert!(env.templates().count() >= 15);
+        assert!(env.templates().count() >= 16);
     }
 }

@@ -10,6 +10,7 @@ mod orders;
 mod organizer;
 pub(crate) mod payments;
 mod queue;
+mod tickets;
 mod webhooks;
 
 use crate::state::AppState;
@@ -32,6 +33,7 @@ use utoipa_axum::router::OpenApiRouter;
         (name = "events", description = "Events and schedules"),
         (name = "shows", description = "Shows, seat maps and sales"),
         (name = "orders", description = "Holds and bookings"),
+        (name = "tickets", description = "Signed tickets, public keys, revocations and check-in"),
         (name = "webhooks", description = "Domain events sent to the organizer's endpoints"),
     )
 )]
@@ -73,4 +75,5 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(webhooks::router())
         .merge(payments::router())
         .merge(money::router())
+        .merge(tickets::router())
 }

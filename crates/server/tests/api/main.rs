@@ -17,6 +17,7 @@ mod payments;
 mod races;
 mod sessions;
 mod tenants;
+mod tickets;
 mod waiting;
 mod walls;
 mod webhooks;

@@ -37,6 +37,8 @@ struct World {
     delivery: String,
     /// The payment of `booking`.
     payment: String,
+    /// A ticket of `booking`.
+    ticket: String,
 }
 
 /// An account with its session, for casting in a world.
@@ -168,6 +170,7 @@ async fn world(
         webhook,
         delivery,
         payment,
+        ticket: booking["tickets"][0]["id"].as_str().unwrap().to_owned(),
         tokens: vec![
             (Who::Anonymous, None),
             (Who::CustomerA, token(buyer)),
@@ -213,6 +216,10 @@ impl World {
             &self.webhook
         } else if path.starts_with("/payments/") {
             &self.payment
+        } else if path.starts_with("/tickets/") {
+            &self.ticket
+        } else if path.starts_with("/organizers/") {
+            &self.organizer_x
         } else {
             &self.staff_x
         };
@@ -243,6 +250,8 @@ impl World {
             }
             ("POST", "/events") => json!({"title": "E", "kind": "other"}),
             ("POST", "/webhooks") => json!({"url": "http://127.0.0.1:9/taken-over"}),
+            ("POST", "/checkin") => json!({"code": "BO1.x.y", "gate": "north"}),
+            ("POST", "/checkin/batch") => json!({"scans": []}),
             ("PATCH", "/events/{id}") => json!({"title": "Taken over"}),
             ("POST", "/events/{id}/schedule") => {
                 json!({"venue_id": self.venue, "from": "2030-03-01", "to": "2030-03-02",
@@ -283,6 +292,10 @@ fn allowed(who: Who, method: &Method, path: &str) -> bool {
         "/shows/{id}/refund-policy" if get => true,
         "/shows/{id}/refund-policy" => of_x || who == Admin,
         "/me/wallet" => signed_in,
+        "/organizers/{id}/ticket-keys" => get,
+        "/tickets/{id}" => matches!(who, CustomerA | OwnerX | StaffX | Admin),
+        "/shows/{id}/revocations" | "/shows/{id}/checkins" => of_x || who == Admin,
+        "/checkin" | "/checkin/batch" => member,
         "/shows/{id}/waiting-room" | "/shows/{id}/waiting-room/stats" => of_x || who == Admin,
         // The room is off: nobody has a place in its line or may take one.
         "/queues/{show_id}/join" | "/queues/{show_id}/position" => false,
