@@ -173,7 +173,12 @@ pub struct Hold {
     pub user_id: UserId,
     pub state: HoldState,
     pub items: Vec<HoldItem>,
+    /// What is to pay: the items' prices less the discount.
     pub total: Money,
+    /// Taken off by `promo_code`.
+    pub discount_minor: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub promo_code: Option<String>,
     pub created_at: Timestamp,
     pub expires_at: Timestamp,
 }

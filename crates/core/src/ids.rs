@@ -67,6 +67,7 @@ prefixed_id!(
 );
 prefixed_id!(WebhookId, "whk");
 prefixed_id!(PaymentId, "pay");
+prefixed_id!(PromoId, "promo");
 prefixed_id!(DeliveryId, "dlv");
 
 #[cfg(test)]

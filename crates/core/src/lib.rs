@@ -16,6 +16,7 @@ pub mod model;
 pub mod money;
 pub mod outbox;
 pub mod payment;
+pub mod promo;
 pub mod schedule;
 pub mod ticket;
 pub mod user;

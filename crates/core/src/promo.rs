@@ -90,7 +90,11 @@ impl PromoInput {
             "give an event or a show, not both",
         );
         match self.discount {
-            Discount::Percent(p) => problems.check((1..=100).contains(&p), "discount.percent", "must be 1 to 100"),
+            Discount::Percent(p) => problems.check(
+                (1..=100).contains(&p),
+                "discount.percent",
+                "must be 1 to 100",
+            ),
             Discount::Amount(a) => problems.check(a > 0, "discount.amount", "must be more than 0"),
         }
         if let (Some(from), Some(until)) = (self.valid_from, self.valid_until) {
@@ -135,16 +139,26 @@ impl Promo {
             && self.event_id.as_ref().is_none_or(|e| *e == show.event_id)
             && self.show_id.as_ref().is_none_or(|s| *s == show.id);
         if !scoped {
-            return Err(DomainError::invalid("promo_code", "this code is not valid for this show"));
+            return Err(DomainError::invalid(
+                "promo_code",
+                "this code is not valid for this show",
+            ));
         }
-        if self.valid_from.is_some_and(|from| now < from) || self.valid_until.is_some_and(|until| now >= until) {
-            return Err(DomainError::invalid("promo_code", "this code is not valid at this time"));
+        if self.valid_from.is_some_and(|from| now < from)
+            || self.valid_until.is_some_and(|until| now >= until)
+        {
+            return Err(DomainError::invalid(
+                "promo_code",
+                "this code is not valid at this time",
+            ));
         }
         if uses >= self.max_uses {
             return Err(DomainError::Conflict("this code has been used up".into()));
         }
         if uses_by_customer >= self.max_uses_per_customer {
-            return Err(DomainError::Conflict("you have used this code as often as it allows".into()));
+            return Err(DomainError::Conflict(
+                "you have used this code as often as it allows".into(),
+            ));
         }
         Ok(())
     }
@@ -183,7 +197,15 @@ mod tests {
             .into_promo(OrganizerId::generate(), Timestamp::from_unix_ms(0))
             .unwrap();
         assert_eq!(fixed.discount_minor(1_200), 1_200);
-        assert!(input(Discount::Percent(0)).into_promo(OrganizerId::generate(), Timestamp::from_unix_ms(0)).is_err());
-        assert!(input(Discount::Amount(-1)).into_promo(OrganizerId::generate(), Timestamp::from_unix_ms(0)).is_err());
+        assert!(
+            input(Discount::Percent(0))
+                .into_promo(OrganizerId::generate(), Timestamp::from_unix_ms(0))
+                .is_err()
+        );
+        assert!(
+            input(Discount::Amount(-1))
+                .into_promo(OrganizerId::generate(), Timestamp::from_unix_ms(0))
+                .is_err()
+        );
     }
 }

@@ -311,7 +311,9 @@
     async function hold(request) {
       const token = sessionStorage.getItem("admission:" + showId);
       const headers = token ? { "x-admission-token": token } : {};
-      const result = await api("POST", "/api/v1/holds", Object.assign({ show_id: showId }, request), headers);
+      const promo = $("#promo-code");
+      const code = promo && promo.value.trim() ? { promo_code: promo.value.trim() } : {};
+      const result = await api("POST", "/api/v1/holds", Object.assign({ show_id: showId }, request, code), headers);
       if (result.ok) { location.href = "/holds/" + result.data.id; return; }
       if (result.data && result.data.type === "admission_required") {
         say(describe(result), "warn");

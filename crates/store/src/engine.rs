@@ -38,6 +38,7 @@ macro_rules! store_engine {
         $crate::payments::payments_engine!($store, $db);
         $crate::ledger::ledger_engine!($store, $db, lock = $lock);
         $crate::checkin::checkin_engine!($store, $db, share = $share);
+        $crate::promo::promo_engine!($store, $db, lock = $lock);
         use boxoffice_core::venue::Venue;
         use boxoffice_core::{DomainError, FieldError, Money, Timestamp};
         use sqlx::AssertSqlSafe;
@@ -82,7 +83,7 @@ macro_rules! store_engine {
 
         async fn load_hold(conn: &mut Conn, id: &str) -> StoreResult<Option<Hold>> {
             let row: Option<HoldRow> = sqlx::query_as(concat!(
-                "SELECT id, show_id, user_id, state, total_minor, currency, created_at, expires_at ",
+                "SELECT id, show_id, user_id, state, total_minor, currency, discount_minor, promo_code, created_at, expires_at ",
                 "FROM holds WHERE id = $1"
             ))
             .bind(id)
@@ -407,10 +408,10 @@ macro_rules! store_engine {
             Ok(items)
         }
 
-        async fn insert_hold_rows(conn: &mut Conn, hold: &Hold) -> StoreResult<()> {
+        async fn insert_hold_rows(conn: &mut Conn, hold: &Hold, promo_id: Option<&str>) -> StoreResult<()> {
             sqlx::query(
-                "INSERT INTO holds (id, show_id, user_id, state, total_minor, currency, created_at, expires_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                "INSERT INTO holds (id, show_id, user_id, state, total_minor, currency, created_at, expires_at, \
+                 promo_id, promo_code, discount_minor) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
             )
             .bind(hold.id.to_string())
             .bind(hold.show_id.to_string())
@@ -420,6 +421,9 @@ macro_rules! store_engine {
             .bind(hold.total.currency.to_string())
             .bind(hold.created_at.unix_ms())
             .bind(hold.expires_at.unix_ms())
+            .bind(promo_id.map(str::to_owned))
+            .bind(hold.promo_code.clone())
+            .bind(hold.discount_minor)
             .execute(&mut *conn)
             .await?;
             for (position, item) in hold.items.iter().enumerate() {
@@ -775,17 +779,25 @@ macro_rules! store_engine {
                     }
                     HoldRequest::Areas(areas) => claim_areas(conn, &show, areas, cmd.now).await?,
                 };
+                let subtotal = total_of(&items);
+                let applied = match &cmd.promo_code {
+                    Some(code) => Some(apply_promo(conn, &show, cmd.user_id.as_str(), code, subtotal, cmd.now).await?),
+                    None => None,
+                };
+                let discount = applied.as_ref().map_or(0, |(_, d)| *d);
                 let hold = Hold {
                     id: cmd.hold_id.clone(),
                     show_id: show.id.clone(),
                     user_id: cmd.user_id.clone(),
                     state: HoldState::Active,
-                    total: Money::new(total_of(&items), show.currency.clone()),
+                    total: Money::new(subtotal - discount, show.currency.clone()),
+                    discount_minor: discount,
+                    promo_code: applied.as_ref().map(|(p, _)| p.code.clone()),
                     items,
                     created_at: cmd.now,
                     expires_at,
                 };
-                insert_hold_rows(conn, &hold).await?;
+                insert_hold_rows(conn, &hold, applied.as_ref().map(|(p, _)| p.id.as_str())).await?;
                 finish(self, w, idem, hold, cmd.now).await
             }
 

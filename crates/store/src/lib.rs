@@ -11,6 +11,7 @@ mod ledger;
 mod outbox;
 mod payments;
 mod postgres;
+mod promo;
 mod rows;
 mod sqlite;
 
@@ -104,6 +105,8 @@ pub struct CreateHold {
     pub show_id: ShowId,
     pub user_id: UserId,
     pub request: HoldRequest,
+    /// The organizer's promo code to apply, as the customer typed it.
+    pub promo_code: Option<String>,
     pub now: Timestamp,
 }
 
@@ -478,6 +481,17 @@ pub trait LedgerStore: Send + Sync {
     ) -> StoreResult<()>;
 }
 
+/// An organizer's promo codes.
+#[async_trait]
+pub trait PromoStore: Send + Sync {
+    async fn insert_promo(&self, promo: &boxoffice_core::promo::Promo) -> StoreResult<()>;
+    /// The organizer's codes, each with how many bookings used it.
+    async fn promos_of(
+        &self,
+        organizer: &OrganizerId,
+    ) -> StoreResult<Vec<(boxoffice_core::promo::Promo, i64)>>;
+}
+
 /// Tickets at the door.
 #[async_trait]
 pub trait TicketStore: Send + Sync {
@@ -503,7 +517,15 @@ pub trait TicketStore: Send + Sync {
 
 #[async_trait]
 pub trait Store:
-    AccountStore + OutboxStore + PaymentStore + LedgerStore + TicketStore + Send + Sync + 'static
+    AccountStore
+    + OutboxStore
+    + PaymentStore
+    + LedgerStore
+    + TicketStore
+    + PromoStore
+    + Send
+    + Sync
+    + 'static
 {
     /// `sqlite` or `postgres`, for logs and health output.
     fn engine(&self) -> &'static str;

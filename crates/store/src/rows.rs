@@ -388,6 +388,8 @@ pub struct HoldRow {
     pub state: String,
     pub total_minor: i64,
     pub currency: String,
+    pub discount_minor: i64,
+    pub promo_code: Option<String>,
     pub created_at: i64,
     pub expires_at: i64,
 }
@@ -425,6 +427,8 @@ impl HoldRow {
             user_id: UserId::from_trusted(self.user_id),
             items: items.into_iter().map(HoldItem::from).collect(),
             total: Money::new(self.total_minor, Currency::from_trusted(self.currency)),
+            discount_minor: self.discount_minor,
+            promo_code: self.promo_code,
             created_at: Timestamp::from_unix_ms(self.created_at),
             expires_at: Timestamp::from_unix_ms(self.expires_at),
         })

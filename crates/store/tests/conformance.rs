@@ -127,6 +127,7 @@ impl Fixture {
         now: Timestamp,
     ) -> Result<Hold, StoreError> {
         let cmd = CreateHold {
+            promo_code: None,
             hold_id: HoldId::generate(),
             show_id: self.show.id.clone(),
             user_id: user.clone(),
@@ -667,6 +668,7 @@ async fn idempotent_commands_happen_once(engine: Engine) {
     };
     let request = HoldRequest::Seats(vec![f.seat("A1")]);
     let cmd = |id| CreateHold {
+        promo_code: None,
         hold_id: id,
         show_id: f.show.id.clone(),
         user_id: alice.clone(),

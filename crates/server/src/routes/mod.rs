@@ -9,6 +9,7 @@ mod money;
 mod orders;
 mod organizer;
 pub(crate) mod payments;
+mod promo;
 mod queue;
 mod tickets;
 mod webhooks;
@@ -76,4 +77,5 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(payments::router())
         .merge(money::router())
         .merge(tickets::router())
+        .merge(promo::router())
 }

@@ -40,6 +40,9 @@ struct HoldBody {
     areas: Option<Vec<AreaBody>>,
     #[serde(default)]
     best_available: Option<BestBody>,
+    /// The organizer's promo code (any case); the hold's total shows the discount.
+    #[serde(default)]
+    promo_code: Option<String>,
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -109,6 +112,7 @@ async fn create_hold(
     let body = body.value;
     let show_id =
         ShowId::parse(&body.show_id).ok_or(DomainError::invalid("show_id", "not a show id"))?;
+    let promo_code = body.promo_code.filter(|c| !c.trim().is_empty());
     let areas = body
         .areas
         .map(|areas| areas.into_iter().map(|a| (a.area_id, a.quantity)).collect());
@@ -146,6 +150,7 @@ async fn create_hold(
                 show_id: show_id.clone(),
                 user_id: actor.user_id.clone(),
                 request: request.clone(),
+                promo_code: promo_code.clone(),
                 now,
             };
             let outcome = app.store.create_hold(cmd, key.as_ref()).await;

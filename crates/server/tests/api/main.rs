@@ -14,6 +14,7 @@ mod observability;
 mod openapi;
 mod orders;
 mod payments;
+mod promo;
 mod races;
 mod sessions;
 mod tenants;

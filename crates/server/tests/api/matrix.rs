@@ -252,6 +252,9 @@ impl World {
             ("POST", "/webhooks") => json!({"url": "http://127.0.0.1:9/taken-over"}),
             ("POST", "/checkin") => json!({"code": "BO1.x.y", "gate": "north"}),
             ("POST", "/checkin/batch") => json!({"scans": []}),
+            ("POST", "/promo-codes") => {
+                json!({"code": "WALL", "discount": {"percent": 5}, "max_uses": 1})
+            }
             ("PATCH", "/events/{id}") => json!({"title": "Taken over"}),
             ("POST", "/events/{id}/schedule") => {
                 json!({"venue_id": self.venue, "from": "2030-03-01", "to": "2030-03-02",
@@ -296,6 +299,7 @@ fn allowed(who: Who, method: &Method, path: &str) -> bool {
         "/tickets/{id}" => matches!(who, CustomerA | OwnerX | StaffX | Admin),
         "/shows/{id}/revocations" | "/shows/{id}/checkins" => of_x || who == Admin,
         "/checkin" | "/checkin/batch" => member,
+        "/promo-codes" => member,
         "/shows/{id}/waiting-room" | "/shows/{id}/waiting-room/stats" => of_x || who == Admin,
         // The room is off: nobody has a place in its line or may take one.
         "/queues/{show_id}/join" | "/queues/{show_id}/position" => false,
