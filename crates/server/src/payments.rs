@@ -350,12 +350,12 @@ pub async fn pay(
         created_at: now,
         updated_at: now,
     };
+    if let ProviderAnswer::Succeeded { .. } = answer {
+        return Ok(Paid::Booked(book_paid(app, record, key).await?));
+    }
     app.store.insert_payment(&record).await?;
     match answer {
-        ProviderAnswer::Succeeded { .. } => {
-            let booked = book(app, &record, key).await?;
-            Ok(Paid::Booked(booked))
-        }
+        ProviderAnswer::Succeeded { .. } => unreachable!("booked above"),
         ProviderAnswer::Declined { reason, .. } => Err(DomainError::PaymentDeclined(reason).into()),
         ProviderAnswer::RequiresAction { .. } => Ok(Paid::Pending(record)),
         ProviderAnswer::Processing { .. } => {
@@ -389,6 +389,7 @@ async fn pay_from_wallet(
         user_id: user.clone(),
         payment_reference: "wallet".into(),
         payment_id: None,
+        new_payment: None,
         wallet_minor: hold.total.amount_minor,
         now,
         sign_ticket: &sign,
@@ -444,6 +445,66 @@ async fn keep_alive(app: &AppState, payment: &Payment) -> ApiResult<()> {
     Ok(())
 }
 
+/// Books the hold of a payment that succeeded at once, recording the payment with the booking in
+/// one transaction; when the hold is gone meanwhile, the payment is recorded and refunded.
+async fn book_paid(
+    app: &AppState,
+    payment: Payment,
+    key: Option<&boxoffice_store::IdempotencyKey>,
+) -> ApiResult<Outcome<boxoffice_core::booking::Booking>> {
+    let signer = ticket_key(app, &payment.show_id).await?;
+    let sign = |claims: &boxoffice_core::ticket::TicketClaims| {
+        boxoffice_core::ticket::sign(claims, &signer)
+    };
+    let cmd = ConfirmHold {
+        booking_id: BookingId::generate(),
+        hold_id: payment.hold_id.clone(),
+        user_id: payment.user_id.clone(),
+        payment_reference: reference_of(&payment),
+        payment_id: None,
+        new_payment: Some(payment.clone()),
+        wallet_minor: payment.wallet_minor,
+        now: app.clock.now(),
+        sign_ticket: &sign,
+    };
+    match app.store.confirm_hold(cmd, key).await {
+        Ok(outcome) => {
+            announce_sold(app, &outcome).await;
+            Ok(outcome)
+        }
+        Err(error) => {
+            let error = ApiError::from(error);
+            if unbookable(&error) {
+                app.store.insert_payment(&payment).await?;
+                refund_unbookable(app, &payment).await?;
+            }
+            Err(error)
+        }
+    }
+}
+
+/// The seats are gone (or went to another payment, or the wallet's share is not there): the
+/// money goes back.
+fn unbookable(error: &ApiError) -> bool {
+    matches!(
+        error,
+        ApiError::Domain(
+            DomainError::HoldExpired
+                | DomainError::NotOnSale(_)
+                | DomainError::HoldAlreadyBooked
+                | DomainError::PaymentDeclined(_)
+        )
+    )
+}
+
+fn reference_of(payment: &Payment) -> String {
+    if payment.wallet_minor > 0 {
+        format!("wallet and card ending {}", payment.card_last4)
+    } else {
+        format!("card ending {}", payment.card_last4)
+    }
+}
+
 /// Books the hold of a succeeded payment, marking the payment in the same transaction; when the
 /// hold is gone, the money goes back.
 async fn book(
@@ -459,12 +520,9 @@ async fn book(
         booking_id: BookingId::generate(),
         hold_id: payment.hold_id.clone(),
         user_id: payment.user_id.clone(),
-        payment_reference: if payment.wallet_minor > 0 {
-            format!("wallet and card ending {}", payment.card_last4)
-        } else {
-            format!("card ending {}", payment.card_last4)
-        },
+        payment_reference: reference_of(payment),
         payment_id: Some(payment.id.clone()),
+        new_payment: None,
         wallet_minor: payment.wallet_minor,
         now: app.clock.now(),
         sign_ticket: &sign,
@@ -476,18 +534,9 @@ async fn book(
         }
         Err(error) => {
             let error = ApiError::from(error);
-            // The seats are gone (or went to another payment): the money goes back. The move to
-            // `succeeded` is conditional, so a payment this very booking already settled is
-            // never refunded by a duplicate outcome.
-            if matches!(
-                error,
-                ApiError::Domain(
-                    DomainError::HoldExpired
-                        | DomainError::NotOnSale(_)
-                        | DomainError::HoldAlreadyBooked
-                        | DomainError::PaymentDeclined(_)
-                )
-            ) {
+            // The move to `succeeded` is conditional, so a payment this very booking already
+            // settled is never refunded by a duplicate outcome.
+            if unbookable(&error) {
                 refund_unbookable(app, payment).await?;
             }
             Err(error)

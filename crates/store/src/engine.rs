@@ -930,6 +930,15 @@ macro_rules! store_engine {
                 if let Some(payment) = &cmd.payment_id {
                     settle_payment(conn, payment, &booking.id, cmd.now).await?;
                 }
+                if let Some(payment) = &cmd.new_payment {
+                    let paid = $crate::Payment {
+                        state: boxoffice_core::payment::PaymentState::Succeeded,
+                        booking_id: Some(booking.id.clone()),
+                        updated_at: cmd.now,
+                        ..payment.clone()
+                    };
+                    insert_payment_row(conn, &paid).await?;
+                }
                 emit(
                     conn,
                     show.organizer_id.as_str(),

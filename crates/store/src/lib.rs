@@ -119,6 +119,9 @@ pub struct ConfirmHold<'a> {
     /// The payment intent that paid for it: marked succeeded, with the booking, in the same
     /// transaction (so a booking never exists without its payment, nor a payment twice).
     pub payment_id: Option<boxoffice_core::ids::PaymentId>,
+    /// A payment that succeeded at once and is recorded (as succeeded, with the booking) in the
+    /// booking's own transaction: one write instead of two.
+    pub new_payment: Option<Payment>,
     /// What of the total comes from the customer's wallet (the rest was paid by card); refused
     /// whole when the wallet does not hold it at commit.
     pub wallet_minor: i64,

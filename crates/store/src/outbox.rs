@@ -234,6 +234,14 @@ macro_rules! outbox_engine {
             }
 
             async fn fan_out(&self, now: Timestamp, limit: i64) -> StoreResult<usize> {
+                // Looked at first without a write transaction: on SQLite every write transaction
+                // takes the one writer from the sale.
+                let waiting: Option<i64> = sqlx::query_scalar("SELECT seq FROM outbox WHERE fanned_out_at IS NULL LIMIT 1")
+                    .fetch_optional(&self.pool)
+                    .await?;
+                if waiting.is_none() {
+                    return Ok(0);
+                }
                 let mut w = self.begin_write().await?;
                 let conn = &mut *w.tx;
                 let sql = format!(
@@ -321,6 +329,15 @@ macro_rules! outbox_engine {
             }
 
             async fn claim_deliveries(&self, now: Timestamp, lease_ms: i64, limit: i64) -> StoreResult<Vec<DueDelivery>> {
+                let due: Option<String> = sqlx::query_scalar(
+                    "SELECT id FROM webhook_deliveries WHERE state = 'pending' AND next_attempt_at <= $1 LIMIT 1",
+                )
+                .bind(now.unix_ms())
+                .fetch_optional(&self.pool)
+                .await?;
+                if due.is_none() {
+                    return Ok(Vec::new());
+                }
                 let mut w = self.begin_write().await?;
                 let conn = &mut *w.tx;
                 // Due, not leased by a live dispatcher, and first in line for its endpoint and

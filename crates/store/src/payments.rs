@@ -86,6 +86,41 @@ macro_rules! payments_engine {
             emit(conn, &organizer, kind, payment.id.as_str(), serde_json::json!({ "payment": payment }), now).await
         }
 
+        /// Records a payment (and its outbox event when it is already decided) in the caller's
+        /// transaction.
+        async fn insert_payment_row(conn: &mut Conn, payment: &Payment) -> StoreResult<()> {
+            let sql = format!(
+                "INSERT INTO payments ({PAYMENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
+            );
+            sqlx::query(AssertSqlSafe(sql))
+                .bind(payment.id.to_string())
+                .bind(payment.hold_id.to_string())
+                .bind(payment.user_id.to_string())
+                .bind(payment.show_id.to_string())
+                .bind(payment.amount.amount_minor)
+                .bind(payment.wallet_minor)
+                .bind(payment.amount.currency.to_string())
+                .bind(payment.method.clone())
+                .bind(payment.card_last4.clone())
+                .bind(payment.state.as_str())
+                .bind(payment.provider_reference.clone())
+                .bind(payment.booking_id.as_ref().map(|b| b.to_string()))
+                .bind(payment.failure_reason.clone())
+                .bind(payment.idempotency_key.clone())
+                .bind(payment.created_at.unix_ms())
+                .bind(payment.updated_at.unix_ms())
+                .execute(&mut *conn)
+                .await
+                .map_err(|e| {
+                    if is_unique_violation(&e) {
+                        StoreError::from(DomainError::Conflict("a payment with this Idempotency-Key is under way".into()))
+                    } else {
+                        e.into()
+                    }
+                })?;
+            emit_payment(conn, payment, payment.updated_at).await
+        }
+
         /// Marks a payment succeeded with its booking, inside the booking's transaction.
         async fn settle_payment(conn: &mut Conn, payment: &PaymentId, booking: &BookingId, now: Timestamp) -> StoreResult<()> {
             let settled = sqlx::query(
@@ -109,36 +144,7 @@ macro_rules! payments_engine {
         impl PaymentStore for $store {
             async fn insert_payment(&self, payment: &Payment) -> StoreResult<()> {
                 let mut w = self.begin_write().await?;
-                let sql = format!(
-                    "INSERT INTO payments ({PAYMENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
-                );
-                sqlx::query(AssertSqlSafe(sql))
-                    .bind(payment.id.to_string())
-                    .bind(payment.hold_id.to_string())
-                    .bind(payment.user_id.to_string())
-                    .bind(payment.show_id.to_string())
-                    .bind(payment.amount.amount_minor)
-                    .bind(payment.wallet_minor)
-                    .bind(payment.amount.currency.to_string())
-                    .bind(payment.method.clone())
-                    .bind(payment.card_last4.clone())
-                    .bind(payment.state.as_str())
-                    .bind(payment.provider_reference.clone())
-                    .bind(payment.booking_id.as_ref().map(|b| b.to_string()))
-                    .bind(payment.failure_reason.clone())
-                    .bind(payment.idempotency_key.clone())
-                    .bind(payment.created_at.unix_ms())
-                    .bind(payment.updated_at.unix_ms())
-                    .execute(&mut *w.tx)
-                    .await
-                    .map_err(|e| {
-                        if is_unique_violation(&e) {
-                            StoreError::from(DomainError::Conflict("a payment with this Idempotency-Key is under way".into()))
-                        } else {
-                            e.into()
-                        }
-                    })?;
-                emit_payment(&mut *w.tx, payment, payment.created_at).await?;
+                insert_payment_row(&mut *w.tx, payment).await?;
                 w.tx.commit().await?;
                 Ok(())
             }

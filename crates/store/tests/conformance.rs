@@ -181,6 +181,7 @@ impl Fixture {
             |claims: &boxoffice_core::ticket::TicketClaims| format!("signed:{}", claims.ticket_id);
         let cmd = ConfirmHold {
             payment_id: None,
+            new_payment: None,
             wallet_minor: 0,
             booking_id: BookingId::generate(),
             hold_id: hold.id.clone(),
