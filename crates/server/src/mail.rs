@@ -196,7 +196,7 @@ async fn show_words(app: &AppState, show: &ShowId) -> anyhow::Result<(String, St
         .unwrap_or_default();
     let zone = app
         .store
-        .venue(&show.venue_id)
+        .venue_place(&show.venue_id)
         .await?
         .map(|v| v.timezone)
         .unwrap_or_else(|| "UTC".into());

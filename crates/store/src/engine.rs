@@ -1239,6 +1239,14 @@ macro_rules! store_engine {
                 Ok(())
             }
 
+            async fn venue_place(&self, id: &VenueId) -> StoreResult<Option<$crate::VenuePlace>> {
+                let row: Option<(String, String, String)> = sqlx::query_as("SELECT name, city, timezone FROM venues WHERE id = $1")
+                    .bind(id.to_string())
+                    .fetch_optional(&self.pool)
+                    .await?;
+                Ok(row.map(|(name, city, timezone)| $crate::VenuePlace { name, city, timezone }))
+            }
+
             async fn venue(&self, id: &VenueId) -> StoreResult<Option<Venue>> {
                 let mut conn = self.pool.acquire().await?;
                 let row: Option<VenueRow> =

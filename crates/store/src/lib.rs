@@ -140,6 +140,14 @@ pub struct VenueSummary {
     pub area_capacity: i64,
 }
 
+/// Where a venue is, without its layout: for showing times in its zone.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct VenuePlace {
+    pub name: String,
+    pub city: String,
+    pub timezone: String,
+}
+
 /// What an organizer sees of a show's sales.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct SalesSummary {
@@ -548,6 +556,9 @@ pub trait Store:
         idem: Option<&IdempotencyKey>,
     ) -> StoreResult<Outcome<()>>;
     async fn venue(&self, id: &VenueId) -> StoreResult<Option<Venue>>;
+    /// The venue's name, city and time zone, without reading its layout (which may hold tens of
+    /// thousands of seats).
+    async fn venue_place(&self, id: &VenueId) -> StoreResult<Option<VenuePlace>>;
     /// Name, city and time zone only.
     async fn update_venue_details(&self, venue: &Venue) -> StoreResult<()>;
     /// Swaps the whole layout and rebuilds the inventory of the venue's shows; refused once any

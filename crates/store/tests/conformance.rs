@@ -240,6 +240,14 @@ async fn accounts_are_unique_by_email(engine: Engine) {
 async fn layouts_and_shows_round_trip(engine: Engine) {
     let f = Fixture::new(engine).await;
     assert_eq!(f.store.venue(&f.venue.id).await.unwrap().unwrap(), f.venue);
+    assert_eq!(
+        f.store.venue_place(&f.venue.id).await.unwrap(),
+        Some(boxoffice_store::VenuePlace {
+            name: f.venue.name.clone(),
+            city: f.venue.city.clone(),
+            timezone: f.venue.timezone.clone(),
+        })
+    );
     let mine = f.store.venues_of(&f.tenant.id).await.unwrap();
     assert_eq!(
         (mine.len(), mine[0].seat_count, mine[0].area_capacity),

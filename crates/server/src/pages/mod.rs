@@ -347,7 +347,7 @@ async fn venues(app: &AppState, shows: &[Value]) -> HashMap<String, Value> {
         let Some(venue_id) = boxoffice_core::ids::VenueId::parse(id) else {
             continue;
         };
-        if let Ok(Some(venue)) = app.store.venue(&venue_id).await {
+        if let Ok(Some(venue)) = app.store.venue_place(&venue_id).await {
             out.insert(
                 id.to_owned(),
                 json!({ "name": venue.name, "city": venue.city, "timezone": venue.timezone }),

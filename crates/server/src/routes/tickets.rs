@@ -245,7 +245,7 @@ async fn already_used(app: &AppState, show: &ShowId, gate: &str, at: Timestamp) 
     let zone = match app.store.show(show).await {
         Ok(Some(show)) => app
             .store
-            .venue(&show.venue_id)
+            .venue_place(&show.venue_id)
             .await
             .ok()
             .flatten()
