@@ -21,6 +21,7 @@ async fn json_log_lines_carry_the_request_id() {
         ])
         .arg("--database")
         .arg(format!("sqlite://{}", dir.path().join("logs.db").display()))
+        .env("BOXOFFICE_MAIL_DIR", dir.path().join("mail"))
         .env("BOXOFFICE_LOG_FORMAT", "json")
         .env("BOXOFFICE_LOG", "info")
         .stdout(Stdio::piped())

@@ -26,6 +26,10 @@ impl Server {
                 database_url,
             ])
             .env("BOXOFFICE_LOG", "warn")
+            .env(
+                "BOXOFFICE_MAIL_DIR",
+                std::env::temp_dir().join(format!("boxoffice-mail-{port}")),
+            )
             .stdout(Stdio::null())
             .spawn()
             .expect("start boxoffice");

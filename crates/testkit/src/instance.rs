@@ -28,6 +28,11 @@ impl Instance {
             .env("DATABASE_URL", database_url)
             .env("BOXOFFICE_NO_DEMO", "true")
             .env("BOXOFFICE_LOG", "warn")
+            // Mail of test servers goes to the temporary folder, not the working directory.
+            .env(
+                "BOXOFFICE_MAIL_DIR",
+                std::env::temp_dir().join(format!("boxoffice-mail-{port}")),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::null());
         for (name, value) in env {
