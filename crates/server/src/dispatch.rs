@@ -117,6 +117,7 @@ async fn round(app: &AppState, http: &reqwest::Client) -> Result<(), StoreError>
         stream(app).await?;
     }
     announce(app).await?;
+    refund_cards(app).await?;
     app.mailer.round(app).await?;
     loop {
         let due = app
@@ -210,6 +211,66 @@ async fn announce(app: &AppState) -> Result<(), StoreError> {
     app.store
         .mark_sent(Channel::Live, &ids, app.clock.now())
         .await
+}
+
+/// Asks the payment provider to send the card's share of each refund back, once per refund
+/// (a failure is tried again next round; the ledger already shows the money as owed to `cards`).
+async fn refund_cards(app: &AppState) -> Result<(), StoreError> {
+    let messages = app.store.unsent(Channel::CardRefunds, EVENT_BATCH).await?;
+    let mut done = Vec::with_capacity(messages.len());
+    for message in &messages {
+        if message.kind == EventKind::BookingRefunded && refund_card(app, message).await.is_err() {
+            break;
+        }
+        done.push(message.id.clone());
+    }
+    app.store
+        .mark_sent(Channel::CardRefunds, &done, app.clock.now())
+        .await
+}
+
+async fn refund_card(app: &AppState, message: &boxoffice_store::Message) -> Result<(), ()> {
+    let body: serde_json::Value = serde_json::from_str(&message.body).map_err(|_| ())?;
+    let data = &body["data"];
+    let refunded = data["refunded_minor"].as_i64().unwrap_or(0);
+    let from_wallet = data["wallet_minor"].as_i64().unwrap_or(0).min(refunded);
+    let to_card = if data["refund_to"] == "card" {
+        refunded - from_wallet
+    } else {
+        0
+    };
+    let Some(booking_id) = data["booking_id"]
+        .as_str()
+        .and_then(boxoffice_core::ids::BookingId::parse)
+    else {
+        return Ok(());
+    };
+    if to_card <= 0 {
+        return Ok(());
+    }
+    let Ok(Some(booking)) = app.store.booking(&booking_id).await else {
+        return Ok(());
+    };
+    let payments = app
+        .store
+        .payments_of_hold(&booking.hold_id)
+        .await
+        .map_err(|_| ())?;
+    let Some(paid) = payments
+        .into_iter()
+        .find(|p| p.state == boxoffice_core::payment::PaymentState::Succeeded)
+    else {
+        return Ok(());
+    };
+    let amount = boxoffice_core::Money::new(to_card, paid.amount.currency.clone());
+    if let Err(error) = app.payments.refund(&paid.provider_reference, &amount).await {
+        tracing::warn!(%error, booking = %booking_id, "the card refund failed; trying again later");
+        return Err(());
+    }
+    app.store
+        .record_card_refund(&paid, to_card, &booking_id, app.clock.now())
+        .await
+        .map_err(|_| ())
 }
 
 /// Publishes new events to `bo:events:{organizer}` (fields `id`, `type`, `body`), then marks

@@ -321,7 +321,9 @@ async fn letters_for(app: &AppState, message: &Message, base: &str) -> anyhow::R
                 intro: format!(
                     "we refunded {} to your card ending {} for {title} on {when}.",
                     crate::pages::money(
-                        payment.amount.amount_minor,
+                        data["refunded_minor"]
+                            .as_i64()
+                            .unwrap_or(payment.amount.amount_minor),
                         Some(payment.amount.currency.as_str())
                     ),
                     payment.card_last4

@@ -366,6 +366,8 @@ pub enum Channel {
     Mail,
     /// Viewers of the show (show changed or cancelled), on every instance.
     Live,
+    /// The payment provider, for the card's share of a refund.
+    CardRefunds,
 }
 
 impl Channel {
@@ -374,6 +376,7 @@ impl Channel {
             Channel::Stream => "streamed_at",
             Channel::Mail => "mailed_at",
             Channel::Live => "announced_at",
+            Channel::CardRefunds => "card_refunded_at",
         }
     }
 }
@@ -461,6 +464,15 @@ pub trait PaymentStore: Send + Sync {
     /// Records a provider event as acted on; `false` if it already was.
     async fn first_provider_event(&self, event_id: &str, now: Timestamp) -> StoreResult<bool>;
     async fn provider_event_seen(&self, event_id: &str) -> StoreResult<bool>;
+    /// Records that `amount_minor` of the payment went back to its card: a `payment.refunded`
+    /// event (organizer webhooks, the customer's mail).
+    async fn record_card_refund(
+        &self,
+        payment: &Payment,
+        amount_minor: i64,
+        booking: &BookingId,
+        now: Timestamp,
+    ) -> StoreResult<()>;
 }
 
 /// The books: wallets, every movement of money, and refund policies.

@@ -246,6 +246,28 @@ macro_rules! payments_engine {
                 Ok(inserted == 1)
             }
 
+            async fn record_card_refund(
+                &self,
+                payment: &Payment,
+                amount_minor: i64,
+                booking: &BookingId,
+                now: Timestamp,
+            ) -> StoreResult<()> {
+                let mut w = self.begin_write().await?;
+                let organizer = organizer_of_show(&mut *w.tx, payment.show_id.as_str()).await?;
+                emit(
+                    &mut *w.tx,
+                    &organizer,
+                    EventKind::PaymentRefunded,
+                    payment.id.as_str(),
+                    serde_json::json!({ "payment": payment, "booking_id": booking, "refunded_minor": amount_minor }),
+                    now,
+                )
+                .await?;
+                w.tx.commit().await?;
+                Ok(())
+            }
+
             async fn provider_event_seen(&self, event_id: &str) -> StoreResult<bool> {
                 let seen: Option<String> = sqlx::query_scalar("SELECT id FROM provider_events WHERE id = $1")
                     .bind(event_id.to_owned())

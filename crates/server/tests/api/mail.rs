@@ -86,7 +86,16 @@ async fn customers_get_mail_about_their_bookings(engine: Engine) {
         .call(Method::POST, &cancel, Some(&alice.token), None)
         .await;
     assert_eq!(cancelled.status, StatusCode::OK, "{}", cancelled.body);
-    until("the cancellation", || mail_files(&app).len() == 2).await;
+    // The cancellation, and the refund of the card's share (half of it, a day before the show).
+    until("the cancellation and the refund", || {
+        mail_files(&app).len() == 3
+    })
+    .await;
+    assert!(
+        mail_files(&app)
+            .iter()
+            .any(|m| m.contains("Subject: Refunded: Test Gig"))
+    );
     assert!(
         mail_files(&app)
             .iter()
@@ -103,7 +112,7 @@ async fn customers_get_mail_about_their_bookings(engine: Engine) {
         .await;
     assert_eq!(hold.status, StatusCode::CREATED, "{}", hold.body);
     app.clock.advance_minutes(11);
-    until("the release notice", || mail_files(&app).len() == 3).await;
+    until("the release notice", || mail_files(&app).len() == 4).await;
     assert!(
         mail_files(&app)
             .iter()
@@ -111,7 +120,7 @@ async fn customers_get_mail_about_their_bookings(engine: Engine) {
     );
     // Each event is mailed once.
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    assert_eq!(mail_files(&app).len(), 3);
+    assert_eq!(mail_files(&app).len(), 4);
 }
 
 crate::on_both_engines!(customers_get_mail_about_their_bookings);

@@ -186,6 +186,32 @@ async fn refunds_wallets_and_the_books(engine: Engine) {
     assert_eq!(wallet_paid.body["refunded_minor"], 2_000);
     assert_eq!(balance(&app, &alice).await, 1_500 + 2_000);
 
+    // The card's share went back through the payment provider, once (a `payment.refunded` event
+    // for the card-paid booking; the wallet-paid one owed the card nothing).
+    let organizer_id =
+        boxoffice_core::ids::OrganizerId::parse(show["organizer_id"].as_str().unwrap()).unwrap();
+    let card_refunds = || async {
+        app.store
+            .messages_of(&organizer_id, 200)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|m| m.kind.as_str() == "payment.refunded")
+            .map(|m| serde_json::from_str::<Value>(&m.body).unwrap()["data"].clone())
+            .collect::<Vec<_>>()
+    };
+    for _ in 0..100 {
+        if !card_refunds().await.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let refunds = card_refunds().await;
+    assert_eq!(refunds.len(), 1, "{refunds:?}");
+    assert_eq!(refunds[0]["booking_id"], after.body["id"]);
+    assert_eq!(refunds[0]["refunded_minor"], 2_000);
+
     // Every movement is in the ledger, and the books balance.
     let admin = app.login("root@example.com").await;
     let check = books_balance(&app, &admin).await;
