@@ -41,7 +41,9 @@ impl TestApp {
             hashing_concurrency: 4,
             sweep_interval: std::time::Duration::from_millis(50),
             dispatch_interval: std::time::Duration::from_millis(50),
-            simulated_payment_delay: std::time::Duration::from_millis(400),
+            // Long enough that a test can act while a payment is still being decided, even on a
+            // loaded machine.
+            simulated_payment_delay: std::time::Duration::from_millis(1_000),
             // Each test server writes its mail into a folder of its own.
             mail: boxoffice_server::mail::MailSettings {
                 folder: std::env::temp_dir()
