@@ -58,11 +58,13 @@ async fn try_call(
 
 use boxoffice_testkit::ws::next_json;
 
-/// What one client saw: bookings acknowledged (id, tickets) and bookings it cancelled.
+/// What one client saw: bookings acknowledged (id, tickets), bookings it cancelled, and
+/// cancellations whose answer never came (the instance died: they may or may not have happened).
 #[derive(Default)]
 struct Seen {
     acknowledged: Vec<(String, usize)>,
     cancelled: Vec<String>,
+    maybe_cancelled: Vec<String>,
 }
 
 /// One customer: holds a few seats or standing places, mostly pays, sometimes lets go, now and
@@ -151,10 +153,13 @@ async fn customer(sale: Arc<Sale>, first: usize, me: Session) -> Seen {
         seen.acknowledged.push((id.clone(), tickets));
         if cancel_after {
             let path = format!("/bookings/{id}/cancel");
-            if let Some(reply) = try_call(api, Method::POST, &path, &me.token, None).await
-                && reply.status == 200
-            {
-                seen.cancelled.push(id);
+            match try_call(api, Method::POST, &path, &me.token, None).await {
+                Some(reply) if reply.status == 200 => seen.cancelled.push(id),
+                Some(_) => {}
+                None => {
+                    seen.maybe_cancelled.push(id);
+                    at += 1;
+                }
             }
         }
     }
@@ -258,10 +263,12 @@ async fn three_instances_sell_one_show_without_overselling_and_survive_a_kill() 
     instances[1].kill();
     let mut acknowledged = Vec::new();
     let mut cancelled = Vec::new();
+    let mut maybe_cancelled = Vec::new();
     for client in clients {
         let seen = client.await.unwrap();
         acknowledged.extend(seen.acknowledged);
         cancelled.extend(seen.cancelled);
+        maybe_cancelled.extend(seen.maybe_cancelled);
     }
     assert!(!acknowledged.is_empty(), "the sale sold something");
     eprintln!(
@@ -427,6 +434,11 @@ async fn three_instances_sell_one_show_without_overselling_and_survive_a_kill() 
             .get(id)
             .unwrap_or_else(|| panic!("acknowledged booking {id} is missing"));
         assert_eq!(*stored_tickets, *tickets as i64, "booking {id}");
+        if maybe_cancelled.contains(id) {
+            // The cancellation's answer was lost with its instance: either outcome is honest.
+            assert!(state == "confirmed" || state == "cancelled", "booking {id}");
+            continue;
+        }
         let expected = if cancelled.contains(id) {
             "cancelled"
         } else {
