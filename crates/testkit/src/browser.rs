@@ -25,14 +25,11 @@ impl Chromedriver {
             .find(|p| Path::new(p).exists())
             .expect("chromedriver is installed (./scripts/test installs chromium-driver)");
         let port = crate::free_port();
-        // A process group of its own, so the browsers it starts go with it even when a test
-        // panics before closing them.
         let child = Command::new(binary)
             .arg(format!("--port={port}"))
             .arg("--allowed-ips=127.0.0.1")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
-            .process_group(0)
             .kill_on_drop(true)
             .spawn()
             .expect("start chromedriver");
@@ -94,11 +91,6 @@ impl Chromedriver {
 
 impl Drop for Chromedriver {
     fn drop(&mut self) {
-        if let Some(pid) = self.child.id() {
-            let _ = std::process::Command::new("kill")
-                .args(["-KILL", &format!("-{pid}")])
-                .status();
-        }
         let _ = self.child.start_kill();
     }
 }
