@@ -306,6 +306,31 @@ impl Api {
         }
     }
 
+    /// Holds the seats `labels` of `show` for `customer` and pays by card; the booking.
+    pub async fn book_seats(&self, customer: &Session, show: &Value, labels: &[&str]) -> Value {
+        let show_id = show["id"].as_str().expect("a show id");
+        let map = self.seat_map(show_id).await;
+        let hold = self
+            .call(
+                Method::POST,
+                "/holds",
+                Some(&customer.token),
+                Some(json!({ "show_id": show_id, "seat_ids": seat_ids(&map, labels) })),
+            )
+            .await;
+        assert_eq!(hold.status, StatusCode::CREATED, "{}", hold.body);
+        let booking = self
+            .call(
+                Method::POST,
+                "/bookings",
+                Some(&customer.token),
+                Some(json!({ "hold_id": hold.body["id"], "payment": { "method": "card", "card_number": "4242424242424242" } })),
+            )
+            .await;
+        assert_eq!(booking.status, StatusCode::CREATED, "{}", booking.body);
+        booking.body
+    }
+
     pub async fn seat_map(&self, show_id: &str) -> Value {
         let reply = self
             .call(Method::GET, &format!("/shows/{show_id}/seats"), None, None)

@@ -3,33 +3,9 @@
 //! real SMTP server (on loopback) when one is configured.
 
 use boxoffice_testkit::smtp::SmtpSink;
-use boxoffice_testkit::{Engine, Session, TestApp, seat_ids};
+use boxoffice_testkit::{Engine, TestApp, seat_ids};
 use reqwest::{Method, StatusCode};
-use serde_json::{Value, json};
-
-async fn book(app: &TestApp, customer: &Session, show: &Value, labels: &[&str]) -> Value {
-    let show_id = show["id"].as_str().unwrap();
-    let map = app.seat_map(show_id).await;
-    let hold = app
-        .call(
-            Method::POST,
-            "/holds",
-            Some(&customer.token),
-            Some(json!({ "show_id": show_id, "seat_ids": seat_ids(&map, labels) })),
-        )
-        .await;
-    assert_eq!(hold.status, StatusCode::CREATED, "{}", hold.body);
-    let booking = app
-        .call(
-            Method::POST,
-            "/bookings",
-            Some(&customer.token),
-            Some(json!({ "hold_id": hold.body["id"], "payment": { "method": "card", "card_number": "4242424242424242" } })),
-        )
-        .await;
-    assert_eq!(booking.status, StatusCode::CREATED, "{}", booking.body);
-    booking.body
-}
+use serde_json::json;
 
 /// The `.eml` files written so far, by name.
 fn mail_files(app: &TestApp) -> Vec<String> {
@@ -60,7 +36,7 @@ async fn customers_get_mail_about_their_bookings(engine: Engine) {
     let app = TestApp::spawn(engine).await;
     let (_, show) = app.show_with("mail-org@example.com", 4, 10, 4).await;
     let alice = app.register("alice-mail@example.com", "customer").await;
-    let booking = book(&app, &alice, &show, &["A1", "A2"]).await;
+    let booking = app.book_seats(&alice, &show, &["A1", "A2"]).await;
     until("the confirmation", || mail_files(&app).len() == 1).await;
     // Quoted-printable bodies wrap long lines with a trailing `=`.
     let confirmation = &mail_files(&app)[0].replace("=\r\n", "").replace("=\n", "");
@@ -135,7 +111,7 @@ async fn with_smtp_configured_mail_goes_to_the_server() {
     .await;
     let (_, show) = app.show_with("smtp-org@example.com", 4, 10, 4).await;
     let bob = app.register("bob-smtp@example.com", "customer").await;
-    book(&app, &bob, &show, &["A3"]).await;
+    app.book_seats(&bob, &show, &["A3"]).await;
     until("the message at the SMTP server", || {
         !sink.delivered().is_empty()
     })

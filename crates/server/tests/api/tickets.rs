@@ -4,33 +4,9 @@
 //! upload reports its conflicts.
 
 use boxoffice_core::ticket;
-use boxoffice_testkit::{Engine, Session, TestApp, seat_ids};
+use boxoffice_testkit::{Engine, Session, TestApp};
 use reqwest::{Method, StatusCode};
-use serde_json::{Value, json};
-
-async fn book(app: &TestApp, customer: &Session, show: &Value, labels: &[&str]) -> Value {
-    let show_id = show["id"].as_str().unwrap();
-    let map = app.seat_map(show_id).await;
-    let hold = app
-        .call(
-            Method::POST,
-            "/holds",
-            Some(&customer.token),
-            Some(json!({ "show_id": show_id, "seat_ids": seat_ids(&map, labels) })),
-        )
-        .await;
-    assert_eq!(hold.status, StatusCode::CREATED, "{}", hold.body);
-    let booking = app
-        .call(
-            Method::POST,
-            "/bookings",
-            Some(&customer.token),
-            Some(json!({ "hold_id": hold.body["id"], "payment": { "method": "card", "card_number": "4242424242424242" } })),
-        )
-        .await;
-    assert_eq!(booking.status, StatusCode::CREATED, "{}", booking.body);
-    booking.body
-}
+use serde_json::json;
 
 async fn scan(app: &TestApp, staff: &Session, code: &str, gate: &str) -> boxoffice_testkit::Reply {
     app.call(
@@ -47,7 +23,7 @@ async fn tickets_verify_offline_and_nothing_else_does(engine: Engine) {
     let (_, show) = app.show_with("door-org@example.com", 6, 10, 6).await;
     let (_, elsewhere) = app.show_with("other-door@example.com", 2, 10, 2).await;
     let alice = app.register("alice-door@example.com", "customer").await;
-    let booking = book(&app, &alice, &show, &["A1", "A2"]).await;
+    let booking = app.book_seats(&alice, &show, &["A1", "A2"]).await;
     let code = booking["tickets"][0]["code"].as_str().unwrap().to_owned();
     assert!(code.starts_with("BO1."), "{code}");
 
@@ -137,13 +113,9 @@ async fn tickets_verify_offline_and_nothing_else_does(engine: Engine) {
     );
 
     // A cancelled booking's other ticket is revoked: listed for scanners, refused at the door.
-    let bob_booking = book(
-        &app,
-        &login(&app, "bob-door@example.com").await,
-        &show,
-        &["B1"],
-    )
-    .await;
+    let bob_booking = app
+        .book_seats(&login(&app, "bob-door@example.com").await, &show, &["B1"])
+        .await;
     let bob = login(&app, "bob-door@example.com").await;
     let cancelled = app
         .call(
@@ -211,7 +183,7 @@ async fn two_gates_admit_a_ticket_exactly_once(engine: Engine) {
     let app = TestApp::spawn(engine).await;
     let (_, show) = app.show_with("gates-org@example.com", 4, 10, 4).await;
     let carol = app.register("carol-gates@example.com", "customer").await;
-    let booking = book(&app, &carol, &show, &["A1", "A2"]).await;
+    let booking = app.book_seats(&carol, &show, &["A1", "A2"]).await;
     app.clock.advance_minutes(23 * 60);
     let staff = app.login("gates-org@example.com").await;
     let code = booking["tickets"][0]["code"].as_str().unwrap().to_owned();

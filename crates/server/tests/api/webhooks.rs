@@ -53,31 +53,6 @@ async fn register_endpoint(app: &TestApp, organizer: &Session, url: &str) -> (St
     )
 }
 
-/// Holds `labels` and pays; returns the booking.
-async fn book(app: &TestApp, customer: &Session, show: &Value, labels: &[&str]) -> Value {
-    let show_id = show["id"].as_str().unwrap();
-    let map = app.seat_map(show_id).await;
-    let hold = app
-        .call(
-            Method::POST,
-            "/holds",
-            Some(&customer.token),
-            Some(json!({ "show_id": show_id, "seat_ids": seat_ids(&map, labels) })),
-        )
-        .await;
-    assert_eq!(hold.status, StatusCode::CREATED, "{}", hold.body);
-    let booking = app
-        .call(
-            Method::POST,
-            "/bookings",
-            Some(&customer.token),
-            Some(json!({ "hold_id": hold.body["id"], "payment": { "method": "card", "card_number": "4242424242424242" } })),
-        )
-        .await;
-    assert_eq!(booking.status, StatusCode::CREATED, "{}", booking.body);
-    booking.body
-}
-
 /// The endpoint's `count` deliveries once none is pending any more.
 async fn settled_deliveries(
     app: &TestApp,
@@ -145,8 +120,8 @@ async fn every_event_arrives_signed_and_in_order(engine: Engine) {
 
     // Two bookings, the first cancelled, and a hold left to expire.
     let alice = app.register("alice-hooks@example.com", "customer").await;
-    let first = book(&app, &alice, &show, &["A1", "A2"]).await;
-    let second = book(&app, &alice, &show, &["A3"]).await;
+    let first = app.book_seats(&alice, &show, &["A1", "A2"]).await;
+    let second = app.book_seats(&alice, &show, &["A3"]).await;
     let cancel = format!("/bookings/{}/cancel", first["id"].as_str().unwrap());
     let cancelled = app
         .call(Method::POST, &cancel, Some(&alice.token), None)
@@ -328,7 +303,7 @@ async fn a_dispatcher_stopped_mid_delivery_loses_nothing(engine: Engine) {
     let (organizer, show) = app.show_with("hang@example.com", 4, 10, 4).await;
     let (endpoint, _) = register_endpoint(&app, &organizer, &receiver.url).await;
     let alice = app.register("alice-hang@example.com", "customer").await;
-    let booking = book(&app, &alice, &show, &["A1"]).await;
+    let booking = app.book_seats(&alice, &show, &["A1"]).await;
     for _ in 0..200 {
         if !receiver.received().is_empty() {
             break;
@@ -380,7 +355,7 @@ async fn with_redis_every_event_is_on_the_organizers_stream() {
     .await;
     let (_, show) = app.show_with("stream@example.com", 4, 10, 4).await;
     let alice = app.register("alice-stream@example.com", "customer").await;
-    let booking = book(&app, &alice, &show, &["A2"]).await;
+    let booking = app.book_seats(&alice, &show, &["A2"]).await;
     let client = redis::Client::open(url.as_str()).unwrap();
     let mut connection = client.get_multiplexed_async_connection().await.unwrap();
     let key = format!(
