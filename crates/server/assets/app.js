@@ -303,6 +303,7 @@
         case "availability": counts(message.categories, message.areas); break;
         case "show_changed": say("The organizer changed this show. Reload the page to see the latest details.", "warn"); break;
         case "show_cancelled": location.reload(); break;
+        case "resync": break; // a fresh snapshot follows
       }
     }, liveState);
 

@@ -1,6 +1,7 @@
 //! The outbox dispatcher: turns the domain events that the store wrote with their changes into
 //! webhook deliveries, sends them signed, retries failures with backoff for a day, and publishes
-//! every event to a Redis stream per organizer when there is Redis.
+//! every event to a Redis stream per organizer when there is Redis; makes sure every seat change
+//! reached the live layer.
 //!
 //! At least once, never lost: a delivery is leased while it is tried, so a dispatcher that dies
 //! mid-delivery (or is stopped) leaves the lease to lapse and another dispatcher, on any
@@ -8,11 +9,13 @@
 
 use crate::state::AppState;
 use boxoffice_core::Timestamp;
+use boxoffice_core::ids::{MessageId, ShowId};
 use boxoffice_core::outbox::{EventKind, retry_delay_ms, still_trying};
 use boxoffice_store::{Attempt, Channel, DueDelivery, StoreError};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
-use std::time::Instant;
+use std::collections::{BTreeSet, HashMap};
+use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 /// `t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>" under the endpoint's secret>`.
@@ -91,6 +94,7 @@ pub async fn run(app: AppState, mut stop: watch::Receiver<bool>) {
             return;
         }
     };
+    let mut unannounced = Unannounced::default();
     let mut tick = tokio::time::interval(app.config.dispatch_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -101,7 +105,7 @@ pub async fn run(app: AppState, mut stop: watch::Receiver<bool>) {
         // Stopping drops a round mid-flight: its leased deliveries lapse and are tried again,
         // exactly as if the process had died.
         tokio::select! {
-            outcome = round(&app, &http) => {
+            outcome = round(&app, &http, &mut unannounced) => {
                 if let Err(error) = outcome {
                     tracing::warn!(%error, "dispatch round failed; retrying next round");
                 }
@@ -111,12 +115,16 @@ pub async fn run(app: AppState, mut stop: watch::Receiver<bool>) {
     }
 }
 
-async fn round(app: &AppState, http: &reqwest::Client) -> Result<(), StoreError> {
+async fn round(
+    app: &AppState,
+    http: &reqwest::Client,
+    unannounced: &mut Unannounced,
+) -> Result<(), StoreError> {
     while app.store.fan_out(app.clock.now(), EVENT_BATCH).await? as i64 == EVENT_BATCH {}
     if app.redis.is_some() {
         stream(app).await?;
     }
-    announce(app).await?;
+    announce(app, unannounced).await?;
     refund_cards(app).await?;
     app.mailer.round(app).await?;
     loop {
@@ -193,24 +201,89 @@ fn describe(error: &reqwest::Error) -> String {
     }
 }
 
-/// Tells the show's viewers (everywhere, through the live layer) that it changed or was
-/// cancelled; other events are not the seat map's business.
-async fn announce(app: &AppState) -> Result<(), StoreError> {
+/// What the dispatcher of this process has seen of seat changes not yet ticked off.
+#[derive(Default)]
+pub struct Unannounced {
+    first_seen: HashMap<MessageId, Instant>,
+}
+
+/// A seat change not ticked off this long after the dispatcher first saw it was never told to
+/// viewers: the instance that committed it stopped first (or could not reach Redis).
+fn orphaned_after(app: &AppState) -> Duration {
+    (app.config.dispatch_interval * 10).max(Duration::from_secs(2))
+}
+
+/// Brings every outbox event to the show's viewers, everywhere, through the live layer: show
+/// changes and cancellations are told here; seat changes were told at once by the instance that
+/// committed them, which ticks them off, and those never ticked off get the show a `resync`
+/// (viewers are sent a fresh snapshot: the event's own change may be stale by now).
+async fn announce(app: &AppState, unannounced: &mut Unannounced) -> Result<(), StoreError> {
+    let told = std::mem::take(&mut *app.live_receipts.lock().expect("receipts lock"));
+    app.store.mark_told(&told, app.clock.now()).await?;
     let messages = app.store.unsent(Channel::Live, EVENT_BATCH).await?;
+    let mut done = Vec::with_capacity(messages.len());
+    let mut resync = BTreeSet::new();
+    let patience = orphaned_after(app);
     for message in &messages {
-        let change = match message.kind {
-            EventKind::ShowChanged => crate::live::Change::ShowChanged,
-            EventKind::ShowCancelled => crate::live::Change::ShowCancelled,
-            _ => continue,
+        let show = match message.kind {
+            EventKind::ShowChanged | EventKind::ShowCancelled => {
+                let change = if message.kind == EventKind::ShowChanged {
+                    crate::live::Change::ShowChanged
+                } else {
+                    crate::live::Change::ShowCancelled
+                };
+                if let Some(show) = ShowId::parse(&message.subject) {
+                    app.announce(&show, change).await;
+                }
+                done.push(message.id.clone());
+                continue;
+            }
+            EventKind::BookingConfirmed | EventKind::BookingCancelled | EventKind::HoldExpired => {
+                seat_change_show(message)
+            }
+            _ => None,
         };
-        if let Some(show) = boxoffice_core::ids::ShowId::parse(&message.subject) {
-            app.announce(&show, change).await;
+        let Some(show) = show else {
+            done.push(message.id.clone());
+            continue;
+        };
+        let seen = *unannounced
+            .first_seen
+            .entry(message.id.clone())
+            .or_insert_with(Instant::now);
+        if seen.elapsed() >= patience {
+            resync.insert(show);
+            done.push(message.id.clone());
         }
     }
-    let ids: Vec<_> = messages.iter().map(|m| m.id.clone()).collect();
+    for show in resync {
+        tracing::warn!(%show, "seat changes were never told to viewers; resyncing them");
+        crate::metrics::live_resync();
+        app.announce(&show, crate::live::Change::Resync).await;
+    }
+    for id in &done {
+        unannounced.first_seen.remove(id);
+    }
+    unannounced
+        .first_seen
+        .retain(|_, seen| seen.elapsed() < patience * 10);
     app.store
-        .mark_sent(Channel::Live, &ids, app.clock.now())
+        .mark_sent(Channel::Live, &done, app.clock.now())
         .await
+}
+
+/// The show whose seat map the event changed, if viewers are told of it after its commit (a
+/// booking cancelled with its show is told by the show's cancellation).
+fn seat_change_show(message: &boxoffice_store::Message) -> Option<ShowId> {
+    let body: serde_json::Value = serde_json::from_str(&message.body).ok()?;
+    let data = &body["data"];
+    if data["reason"] == "show_cancelled" {
+        return None;
+    }
+    let show = data["show_id"]
+        .as_str()
+        .or_else(|| data["booking"]["show_id"].as_str())?;
+    ShowId::parse(show)
 }
 
 /// Asks the payment provider to send the card's share of each refund back, once per refund

@@ -64,6 +64,9 @@ pub enum Change {
     CheckedIn {
         checked_in: i64,
     },
+    /// Changes to the show may have been missed (the instance that saved them stopped before
+    /// telling viewers, and the outbox dispatcher noticed): a fresh snapshot follows.
+    Resync,
 }
 
 impl Change {
@@ -77,6 +80,7 @@ impl Change {
             Change::ShowCancelled => "show_cancelled",
             Change::QueuePosition { .. } => "queue_position",
             Change::CheckedIn { .. } => "checked_in",
+            Change::Resync => "resync",
         }
     }
 
@@ -101,7 +105,10 @@ impl Change {
     pub fn frees(&self) -> bool {
         matches!(
             self,
-            Change::SeatReleased { .. } | Change::ShowChanged | Change::ShowCancelled
+            Change::SeatReleased { .. }
+                | Change::ShowChanged
+                | Change::ShowCancelled
+                | Change::Resync
         )
     }
 }
@@ -284,14 +291,15 @@ impl Live {
         )
     }
 
-    /// Announces a change to every viewer of the show on every instance.
-    pub async fn publish(&self, show: &ShowId, change: Change) {
+    /// Announces a change to every viewer of the show on every instance; `false` when it could
+    /// not be sent to the other instances (Redis is away).
+    pub async fn publish(&self, show: &ShowId, change: Change) -> bool {
         if change.moves_counts() {
             self.dirty.lock().expect("live lock").insert(show.clone());
         }
         if change.names_no_seat() {
             // Standing places only: the coalesced availability tells it.
-            return;
+            return true;
         }
         let body = serde_json::to_string(&Envelope {
             show_id: show,
@@ -310,10 +318,12 @@ impl Live {
                 // next tick instead, and viewers elsewhere when Redis is back.
                 crate::metrics::live_publish_failed();
                 self.stale.lock().expect("live lock").insert(show.clone());
+                return false;
             }
-            return;
+            return true;
         }
         self.deliver(show, None, change.kind(), &body);
+        true
     }
 
     /// Tells the other instances something on `channel` changed (this one already knows).
@@ -358,6 +368,10 @@ impl Live {
             channel.replay.pop_front();
         }
         let _ = channel.sender.send(frame);
+        drop(channels);
+        if kind == "resync" {
+            self.stale.lock().expect("live lock").insert(show.clone());
+        }
         crate::metrics::live_event(kind);
     }
 
@@ -401,7 +415,7 @@ impl Live {
     }
 }
 
-const KINDS: [&str; 8] = [
+const KINDS: [&str; 9] = [
     "seat_held",
     "seat_released",
     "seat_sold",
@@ -410,6 +424,7 @@ const KINDS: [&str; 8] = [
     "show_cancelled",
     "queue_position",
     "checked_in",
+    "resync",
 ];
 
 /// `{"seq":N,"type":"snapshot","show_id":…,"seat_map":{…}}`; the seat map is already JSON.
@@ -512,7 +527,10 @@ async fn follow_redis(app: crate::state::AppState, redis: Arc<RedisLink>) {
                     app.waiting.forget(&show);
                 }
                 if kind != "availability" && kind != "queue_position" {
-                    let frees = matches!(kind, "seat_released" | "show_changed" | "show_cancelled");
+                    let frees = matches!(
+                        kind,
+                        "seat_released" | "show_changed" | "show_cancelled" | "resync"
+                    );
                     app.forget(&show, frees);
                 }
                 app.live.deliver_published(&show, &payload);

@@ -420,8 +420,13 @@ async fn announce_sold(app: &AppState, outcome: &Outcome<boxoffice_core::booking
             .iter()
             .filter_map(|t| t.seat_id.clone())
             .collect();
-        app.announce(&booking.show_id, Change::SeatSold { seat_ids })
-            .await;
+        app.announce_event(
+            &booking.show_id,
+            Change::SeatSold { seat_ids },
+            boxoffice_core::outbox::EventKind::BookingConfirmed,
+            booking.id.as_str(),
+        )
+        .await;
     }
 }
 

@@ -46,6 +46,9 @@ pub struct ServerConfig {
     pub rate_limits: RateLimits,
     /// Take the client address from the last `X-Forwarded-For` hop (set behind a proxy only).
     pub trust_forwarded_for: bool,
+    /// For tests of recovery: behave like a process that dies right after saving a sale,
+    /// cancellation or expiry and before telling viewers (the outbox must make up for it).
+    pub skip_live_after_commit: bool,
 }
 
 impl Default for ServerConfig {
@@ -69,6 +72,7 @@ impl Default for ServerConfig {
             live: LiveLimits::default(),
             rate_limits: RateLimits::default(),
             trust_forwarded_for: false,
+            skip_live_after_commit: false,
         }
     }
 }
@@ -123,6 +127,8 @@ pub struct Inner {
     pub reads: crate::cache::ReadCache,
     pub filter: std::sync::Mutex<boxoffice_core::filter::AvailabilityFilter>,
     pub live: Live,
+    /// Outbox events already told to viewers here, to be ticked off by the next dispatch round.
+    pub live_receipts: std::sync::Mutex<Vec<(boxoffice_core::outbox::EventKind, String)>>,
     pub sessions: crate::auth::SessionCache,
     pub waiting: crate::waiting_room::WaitingRooms,
     pub limiter: crate::ratelimit::Limiter,
@@ -151,12 +157,33 @@ impl AppState {
     /// Something in the show changed through this process: what the read cache holds is out of
     /// date (and, if something was freed, what the filter learned), here at once and on other
     /// instances when the change reaches them; every viewer is told.
-    pub async fn announce(&self, show: &ShowId, change: Change) {
+    pub async fn announce(&self, show: &ShowId, change: Change) -> bool {
         if matches!(change, Change::ShowChanged | Change::ShowCancelled) {
             self.waiting.forget(show);
         }
         self.forget(show, change.frees());
-        self.live.publish(show, change).await;
+        self.live.publish(show, change).await
+    }
+
+    /// Tells viewers at once what the outbox event `(kind, subject)` just committed did to the
+    /// seat map, and ticks the event off for the live layer; an event never ticked off (this
+    /// process died first, or Redis was away) is made up for by the outbox dispatcher.
+    pub async fn announce_event(
+        &self,
+        show: &ShowId,
+        change: Change,
+        kind: boxoffice_core::outbox::EventKind,
+        subject: &str,
+    ) {
+        if self.config.skip_live_after_commit {
+            return;
+        }
+        if self.announce(show, change).await {
+            self.live_receipts
+                .lock()
+                .expect("receipts lock")
+                .push((kind, subject.to_owned()));
+        }
     }
 
     /// Drops what this process remembers about the show.

@@ -4,6 +4,7 @@
 
 use crate::live::Change;
 use crate::state::AppState;
+use boxoffice_core::outbox::EventKind;
 use tokio::sync::watch;
 
 const BATCH: i64 = 500;
@@ -29,7 +30,13 @@ pub async fn run(app: AppState, mut shutdown: watch::Receiver<bool>) {
                         let change = Change::SeatReleased {
                             seat_ids: hold.seat_ids.clone(),
                         };
-                        app.announce(&hold.show_id, change).await;
+                        app.announce_event(
+                            &hold.show_id,
+                            change,
+                            EventKind::HoldExpired,
+                            hold.id.as_str(),
+                        )
+                        .await;
                     }
                     if (expired.len() as i64) < BATCH {
                         break;

@@ -364,7 +364,8 @@ pub enum Channel {
     Stream,
     /// E-mail to the customers concerned.
     Mail,
-    /// Viewers of the show (show changed or cancelled), on every instance.
+    /// Viewers of the show, on every instance (seat changes are told at once by the instance
+    /// that made them and ticked off; the dispatcher tells the rest).
     Live,
     /// The payment provider, for the card's share of a refund.
     CardRefunds,
@@ -397,6 +398,13 @@ pub trait OutboxStore: Send + Sync {
     async fn fan_out(&self, now: Timestamp, limit: i64) -> StoreResult<usize>;
     /// Events not yet sent on `channel`, oldest first.
     async fn unsent(&self, channel: Channel, limit: i64) -> StoreResult<Vec<Message>>;
+    /// Ticks off for the live layer the events `(kind, subject)` that were told to viewers
+    /// right after their commit.
+    async fn mark_told(
+        &self,
+        events: &[(boxoffice_core::outbox::EventKind, String)],
+        now: Timestamp,
+    ) -> StoreResult<()>;
     async fn mark_sent(
         &self,
         channel: Channel,

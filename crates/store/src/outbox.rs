@@ -317,6 +317,28 @@ macro_rules! outbox_engine {
                 Ok(())
             }
 
+            async fn mark_told(&self, events: &[(EventKind, String)], now: Timestamp) -> StoreResult<()> {
+                if events.is_empty() {
+                    return Ok(());
+                }
+                let mut w = self.begin_write().await?;
+                // Few rows are still unannounced, so the partial index finds them.
+                for chunk in events.chunks(200) {
+                    let pairs = (0..chunk.len())
+                        .map(|i| format!("(kind = ${} AND subject = ${})", 2 * i + 2, 2 * i + 3))
+                        .collect::<Vec<_>>()
+                        .join(" OR ");
+                    let sql = format!("UPDATE outbox SET announced_at = $1 WHERE announced_at IS NULL AND ({pairs})");
+                    let mut query = sqlx::query(AssertSqlSafe(sql)).bind(now.unix_ms());
+                    for (kind, subject) in chunk {
+                        query = query.bind(kind.as_str()).bind(subject.clone());
+                    }
+                    query.execute(&mut *w.tx).await?;
+                }
+                w.tx.commit().await?;
+                Ok(())
+            }
+
             async fn booking_holders(&self, show: &ShowId, limit: i64) -> StoreResult<Vec<UserId>> {
                 let users: Vec<String> = sqlx::query_scalar(
                     "SELECT DISTINCT user_id FROM bookings WHERE show_id = $1 AND state = 'confirmed' ORDER BY user_id LIMIT $2",

@@ -52,8 +52,8 @@ fn at_capacity() -> ApiError {
     summary = "Live seat maps over a WebSocket",
     description = "Send `{\"type\":\"subscribe\",\"show_id\":…}` or `unsubscribe`. Per show the \
         server sends a `snapshot` (the seat map and its `seq`), then `seat_held`, `seat_released`, \
-        `seat_sold`, `availability`, `show_changed`, `show_cancelled`, `queue_position`, each with the show's next \
-        `seq`; on a gap, subscribe again. Bad messages get an `error` message. Pings every \
+        `seat_sold`, `availability`, `show_changed`, `show_cancelled`, `queue_position`, `checked_in`, each with the \
+        show's next `seq`, and `resync` when changes may have been missed (a fresh `snapshot` follows); on a gap, subscribe again. Bad messages get an `error` message. Pings every \
         heartbeat; a client silent for two heartbeats, or too slow to read, is closed.",
     responses((status = 101, description = "Switching to the WebSocket protocol"), (status = "4XX", description = "A problem: see the type", body = crate::error::Problem, content_type = "application/problem+json")),
 )]

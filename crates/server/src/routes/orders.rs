@@ -425,8 +425,13 @@ async fn cancel(
                     .iter()
                     .filter_map(|t| t.seat_id.clone())
                     .collect();
-                app.announce(&cancelled.show_id, Change::SeatReleased { seat_ids })
-                    .await;
+                app.announce_event(
+                    &cancelled.show_id,
+                    Change::SeatReleased { seat_ids },
+                    boxoffice_core::outbox::EventKind::BookingCancelled,
+                    cancelled.id.as_str(),
+                )
+                .await;
             }
             Ok(outcome)
         },

@@ -442,6 +442,142 @@ async fn heartbeats_go_out_and_silent_clients_are_closed(engine: Engine) {
     }
 }
 
+/// The state of each seat in the snapshot's seat map, by label.
+fn states_of(snapshot: &Value, labels: &[&str]) -> Vec<String> {
+    let seats = snapshot["seat_map"]["seats"].as_array().expect("seats");
+    labels
+        .iter()
+        .map(|label| {
+            let seat = seats
+                .iter()
+                .find(|s| s["label"] == *label)
+                .expect("a seat of the map");
+            seat["state"].as_str().expect("a state").to_owned()
+        })
+        .collect()
+}
+
+/// Frames until the snapshot that follows a `resync`; a `seat_sold` or `seat_released` on the
+/// way would mean the change was told directly, which this test's server never does.
+async fn resynced_snapshot(socket: &mut Socket) -> Value {
+    let mut resynced = false;
+    loop {
+        let message = next(socket).await;
+        match message["type"].as_str() {
+            Some("resync") => resynced = true,
+            Some("snapshot") if resynced => return message,
+            Some("seat_sold" | "seat_released") => panic!("told directly: {message}"),
+            _ => {}
+        }
+    }
+}
+
+/// Outbox events not yet told to viewers, polled until there are none.
+async fn all_told(app: &TestApp) {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let unsent = app
+            .store
+            .unsent(boxoffice_store::Channel::Live, 100)
+            .await
+            .expect("outbox");
+        if unsent.is_empty() {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "still untold: {unsent:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A process that dies between committing a sale (or a cancellation, or an expiry) and telling
+/// viewers loses nothing: the outbox event was saved with the change, and the dispatcher sees it
+/// was never ticked off and gives the show's viewers a fresh snapshot.
+async fn changes_never_told_after_commit_reach_viewers_through_the_outbox(engine: Engine) {
+    let app = TestApp::spawn_with(engine, |config| config.skip_live_after_commit = true).await;
+    let (_, show) = app.show_with("org@example.com", 4, 5, 4).await;
+    let show_id = show["id"].as_str().unwrap();
+    let mut viewer = connect(&app).await;
+    send(
+        &mut viewer,
+        json!({"type": "subscribe", "show_id": show_id}),
+    )
+    .await;
+    assert_eq!(next(&mut viewer).await["type"], "snapshot");
+
+    let bob = app.register("bob@example.com", "customer").await;
+    let booking = app.book_seats(&bob, &show, &["A1", "A2"]).await;
+    let snapshot = resynced_snapshot(&mut viewer).await;
+    assert_eq!(
+        states_of(&snapshot, &["A1", "A2", "A3"]),
+        ["sold", "sold", "free"]
+    );
+
+    let carol = app.register("carol@example.com", "customer").await;
+    let map = app.seat_map(show_id).await;
+    let hold = app
+        .call(
+            Method::POST,
+            "/holds",
+            Some(&carol.token),
+            Some(json!({"show_id": show_id, "seat_ids": seat_ids(&map, &["A3"])})),
+        )
+        .await;
+    assert_eq!(hold.status, StatusCode::CREATED);
+    app.clock.advance_minutes(11);
+    let snapshot = resynced_snapshot(&mut viewer).await;
+    assert_eq!(states_of(&snapshot, &["A1", "A3"]), ["sold", "free"]);
+
+    let cancelled = app
+        .call(
+            Method::POST,
+            &format!("/bookings/{}/cancel", booking["id"].as_str().unwrap()),
+            Some(&bob.token),
+            Some(json!({"refund_to": "wallet"})),
+        )
+        .await;
+    assert_eq!(cancelled.status, StatusCode::OK, "{:?}", cancelled.body);
+    let snapshot = resynced_snapshot(&mut viewer).await;
+    assert_eq!(states_of(&snapshot, &["A1", "A2"]), ["free", "free"]);
+    all_told(&app).await;
+}
+
+/// The instance that committed a change and told viewers ticks the outbox event off, so the
+/// dispatcher does not resync anyone for it.
+async fn changes_told_after_commit_are_ticked_off_without_a_resync(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let (_, show) = app.show_with("org@example.com", 2, 5, 4).await;
+    let show_id = show["id"].as_str().unwrap();
+    let mut viewer = connect(&app).await;
+    send(
+        &mut viewer,
+        json!({"type": "subscribe", "show_id": show_id}),
+    )
+    .await;
+    assert_eq!(next(&mut viewer).await["type"], "snapshot");
+    let bob = app.register("bob@example.com", "customer").await;
+    let booking = app.book_seats(&bob, &show, &["A1"]).await;
+    let mut seqs = Vec::new();
+    until(&mut viewer, "seat_sold", &mut seqs).await;
+    app.call(
+        Method::POST,
+        &format!("/bookings/{}/cancel", booking["id"].as_str().unwrap()),
+        Some(&bob.token),
+        Some(json!({"refund_to": "wallet"})),
+    )
+    .await;
+    until(&mut viewer, "seat_released", &mut seqs).await;
+    all_told(&app).await;
+    // A resync, had there been one, was published before its event was marked.
+    while let Ok(Some(Ok(Message::Text(text)))) =
+        tokio::time::timeout(Duration::from_millis(300), viewer.next()).await
+    {
+        assert!(!text.contains("\"resync\""), "a needless resync: {text}");
+    }
+}
+
 crate::on_both_engines!(
     viewers_see_holds_sales_and_releases_in_order,
     bad_messages_are_answered_and_the_connection_survives,
@@ -449,4 +585,6 @@ crate::on_both_engines!(
     a_viewer_that_stops_reading_is_cut_off_and_holds_up_no_one,
     connections_beyond_the_limit_are_refused,
     heartbeats_go_out_and_silent_clients_are_closed,
+    changes_never_told_after_commit_reach_viewers_through_the_outbox,
+    changes_told_after_commit_are_ticked_off_without_a_resync,
 );
