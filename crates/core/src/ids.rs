@@ -69,6 +69,7 @@ prefixed_id!(WebhookId, "whk");
 prefixed_id!(PaymentId, "pay");
 prefixed_id!(PromoId, "promo");
 prefixed_id!(DeliveryId, "dlv");
+prefixed_id!(WaitlistEntryId, "wle");
 
 #[cfg(test)]
 mod tests {

@@ -22,6 +22,7 @@ pub mod ticket;
 pub mod user;
 pub mod venue;
 pub mod waiting;
+pub mod waitlist;
 
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use error::{DomainError, FieldError};

@@ -26,10 +26,12 @@ pub enum EventKind {
     PaymentFailed,
     #[serde(rename = "payment.refunded")]
     PaymentRefunded,
+    #[serde(rename = "waitlist.offered")]
+    WaitlistOffered,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 9] = [
+    pub const ALL: [EventKind; 10] = [
         EventKind::BookingConfirmed,
         EventKind::BookingCancelled,
         EventKind::BookingRefunded,
@@ -39,6 +41,7 @@ impl EventKind {
         EventKind::PaymentSucceeded,
         EventKind::PaymentFailed,
         EventKind::PaymentRefunded,
+        EventKind::WaitlistOffered,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -52,6 +55,7 @@ impl EventKind {
             EventKind::PaymentSucceeded => "payment.succeeded",
             EventKind::PaymentFailed => "payment.failed",
             EventKind::PaymentRefunded => "payment.refunded",
+            EventKind::WaitlistOffered => "waitlist.offered",
         }
     }
 

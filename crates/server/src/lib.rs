@@ -21,6 +21,7 @@ mod routes;
 pub mod state;
 pub mod sweeper;
 pub mod waiting_room;
+pub mod waitlist;
 
 use crate::auth::{Passwords, Tokens};
 use crate::state::{AppState, Inner, ServerConfig, TicketKeys};

@@ -64,6 +64,10 @@ pub enum Change {
     CheckedIn {
         checked_in: i64,
     },
+    /// A waitlist entry was offered places (as a hold in its owner's name).
+    WaitlistOffered {
+        entry_id: boxoffice_core::ids::WaitlistEntryId,
+    },
     /// Changes to the show may have been missed (the instance that saved them stopped before
     /// telling viewers, and the outbox dispatcher noticed): a fresh snapshot follows.
     Resync,
@@ -80,6 +84,7 @@ impl Change {
             Change::ShowCancelled => "show_cancelled",
             Change::QueuePosition { .. } => "queue_position",
             Change::CheckedIn { .. } => "checked_in",
+            Change::WaitlistOffered { .. } => "waitlist_offered",
             Change::Resync => "resync",
         }
     }
@@ -88,7 +93,10 @@ impl Change {
     fn moves_counts(&self) -> bool {
         !matches!(
             self,
-            Change::Availability { .. } | Change::QueuePosition { .. } | Change::CheckedIn { .. }
+            Change::Availability { .. }
+                | Change::QueuePosition { .. }
+                | Change::CheckedIn { .. }
+                | Change::WaitlistOffered { .. }
         )
     }
 
@@ -415,7 +423,7 @@ impl Live {
     }
 }
 
-const KINDS: [&str; 9] = [
+const KINDS: [&str; 10] = [
     "seat_held",
     "seat_released",
     "seat_sold",
@@ -424,6 +432,7 @@ const KINDS: [&str; 9] = [
     "show_cancelled",
     "queue_position",
     "checked_in",
+    "waitlist_offered",
     "resync",
 ];
 

@@ -206,6 +206,22 @@ async fn show_words(app: &AppState, show: &ShowId) -> anyhow::Result<(String, St
     Ok((title, when))
 }
 
+/// A moment in the show's venue's time zone, as "Friday 4 December, 19:30".
+async fn local_words(
+    app: &AppState,
+    show: &ShowId,
+    at: boxoffice_core::Timestamp,
+) -> anyhow::Result<String> {
+    let venue = match app.store.show(show).await? {
+        Some(show) => app.store.venue_place(&show.venue_id).await?,
+        None => None,
+    };
+    let zone = venue.map(|v| v.timezone).unwrap_or_else(|| "UTC".into());
+    Ok(boxoffice_core::schedule::local_moment(at, &zone)
+        .map(|m| format!("{}, {}", m.day, m.time))
+        .unwrap_or_else(|| at.to_rfc3339()))
+}
+
 fn text(value: &Value) -> String {
     value.as_str().unwrap_or_default().to_owned()
 }
@@ -332,6 +348,38 @@ async fn letters_for(app: &AppState, message: &Message, base: &str) -> anyhow::R
                 tickets: Vec::new(),
                 link: Some(format!("{base}/shows/{}", payment.show_id)),
                 outro: "Sorry it did not work out this time.".into(),
+            }]
+        }
+        EventKind::WaitlistOffered => {
+            let hold = &data["hold"];
+            let show = show_of(&hold["show_id"])?;
+            let (title, when) = show_words(app, &show).await?;
+            let deadline = match boxoffice_core::Timestamp::parse_rfc3339(
+                hold["expires_at"].as_str().unwrap_or(""),
+            ) {
+                Some(at) => local_words(app, &show, at).await?,
+                None => String::new(),
+            };
+            vec![Letter {
+                to: UserId::from_trusted(text(&data["entry"]["user_id"])),
+                subject: format!("Places for you: {title}, {when}"),
+                intro: format!(
+                    "places came back for {title} on {when}, and you were next on the waitlist: they are held in your name."
+                ),
+                lines: hold["items"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|i| format!("{} · {}", text(&i["label"]), text(&i["category"])))
+                    .chain(std::iter::once(format!(
+                        "Total {} · pay by {deadline}",
+                        money(&hold["total"]["amount_minor"], &hold["total"]["currency"])
+                    )))
+                    .collect(),
+                tickets: Vec::new(),
+                link: Some(format!("{base}/holds/{}", text(&hold["id"]))),
+                outro: "If you do not pay in time, the places go to the next person waiting."
+                    .into(),
             }]
         }
         // Organizers hear about these through webhooks; customers get the booking's own mail.

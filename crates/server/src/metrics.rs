@@ -123,6 +123,10 @@ pub fn slow_consumer_dropped(transport: &'static str) {
         .increment(1);
 }
 
+pub fn waitlist_offered() {
+    metrics::counter!("boxoffice_waitlist_offers_total").increment(1);
+}
+
 /// A show's viewers were sent a fresh snapshot because seat changes were never told to them.
 pub fn live_resync() {
     metrics::counter!("boxoffice_live_resyncs_total").increment(1);

@@ -189,6 +189,13 @@ impl AppState {
     /// Drops what this process remembers about the show.
     /// The show's terms changed here: what this process remembers of it is out of date (the
     /// outbox tells viewers and other instances).
+    /// Places on the show came back: its waitlist, if any, gets them first (in the background,
+    /// so the answer to whoever freed them does not wait).
+    pub fn places_came_back(&self, show: &ShowId) {
+        let (app, show) = (self.clone(), show.clone());
+        tokio::spawn(async move { crate::waitlist::serve(&app, &show).await });
+    }
+
     pub fn forget_show(&self, show: &ShowId) {
         self.waiting.forget(show);
         self.forget(show, true);

@@ -1,6 +1,6 @@
 //! The background sweeper: marks holds past their deadline as expired and frees their seats in
 //! storage. Correctness never waits for it (an expired hold already counts as free); it keeps
-//! the stored state tidy and announces the releases to viewers.
+//! the stored state tidy, announces the releases to viewers and runs the waitlists' rounds.
 
 use crate::live::Change;
 use crate::state::AppState;
@@ -48,5 +48,8 @@ pub async fn run(app: AppState, mut shutdown: watch::Receiver<bool>) {
                 }
             }
         }
+        // What came back (expired holds and offers, anything an organizer added) goes to the
+        // waitlists first.
+        crate::waitlist::serve_all(&app).await;
     }
 }

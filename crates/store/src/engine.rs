@@ -39,6 +39,7 @@ macro_rules! store_engine {
         $crate::ledger::ledger_engine!($store, $db, lock = $lock);
         $crate::checkin::checkin_engine!($store, $db, share = $share);
         $crate::promo::promo_engine!($store, $db, lock = $lock);
+        $crate::waitlist::waitlist_engine!($store, $db, lock = $lock);
         use boxoffice_core::venue::Venue;
         use boxoffice_core::{DomainError, FieldError, Money, Timestamp};
         use sqlx::AssertSqlSafe;
@@ -252,6 +253,7 @@ macro_rules! store_engine {
             category: &str,
             quantity: i64,
             now: Timestamp,
+            scattered_ok: bool,
         ) -> StoreResult<Vec<SeatId>> {
             const ROWS_PER_READ: i64 = 8;
             let last_rank: Option<i64> = sqlx::query_scalar(
@@ -296,7 +298,8 @@ macro_rules! store_engine {
                 from_rank += ROWS_PER_READ;
             }
             let available = candidates.iter().filter(|c| c.free).count() as i64;
-            best_available::pick(&candidates, quantity as usize).ok_or_else(|| {
+            let picked = if scattered_ok { best_available::pick(&candidates, quantity as usize) } else { None };
+            picked.ok_or_else(|| {
                 DomainError::CapacityUnavailable { area: category.to_owned(), available, requested: quantity }.into()
             })
         }
@@ -965,6 +968,8 @@ macro_rules! store_engine {
                 let booking = load_booking_by_id(conn, id.as_str()).await?.ok_or(DomainError::NotFound("booking"))?;
                 let show = load_show(conn, booking.show_id.as_str()).await?.ok_or(DomainError::NotFound("show"))?;
                 booking.check_cancellable(user_id, show.starts_at, now)?;
+                // Shared on the show before anything it frees: a waitlist round sees all or none.
+                sqlx::query(concat!("SELECT id FROM shows WHERE id = $1", $share)).bind(booking.show_id.to_string()).execute(&mut *conn).await?;
                 let mut per_area: BTreeMap<String, i64> = BTreeMap::new();
                 for ticket in &booking.tickets {
                     if let Some(area) = &ticket.area_id {
@@ -1709,7 +1714,7 @@ macro_rules! store_engine {
                                 let mut conn = self.pool.acquire().await?;
                                 let show = load_show(&mut *conn, cmd.show_id.as_str()).await?.ok_or(DomainError::NotFound("show"))?;
                                 show.check_on_sale(cmd.now)?;
-                                Some(pick_best_available(&mut *conn, &show, category, *quantity, cmd.now).await?)
+                                Some(pick_best_available(&mut *conn, &show, category, *quantity, cmd.now, true).await?)
                             }
                             _ => None,
                         };
@@ -1735,6 +1740,7 @@ macro_rules! store_engine {
                 if hold.state == HoldState::Converted {
                     return Err(DomainError::HoldAlreadyBooked.into());
                 }
+                sqlx::query(concat!("SELECT id FROM shows WHERE id = $1", $share)).bind(hold.show_id.to_string()).execute(&mut *conn).await?;
                 if hold.items.iter().any(|i| i.area_id.is_some()) {
                     lock_areas(conn, std::slice::from_ref(&hold.show_id.to_string())).await?;
                 }
@@ -1769,6 +1775,9 @@ macro_rules! store_engine {
                 let mut shows: Vec<String> = due.iter().map(|(_, show)| show.clone()).collect();
                 shows.sort();
                 shows.dedup();
+                for show in &shows {
+                    sqlx::query(concat!("SELECT id FROM shows WHERE id = $1", $share)).bind(show.clone()).execute(&mut *conn).await?;
+                }
                 lock_areas(conn, &shows).await?;
                 let due: Vec<String> = due.into_iter().map(|(id, _)| id).collect();
                 let ids = retire_holds(conn, &due, "expired").await?;

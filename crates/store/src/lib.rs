@@ -14,6 +14,7 @@ mod postgres;
 mod promo;
 mod rows;
 mod sqlite;
+mod waitlist;
 
 use async_trait::async_trait;
 use boxoffice_core::booking::Booking;
@@ -546,6 +547,56 @@ pub trait TicketStore: Send + Sync {
     async fn checked_in(&self, show: &ShowId) -> StoreResult<i64>;
 }
 
+/// What a matching round offered: the entry, now `offered`, and the hold made for it.
+#[derive(Clone, Debug)]
+pub struct WaitlistOffer {
+    pub entry: boxoffice_core::waitlist::WaitlistEntry,
+    pub hold: Hold,
+}
+
+/// Waitlists of sold-out shows.
+#[async_trait]
+pub trait WaitlistStore: Send + Sync {
+    /// Puts the entry on its show's list (one open entry per customer and show).
+    async fn join_waitlist(
+        &self,
+        entry: &boxoffice_core::waitlist::WaitlistEntry,
+    ) -> StoreResult<boxoffice_core::waitlist::WaitlistEntry>;
+    async fn waitlist_entry(
+        &self,
+        id: &boxoffice_core::ids::WaitlistEntryId,
+        now: Timestamp,
+    ) -> StoreResult<Option<boxoffice_core::waitlist::WaitlistEntry>>;
+    /// The customer's entries (on one show, or all), oldest first.
+    async fn waitlist_entries_of(
+        &self,
+        show: Option<&ShowId>,
+        user: &UserId,
+        now: Timestamp,
+    ) -> StoreResult<Vec<boxoffice_core::waitlist::WaitlistEntry>>;
+    /// The show's whole list in joining order (at most 1,000 entries).
+    async fn waitlist_of(
+        &self,
+        show: &ShowId,
+        now: Timestamp,
+    ) -> StoreResult<Vec<boxoffice_core::waitlist::WaitlistEntry>>;
+    /// Takes a waiting entry off the list.
+    async fn leave_waitlist(
+        &self,
+        id: &boxoffice_core::ids::WaitlistEntryId,
+        user: &UserId,
+        now: Timestamp,
+    ) -> StoreResult<boxoffice_core::waitlist::WaitlistEntry>;
+    async fn shows_with_open_waitlists(&self, limit: i64) -> StoreResult<Vec<ShowId>>;
+    /// One matching round: settles past offers, then offers what is free to the first waiting
+    /// entries it can serve, by the fairness rule of `core::waitlist`.
+    async fn serve_waitlist(
+        &self,
+        show: &ShowId,
+        now: Timestamp,
+    ) -> StoreResult<Vec<WaitlistOffer>>;
+}
+
 #[async_trait]
 pub trait Store:
     AccountStore
@@ -554,6 +605,7 @@ pub trait Store:
     + LedgerStore
     + TicketStore
     + PromoStore
+    + WaitlistStore
     + Send
     + Sync
     + 'static

@@ -135,6 +135,19 @@ impl TestApp {
         self.serving = Some(serving);
     }
 
+    /// A second instance of the service on the same database (its own connections, caches and
+    /// background tasks) and clock, as a scaled-out deployment runs it; stopped when dropped.
+    pub async fn sibling(&self) -> Sibling {
+        let store = self._db.store().await;
+        let (state, base, stop, _serving) =
+            Self::serve(store, self.api.clock.clone(), self.state.config.clone()).await;
+        Sibling {
+            api: Api::new(base, self.api.clock.clone()),
+            state,
+            _stop: stop,
+        }
+    }
+
     /// A platform admin, created directly in the store (no one can sign up as admin).
     pub async fn admin(&self) -> Session {
         let passwords =
@@ -353,6 +366,13 @@ impl Drop for TestApp {
             let _ = stop.send(());
         }
     }
+}
+
+/// Another instance next to a [`TestApp`] (see [`TestApp::sibling`]).
+pub struct Sibling {
+    pub api: Api,
+    pub state: boxoffice_server::state::AppState,
+    _stop: oneshot::Sender<()>,
 }
 
 #[derive(Clone, Debug)]

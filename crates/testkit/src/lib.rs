@@ -10,7 +10,7 @@ pub mod redis;
 pub mod smtp;
 pub mod ws;
 
-pub use app::{Api, Reply, Session, TestApp, seat_ids};
+pub use app::{Api, Reply, Session, Sibling, TestApp, seat_ids};
 
 use boxoffice_store::Store;
 use std::sync::Arc;

@@ -12,6 +12,7 @@ pub(crate) mod payments;
 mod promo;
 mod queue;
 mod tickets;
+mod waitlist;
 mod webhooks;
 
 use crate::state::AppState;
@@ -78,4 +79,5 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(money::router())
         .merge(tickets::router())
         .merge(promo::router())
+        .merge(waitlist::router())
 }

@@ -235,6 +235,7 @@ async fn release_hold(
     let seat_ids = seats_of(&released.items);
     app.announce(&released.show_id, Change::SeatReleased { seat_ids })
         .await;
+    app.places_came_back(&released.show_id);
     Ok(Json(released))
 }
 
@@ -432,6 +433,7 @@ async fn cancel(
                     cancelled.id.as_str(),
                 )
                 .await;
+                app.places_came_back(&cancelled.show_id);
             }
             Ok(outcome)
         },

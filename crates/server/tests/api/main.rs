@@ -20,6 +20,7 @@ mod sessions;
 mod tenants;
 mod tickets;
 mod waiting;
+mod waitlist;
 mod walls;
 mod webhooks;
 

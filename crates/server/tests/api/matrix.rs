@@ -252,6 +252,7 @@ impl World {
             ("POST", "/webhooks") => json!({"url": "http://127.0.0.1:9/taken-over"}),
             ("POST", "/checkin") => json!({"code": "BO1.x.y", "gate": "north"}),
             ("POST", "/checkin/batch") => json!({"scans": []}),
+            ("POST", "/shows/{id}/waitlist") => json!({"quantity": 1}),
             ("POST", "/promo-codes") => {
                 json!({"code": "WALL", "discount": {"percent": 5}, "max_uses": 1})
             }
@@ -294,7 +295,9 @@ fn allowed(who: Who, method: &Method, path: &str) -> bool {
         "/shows/{id}/waiting-room" if get => true,
         "/shows/{id}/refund-policy" if get => true,
         "/shows/{id}/refund-policy" => of_x || who == Admin,
-        "/me/wallet" => signed_in,
+        "/me/wallet" | "/me/waitlist" => signed_in,
+        "/shows/{id}/waitlist" if get => of_x,
+        "/shows/{id}/waitlist" | "/waitlist/{id}" => signed_in,
         "/organizers/{id}/ticket-keys" => get,
         "/tickets/{id}" => matches!(who, CustomerA | OwnerX | StaffX | Admin),
         "/shows/{id}/revocations" | "/shows/{id}/checkins" => of_x || who == Admin,
