@@ -177,6 +177,8 @@ pub struct Hold {
     pub total: Money,
     /// Taken off by `promo_code`.
     pub discount_minor: i64,
+    /// Loyalty points spent on it; their value is taken off the total too.
+    pub points_redeemed: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub promo_code: Option<String>,
     pub created_at: Timestamp,

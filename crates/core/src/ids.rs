@@ -70,6 +70,7 @@ prefixed_id!(PaymentId, "pay");
 prefixed_id!(PromoId, "promo");
 prefixed_id!(DeliveryId, "dlv");
 prefixed_id!(WaitlistEntryId, "wle");
+prefixed_id!(ScratchCardId, "scr");
 
 #[cfg(test)]
 mod tests {

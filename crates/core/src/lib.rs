@@ -12,6 +12,7 @@ pub mod hold;
 pub mod ids;
 pub mod inventory;
 pub mod ledger;
+pub mod loyalty;
 pub mod model;
 pub mod money;
 pub mod outbox;

@@ -384,6 +384,10 @@ async fn pay_from_wallet(
         boxoffice_core::ticket::sign(claims, &signer)
     };
     let cmd = ConfirmHold {
+        scratch_draw: app
+            .config
+            .fixed_scratch_draw
+            .unwrap_or_else(rand::random::<f64>),
         booking_id: BookingId::generate(),
         hold_id,
         user_id: user.clone(),
@@ -462,6 +466,10 @@ async fn book_paid(
         boxoffice_core::ticket::sign(claims, &signer)
     };
     let cmd = ConfirmHold {
+        scratch_draw: app
+            .config
+            .fixed_scratch_draw
+            .unwrap_or_else(rand::random::<f64>),
         booking_id: BookingId::generate(),
         hold_id: payment.hold_id.clone(),
         user_id: payment.user_id.clone(),
@@ -522,6 +530,10 @@ async fn book(
         boxoffice_core::ticket::sign(claims, &signer)
     };
     let cmd = ConfirmHold {
+        scratch_draw: app
+            .config
+            .fixed_scratch_draw
+            .unwrap_or_else(rand::random::<f64>),
         booking_id: BookingId::generate(),
         hold_id: payment.hold_id.clone(),
         user_id: payment.user_id.clone(),

@@ -49,6 +49,8 @@ pub struct ServerConfig {
     /// For tests of recovery: behave like a process that dies right after saving a sale,
     /// cancellation or expiry and before telling viewers (the outbox must make up for it).
     pub skip_live_after_commit: bool,
+    /// Every scratch card draws this point of `[0, 1)` instead of a random one (demos, tests).
+    pub fixed_scratch_draw: Option<f64>,
 }
 
 impl Default for ServerConfig {
@@ -73,6 +75,7 @@ impl Default for ServerConfig {
             rate_limits: RateLimits::default(),
             trust_forwarded_for: false,
             skip_live_after_commit: false,
+            fixed_scratch_draw: None,
         }
     }
 }

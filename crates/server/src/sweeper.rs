@@ -51,5 +51,8 @@ pub async fn run(app: AppState, mut shutdown: watch::Receiver<bool>) {
         // What came back (expired holds and offers, anything an organizer added) goes to the
         // waitlists first.
         crate::waitlist::serve_all(&app).await;
+        if let Err(error) = app.store.credit_cashbacks(app.clock.now(), BATCH).await {
+            tracing::warn!(%error, "crediting cashback prizes failed; retrying next tick");
+        }
     }
 }

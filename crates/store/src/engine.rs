@@ -40,6 +40,7 @@ macro_rules! store_engine {
         $crate::checkin::checkin_engine!($store, $db, share = $share);
         $crate::promo::promo_engine!($store, $db, lock = $lock);
         $crate::waitlist::waitlist_engine!($store, $db, lock = $lock);
+        $crate::loyalty::loyalty_engine!($store, $db);
         use boxoffice_core::venue::Venue;
         use boxoffice_core::{DomainError, FieldError, Money, Timestamp};
         use sqlx::AssertSqlSafe;
@@ -84,7 +85,7 @@ macro_rules! store_engine {
 
         async fn load_hold(conn: &mut Conn, id: &str) -> StoreResult<Option<Hold>> {
             let row: Option<HoldRow> = sqlx::query_as(concat!(
-                "SELECT id, show_id, user_id, state, total_minor, currency, discount_minor, promo_code, created_at, expires_at ",
+                "SELECT id, show_id, user_id, state, total_minor, currency, discount_minor, promo_code, created_at, expires_at, points_redeemed ",
                 "FROM holds WHERE id = $1"
             ))
             .bind(id)
@@ -414,7 +415,7 @@ macro_rules! store_engine {
         async fn insert_hold_rows(conn: &mut Conn, hold: &Hold, promo_id: Option<&str>) -> StoreResult<()> {
             sqlx::query(
                 "INSERT INTO holds (id, show_id, user_id, state, total_minor, currency, created_at, expires_at, \
-                 promo_id, promo_code, discount_minor) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                 promo_id, promo_code, discount_minor, points_redeemed) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
             )
             .bind(hold.id.to_string())
             .bind(hold.show_id.to_string())
@@ -427,6 +428,7 @@ macro_rules! store_engine {
             .bind(promo_id.map(str::to_owned))
             .bind(hold.promo_code.clone())
             .bind(hold.discount_minor)
+            .bind(hold.points_redeemed)
             .execute(&mut *conn)
             .await?;
             for (position, item) in hold.items.iter().enumerate() {
@@ -788,13 +790,22 @@ macro_rules! store_engine {
                     None => None,
                 };
                 let discount = applied.as_ref().map_or(0, |(_, d)| *d);
+                // Points are counted under the customer's lock taken above, so two holds cannot
+                // spend the same points.
+                let (points, points_off) = if cmd.redeem_points > 0 {
+                    let available = points_available(conn, cmd.user_id.as_str(), cmd.now).await?;
+                    boxoffice_core::loyalty::redemption(cmd.redeem_points, available, subtotal - discount)?
+                } else {
+                    (0, 0)
+                };
                 let hold = Hold {
                     id: cmd.hold_id.clone(),
                     show_id: show.id.clone(),
                     user_id: cmd.user_id.clone(),
                     state: HoldState::Active,
-                    total: Money::new(subtotal - discount, show.currency.clone()),
+                    total: Money::new(subtotal - discount - points_off, show.currency.clone()),
                     discount_minor: discount,
+                    points_redeemed: points,
                     promo_code: applied.as_ref().map(|(p, _)| p.code.clone()),
                     items,
                     created_at: cmd.now,
@@ -930,6 +941,7 @@ macro_rules! store_engine {
                     .execute(&mut *conn)
                     .await?;
                 }
+                reward_booking(conn, &booking, &hold, &show, cmd.scratch_draw, cmd.now).await?;
                 if let Some(payment) = &cmd.payment_id {
                     settle_payment(conn, payment, &booking.id, cmd.now).await?;
                 }
@@ -1014,6 +1026,7 @@ macro_rules! store_engine {
                 }
                 let back = ledger::refund_transfers(&show.organizer_id, &booking.user_id, refund, booking.wallet_minor, refund_to);
                 post(conn, "booking_refunded", booking.id.as_str(), booking.total.currency.as_str(), &back, now).await?;
+                revoke_rewards(conn, booking.id.as_str(), now).await?;
                 let cancelled = Booking {
                     state: BookingState::Cancelled,
                     cancelled_at: Some(now),
@@ -1457,6 +1470,7 @@ macro_rules! store_engine {
                         ledger::RefundTo::Card,
                     );
                     post(conn, "show_cancelled_refund", booking_id, currency, &back, now).await?;
+                    revoke_rewards(conn, booking_id, now).await?;
                     emit(
                         conn,
                         &organizer,

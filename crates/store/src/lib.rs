@@ -8,6 +8,7 @@ mod accounts;
 mod checkin;
 mod engine;
 mod ledger;
+mod loyalty;
 mod outbox;
 mod payments;
 mod postgres;
@@ -108,6 +109,8 @@ pub struct CreateHold {
     pub request: HoldRequest,
     /// The organizer's promo code to apply, as the customer typed it.
     pub promo_code: Option<String>,
+    /// Loyalty points to spend on it (0 for none).
+    pub redeem_points: i64,
     pub now: Timestamp,
 }
 
@@ -127,6 +130,8 @@ pub struct ConfirmHold<'a> {
     /// whole when the wallet does not hold it at commit.
     pub wallet_minor: i64,
     pub now: Timestamp,
+    /// Where in `[0, 1)` this booking's scratch card is drawn, if it earns one.
+    pub scratch_draw: f64,
     /// Makes each ticket's code from what it vouches for (the organizer's signature).
     pub sign_ticket: &'a (dyn Fn(&boxoffice_core::ticket::TicketClaims) -> String + Send + Sync),
 }
@@ -547,6 +552,30 @@ pub trait TicketStore: Send + Sync {
     async fn checked_in(&self, show: &ShowId) -> StoreResult<i64>;
 }
 
+/// Loyalty points and scratch cards.
+#[async_trait]
+pub trait LoyaltyStore: Send + Sync {
+    async fn loyalty_of(
+        &self,
+        user: &UserId,
+        now: Timestamp,
+    ) -> StoreResult<boxoffice_core::loyalty::Loyalty>;
+    /// Newest first; prizes only of revealed cards.
+    async fn scratch_cards_of(
+        &self,
+        user: &UserId,
+    ) -> StoreResult<Vec<boxoffice_core::loyalty::ScratchCard>>;
+    /// Scratches the card (once; later calls show the same prize); a revoked card is refused.
+    async fn reveal_scratch_card(
+        &self,
+        id: &boxoffice_core::ids::ScratchCardId,
+        user: &UserId,
+        now: Timestamp,
+    ) -> StoreResult<boxoffice_core::loyalty::ScratchCard>;
+    /// Pays cashback prizes of shows that have started into their winners' wallets, once each.
+    async fn credit_cashbacks(&self, now: Timestamp, limit: i64) -> StoreResult<usize>;
+}
+
 /// What a matching round offered: the entry, now `offered`, and the hold made for it.
 #[derive(Clone, Debug)]
 pub struct WaitlistOffer {
@@ -606,6 +635,7 @@ pub trait Store:
     + TicketStore
     + PromoStore
     + WaitlistStore
+    + LoyaltyStore
     + Send
     + Sync
     + 'static

@@ -392,6 +392,7 @@ pub struct HoldRow {
     pub promo_code: Option<String>,
     pub created_at: i64,
     pub expires_at: i64,
+    pub points_redeemed: i64,
 }
 
 #[derive(sqlx::FromRow)]
@@ -429,6 +430,7 @@ impl HoldRow {
             total: Money::new(self.total_minor, Currency::from_trusted(self.currency)),
             discount_minor: self.discount_minor,
             promo_code: self.promo_code,
+            points_redeemed: self.points_redeemed,
             created_at: Timestamp::from_unix_ms(self.created_at),
             expires_at: Timestamp::from_unix_ms(self.expires_at),
         })

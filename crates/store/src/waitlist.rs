@@ -134,6 +134,7 @@ macro_rules! waitlist_engine {
                     state: HoldState::Active,
                     total: Money::new(total_of(&items), show.currency.clone()),
                     discount_minor: 0,
+                    points_redeemed: 0,
                     promo_code: None,
                     items,
                     created_at: now,

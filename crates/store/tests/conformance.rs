@@ -128,6 +128,7 @@ impl Fixture {
     ) -> Result<Hold, StoreError> {
         let cmd = CreateHold {
             promo_code: None,
+            redeem_points: 0,
             hold_id: HoldId::generate(),
             show_id: self.show.id.clone(),
             user_id: user.clone(),
@@ -180,6 +181,7 @@ impl Fixture {
         let sign =
             |claims: &boxoffice_core::ticket::TicketClaims| format!("signed:{}", claims.ticket_id);
         let cmd = ConfirmHold {
+            scratch_draw: 0.5,
             payment_id: None,
             new_payment: None,
             wallet_minor: 0,
@@ -678,6 +680,7 @@ async fn idempotent_commands_happen_once(engine: Engine) {
     let request = HoldRequest::Seats(vec![f.seat("A1")]);
     let cmd = |id| CreateHold {
         promo_code: None,
+        redeem_points: 0,
         hold_id: id,
         show_id: f.show.id.clone(),
         user_id: alice.clone(),

@@ -5,6 +5,7 @@ mod accounts;
 mod admin;
 pub(crate) mod catalog;
 mod live;
+mod loyalty;
 mod money;
 mod orders;
 mod organizer;
@@ -80,4 +81,5 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(tickets::router())
         .merge(promo::router())
         .merge(waitlist::router())
+        .merge(loyalty::router())
 }

@@ -43,6 +43,9 @@ struct HoldBody {
     /// The organizer's promo code (any case); the hold's total shows the discount.
     #[serde(default)]
     promo_code: Option<String>,
+    /// Loyalty points to spend (100 points take 1.00 off); refused beyond what you have.
+    #[serde(default)]
+    redeem_points: i64,
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -113,6 +116,10 @@ async fn create_hold(
     let show_id =
         ShowId::parse(&body.show_id).ok_or(DomainError::invalid("show_id", "not a show id"))?;
     let promo_code = body.promo_code.filter(|c| !c.trim().is_empty());
+    let redeem_points = body.redeem_points;
+    if redeem_points < 0 {
+        return Err(DomainError::invalid("redeem_points", "must not be negative").into());
+    }
     let areas = body
         .areas
         .map(|areas| areas.into_iter().map(|a| (a.area_id, a.quantity)).collect());
@@ -151,6 +158,7 @@ async fn create_hold(
                 user_id: actor.user_id.clone(),
                 request: request.clone(),
                 promo_code: promo_code.clone(),
+                redeem_points,
                 now,
             };
             let outcome = app.store.create_hold(cmd, key.as_ref()).await;

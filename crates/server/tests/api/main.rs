@@ -7,6 +7,7 @@ mod catalog;
 mod discovery;
 mod limits;
 mod live;
+mod loyalty;
 mod mail;
 mod matrix;
 mod money;
