@@ -6,7 +6,7 @@ use crate::ids::{EventId, OrganizerId, ShowId, VenueId};
 use crate::venue::Venue;
 use crate::{Currency, Timestamp};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 pub const MAX_HOLD_MINUTES: i64 = 60;
 pub const MAX_TICKETS_PER_ORDER: i64 = 50;
@@ -288,6 +288,9 @@ pub struct Show {
     pub currency: Currency,
     /// Price in minor units per seat or area category.
     pub prices: BTreeMap<String, i64>,
+    /// Categories sold only with a promo code that unlocks them (presales, guest lists).
+    #[serde(skip_serializing_if = "BTreeSet::is_empty")]
+    pub locked_categories: BTreeSet<String>,
     pub hold_minutes: i64,
     pub max_tickets_per_order: i64,
     pub max_tickets_per_customer: i64,
@@ -303,6 +306,7 @@ pub struct Show {
 pub struct SaleTerms {
     pub currency: String,
     pub prices: BTreeMap<String, i64>,
+    pub locked_categories: BTreeSet<String>,
     pub hold_minutes: i64,
     pub max_tickets_per_order: i64,
     pub max_tickets_per_customer: i64,
@@ -320,6 +324,9 @@ pub struct ShowInput {
     pub starts_at: Timestamp,
     pub currency: String,
     pub prices: BTreeMap<String, i64>,
+    /// Categories sold only with a promo code that unlocks them.
+    #[serde(default)]
+    pub locked_categories: BTreeSet<String>,
     #[serde(default = "default_hold_minutes")]
     pub hold_minutes: i64,
     #[serde(default = "default_max_per_order")]
@@ -353,6 +360,7 @@ impl ShowInput {
         SaleTerms {
             currency: self.currency.clone(),
             prices: self.prices.clone(),
+            locked_categories: self.locked_categories.clone(),
             hold_minutes: self.hold_minutes,
             max_tickets_per_order: self.max_tickets_per_order,
             max_tickets_per_customer: self.max_tickets_per_customer,
@@ -393,6 +401,7 @@ impl SaleTerms {
         problems.check(starts_at > now, "starts_at", "must be in the future");
         self.check_limits(&mut problems);
         check_prices(&self.prices, venue, &mut problems);
+        check_locked(&self.locked_categories, &self.prices, &mut problems);
         let on_sale_at = self.on_sale_at.unwrap_or(now);
         let off_sale_at = self.off_sale_at.unwrap_or(starts_at);
         let ends_at = starts_at.plus_ms(event.duration_ms());
@@ -428,6 +437,7 @@ impl SaleTerms {
             off_sale_at,
             currency,
             prices: self.prices.clone(),
+            locked_categories: self.locked_categories.clone(),
             hold_minutes: self.hold_minutes,
             max_tickets_per_order: self.max_tickets_per_order,
             max_tickets_per_customer: self.max_tickets_per_customer,
@@ -454,6 +464,20 @@ impl SaleTerms {
                 && self.max_tickets_per_customer <= 10 * MAX_TICKETS_PER_ORDER,
             "max_tickets_per_customer",
             "must be at least max_tickets_per_order and at most 500",
+        );
+    }
+}
+
+fn check_locked(
+    locked: &BTreeSet<String>,
+    prices: &BTreeMap<String, i64>,
+    problems: &mut Problems,
+) {
+    for category in locked {
+        problems.check(
+            prices.contains_key(category),
+            format!("locked_categories.{category}"),
+            "is not a category of this show",
         );
     }
 }
@@ -486,6 +510,8 @@ fn check_prices(prices: &BTreeMap<String, i64>, venue: &Venue, problems: &mut Pr
 #[serde(deny_unknown_fields)]
 pub struct ShowPatch {
     pub prices: Option<BTreeMap<String, i64>>,
+    /// Replaces the set of categories sold only with an unlocking code.
+    pub locked_categories: Option<BTreeSet<String>>,
     pub hold_minutes: Option<i64>,
     pub max_tickets_per_order: Option<i64>,
     pub max_tickets_per_customer: Option<i64>,
@@ -505,6 +531,10 @@ impl Show {
             check_prices(&prices, venue, &mut problems);
             self.prices = prices;
         }
+        if let Some(locked) = patch.locked_categories {
+            self.locked_categories = locked;
+        }
+        check_locked(&self.locked_categories, &self.prices, &mut problems);
         macro_rules! take {
             ($($field:ident),*) => { $(if let Some(value) = patch.$field { self.$field = value.into(); })* };
         }
@@ -520,6 +550,7 @@ impl Show {
         SaleTerms {
             currency: self.currency.to_string(),
             prices: self.prices.clone(),
+            locked_categories: self.locked_categories.clone(),
             hold_minutes: self.hold_minutes,
             max_tickets_per_order: self.max_tickets_per_order,
             max_tickets_per_customer: self.max_tickets_per_customer,

@@ -1,4 +1,5 @@
-//! Promo codes: an organizer's discount (a percentage or a fixed amount) for all its shows, one
+//! Promo codes: an organizer's discount (a percentage or a fixed amount), or the key to a
+//! category sold only with a code (an unlock: presales, guest lists), for all its shows, one
 //! event's or one show's, valid in a window, with a total number of uses and a number per
 //! customer. A use is counted from the hold that applies it (a hold that lapses gives it back,
 //! with no sweeper needed) to the booking it becomes; the store counts them under a lock on the
@@ -10,13 +11,15 @@ use crate::error::{DomainError, Problems};
 use crate::ids::{EventId, OrganizerId, PromoId, ShowId};
 use serde::{Deserialize, Serialize};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Discount {
     /// This share off, 1 to 100.
     Percent(i64),
     /// This much off (minor units of the show's currency), never below zero.
     Amount(i64),
+    /// Nothing off, but seats of this locked category may be held with it (at their price).
+    Unlock(String),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -89,13 +92,18 @@ impl PromoInput {
             "show_id",
             "give an event or a show, not both",
         );
-        match self.discount {
+        match &self.discount {
+            Discount::Unlock(category) => problems.check(
+                crate::venue::valid_category(category),
+                "discount.unlock",
+                "is not a category name",
+            ),
             Discount::Percent(p) => problems.check(
-                (1..=100).contains(&p),
+                (1..=100).contains(p),
                 "discount.percent",
                 "must be 1 to 100",
             ),
-            Discount::Amount(a) => problems.check(a > 0, "discount.amount", "must be more than 0"),
+            Discount::Amount(a) => problems.check(*a > 0, "discount.amount", "must be more than 0"),
         }
         if let (Some(from), Some(until)) = (self.valid_from, self.valid_until) {
             problems.check(from < until, "valid_until", "must be after valid_from");
@@ -163,13 +171,51 @@ impl Promo {
         Ok(())
     }
 
-    /// The discount on `subtotal_minor`, never more than it.
-    pub fn discount_minor(&self, subtotal_minor: i64) -> i64 {
-        match self.discount {
-            Discount::Percent(percent) => subtotal_minor * percent.clamp(0, 100) / 100,
-            Discount::Amount(amount) => amount.clamp(0, subtotal_minor),
+    /// The category this code unlocks, if it is an unlock.
+    pub fn unlocks(&self) -> Option<&str> {
+        match &self.discount {
+            Discount::Unlock(category) => Some(category),
+            _ => None,
         }
     }
+
+    /// The discount on `subtotal_minor`, never more than it.
+    pub fn discount_minor(&self, subtotal_minor: i64) -> i64 {
+        match &self.discount {
+            Discount::Percent(percent) => subtotal_minor * (*percent).clamp(0, 100) / 100,
+            Discount::Amount(amount) => (*amount).clamp(0, subtotal_minor),
+            Discount::Unlock(_) => 0,
+        }
+    }
+}
+
+/// Whether a hold of `categories` may go ahead with `promo` (if any) on `show`: locked categories
+/// need a code that unlocks them, and an unlocking code is only for its category.
+pub fn check_unlocked<'a>(
+    show: &Show,
+    categories: impl IntoIterator<Item = &'a str>,
+    promo: Option<&Promo>,
+) -> Result<(), DomainError> {
+    let unlocked = promo.and_then(Promo::unlocks);
+    let mut locked_seen = false;
+    for category in categories {
+        if show.locked_categories.contains(category) {
+            locked_seen = true;
+            if unlocked != Some(category) {
+                return Err(DomainError::invalid(
+                    "promo_code",
+                    format!("{category} places are sold only with a code that unlocks them"),
+                ));
+            }
+        }
+    }
+    if let (Some(category), false) = (unlocked, locked_seen) {
+        return Err(DomainError::invalid(
+            "promo_code",
+            format!("this code unlocks {category} places: choose some of those"),
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

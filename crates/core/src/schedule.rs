@@ -156,6 +156,8 @@ impl ScheduleInput {
         let terms = SaleTerms {
             currency: self.currency.clone(),
             prices: self.prices.clone(),
+            // A schedule's shows start unlocked; lock categories per show afterwards.
+            locked_categories: Default::default(),
             hold_minutes: self.hold_minutes,
             max_tickets_per_order: self.max_tickets_per_order,
             max_tickets_per_customer: self.max_tickets_per_customer,

@@ -121,6 +121,11 @@ impl JoinInput {
                 "category",
                 "is not a category of this show",
             );
+            problems.check(
+                !show.locked_categories.contains(category),
+                "category",
+                "is sold only with a code, not from the waitlist",
+            );
         }
         problems.finish(WaitlistEntry {
             id: WaitlistEntryId::generate(),
@@ -268,6 +273,7 @@ mod tests {
             off_sale_at: start,
             currency: crate::Currency::from_trusted("EUR".into()),
             prices: [("standard".to_owned(), 2_000)].into(),
+            locked_categories: Default::default(),
             hold_minutes: 10,
             max_tickets_per_order: 4,
             max_tickets_per_customer: 8,

@@ -64,13 +64,13 @@ macro_rules! store_engine {
             Ok(Some(row.into_show(show_prices)?))
         }
 
-        async fn load_prices(conn: &mut Conn, show_ids: &[String]) -> StoreResult<BTreeMap<String, BTreeMap<String, i64>>> {
-            let mut by_show: BTreeMap<String, BTreeMap<String, i64>> = BTreeMap::new();
+        async fn load_prices(conn: &mut Conn, show_ids: &[String]) -> StoreResult<BTreeMap<String, PriceList>> {
+            let mut by_show: BTreeMap<String, PriceList> = BTreeMap::new();
             if show_ids.is_empty() {
                 return Ok(by_show);
             }
             let sql = format!(
-                "SELECT show_id, category, amount_minor FROM show_prices WHERE show_id IN ({})",
+                "SELECT show_id, category, amount_minor, locked FROM show_prices WHERE show_id IN ({})",
                 placeholders(1, show_ids.len())
             );
             let mut query = sqlx::query_as::<_, PriceRow>(AssertSqlSafe(sql));
@@ -78,7 +78,11 @@ macro_rules! store_engine {
                 query = query.bind(id.clone());
             }
             for row in query.fetch_all(&mut *conn).await? {
-                by_show.entry(row.show_id).or_default().insert(row.category, row.amount_minor);
+                let list = by_show.entry(row.show_id).or_default();
+                if row.locked {
+                    list.locked.insert(row.category.clone());
+                }
+                list.prices.insert(row.category, row.amount_minor);
             }
             Ok(by_show)
         }
@@ -712,10 +716,11 @@ macro_rules! store_engine {
             .execute(&mut *conn)
             .await?;
             for (category, amount) in &show.prices {
-                sqlx::query("INSERT INTO show_prices (show_id, category, amount_minor) VALUES ($1, $2, $3)")
+                sqlx::query("INSERT INTO show_prices (show_id, category, amount_minor, locked) VALUES ($1, $2, $3, $4)")
                     .bind(show.id.to_string())
                     .bind(category.clone())
                     .bind(*amount)
+                    .bind(show.locked_categories.contains(category))
                     .execute(&mut *conn)
                     .await?;
             }
@@ -789,6 +794,7 @@ macro_rules! store_engine {
                     Some(code) => Some(apply_promo(conn, &show, cmd.user_id.as_str(), code, subtotal, cmd.now).await?),
                     None => None,
                 };
+                boxoffice_core::promo::check_unlocked(&show, items.iter().map(|i| i.category.as_str()), applied.as_ref().map(|(p, _)| p))?;
                 let discount = applied.as_ref().map_or(0, |(_, d)| *d);
                 // Points are counted under the customer's lock taken above, so two holds cannot
                 // spend the same points.
@@ -1196,7 +1202,7 @@ macro_rules! store_engine {
                 let categories = venue.categories();
                 for show in &shows {
                     let prices = load_prices(conn, std::slice::from_ref(&show.id)).await?.remove(&show.id).unwrap_or_default();
-                    if let Some(missing) = categories.iter().find(|c| !prices.contains_key(*c)) {
+                    if let Some(missing) = categories.iter().find(|c| !prices.prices.contains_key(*c)) {
                         return Err(DomainError::invalid(
                             "sections",
                             format!("show {} has no price for the new category {missing}; price it first", show.id),
@@ -1397,10 +1403,11 @@ macro_rules! store_engine {
                     return Err(DomainError::Conflict("a cancelled show cannot be changed".into()).into());
                 }
                 for (category, amount) in &show.prices {
-                    sqlx::query("UPDATE show_prices SET amount_minor = $3 WHERE show_id = $1 AND category = $2")
+                    sqlx::query("UPDATE show_prices SET amount_minor = $3, locked = $4 WHERE show_id = $1 AND category = $2")
                         .bind(show.id.to_string())
                         .bind(category.clone())
                         .bind(*amount)
+                        .bind(show.locked_categories.contains(category))
                         .execute(&mut *conn)
                         .await?;
                 }

@@ -7,13 +7,13 @@ macro_rules! promo_engine {
         use boxoffice_core::promo::{Discount, Promo};
         use $crate::PromoStore;
 
-        type PromoRow = (String, String, String, Option<String>, Option<String>, String, i64, Option<i64>, Option<i64>, i64, i64, i64);
+        type PromoRow = (String, String, String, Option<String>, Option<String>, String, i64, Option<i64>, Option<i64>, i64, i64, i64, Option<String>);
 
         const PROMO_COLUMNS: &str = "id, organizer_id, code, event_id, show_id, discount_kind, discount_value, valid_from, \
-             valid_until, max_uses, max_uses_per_customer, created_at";
+             valid_until, max_uses, max_uses_per_customer, created_at, unlocks_category";
 
         fn promo_of(row: PromoRow) -> StoreResult<Promo> {
-            let (id, organizer, code, event, show, kind, value, from, until, max_uses, per_customer, created) = row;
+            let (id, organizer, code, event, show, kind, value, from, until, max_uses, per_customer, created, unlocks) = row;
             Ok(Promo {
                 id: PromoId::from_trusted(id),
                 organizer_id: OrganizerId::from_trusted(organizer),
@@ -23,6 +23,7 @@ macro_rules! promo_engine {
                 discount: match kind.as_str() {
                     "percent" => Discount::Percent(value),
                     "amount" => Discount::Amount(value),
+                    "unlock" => Discount::Unlock(unlocks.ok_or_else(|| StoreError::Corrupt("an unlock code without a category".into()))?),
                     other => return Err(StoreError::Corrupt(format!("bad discount kind {other}"))),
                 },
                 valid_from: from.map(Timestamp::from_unix_ms),
@@ -69,11 +70,12 @@ macro_rules! promo_engine {
         impl PromoStore for $store {
             async fn insert_promo(&self, promo: &Promo) -> StoreResult<()> {
                 let mut w = self.begin_write().await?;
-                let (kind, value) = match promo.discount {
-                    Discount::Percent(p) => ("percent", p),
-                    Discount::Amount(a) => ("amount", a),
+                let (kind, value, unlocks) = match &promo.discount {
+                    Discount::Percent(p) => ("percent", *p, None),
+                    Discount::Amount(a) => ("amount", *a, None),
+                    Discount::Unlock(category) => ("unlock", 0, Some(category.clone())),
                 };
-                let sql = format!("INSERT INTO promo_codes ({PROMO_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)");
+                let sql = format!("INSERT INTO promo_codes ({PROMO_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)");
                 sqlx::query(AssertSqlSafe(sql))
                     .bind(promo.id.to_string())
                     .bind(promo.organizer_id.to_string())
@@ -87,6 +89,7 @@ macro_rules! promo_engine {
                     .bind(promo.max_uses)
                     .bind(promo.max_uses_per_customer)
                     .bind(promo.created_at.unix_ms())
+                    .bind(unlocks)
                     .execute(&mut *w.tx)
                     .await
                     .map_err(|e| {

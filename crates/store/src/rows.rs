@@ -266,10 +266,18 @@ pub struct PriceRow {
     pub show_id: String,
     pub category: String,
     pub amount_minor: i64,
+    pub locked: bool,
+}
+
+/// A show's price list: the price per category, and the categories sold only with a code.
+#[derive(Clone, Debug, Default)]
+pub struct PriceList {
+    pub prices: BTreeMap<String, i64>,
+    pub locked: std::collections::BTreeSet<String>,
 }
 
 impl ShowRow {
-    pub fn into_show(self, prices: BTreeMap<String, i64>) -> Result<Show, StoreError> {
+    pub fn into_show(self, list: PriceList) -> Result<Show, StoreError> {
         Ok(Show {
             id: ShowId::from_trusted(self.id),
             event_id: EventId::from_trusted(self.event_id),
@@ -285,7 +293,8 @@ impl ShowRow {
             language: self.language,
             cancelled_at: self.cancelled_at.map(Timestamp::from_unix_ms),
             currency: Currency::from_trusted(self.currency),
-            prices,
+            prices: list.prices,
+            locked_categories: list.locked,
             hold_minutes: self.hold_minutes,
             max_tickets_per_order: self.max_tickets_per_order,
             max_tickets_per_customer: self.max_tickets_per_customer,

@@ -75,7 +75,7 @@ macro_rules! waitlist_engine {
         }
 
         /// Tries to make the entry an offer from what is free now: its category (or each of the
-        /// show's, cheapest first), seats side by side when asked. `None` when nothing fits, or
+        /// show's that is not locked behind a code, cheapest first), seats side by side when asked. `None` when nothing fits, or
         /// the customer cannot take a hold now (one open already, or the ticket limit reached).
         async fn offer_to(conn: &mut Conn, show: &Show, entry: &WaitlistEntry, now: Timestamp) -> StoreResult<Option<Hold>> {
             let (active, _) = holds_of_customer(conn, entry.user_id.as_str(), show.id.as_str(), now).await?;
@@ -86,7 +86,8 @@ macro_rules! waitlist_engine {
             let categories: Vec<String> = match &entry.category {
                 Some(category) => vec![category.clone()],
                 None => {
-                    let mut by_price: Vec<(&String, &i64)> = show.prices.iter().collect();
+                    let mut by_price: Vec<(&String, &i64)> =
+                        show.prices.iter().filter(|(name, _)| !show.locked_categories.contains(*name)).collect();
                     by_price.sort_by_key(|(name, price)| (**price, (*name).clone()));
                     by_price.into_iter().map(|(name, _)| name.clone()).collect()
                 }

@@ -64,6 +64,7 @@ async fn join(
                 .as_ref()
                 .is_none_or(|wanted| &c.category == wanted)
         })
+        .filter(|c| !show.locked_categories.contains(&c.category))
         .map(|c| c.free)
         .sum();
     waitlist::check_sold_out(free)?;

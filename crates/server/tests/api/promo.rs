@@ -227,7 +227,111 @@ async fn a_code_is_never_used_more_than_it_allows(engine: Engine) {
     assert_eq!(listed.body[0]["used"], 10);
 }
 
+/// Places on the floor, with `code` (or none).
+async fn floor_hold(
+    app: &TestApp,
+    customer: &Session,
+    show: &Value,
+    quantity: i64,
+    code: Option<&str>,
+) -> boxoffice_testkit::Reply {
+    let show_id = show["id"].as_str().unwrap();
+    let map = app.seat_map(show_id).await;
+    let mut body = json!({"show_id": show_id, "areas": [{"area_id": map["areas"][0]["id"], "quantity": quantity}]});
+    if let Some(code) = code {
+        body["promo_code"] = json!(code);
+    }
+    app.call(Method::POST, "/holds", Some(&customer.token), Some(body))
+        .await
+}
+
+async fn an_unlock_code_opens_a_locked_category_and_nothing_else(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let (organizer, show) = app.show_with("unlock-org@example.com", 4, 10, 4).await;
+    let show_id = show["id"].as_str().unwrap();
+    let path = format!("/shows/{show_id}");
+    let bad = app
+        .call(
+            Method::PATCH,
+            &path,
+            Some(&organizer.token),
+            Some(json!({"locked_categories": ["balcony"]})),
+        )
+        .await;
+    assert_eq!(
+        bad.problem(422, "validation")["errors"][0]["field"],
+        "locked_categories.balcony"
+    );
+    let locked = app
+        .call(
+            Method::PATCH,
+            &path,
+            Some(&organizer.token),
+            Some(json!({"locked_categories": ["standing"]})),
+        )
+        .await;
+    assert_eq!(locked.status, StatusCode::OK, "{}", locked.body);
+    let public = app.call(Method::GET, &path, None, None).await;
+    assert_eq!(public.body["locked_categories"], json!(["standing"]));
+
+    let alice = app.register("alice@example.com", "customer").await;
+    let refused = floor_hold(&app, &alice, &show, 2, None).await;
+    assert_eq!(
+        refused.problem(422, "validation")["errors"][0]["field"],
+        "promo_code"
+    );
+    // A waitlist cannot hand out what only a code may buy.
+    let waiting = app
+        .call(
+            Method::POST,
+            &format!("/shows/{show_id}/waitlist"),
+            Some(&alice.token),
+            Some(json!({"quantity": 1, "category": "standing"})),
+        )
+        .await;
+    waiting.problem(422, "validation");
+
+    let nameless = create_code(
+        &app,
+        &organizer,
+        json!({"code": "GUEST", "discount": {"unlock": ""}, "max_uses": 2}),
+    )
+    .await;
+    nameless.problem(422, "validation");
+    let code = create_code(
+        &app,
+        &organizer,
+        json!({"code": "GUEST", "discount": {"unlock": "standing"}, "max_uses": 2}),
+    )
+    .await;
+    assert_eq!(code.status, StatusCode::CREATED, "{}", code.body);
+
+    let opened = floor_hold(&app, &alice, &show, 2, Some("guest")).await;
+    assert_eq!(opened.status, StatusCode::CREATED, "{}", opened.body);
+    assert_eq!(opened.body["discount_minor"], 0);
+    assert_eq!(opened.body["total"]["amount_minor"], 2 * 1000);
+    assert_eq!(opened.body["promo_code"], "GUEST");
+    // Only for its category: not for the open seats.
+    let bob = app.register("bob@example.com", "customer").await;
+    let elsewhere = hold_with(&app, &bob, &show, &["A1"], "GUEST").await;
+    assert_eq!(
+        elsewhere.problem(422, "validation")["errors"][0]["field"],
+        "promo_code"
+    );
+    let second = floor_hold(&app, &bob, &show, 1, Some("GUEST")).await;
+    assert_eq!(second.status, StatusCode::CREATED, "{}", second.body);
+    // Its uses are counted like any code's.
+    let carol = app.register("carol@example.com", "customer").await;
+    floor_hold(&app, &carol, &show, 1, Some("GUEST"))
+        .await
+        .problem(409, "conflict");
+    // Seats of open categories need no code.
+    let open = app.book_seats(&carol, &show, &["A1"]).await;
+    assert_eq!(open["state"], "confirmed");
+}
+
 crate::on_both_engines!(
     codes_discount_within_their_scope_and_window,
     a_code_is_never_used_more_than_it_allows,
+    an_unlock_code_opens_a_locked_category_and_nothing_else,
 );
