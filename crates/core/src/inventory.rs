@@ -43,6 +43,26 @@ pub fn area_room(capacity: i64, sold: i64, held_live: i64) -> i64 {
     capacity - sold - held_live
 }
 
+/// The most places one standing area of a show may have.
+pub const MAX_AREA_CAPACITY: i64 = 1_000_000;
+
+/// A new capacity for a show's standing area: never below what is sold and held there (law 1).
+pub fn check_new_capacity(capacity: i64, sold: i64, held: i64) -> Result<(), DomainError> {
+    if !(1..=MAX_AREA_CAPACITY).contains(&capacity) {
+        return Err(DomainError::invalid("capacity", "must be 1 to 1,000,000"));
+    }
+    if capacity < sold + held {
+        return Err(DomainError::invalid(
+            "capacity",
+            format!(
+                "{sold} places are sold and {held} held: the capacity cannot go below {}",
+                sold + held
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Grants `requested` places only if they fit without overselling (law 1).
 pub fn check_area_claim(
     area_name: &str,

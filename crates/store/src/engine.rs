@@ -1778,6 +1778,47 @@ macro_rules! store_engine {
                 Ok(released.as_of(now))
             }
 
+            async fn set_area_capacity(&self, show: &ShowId, area: &AreaId, capacity: i64, now: Timestamp) -> StoreResult<()> {
+                let mut w = self.begin_write().await?;
+                let conn = &mut *w.tx;
+                sqlx::query(concat!("SELECT id FROM shows WHERE id = $1", $share)).bind(show.to_string()).execute(&mut *conn).await?;
+                let areas = lock_areas(conn, std::slice::from_ref(&show.to_string())).await?;
+                let (_, _, _, sold, held) = areas
+                    .into_iter()
+                    .find(|(_, id, ..)| id == area.as_str())
+                    .ok_or(DomainError::NotFound("area"))?;
+                // Places of lapsed holds still counted as held are retired first, so they do not
+                // stand in the way of a smaller capacity.
+                let expired: Vec<String> = sqlx::query_scalar(
+                    "SELECT h.id FROM holds h WHERE h.show_id = $1 AND h.state = 'active' AND h.expires_at <= $2 \
+                     AND EXISTS (SELECT 1 FROM hold_items hi WHERE hi.hold_id = h.id AND hi.area_id = $3)",
+                )
+                .bind(show.to_string())
+                .bind(now.unix_ms())
+                .bind(area.to_string())
+                .fetch_all(&mut *conn)
+                .await?;
+                let retired = retire_holds(conn, &expired, "expired").await?;
+                let held = if retired.is_empty() {
+                    held
+                } else {
+                    sqlx::query_scalar("SELECT held FROM show_areas WHERE show_id = $1 AND area_id = $2")
+                        .bind(show.to_string())
+                        .bind(area.to_string())
+                        .fetch_one(&mut *conn)
+                        .await?
+                };
+                inventory::check_new_capacity(capacity, sold, held)?;
+                sqlx::query("UPDATE show_areas SET capacity = $3 WHERE show_id = $1 AND area_id = $2")
+                    .bind(show.to_string())
+                    .bind(area.to_string())
+                    .bind(capacity)
+                    .execute(&mut *conn)
+                    .await?;
+                w.tx.commit().await?;
+                Ok(())
+            }
+
             async fn expire_holds(&self, now: Timestamp, limit: i64) -> StoreResult<Vec<ExpiredHold>> {
                 let mut w = self.begin_write().await?;
                 let conn = &mut *w.tx;

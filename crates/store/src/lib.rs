@@ -666,6 +666,15 @@ pub trait Store:
     /// Swaps the whole layout and rebuilds the inventory of the venue's shows; refused once any
     /// show there has a booking or a live hold, since that would orphan sold or held seats.
     async fn replace_layout(&self, venue: &Venue, now: Timestamp) -> StoreResult<()>;
+    /// Sets the capacity of one standing area for one show (more places, or fewer down to
+    /// what is sold and held).
+    async fn set_area_capacity(
+        &self,
+        show: &ShowId,
+        area: &boxoffice_core::ids::AreaId,
+        capacity: i64,
+        now: Timestamp,
+    ) -> StoreResult<()>;
     /// Refused while any show uses the venue.
     async fn delete_venue(&self, id: &VenueId) -> StoreResult<()>;
     async fn venues_of(&self, organizer: &OrganizerId) -> StoreResult<Vec<VenueSummary>>;

@@ -35,6 +35,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(shows, create_show))
         .routes(routes!(show, update_show, cancel_show))
         .routes(routes!(seat_map))
+        .routes(routes!(set_area_capacity))
         .routes(routes!(sales))
 }
 
@@ -812,6 +813,54 @@ async fn update_show(
     // this process's caches forget the old show at once.
     app.forget_show(&show.id);
     Ok(Json(show))
+}
+
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct CapacityBody {
+    capacity: i64,
+}
+
+#[utoipa::path(
+    put,
+    path = "/shows/{id}/areas/{area_id}/capacity",
+    tag = "shows",
+    summary = "Change a standing area's capacity for one show",
+    params(("id" = String, Path), ("area_id" = String, Path)),
+    request_body = CapacityBody,
+    responses((status = 200, description = "Success", body = boxoffice_core::inventory::AreaView), (status = "4XX", description = "A problem: see the type", body = crate::error::Problem, content_type = "application/problem+json")),
+    security(("bearer" = []), ("session_cookie" = []))
+)]
+/// More places (the show's waitlist is offered them first), or fewer, never below what is sold
+/// and held.
+async fn set_area_capacity(
+    State(app): State<AppState>,
+    Auth(actor): Auth,
+    Path((id, area_id)): Path<(String, String)>,
+    body: ApiJson<CapacityBody>,
+) -> ApiResult<Json<boxoffice_core::inventory::AreaView>> {
+    let show = managed_show(&app, &actor, &id).await?;
+    let area = path_id(&area_id, boxoffice_core::ids::AreaId::parse, "area")?;
+    let now = app.clock.now();
+    app.store
+        .set_area_capacity(&show.id, &area, body.value.capacity, now)
+        .await?;
+    // Counts moved (and places may have come free): caches forget, viewers get availability.
+    app.announce(
+        &show.id,
+        crate::live::Change::SeatReleased {
+            seat_ids: Vec::new(),
+        },
+    )
+    .await;
+    app.places_came_back(&show.id);
+    let map = app.store.seat_map(&show, now).await?;
+    Ok(Json(
+        map.areas
+            .into_iter()
+            .find(|a| a.id == area)
+            .ok_or(DomainError::NotFound("area"))?,
+    ))
 }
 
 #[derive(Serialize, utoipa::ToSchema)]

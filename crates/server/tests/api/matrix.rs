@@ -266,6 +266,7 @@ impl World {
                 "currency": "EUR", "prices": {"standard": 1, "standing": 1}})
             }
             ("PATCH", "/shows/{id}") => json!({"hold_minutes": 5}),
+            ("PUT", "/shows/{id}/areas/{area_id}/capacity") => json!({"capacity": 10}),
             ("PUT", "/shows/{id}/refund-policy") => {
                 json!({"full_until_hours_before": 1, "partial_percent": 0})
             }
@@ -327,7 +328,8 @@ fn allowed(who: Who, method: &Method, path: &str) -> bool {
         | "/venues/{id}/layout"
         | "/events/{id}"
         | "/shows/{id}"
-        | "/shows/{id}/sales" => of_x || who == Admin,
+        | "/shows/{id}/sales"
+        | "/shows/{id}/areas/{area_id}/capacity" => of_x || who == Admin,
         "/holds/{id}" | "/bookings/{id}" if get => matches!(who, CustomerA | Admin),
         "/payments/{id}" | "/payments/{id}/confirm" => who == CustomerA,
         "/holds/{id}" | "/bookings" | "/bookings/{id}/cancel" => who == CustomerA,

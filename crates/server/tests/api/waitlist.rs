@@ -429,8 +429,107 @@ async fn two_instances_racing_offer_each_seat_once_in_order(engine: Engine) {
     assert_eq!(again, seats);
 }
 
+async fn capacity_added_goes_to_the_waitlist_first_and_viewers_hear_of_the_offer(engine: Engine) {
+    let app = long_sessions(engine).await;
+    let (organizer, show) = app.show_with("org@example.com", 2, 2, 4).await;
+    let show_id = show["id"].as_str().unwrap();
+    let area_id = app.seat_map(show_id).await["areas"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let buyer = app.register("buyer@example.com", "customer").await;
+    let held = app
+        .call(
+            Method::POST,
+            "/holds",
+            Some(&buyer.token),
+            Some(json!({"show_id": show_id, "areas": [{"area_id": area_id, "quantity": 2}]})),
+        )
+        .await;
+    assert_eq!(held.status, StatusCode::CREATED, "{}", held.body);
+    let paid = app
+        .call(Method::POST, "/bookings", Some(&buyer.token),
+              Some(json!({"hold_id": held.body["id"], "payment": {"method": "card", "card_number": "4242424242424242"}})))
+        .await;
+    assert_eq!(paid.status, StatusCode::CREATED, "{}", paid.body);
+
+    let alice = app.register("alice@example.com", "customer").await;
+    let joined = join(
+        &app,
+        &alice,
+        show_id,
+        json!({"quantity": 2, "category": "standing"}),
+    )
+    .await;
+    assert_eq!(joined.status, StatusCode::CREATED, "{}", joined.body);
+    let mut viewer = boxoffice_testkit::ws::connect(&app.base).await;
+    boxoffice_testkit::ws::send(
+        &mut viewer,
+        json!({"type": "subscribe", "show_id": show_id}),
+    )
+    .await;
+
+    let path = format!("/shows/{show_id}/areas/{area_id}/capacity");
+    for (bad, why) in [(0, "must be 1"), (1, "cannot go below 2")] {
+        let refused = app
+            .call(
+                Method::PUT,
+                &path,
+                Some(&organizer.token),
+                Some(json!({"capacity": bad})),
+            )
+            .await;
+        let problem = refused.problem(422, "validation");
+        assert!(
+            problem["errors"][0]["message"]
+                .as_str()
+                .unwrap()
+                .contains(why),
+            "{problem}"
+        );
+    }
+    app.call(
+        Method::PUT,
+        &path,
+        Some(&alice.token),
+        Some(json!({"capacity": 10})),
+    )
+    .await
+    .problem(404, "not_found");
+    let raised = app
+        .call(
+            Method::PUT,
+            &path,
+            Some(&organizer.token),
+            Some(json!({"capacity": 4})),
+        )
+        .await;
+    assert_eq!(raised.status, StatusCode::OK, "{}", raised.body);
+    assert_eq!(raised.body["capacity"], 4);
+
+    let offered = eventually(&app, &alice, show_id, "offered").await;
+    let hold = app
+        .call(
+            Method::GET,
+            &format!("/holds/{}", offered["hold_id"].as_str().unwrap()),
+            Some(&alice.token),
+            None,
+        )
+        .await;
+    assert_eq!(hold.body["items"][0]["quantity"], 2);
+    assert_eq!(hold.body["items"][0]["category"], "standing");
+    loop {
+        let message = boxoffice_testkit::ws::next_json(&mut viewer).await;
+        if message["type"] == "waitlist_offered" {
+            assert_eq!(message["entry_id"], offered["id"]);
+            break;
+        }
+    }
+}
+
 crate::on_both_engines!(
     offers_go_in_order_and_pass_on_when_not_taken_in_time,
     a_group_is_not_skipped_forever_by_singles,
     two_instances_racing_offer_each_seat_once_in_order,
+    capacity_added_goes_to_the_waitlist_first_and_viewers_hear_of_the_offer,
 );
