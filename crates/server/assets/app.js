@@ -175,6 +175,26 @@
       if (!result.ok) return fail(result);
       location.reload();
     }));
+    $$("[data-reveal-card]").forEach((button) => button.addEventListener("click", async () => {
+      const result = await api("POST", "/api/v1/scratch-cards/" + button.dataset.revealCard + "/reveal");
+      if (!result.ok) return fail(result);
+      location.reload();
+    }));
+    $$("[data-leave-waitlist]").forEach((button) => button.addEventListener("click", async () => {
+      const result = await api("DELETE", "/api/v1/waitlist/" + button.dataset.leaveWaitlist);
+      if (!result.ok) return fail(result);
+      location.reload();
+    }));
+    const waitlist = $("#waitlist-form");
+    if (waitlist) waitlist.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const showId = $("#shop").dataset.show;
+      const body = { quantity: Number(waitlist.elements.quantity.value), together: waitlist.elements.together.checked };
+      if (waitlist.elements.category.value) body.category = waitlist.elements.category.value;
+      const result = await api("POST", "/api/v1/shows/" + showId + "/waitlist", body);
+      if (!result.ok) return fail(result, waitlist);
+      location.reload();
+    });
     $$("[data-print]").forEach((button) => button.addEventListener("click", () => window.print()));
     $$("[data-admin-action]").forEach((button) => button.addEventListener("click", async () => {
       const result = await api("POST", button.dataset.adminAction);
@@ -304,6 +324,11 @@
         case "show_changed": say("The organizer changed this show. Reload the page to see the latest details.", "warn"); break;
         case "show_cancelled": location.reload(); break;
         case "resync": break; // a fresh snapshot follows
+        case "waitlist_offered": {
+          const waitlist = $("#waitlist");
+          if (waitlist && waitlist.dataset.entry === message.entry_id) location.reload();
+          break;
+        }
       }
     }, liveState);
 
@@ -314,7 +339,9 @@
       const headers = token ? { "x-admission-token": token } : {};
       const promo = $("#promo-code");
       const code = promo && promo.value.trim() ? { promo_code: promo.value.trim() } : {};
-      const result = await api("POST", "/api/v1/holds", Object.assign({ show_id: showId }, request, code), headers);
+      const points = $("#redeem-points");
+      const spend = points && Number(points.value) > 0 ? { redeem_points: Number(points.value) } : {};
+      const result = await api("POST", "/api/v1/holds", Object.assign({ show_id: showId }, request, code, spend), headers);
       if (result.ok) { location.href = "/holds/" + result.data.id; return; }
       if (result.data && result.data.type === "admission_required") {
         say(describe(result), "warn");

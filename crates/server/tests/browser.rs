@@ -608,3 +608,89 @@ async fn the_waiting_room_page_moves_on_by_itself() {
     assert_eq!(dana.text("#booking-title").await, "You're going!");
     dana.close().await;
 }
+
+#[tokio::test]
+async fn a_sold_out_show_keeps_a_waitlist_and_group_bookings_scratch_a_card() {
+    let app = TestApp::spawn_with(Engine::Sqlite, |config| {
+        config.fixed_scratch_draw = Some(0.45);
+    })
+    .await;
+    let base = app.base.clone();
+    let (_, show) = app.show_with("waitlist-org@example.com", 2, 1, 4).await;
+    let show_id = show["id"].as_str().unwrap().to_owned();
+    // Everything is sold: two seats and the one standing place.
+    let buyer = app.register("buyer@example.com", "customer").await;
+    let seats = app.book_seats(&buyer, &show, &["A1", "A2"]).await;
+    let other = app.register("other@example.com", "customer").await;
+    app.book_seats(&other, &show, &["B1", "B2"]).await;
+    let floor = app.seat_map(&show_id).await["areas"][0]["id"].clone();
+    let held = app
+        .call(
+            reqwest::Method::POST,
+            "/holds",
+            Some(&other.token),
+            Some(json!({"show_id": show_id, "areas": [{"area_id": floor, "quantity": 1}]})),
+        )
+        .await;
+    let paid = app
+        .call(reqwest::Method::POST, "/bookings", Some(&other.token),
+              Some(json!({"hold_id": held.body["id"], "payment": {"method": "card", "card_number": "4242424242424242"}})))
+        .await;
+    assert_eq!(paid.status.as_u16(), 201, "{}", paid.body);
+    app.register("erin@example.com", "customer").await;
+
+    let driver = Chromedriver::start().await;
+    let erin = driver.browser("erin", DESKTOP.0, DESKTOP.1).await;
+    erin.open(&format!("{base}/signin?next=/shows/{show_id}"))
+        .await;
+    erin.fill("input[name=email]", "erin@example.com").await;
+    erin.fill("input[name=password]", "correct horse battery")
+        .await;
+    erin.click("form button[type=submit]").await;
+    erin.until_at(&format!("/shows/{show_id}")).await;
+    wait_live(&erin).await;
+    assert!(erin.text("#waitlist").await.contains("Sold out"));
+    erin.fill("#waitlist-form input[name=quantity]", "2").await;
+    erin.click("#waitlist-form button[type=submit]").await;
+    erin.until("her place on the list", "const w = document.getElementById('waitlist'); return w && w.textContent.includes('number 1')")
+        .await;
+    capture(&erin, &base, "waitlist").await;
+    wait_live(&erin).await;
+
+    // Two seats come back: her page hears of the offer and shows where to pay.
+    let cancelled = app
+        .call(
+            reqwest::Method::POST,
+            &format!("/bookings/{}/cancel", seats["id"].as_str().unwrap()),
+            Some(&buyer.token),
+            Some(json!({"refund_to": "wallet"})),
+        )
+        .await;
+    assert_eq!(cancelled.status.as_u16(), 200, "{}", cancelled.body);
+    erin.until("the offer", "const w = document.getElementById('waitlist'); return w && w.textContent.includes('held for you')")
+        .await;
+    erin.click("#waitlist a").await;
+    erin.until_at("/holds/").await;
+    assert!(erin.text("main").await.contains("A1"));
+    erin.fill("input[name=card_number]", "4242 4242 4242 4242")
+        .await;
+    erin.click("#pay").await;
+    erin.until_at("/bookings/").await;
+
+    // A group booking of hers earns a scratch card, scratched once on her bookings page.
+    let (_, group) = app.show_with("group-org@example.com", 4, 1, 4).await;
+    let erin_api = app.login("erin@example.com").await;
+    app.book_seats(&erin_api, &group, &["A1", "A2", "A3"]).await;
+    erin.open(&format!("{base}/bookings")).await;
+    assert!(
+        erin.text("#points").await.contains("500"),
+        "{}",
+        erin.text("#points").await
+    );
+    erin.click("[data-reveal-card]").await;
+    erin.until("the prize", "const c = document.querySelector('.scratch.revealed'); return c && c.textContent.includes('free drink')")
+        .await;
+    capture(&erin, &base, "scratch-card").await;
+    only_from_server(&erin, &base).await;
+    erin.close().await;
+}

@@ -554,7 +554,39 @@ async fn show(
     let here = format!("/shows/{id}");
     let visit = Visit::new(&pages, &headers, here.clone());
     let result = async {
-        let context = show_context(&app, &visit, &id).await?;
+        let mut context = show_context(&app, &visit, &id).await?;
+        // What a signed-in visitor has here: points to spend, and their place on the waitlist
+        // (offered when everything open to the public is gone).
+        let locked: Vec<String> = context["show"]["locked_categories"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c.as_str().map(str::to_owned))
+            .collect();
+        let open: Vec<&Value> = context["map"]["availability"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|c| !locked.iter().any(|l| c["category"] == l.as_str()))
+            .collect();
+        let sold_out = !open.is_empty() && open.iter().all(|c| c["free"] == 0);
+        let waitlist_categories: Vec<Value> = open.iter().map(|c| c["category"].clone()).collect();
+        context["sold_out"] = json!(sold_out);
+        context["waitlist_categories"] = json!(waitlist_categories);
+        if let Ok(points) = visit.get("/me/loyalty").await {
+            context["points"] = points["available"].clone();
+            let entries = visit.get(&format!("/me/waitlist?show_id={id}")).await?;
+            let open_entry = entries
+                .as_array()
+                .and_then(|all| {
+                    all.iter()
+                        .rev()
+                        .find(|e| e["state"] == "waiting" || e["state"] == "offered")
+                })
+                .cloned();
+            context["entry"] = open_entry.unwrap_or(Value::Null);
+            context["signed_in"] = json!(true);
+        }
         visit.render("show.html", context).await
     }
     .await;
@@ -670,10 +702,12 @@ async fn bookings(
             bookings.push(booking_context(&app, &visit, booking, &mut shows).await?);
         }
         let wallet = visit.get("/me/wallet?limit=5").await?;
+        let points = visit.get("/me/loyalty").await?;
+        let cards = visit.get("/me/scratch-cards").await?;
         visit
             .render(
                 "bookings.html",
-                json!({ "bookings": bookings, "wallet": wallet }),
+                json!({ "bookings": bookings, "wallet": wallet, "points": points, "cards": cards }),
             )
             .await
     }
