@@ -9,7 +9,6 @@
 //! at most one `availability` event per show per tick, however many seats change.
 
 use crate::cluster::RedisLink;
-use axum::extract::ws::Utf8Bytes;
 use boxoffice_core::ids::{AreaId, SeatId, ShowId};
 use boxoffice_core::inventory::{AreaView, CategoryAvailability};
 use serde::Serialize;
@@ -18,6 +17,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::broadcast;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 /// Frames a viewer may fall behind before it is dropped.
 const RING: usize = 256;

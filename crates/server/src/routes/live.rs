@@ -8,9 +8,8 @@ use crate::extract::path_id;
 use crate::live::{ConnectionPermit, Frame, snapshot_frame};
 use crate::routes::catalog::seat_map_json;
 use crate::state::AppState;
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use boxoffice_core::DomainError;
@@ -22,11 +21,22 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::protocol::frame::Frame as WireFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+
+type WebSocket =
+    tokio_tungstenite::WebSocketStream<hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>>;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 /// Messages a WebSocket may have queued for its client before it counts as too slow.
 const OUTBOX: usize = 64;
+/// Frames are written in pieces of at most this size: the socket's write buffer grows to the
+/// largest frame it ever wrote and keeps that size, so a 30 KB seat map sent whole would cost
+/// every viewer 30 KB for as long as it stays connected.
+const FRAGMENT: usize = 4 * 1024;
 const TOO_SLOW: u16 = 1013;
 const GOING_AWAY: u16 = 1001;
 const POLICY: u16 = 1008;
@@ -57,16 +67,84 @@ fn at_capacity() -> ApiError {
         heartbeat; a client silent for two heartbeats, or too slow to read, is closed.",
     responses((status = 101, description = "Switching to the WebSocket protocol"), (status = "4XX", description = "A problem: see the type", body = crate::error::Problem, content_type = "application/problem+json")),
 )]
-async fn websocket(State(app): State<AppState>, upgrade: WebSocketUpgrade) -> ApiResult<Response> {
+async fn websocket(
+    State(app): State<AppState>,
+    mut request: axum::extract::Request,
+) -> ApiResult<Response> {
+    let headers = request.headers();
+    let has = |name: header::HeaderName, token: &str| {
+        headers.get_all(name).iter().any(|v| {
+            v.to_str()
+                .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+        })
+    };
+    let key = headers
+        .get(header::SEC_WEBSOCKET_KEY)
+        .map(|k| k.as_bytes().to_vec());
+    let version_13 = headers
+        .get(header::SEC_WEBSOCKET_VERSION)
+        .is_some_and(|v| v == "13");
+    let (Some(key), true, true, true) = (
+        key,
+        version_13,
+        has(header::UPGRADE, "websocket"),
+        has(header::CONNECTION, "upgrade"),
+    ) else {
+        return Err(ApiError::problem(
+            StatusCode::BAD_REQUEST,
+            "malformed_request",
+            "connect with a WebSocket client (Upgrade: websocket, version 13)",
+        ));
+    };
+    let on_upgrade = request
+        .extensions_mut()
+        .remove::<hyper::upgrade::OnUpgrade>()
+        .ok_or_else(|| ApiError::Internal("the connection cannot be upgraded".into()))?;
     let permit = app.live.admit().ok_or_else(at_capacity)?;
     // Viewers only send short commands and receive small frames: small buffers keep a crowd of
     // ten thousand viewers in tens of megabytes instead of 128 KiB read buffers each.
-    Ok(upgrade
-        .max_message_size(4 * 1024)
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(4 * 1024))
         .read_buffer_size(4 * 1024)
-        .write_buffer_size(4 * 1024)
-        .on_upgrade(move |socket| follow(app, socket, permit))
-        .into_response())
+        .write_buffer_size(4 * 1024);
+    tokio::spawn(async move {
+        let Ok(upgraded) = on_upgrade.await else {
+            return;
+        };
+        let io = hyper_util::rt::TokioIo::new(upgraded);
+        let socket =
+            tokio_tungstenite::WebSocketStream::from_raw_socket(io, Role::Server, Some(config))
+                .await;
+        follow(app, socket, permit).await;
+    });
+    let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(&key);
+    Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(header::UPGRADE, "websocket")
+        .header(header::CONNECTION, "upgrade")
+        .header(header::SEC_WEBSOCKET_ACCEPT, accept)
+        .body(axum::body::Body::empty())
+        .map_err(|error| ApiError::Internal(error.to_string()))
+}
+
+/// A text message as data frames of at most [`FRAGMENT`] bytes (one frame if it is small).
+fn fragments(text: Utf8Bytes) -> Vec<Message> {
+    if text.len() <= FRAGMENT {
+        return vec![Message::Text(text)];
+    }
+    let bytes: tokio_tungstenite::tungstenite::Bytes = text.into();
+    let pieces = bytes.len().div_ceil(FRAGMENT);
+    (0..pieces)
+        .map(|i| {
+            let piece = bytes.slice(i * FRAGMENT..((i + 1) * FRAGMENT).min(bytes.len()));
+            let opcode = if i == 0 {
+                OpCode::Data(Data::Text)
+            } else {
+                OpCode::Data(Data::Continue)
+            };
+            Message::Frame(WireFrame::message(piece, opcode, i + 1 == pieces))
+        })
+        .collect()
 }
 
 #[derive(Deserialize)]
@@ -86,7 +164,7 @@ impl Closer {
             let first = slot.is_none();
             if first {
                 *slot = Some(CloseFrame {
-                    code,
+                    code: CloseCode::from(code),
                     reason: Utf8Bytes::from_static(reason),
                 });
             }
@@ -123,7 +201,17 @@ async fn follow(app: AppState, socket: WebSocket, _permit: ConnectionPermit) {
                 }
                 return;
             };
-            match tokio::time::timeout(limits.write_timeout, sink.send(message)).await {
+            let pieces = match message {
+                Message::Text(text) => fragments(text),
+                other => vec![other],
+            };
+            let sending = async {
+                for piece in pieces {
+                    sink.feed(piece).await?;
+                }
+                sink.flush().await
+            };
+            match tokio::time::timeout(limits.write_timeout, sending).await {
                 Ok(Ok(())) => {}
                 Ok(Err(_)) => return,
                 Err(_) => {
@@ -331,4 +419,32 @@ async fn show_events(
     Ok(Sse::new(events)
         .keep_alive(KeepAlive::new().interval(app.live.limits.heartbeat))
         .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_texts_go_out_as_fragments_of_one_message() {
+        let short = fragments(Utf8Bytes::from("{\"seq\":1}"));
+        assert!(matches!(short.as_slice(), [Message::Text(t)] if t.as_str() == "{\"seq\":1}"));
+
+        let text = "é".repeat(FRAGMENT); // two bytes a character: pieces split characters
+        let pieces = fragments(Utf8Bytes::from(text.clone()));
+        assert_eq!(pieces.len(), 2);
+        let mut joined = Vec::new();
+        for (i, piece) in pieces.iter().enumerate() {
+            let Message::Frame(frame) = piece else {
+                panic!("a raw frame")
+            };
+            let header = frame.header();
+            assert_eq!(header.is_final, i == 1);
+            let expected = if i == 0 { Data::Text } else { Data::Continue };
+            assert_eq!(header.opcode, OpCode::Data(expected));
+            assert!(frame.payload().len() <= FRAGMENT);
+            joined.extend_from_slice(frame.payload());
+        }
+        assert_eq!(joined, text.as_bytes());
+    }
 }
