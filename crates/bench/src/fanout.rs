@@ -11,7 +11,7 @@ use futures_util::{SinkExt, StreamExt};
 use reqwest::Method;
 use serde_json::json;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::Message;
@@ -21,8 +21,8 @@ const SELLERS: usize = 4;
 /// Pause between a seller's changes, so the run measures delivery, not the sellers' rate.
 const PACE: Duration = Duration::from_millis(10);
 
-/// (seat, held?, n-th time) → when the seller sent the request.
-type Sent = RwLock<HashMap<(String, bool, u32), Instant>>;
+/// (seller, held?, n-th time) → when the seller sent the request.
+type Sent = RwLock<HashMap<(usize, bool, u32), Instant>>;
 
 struct Seen {
     latencies: Latencies,
@@ -46,7 +46,12 @@ pub async fn run(api: &Api, options: &Options) -> anyhow::Result<Report> {
     let memory_before = resident_memory(options).await;
 
     let sent: Arc<Sent> = Arc::default();
-    let stop = Arc::new(AtomicBool::new(false));
+    let stop = Arc::new(tokio::sync::Notify::new());
+    let seats: Arc<Vec<String>> = Arc::new(sale.seat_ids[..SELLERS].to_vec());
+    // Viewers connect a hundred at a time; selling starts once every one has its snapshot.
+    let handshakes = Arc::new(tokio::sync::Semaphore::new(100));
+    let (ready_tx, mut ready_rx) =
+        tokio::sync::mpsc::channel::<anyhow::Result<()>>(options.clients.max(1));
     let mut viewers = Vec::new();
     for viewer in 0..options.clients {
         let base = &options.targets[viewer % options.targets.len()];
@@ -54,31 +59,63 @@ pub async fn run(api: &Api, options: &Options) -> anyhow::Result<Report> {
             "{}/api/v1/ws",
             base.trim_end_matches('/').replacen("http", "ws", 1)
         );
-        let (mut socket, _) = tokio_tungstenite::connect_async(url).await?;
         let subscribe = json!({"type": "subscribe", "show_id": sale.show_id}).to_string();
-        socket.send(Message::Text(subscribe.into())).await?;
-        // The snapshot first: from here on every change counts.
-        loop {
-            match socket.next().await {
-                Some(Ok(Message::Text(text))) if text.contains("\"type\":\"snapshot\"") => break,
-                Some(Ok(_)) => continue,
-                _ => anyhow::bail!("viewer {viewer} got no snapshot"),
-            }
-        }
-        let (sent, stop) = (sent.clone(), stop.clone());
+        let (sent, stop, seats, handshakes, ready) = (
+            sent.clone(),
+            stop.clone(),
+            seats.clone(),
+            handshakes.clone(),
+            ready_tx.clone(),
+        );
         viewers.push(tokio::spawn(async move {
             let mut seen = Seen {
                 latencies: Latencies::default(),
                 delivered: 0,
                 gaps: 0,
             };
-            let mut occurrences: HashMap<(String, bool), u32> = HashMap::new();
+            // Listening for the stop before anything else, so it cannot be missed.
+            let stopped = stop.notified();
+            tokio::pin!(stopped);
+            stopped.as_mut().enable();
+            let connected = async {
+                let _turn = handshakes.acquire().await?;
+                let (mut socket, _) = tokio_tungstenite::connect_async(url).await?;
+                socket.send(Message::Text(subscribe.into())).await?;
+                // The snapshot first: from here on every change counts.
+                loop {
+                    match socket.next().await {
+                        Some(Ok(Message::Text(text))) if text.contains("\"type\":\"snapshot\"") => {
+                            break;
+                        }
+                        Some(Ok(_)) => continue,
+                        _ => anyhow::bail!("viewer {viewer} got no snapshot"),
+                    }
+                }
+                anyhow::Ok(socket)
+            }
+            .await;
+            let mut socket = match connected {
+                Ok(socket) => {
+                    let _ = ready.send(Ok(())).await;
+                    socket
+                }
+                Err(error) => {
+                    let _ = ready.send(Err(error)).await;
+                    return seen;
+                }
+            };
+            // How often each seller's seat was seen held / released: the n-th one matches the
+            // seller's n-th request. Keys are small numbers, so a delivery allocates nothing.
+            let mut occurrences = [[0u32; 2]; SELLERS];
             let mut last_seq: Option<u64> = None;
-            while !stop.load(Ordering::Relaxed) {
-                let Ok(Some(Ok(message))) =
-                    tokio::time::timeout(Duration::from_millis(200), socket.next()).await
-                else {
-                    continue;
+            loop {
+                let message = tokio::select! {
+                    biased;
+                    _ = &mut stopped => break,
+                    message = socket.next() => message,
+                };
+                let Some(Ok(message)) = message else {
+                    break;
                 };
                 let Message::Text(text) = message else {
                     continue;
@@ -94,13 +131,14 @@ pub async fn run(api: &Api, options: &Options) -> anyhow::Result<Report> {
                 if !held && !text.contains("\"type\":\"seat_released\"") {
                     continue;
                 }
-                let Some(seat) = field(&text, "\"seat_ids\":[\"", '"') else {
+                let Some(seller) = field(&text, "\"seat_ids\":[\"", '"')
+                    .and_then(|seat| seats.iter().position(|s| s == seat))
+                else {
                     continue;
                 };
-                let n = occurrences.entry((seat.to_owned(), held)).or_default();
+                let n = &mut occurrences[seller][usize::from(held)];
                 *n += 1;
-                let key = (seat.to_owned(), held, *n);
-                if let Some(at) = sent.read().expect("sent lock").get(&key) {
+                if let Some(at) = sent.read().expect("sent lock").get(&(seller, held, *n)) {
                     seen.latencies
                         .record(received.saturating_duration_since(*at));
                     seen.delivered += 1;
@@ -108,6 +146,14 @@ pub async fn run(api: &Api, options: &Options) -> anyhow::Result<Report> {
             }
             seen
         }));
+    }
+    drop(ready_tx);
+    for _ in 0..options.clients {
+        match ready_rx.recv().await {
+            Some(Ok(())) => {}
+            Some(Err(error)) => return Err(error),
+            None => anyhow::bail!("a viewer stopped before its snapshot"),
+        }
     }
 
     let started = Instant::now();
@@ -137,7 +183,7 @@ pub async fn run(api: &Api, options: &Options) -> anyhow::Result<Report> {
                     round += 1;
                     sent.write()
                         .expect("sent lock")
-                        .insert((seat.clone(), true, round), Instant::now());
+                        .insert((n, true, round), Instant::now());
                     let Some(hold) = api
                         .call(n, Method::POST, "/holds", Some(&token), Some(&body))
                         .await
@@ -148,7 +194,7 @@ pub async fn run(api: &Api, options: &Options) -> anyhow::Result<Report> {
                     let id = hold.json()["id"].as_str().unwrap_or_default().to_owned();
                     sent.write()
                         .expect("sent lock")
-                        .insert((seat.clone(), false, round), Instant::now());
+                        .insert((n, false, round), Instant::now());
                     let released = api
                         .call(
                             n,
@@ -174,9 +220,11 @@ pub async fn run(api: &Api, options: &Options) -> anyhow::Result<Report> {
         changes += seller.await??;
     }
     let selling = started.elapsed().as_secs_f64();
-    // Let the last changes arrive before counting what is missing.
+    // Let the last changes arrive before counting what is missing; memory is read while every
+    // viewer is still connected.
     tokio::time::sleep(Duration::from_secs(1)).await;
-    stop.store(true, Ordering::Relaxed);
+    let memory_after = resident_memory(options).await;
+    stop.notify_waiters();
     let mut latencies = Latencies::default();
     let (mut delivered, mut gaps) = (0u64, 0u64);
     for viewer in viewers {
@@ -185,7 +233,6 @@ pub async fn run(api: &Api, options: &Options) -> anyhow::Result<Report> {
         delivered += seen.delivered;
         gaps += seen.gaps;
     }
-    let memory_after = resident_memory(options).await;
     let expected = changes * options.clients as u64;
     let mb = |bytes: Option<u64>| bytes.map_or(0, |b| b / (1024 * 1024));
     Ok(Report {
