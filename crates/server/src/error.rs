@@ -84,15 +84,28 @@ pub fn problem_response(status: StatusCode, kind: &str, detail: &str, extra: Val
     response
         .headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
-    // The document as a value too, so `problems_everywhere` can stamp it without parsing the
-    // body back (refused holds are errors, and there are many of them in a flash sale).
-    response.extensions_mut().insert(ProblemDocument(body));
     response
 }
 
-/// The problem document a response's body was written from.
-#[derive(Clone)]
-struct ProblemDocument(Value);
+/// `document` (a JSON object) with `request_id` added as its last member, without parsing it
+/// back: refused holds are errors, and a flash sale makes many of them.
+fn with_request_id(document: &[u8], request_id: &str) -> Option<Vec<u8>> {
+    let inner = document
+        .trim_ascii()
+        .strip_prefix(b"{")?
+        .strip_suffix(b"}")?;
+    let id = serde_json::to_string(request_id).ok()?;
+    let mut out = Vec::with_capacity(document.len() + id.len() + 16);
+    out.push(b'{');
+    out.extend_from_slice(inner);
+    if !inner.trim_ascii().is_empty() {
+        out.push(b',');
+    }
+    out.extend_from_slice(b"\"request_id\":");
+    out.extend_from_slice(id.as_bytes());
+    out.push(b'}');
+    Some(out)
+}
 
 fn title_of(kind: &str) -> &'static str {
     match kind {
@@ -244,25 +257,29 @@ pub async fn problems_everywhere(
         .headers()
         .get(header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(PROBLEM_JSON.as_bytes()));
-    let (mut parts, body) = response.into_parts();
-    let known = parts.extensions.remove::<ProblemDocument>();
-    let mut problem: Value = if let Some(ProblemDocument(document)) = known {
-        document
-    } else if is_problem {
-        match axum::body::to_bytes(body, 256 * 1024)
-            .await
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-        {
-            Some(problem) => problem,
-            None => {
-                return problem_response(
-                    status,
-                    "internal",
-                    "the error could not be described",
-                    Value::Null,
-                );
-            }
+    let (parts, body) = response.into_parts();
+    let document: Vec<u8> = if is_problem {
+        let Ok(bytes) = axum::body::to_bytes(body, 256 * 1024).await else {
+            return problem_response(
+                status,
+                "internal",
+                "the error could not be described",
+                Value::Null,
+            );
+        };
+        match &request_id {
+            Some(id) => match with_request_id(&bytes, id) {
+                Some(stamped) => stamped,
+                None => {
+                    return problem_response(
+                        status,
+                        "internal",
+                        "the error could not be described",
+                        Value::Null,
+                    );
+                }
+            },
+            None => bytes.to_vec(),
         }
     } else {
         let (kind, detail) = match status {
@@ -288,12 +305,13 @@ pub async fn problems_everywhere(
                 "something went wrong on our side; the request may be retried",
             ),
         };
-        json!({ "type": kind, "title": title_of(kind), "status": status.as_u16(), "detail": detail })
+        let mut problem = json!({ "type": kind, "title": title_of(kind), "status": status.as_u16(), "detail": detail });
+        if let (Some(object), Some(id)) = (problem.as_object_mut(), request_id) {
+            object.insert("request_id".into(), Value::String(id));
+        }
+        problem.to_string().into_bytes()
     };
-    if let (Some(object), Some(id)) = (problem.as_object_mut(), request_id) {
-        object.insert("request_id".into(), Value::String(id));
-    }
-    let mut rebuilt = (status, problem.to_string()).into_response();
+    let mut rebuilt = (status, document).into_response();
     for (name, value) in parts.headers.iter() {
         if name != header::CONTENT_LENGTH && name != header::CONTENT_TYPE {
             rebuilt.headers_mut().insert(name.clone(), value.clone());
@@ -303,4 +321,20 @@ pub async fn problems_everywhere(
         .headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
     rebuilt
+}
+
+#[cfg(test)]
+mod stamp_tests {
+    use super::with_request_id;
+
+    #[test]
+    fn the_request_id_is_added_as_a_json_member() {
+        let stamped = with_request_id(br#"{"type":"not_found","status":404}"#, "abc\"1").unwrap();
+        let value: serde_json::Value = serde_json::from_slice(&stamped).unwrap();
+        assert_eq!(value["request_id"], "abc\"1");
+        assert_eq!(value["status"], 404);
+        let empty = with_request_id(b"{}", "x").unwrap();
+        assert_eq!(empty, br#"{"request_id":"x"}"#);
+        assert!(with_request_id(b"[1]", "x").is_none());
+    }
 }
