@@ -223,7 +223,18 @@ async fn follow(app: AppState, socket: WebSocket, _permit: ConnectionPermit) {
                 }
                 sink.flush().await
             };
-            match tokio::time::timeout(limits.write_timeout, sending).await {
+            // Most writes finish at once; only one that waits for the socket gets a timer (a
+            // timer per message was a visible share of delivering to thousands of viewers).
+            let mut sending = std::pin::pin!(sending);
+            let first =
+                std::future::poll_fn(|cx| std::task::Poll::Ready(sending.as_mut().poll(cx))).await;
+            let outcome = match first {
+                std::task::Poll::Ready(result) => Ok(result),
+                std::task::Poll::Pending => {
+                    tokio::time::timeout(limits.write_timeout, sending).await
+                }
+            };
+            match outcome {
                 Ok(Ok(())) => {}
                 Ok(Err(_)) => return,
                 Err(_) => {
