@@ -19,7 +19,7 @@ use serde::Deserialize;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::protocol::frame::Frame as WireFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
@@ -154,22 +154,33 @@ enum Command {
     Unsubscribe { show_id: String },
 }
 
-/// Closes the connection (with a reason) from wherever the trouble is noticed.
-#[derive(Clone)]
-struct Closer(Arc<watch::Sender<Option<CloseFrame>>>);
+/// Closes the connection (with a reason) from wherever the trouble is noticed: the first reason
+/// wins, and the writer sends it before anything still queued.
+#[derive(Clone, Default)]
+struct Closer(Arc<Closing>);
+
+#[derive(Default)]
+struct Closing {
+    frame: std::sync::Mutex<Option<CloseFrame>>,
+    /// Woken once; the writer waits on one long-lived notification rather than registering
+    /// a new waiter for every message it sends.
+    requested: tokio::sync::Notify,
+}
 
 impl Closer {
     fn close(&self, code: u16, reason: &'static str) {
-        self.0.send_if_modified(|slot| {
-            let first = slot.is_none();
-            if first {
-                *slot = Some(CloseFrame {
-                    code: CloseCode::from(code),
-                    reason: Utf8Bytes::from_static(reason),
-                });
-            }
-            first
-        });
+        let mut frame = self.0.frame.lock().expect("close lock");
+        if frame.is_none() {
+            *frame = Some(CloseFrame {
+                code: CloseCode::from(code),
+                reason: Utf8Bytes::from_static(reason),
+            });
+            self.0.requested.notify_one();
+        }
+    }
+
+    fn frame(&self) -> Option<CloseFrame> {
+        self.0.frame.lock().expect("close lock").clone()
     }
 
     fn too_slow(&self) {
@@ -182,19 +193,21 @@ async fn follow(app: AppState, socket: WebSocket, _permit: ConnectionPermit) {
     let limits = app.live.limits.clone();
     let (mut sink, mut incoming) = socket.split();
     let (outbox, mut outgoing) = mpsc::channel::<Message>(OUTBOX);
-    let (close_tx, mut close_rx) = watch::channel::<Option<CloseFrame>>(None);
-    let closer = Closer(Arc::new(close_tx));
+    let closer = Closer::default();
+    let closing = closer.clone();
     let mut writer = tokio::spawn(async move {
+        let requested = closing.0.requested.notified();
+        tokio::pin!(requested);
         loop {
             // A requested close goes out before anything still queued, and also when the
             // connection's senders are already gone.
             let message = tokio::select! {
                 biased;
-                _ = close_rx.changed() => None,
+                _ = &mut requested => None,
                 message = outgoing.recv() => message,
             };
             let Some(message) = message else {
-                let frame = close_rx.borrow().clone();
+                let frame = closing.frame();
                 if frame.is_some() {
                     let close = sink.send(Message::Close(frame));
                     let _ = tokio::time::timeout(Duration::from_secs(1), close).await;
