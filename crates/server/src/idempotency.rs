@@ -77,6 +77,18 @@ pub fn fingerprint(method: &str, path: &str, canonical_body: &str) -> String {
     crate::auth::sha256_hex(format!("{method} {path}\n{canonical_body}").as_bytes())
 }
 
+impl KeyHeader {
+    /// The request's fingerprint, computed only when there is a key to keep it with (most
+    /// requests, and every refused hold of a flash sale, carry none).
+    pub fn fingerprint(&self, method: &str, path: &str, canonical_body: &str) -> String {
+        if self.0.is_some() {
+            fingerprint(method, path, canonical_body)
+        } else {
+            String::new()
+        }
+    }
+}
+
 impl InFlight {
     pub async fn start(
         &self,

@@ -275,7 +275,7 @@ async fn create_venue(
     body: ApiJson<VenueInput>,
 ) -> ApiResult<Response> {
     let organizer = auth.organizer()?;
-    let fingerprint = idempotency::fingerprint("POST", "/api/v1/venues", &body.canonical);
+    let fingerprint = key.fingerprint("POST", "/api/v1/venues", &body.canonical);
     let venue = body.value.into_venue(organizer, app.clock.now())?;
     let store = app.store.clone();
     idempotency::run(
@@ -493,7 +493,7 @@ async fn create_event(
     body: ApiJson<EventInput>,
 ) -> ApiResult<Response> {
     let organizer = auth.organizer()?;
-    let fingerprint = idempotency::fingerprint("POST", "/api/v1/events", &body.canonical);
+    let fingerprint = key.fingerprint("POST", "/api/v1/events", &body.canonical);
     let event = body.value.into_event(organizer, app.clock.now())?;
     let store = app.store.clone();
     idempotency::run(
@@ -661,7 +661,7 @@ async fn create_schedule(
 ) -> ApiResult<Response> {
     auth.organizer()?;
     let event = managed_event(&app, &auth.0, &id).await?;
-    let fingerprint = idempotency::fingerprint(
+    let fingerprint = key.fingerprint(
         "POST",
         &format!("/api/v1/events/{}/schedule", event.id),
         &body.canonical,
@@ -712,7 +712,7 @@ async fn create_show(
     body: ApiJson<ShowInput>,
 ) -> ApiResult<Response> {
     auth.organizer()?;
-    let fingerprint = idempotency::fingerprint("POST", "/api/v1/shows", &body.canonical);
+    let fingerprint = key.fingerprint("POST", "/api/v1/shows", &body.canonical);
     let input = body.value;
     let event_id = EventId::parse(&input.event_id)
         .ok_or(DomainError::invalid("event_id", "not an event id"))?;

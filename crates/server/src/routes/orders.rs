@@ -111,7 +111,7 @@ async fn create_hold(
     headers: axum::http::HeaderMap,
     body: ApiJson<HoldBody>,
 ) -> ApiResult<Response> {
-    let fingerprint = idempotency::fingerprint("POST", "/api/v1/holds", &body.canonical);
+    let fingerprint = key.fingerprint("POST", "/api/v1/holds", &body.canonical);
     let body = body.value;
     let show_id =
         ShowId::parse(&body.show_id).ok_or(DomainError::invalid("show_id", "not a show id"))?;
@@ -263,7 +263,7 @@ async fn book(
     key: KeyHeader,
     body: ApiJson<BookBody>,
 ) -> ApiResult<Response> {
-    let fingerprint = idempotency::fingerprint("POST", "/api/v1/bookings", &body.canonical);
+    let fingerprint = key.fingerprint("POST", "/api/v1/bookings", &body.canonical);
     let body = body.value;
     let hold_id =
         HoldId::parse(&body.hold_id).ok_or(DomainError::invalid("hold_id", "not a hold id"))?;
@@ -407,7 +407,7 @@ async fn cancel(
     };
     let refund_to = choice.refund_to.unwrap_or_default();
     let path = format!("/api/v1/bookings/{id}/cancel");
-    let fingerprint = idempotency::fingerprint("POST", &path, &format!("{refund_to:?}"));
+    let fingerprint = key.fingerprint("POST", &path, &format!("{refund_to:?}"));
     let worker = app.clone();
     idempotency::run(
         &app,
