@@ -11,7 +11,7 @@ use boxoffice_core::ids::ShowId;
 /// offered seats are held, and each offer's entry (its owner's page listens for its id) has one.
 /// The e-mail goes through the outbox with the offer.
 pub async fn serve(app: &AppState, show: &ShowId) {
-    let offers = match app.store.serve_waitlist(show, app.clock.now()).await {
+    let offers = match app.store.serve_waitlist(show, &*app.clock).await {
         Ok(offers) => offers,
         Err(error) => {
             tracing::warn!(%error, %show, "waitlist round failed; the next tick tries again");

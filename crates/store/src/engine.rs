@@ -39,7 +39,7 @@ macro_rules! store_engine {
         $crate::ledger::ledger_engine!($store, $db, lock = $lock);
         $crate::checkin::checkin_engine!($store, $db, share = $share);
         $crate::promo::promo_engine!($store, $db, lock = $lock);
-        $crate::waitlist::waitlist_engine!($store, $db, lock = $lock);
+        $crate::waitlist::waitlist_engine!($store, $db, lock = $lock, share = $share);
         $crate::loyalty::loyalty_engine!($store, $db);
         use boxoffice_core::venue::Venue;
         use boxoffice_core::{DomainError, FieldError, Money, Timestamp};

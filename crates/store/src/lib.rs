@@ -618,11 +618,12 @@ pub trait WaitlistStore: Send + Sync {
     ) -> StoreResult<boxoffice_core::waitlist::WaitlistEntry>;
     async fn shows_with_open_waitlists(&self, limit: i64) -> StoreResult<Vec<ShowId>>;
     /// One matching round: settles past offers, then offers what is free to the first waiting
-    /// entries it can serve, by the fairness rule of `core::waitlist`.
+    /// entries it can serve, by the fairness rule of `core::waitlist`, as of `clock` once the
+    /// round holds the show.
     async fn serve_waitlist(
         &self,
         show: &ShowId,
-        now: Timestamp,
+        clock: &dyn boxoffice_core::Clock,
     ) -> StoreResult<Vec<WaitlistOffer>>;
 }
 

@@ -8,7 +8,7 @@
 //! places come back and overtaken by the next one just after).
 
 macro_rules! waitlist_engine {
-    ($store:ty, $db:ty, lock = $lock:literal) => {
+    ($store:ty, $db:ty, lock = $lock:literal, share = $share:literal) => {
         use boxoffice_core::waitlist::{self, EntryState, WaitlistEntry};
         use $crate::{WaitlistOffer, WaitlistStore};
 
@@ -152,6 +152,13 @@ macro_rules! waitlist_engine {
             async fn join_waitlist(&self, entry: &WaitlistEntry) -> StoreResult<WaitlistEntry> {
                 let mut w = self.begin_write().await?;
                 let conn = &mut *w.tx;
+                // The show's row before any entry's: a round holds it while it updates entries,
+                // and the new entry's reference to the show would otherwise wait for the round
+                // while holding an entry the round wants (a deadlock PostgreSQL breaks with 500).
+                sqlx::query(concat!("SELECT id FROM shows WHERE id = $1", $share))
+                    .bind(entry.show_id.to_string())
+                    .execute(&mut *conn)
+                    .await?;
                 settle_offers(conn, entry.show_id.as_str(), entry.created_at).await?;
                 sqlx::query(
                     "INSERT INTO waitlist_entries (id, show_id, user_id, category, quantity, together, state, created_at, updated_at) \
@@ -234,7 +241,7 @@ macro_rules! waitlist_engine {
                 Ok(shows.into_iter().map(ShowId::from_trusted).collect())
             }
 
-            async fn serve_waitlist(&self, show_id: &ShowId, now: Timestamp) -> StoreResult<Vec<WaitlistOffer>> {
+            async fn serve_waitlist(&self, show_id: &ShowId, clock: &dyn boxoffice_core::Clock) -> StoreResult<Vec<WaitlistOffer>> {
                 // A look without the lock first: most shows have nobody waiting.
                 let open: i64 = sqlx::query_scalar(
                     "SELECT COUNT(*) FROM waitlist_entries WHERE show_id = $1 AND state IN ('waiting', 'offered')",
@@ -251,6 +258,9 @@ macro_rules! waitlist_engine {
                     .bind(show_id.to_string())
                     .execute(&mut *conn)
                     .await?;
+                // The time of the decision is once the lock is ours: a round that waited for it
+                // must not judge (and date offers) by the moment it began to wait.
+                let now = clock.now();
                 let show = load_show(conn, show_id.as_str()).await?.ok_or(DomainError::NotFound("show"))?;
                 settle_offers(conn, show_id.as_str(), now).await?;
                 if show.state != boxoffice_core::catalog::ShowState::Scheduled || now >= show.off_sale_at {
