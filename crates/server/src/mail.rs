@@ -294,6 +294,25 @@ async fn letters_for(app: &AppState, message: &Message, base: &str) -> anyhow::R
                 return Ok(Vec::new());
             };
             let (title, when) = show_words(app, &hold.show_id).await?;
+            let offer = app
+                .store
+                .waitlist_entries_of(Some(&hold.show_id), &hold.user_id, app.clock.now())
+                .await?
+                .iter()
+                .any(|e| e.hold_id.as_ref() == Some(&hold.id));
+            if offer {
+                return Ok(vec![Letter {
+                    to: hold.user_id.clone(),
+                    subject: format!("Your waitlist offer ran out: {title}"),
+                    intro: format!(
+                        "the places held for you from the waitlist for {title} on {when} were not paid for in time, so they went to the next person waiting."
+                    ),
+                    lines: hold.items.iter().map(|i| i.label.clone()).collect(),
+                    tickets: Vec::new(),
+                    link: Some(format!("{base}/shows/{}", hold.show_id)),
+                    outro: "Join the waitlist again if you still want to go.".into(),
+                }]);
+            }
             vec![Letter {
                 to: hold.user_id.clone(),
                 subject: format!("Your seats were released: {title}"),

@@ -258,24 +258,31 @@ async fn offers_go_in_order_and_pass_on_when_not_taken_in_time(engine: Engine) {
     .await;
     assert_eq!(again.status, StatusCode::CREATED, "{}", again.body);
 
-    // Each offer was mailed.
+    // Each offer was mailed, and so was the one that ran out.
     let folder = app.state.config.mail.folder.clone();
     let deadline = tokio::time::Instant::now() + PATIENCE;
     loop {
-        let offers = std::fs::read_dir(&folder)
+        let mails: Vec<String> = std::fs::read_dir(&folder)
             .map(|files| {
                 files
                     .filter_map(|f| std::fs::read_to_string(f.ok()?.path()).ok())
-                    .filter(|mail| mail.contains("Places for you"))
-                    .count()
+                    .collect()
             })
-            .unwrap_or(0);
-        if offers == 2 {
+            .unwrap_or_default();
+        let offers = mails
+            .iter()
+            .filter(|m| m.contains("Places for you"))
+            .count();
+        let ran_out = mails
+            .iter()
+            .filter(|m| m.contains("Your waitlist offer ran out"))
+            .count();
+        if offers == 2 && ran_out == 1 {
             break;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "{offers} offer mails"
+            "{offers} offer mails, {ran_out} about a lapsed offer"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
