@@ -194,29 +194,21 @@ async fn show_words(app: &AppState, show: &ShowId) -> anyhow::Result<(String, St
         .await?
         .map(|e| e.title)
         .unwrap_or_default();
+    Ok((title, local_words(app, &show, show.starts_at).await?))
+}
+
+/// A moment in the show's venue's time zone, as "Friday 4 December, 19:30".
+async fn local_words(
+    app: &AppState,
+    show: &boxoffice_core::catalog::Show,
+    at: boxoffice_core::Timestamp,
+) -> anyhow::Result<String> {
     let zone = app
         .store
         .venue_place(&show.venue_id)
         .await?
         .map(|v| v.timezone)
         .unwrap_or_else(|| "UTC".into());
-    let when = boxoffice_core::schedule::local_moment(show.starts_at, &zone)
-        .map(|m| format!("{}, {}", m.day, m.time))
-        .unwrap_or_else(|| show.starts_at.to_rfc3339());
-    Ok((title, when))
-}
-
-/// A moment in the show's venue's time zone, as "Friday 4 December, 19:30".
-async fn local_words(
-    app: &AppState,
-    show: &ShowId,
-    at: boxoffice_core::Timestamp,
-) -> anyhow::Result<String> {
-    let venue = match app.store.show(show).await? {
-        Some(show) => app.store.venue_place(&show.venue_id).await?,
-        None => None,
-    };
-    let zone = venue.map(|v| v.timezone).unwrap_or_else(|| "UTC".into());
     Ok(boxoffice_core::schedule::local_moment(at, &zone)
         .map(|m| format!("{}, {}", m.day, m.time))
         .unwrap_or_else(|| at.to_rfc3339()))
@@ -376,7 +368,10 @@ async fn letters_for(app: &AppState, message: &Message, base: &str) -> anyhow::R
             let deadline = match boxoffice_core::Timestamp::parse_rfc3339(
                 hold["expires_at"].as_str().unwrap_or(""),
             ) {
-                Some(at) => local_words(app, &show, at).await?,
+                Some(at) => match app.store.show(&show).await? {
+                    Some(show) => local_words(app, &show, at).await?,
+                    None => at.to_rfc3339(),
+                },
                 None => String::new(),
             };
             vec![Letter {

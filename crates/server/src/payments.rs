@@ -384,10 +384,7 @@ async fn pay_from_wallet(
         boxoffice_core::ticket::sign(claims, &signer)
     };
     let cmd = ConfirmHold {
-        scratch_draw: app
-            .config
-            .fixed_scratch_draw
-            .unwrap_or_else(rand::random::<f64>),
+        scratch_draw: scratch_draw(app),
         booking_id: BookingId::generate(),
         hold_id,
         user_id: user.clone(),
@@ -414,6 +411,13 @@ async fn ticket_key(
         .await?
         .ok_or(DomainError::NotFound("show"))?;
     Ok(app.tickets.of(&*app.store, &show.organizer_id).await?)
+}
+
+/// Where this booking's scratch card (if it earns one) is drawn.
+fn scratch_draw(app: &AppState) -> f64 {
+    app.config
+        .fixed_scratch_draw
+        .unwrap_or_else(rand::random::<f64>)
 }
 
 async fn announce_sold(app: &AppState, outcome: &Outcome<boxoffice_core::booking::Booking>) {
@@ -466,10 +470,7 @@ async fn book_paid(
         boxoffice_core::ticket::sign(claims, &signer)
     };
     let cmd = ConfirmHold {
-        scratch_draw: app
-            .config
-            .fixed_scratch_draw
-            .unwrap_or_else(rand::random::<f64>),
+        scratch_draw: scratch_draw(app),
         booking_id: BookingId::generate(),
         hold_id: payment.hold_id.clone(),
         user_id: payment.user_id.clone(),
@@ -530,10 +531,7 @@ async fn book(
         boxoffice_core::ticket::sign(claims, &signer)
     };
     let cmd = ConfirmHold {
-        scratch_draw: app
-            .config
-            .fixed_scratch_draw
-            .unwrap_or_else(rand::random::<f64>),
+        scratch_draw: scratch_draw(app),
         booking_id: BookingId::generate(),
         hold_id: payment.hold_id.clone(),
         user_id: payment.user_id.clone(),

@@ -658,15 +658,7 @@ async fn a_sold_out_show_keeps_a_waitlist_and_group_bookings_scratch_a_card() {
     wait_live(&erin).await;
 
     // Two seats come back: her page hears of the offer and shows where to pay.
-    let cancelled = app
-        .call(
-            reqwest::Method::POST,
-            &format!("/bookings/{}/cancel", seats["id"].as_str().unwrap()),
-            Some(&buyer.token),
-            Some(json!({"refund_to": "wallet"})),
-        )
-        .await;
-    assert_eq!(cancelled.status.as_u16(), 200, "{}", cancelled.body);
+    app.cancel_booking(&buyer, &seats, "wallet").await;
     erin.until("the offer", "const w = document.getElementById('waitlist'); return w && w.textContent.includes('held for you')")
         .await;
     erin.click("#waitlist a").await;

@@ -332,16 +332,37 @@ impl Api {
             )
             .await;
         assert_eq!(hold.status, StatusCode::CREATED, "{}", hold.body);
+        self.pay_hold(customer, &hold.body).await
+    }
+
+    /// Pays for `hold` by card (a test card that succeeds at once); the booking.
+    pub async fn pay_hold(&self, customer: &Session, hold: &Value) -> Value {
         let booking = self
             .call(
                 Method::POST,
                 "/bookings",
                 Some(&customer.token),
-                Some(json!({ "hold_id": hold.body["id"], "payment": { "method": "card", "card_number": "4242424242424242" } })),
+                Some(json!({ "hold_id": hold["id"], "payment": { "method": "card", "card_number": "4242424242424242" } })),
             )
             .await;
         assert_eq!(booking.status, StatusCode::CREATED, "{}", booking.body);
         booking.body
+    }
+
+    /// Cancels `customer`'s `booking` with the refund going `refund_to` (`card` or `wallet`).
+    pub async fn cancel_booking(&self, customer: &Session, booking: &Value, refund_to: &str) {
+        let reply = self
+            .call(
+                Method::POST,
+                &format!(
+                    "/bookings/{}/cancel",
+                    booking["id"].as_str().expect("a booking id")
+                ),
+                Some(&customer.token),
+                Some(json!({ "refund_to": refund_to })),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
     }
 
     pub async fn seat_map(&self, show_id: &str) -> Value {

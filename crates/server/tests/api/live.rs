@@ -442,6 +442,18 @@ async fn heartbeats_go_out_and_silent_clients_are_closed(engine: Engine) {
     }
 }
 
+/// A viewer of the show, past its first snapshot.
+async fn watching(app: &TestApp, show_id: &str) -> Socket {
+    let mut viewer = connect(app).await;
+    send(
+        &mut viewer,
+        json!({"type": "subscribe", "show_id": show_id}),
+    )
+    .await;
+    assert_eq!(next(&mut viewer).await["type"], "snapshot");
+    viewer
+}
+
 /// The state of each seat in the snapshot's seat map, by label.
 fn states_of(snapshot: &Value, labels: &[&str]) -> Vec<String> {
     let seats = snapshot["seat_map"]["seats"].as_array().expect("seats");
@@ -499,13 +511,7 @@ async fn changes_never_told_after_commit_reach_viewers_through_the_outbox(engine
     let app = TestApp::spawn_with(engine, |config| config.skip_live_after_commit = true).await;
     let (_, show) = app.show_with("org@example.com", 4, 5, 4).await;
     let show_id = show["id"].as_str().unwrap();
-    let mut viewer = connect(&app).await;
-    send(
-        &mut viewer,
-        json!({"type": "subscribe", "show_id": show_id}),
-    )
-    .await;
-    assert_eq!(next(&mut viewer).await["type"], "snapshot");
+    let mut viewer = watching(&app, show_id).await;
 
     let bob = app.register("bob@example.com", "customer").await;
     let booking = app.book_seats(&bob, &show, &["A1", "A2"]).await;
@@ -530,15 +536,7 @@ async fn changes_never_told_after_commit_reach_viewers_through_the_outbox(engine
     let snapshot = resynced_snapshot(&mut viewer).await;
     assert_eq!(states_of(&snapshot, &["A1", "A3"]), ["sold", "free"]);
 
-    let cancelled = app
-        .call(
-            Method::POST,
-            &format!("/bookings/{}/cancel", booking["id"].as_str().unwrap()),
-            Some(&bob.token),
-            Some(json!({"refund_to": "wallet"})),
-        )
-        .await;
-    assert_eq!(cancelled.status, StatusCode::OK, "{:?}", cancelled.body);
+    app.cancel_booking(&bob, &booking, "wallet").await;
     let snapshot = resynced_snapshot(&mut viewer).await;
     assert_eq!(states_of(&snapshot, &["A1", "A2"]), ["free", "free"]);
     all_told(&app).await;
@@ -550,24 +548,12 @@ async fn changes_told_after_commit_are_ticked_off_without_a_resync(engine: Engin
     let app = TestApp::spawn(engine).await;
     let (_, show) = app.show_with("org@example.com", 2, 5, 4).await;
     let show_id = show["id"].as_str().unwrap();
-    let mut viewer = connect(&app).await;
-    send(
-        &mut viewer,
-        json!({"type": "subscribe", "show_id": show_id}),
-    )
-    .await;
-    assert_eq!(next(&mut viewer).await["type"], "snapshot");
+    let mut viewer = watching(&app, show_id).await;
     let bob = app.register("bob@example.com", "customer").await;
     let booking = app.book_seats(&bob, &show, &["A1"]).await;
     let mut seqs = Vec::new();
     until(&mut viewer, "seat_sold", &mut seqs).await;
-    app.call(
-        Method::POST,
-        &format!("/bookings/{}/cancel", booking["id"].as_str().unwrap()),
-        Some(&bob.token),
-        Some(json!({"refund_to": "wallet"})),
-    )
-    .await;
+    app.cancel_booking(&bob, &booking, "wallet").await;
     until(&mut viewer, "seat_released", &mut seqs).await;
     all_told(&app).await;
     // A resync, had there been one, was published before its event was marked.

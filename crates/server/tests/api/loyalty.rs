@@ -30,33 +30,6 @@ async fn hold(app: &TestApp, who: &Session, show: &Value, labels: &[&str], extra
         .await
 }
 
-async fn pay(app: &TestApp, who: &Session, hold: &Value) -> Value {
-    let paid = app
-        .call(
-            Method::POST,
-            "/bookings",
-            Some(&who.token),
-            Some(
-                json!({"hold_id": hold["id"], "payment": {"method": "card", "card_number": CARD}}),
-            ),
-        )
-        .await;
-    assert_eq!(paid.status, StatusCode::CREATED, "{}", paid.body);
-    paid.body
-}
-
-async fn cancel(app: &TestApp, who: &Session, booking: &Value, to: &str) {
-    let reply = app
-        .call(
-            Method::POST,
-            &format!("/bookings/{}/cancel", booking["id"].as_str().unwrap()),
-            Some(&who.token),
-            Some(json!({"refund_to": to})),
-        )
-        .await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
-}
-
 fn kinds(loyalty: &Value) -> Vec<(String, i64)> {
     loyalty["history"]
         .as_array()
@@ -119,7 +92,7 @@ async fn points_are_earned_spent_once_and_taken_back(engine: Engine) {
     );
 
     // Booked: the spending is written down and the new tickets earn.
-    let booking = pay(&app, &alice, &spent).await;
+    let booking = app.pay_hold(&alice, &spent).await;
     assert_eq!(booking["total"]["amount_minor"], 1850);
     let points = loyalty(&app, &alice).await;
     assert_eq!(points["balance"], 200 - 150 + 100);
@@ -129,7 +102,7 @@ async fn points_are_earned_spent_once_and_taken_back(engine: Engine) {
     );
 
     // Cancelled: what it earned is taken back, what it spent given back.
-    cancel(&app, &alice, &booking, "wallet").await;
+    app.cancel_booking(&alice, &booking, "wallet").await;
     let points = loyalty(&app, &alice).await;
     assert_eq!(points["balance"], 200);
     assert_eq!(
@@ -151,7 +124,7 @@ async fn points_are_earned_spent_once_and_taken_back(engine: Engine) {
     .await;
     assert_eq!(loyalty(&app, &alice).await["available"], 200);
 
-    cancel(&app, &alice, &first, "wallet").await;
+    app.cancel_booking(&alice, &first, "wallet").await;
     assert_eq!(loyalty(&app, &alice).await["balance"], 0);
 }
 
@@ -244,7 +217,7 @@ async fn scratch_cards_are_drawn_once_revealed_once_and_revoked(engine: Engine) 
     .await;
 
     // Cancelled: the card is void and so is its code.
-    cancel(&app, &alice, &first.body, "wallet").await;
+    app.cancel_booking(&alice, &first.body, "wallet").await;
     assert_eq!(cards(&app, &alice).await[0]["state"], "revoked");
     reveal(&app, &alice, &drawn[0])
         .await
@@ -274,7 +247,7 @@ async fn a_cashback_reaches_the_wallet_when_the_show_starts_unless_revoked(engin
     let bob = app.register("bob@example.com", "customer").await;
     app.book_seats(&alice, &show, &["A1", "A2", "A3"]).await;
     let cancelled = app.book_seats(&bob, &show, &["B1", "B2", "B3"]).await;
-    cancel(&app, &bob, &cancelled, "card").await;
+    app.cancel_booking(&bob, &cancelled, "card").await;
     let card = &cards(&app, &alice).await[0];
     let prize = reveal(&app, &alice, card).await.body["prize"].clone();
     assert_eq!(

@@ -61,18 +61,6 @@ async fn eventually(app: &TestApp, who: &Session, show_id: &str, state: &str) ->
     }
 }
 
-async fn cancel(app: &TestApp, who: &Session, booking: &Value) {
-    let reply = app
-        .call(
-            Method::POST,
-            &format!("/bookings/{}/cancel", booking["id"].as_str().unwrap()),
-            Some(&who.token),
-            Some(json!({"refund_to": "wallet"})),
-        )
-        .await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
-}
-
 /// The labels of the seats a hold holds.
 async fn hold_labels(app: &TestApp, who: &Session, hold_id: &Value) -> Vec<String> {
     let hold = app
@@ -195,7 +183,7 @@ async fn offers_go_in_order_and_pass_on_when_not_taken_in_time(engine: Engine) {
     assert_eq!(third.body["place"], 3);
 
     // A1 comes back: the first in line is offered it, as a hold in her name.
-    cancel(&app, &buyer, &first).await;
+    app.cancel_booking(&buyer, &first, "wallet").await;
     let offered = eventually(&app, &alice, show_id, "offered").await;
     assert_eq!(hold_labels(&app, &alice, &offered["hold_id"]).await, ["A1"]);
     let deadline = app
@@ -220,15 +208,7 @@ async fn offers_go_in_order_and_pass_on_when_not_taken_in_time(engine: Engine) {
     let passed = eventually(&app, &bob, show_id, "offered").await;
     assert_eq!(hold_labels(&app, &bob, &passed["hold_id"]).await, ["A1"]);
     assert_eq!(mine(&app, &alice, show_id).await["state"], "lapsed");
-    let paid = app
-        .call(
-            Method::POST,
-            "/bookings",
-            Some(&bob.token),
-            Some(json!({"hold_id": passed["hold_id"], "payment": {"method": "card", "card_number": "4242424242424242"}})),
-        )
-        .await;
-    assert_eq!(paid.status, StatusCode::CREATED, "{}", paid.body);
+    app.pay_hold(&bob, &json!({"id": passed["hold_id"]})).await;
     assert_eq!(mine(&app, &bob, show_id).await["state"], "booked");
     let states: Vec<Value> = list(&app, &organizer, show_id)
         .await
@@ -326,20 +306,23 @@ async fn a_group_is_not_skipped_forever_by_singles(engine: Engine) {
     }
     // Lone seats come back one by one: singles may overtake the pair, three times.
     for (label, single) in [("A1", 1), ("B3", 2), ("A3", 3)] {
-        cancel(&app, sold[label].0, &sold[label].1).await;
+        app.cancel_booking(sold[label].0, &sold[label].1, "wallet")
+            .await;
         let entries = round(&app, &organizer, show_id).await;
         assert_eq!(entries[single]["state"], "offered", "{label}: {entries:?}");
         assert_eq!(entries[0]["state"], "waiting");
         assert_eq!(entries[0]["passes"], single as i64);
     }
     // Overtaken three times, the pair holds the line: B1 alone is offered to nobody.
-    cancel(&app, sold["B1"].0, &sold["B1"].1).await;
+    app.cancel_booking(sold["B1"].0, &sold["B1"].1, "wallet")
+        .await;
     let entries = round(&app, &organizer, show_id).await;
     assert_eq!(entries[4]["state"], "waiting", "{entries:?}");
     assert_eq!(entries[0]["state"], "waiting");
     assert_eq!(entries[0]["passes"], 3);
     // B2 next to it comes back: the pair gets both, side by side, before the single behind.
-    cancel(&app, sold["B2"].0, &sold["B2"].1).await;
+    app.cancel_booking(sold["B2"].0, &sold["B2"].1, "wallet")
+        .await;
     let entries = round(&app, &organizer, show_id).await;
     assert_eq!(entries[0]["state"], "offered", "{entries:?}");
     assert_eq!(entries[4]["state"], "waiting");
@@ -380,7 +363,7 @@ async fn two_instances_racing_offer_each_seat_once_in_order(engine: Engine) {
         assert_eq!(joined.status, StatusCode::CREATED, "{}", joined.body);
     }
     let show = ShowId::parse(show_id).unwrap();
-    cancel(&app, &buyer, &front).await;
+    app.cancel_booking(&buyer, &front, "wallet").await;
     // Both instances run rounds at once, several times over.
     let mut racing = tokio::task::JoinSet::new();
     for _ in 0..4 {
@@ -454,11 +437,7 @@ async fn capacity_added_goes_to_the_waitlist_first_and_viewers_hear_of_the_offer
         )
         .await;
     assert_eq!(held.status, StatusCode::CREATED, "{}", held.body);
-    let paid = app
-        .call(Method::POST, "/bookings", Some(&buyer.token),
-              Some(json!({"hold_id": held.body["id"], "payment": {"method": "card", "card_number": "4242424242424242"}})))
-        .await;
-    assert_eq!(paid.status, StatusCode::CREATED, "{}", paid.body);
+    app.pay_hold(&buyer, &held.body).await;
 
     let alice = app.register("alice@example.com", "customer").await;
     let joined = join(
