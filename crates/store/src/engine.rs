@@ -368,6 +368,20 @@ macro_rules! store_engine {
         /// Locks the show's area rows, retires its general-admission holds that have expired
         /// (so they block nobody, and a confirm racing with this claim finds them expired), and
         /// grants the places only if they fit; O(expired holds), not O(all holds).
+        /// Retires the show's general-admission holds past their deadline, so the area counters
+        /// hold only live places. The caller holds the show's area rows.
+        async fn retire_lapsed_area_holds(conn: &mut Conn, show_id: &str, now: Timestamp) -> StoreResult<usize> {
+            let expired: Vec<String> = sqlx::query_scalar(
+                "SELECT h.id FROM holds h WHERE h.show_id = $1 AND h.state = 'active' AND h.expires_at <= $2 \
+                 AND EXISTS (SELECT 1 FROM hold_items hi WHERE hi.hold_id = h.id AND hi.area_id IS NOT NULL)",
+            )
+            .bind(show_id.to_owned())
+            .bind(now.unix_ms())
+            .fetch_all(&mut *conn)
+            .await?;
+            Ok(retire_holds(conn, &expired, "expired").await?.len())
+        }
+
         async fn claim_areas(
             conn: &mut Conn,
             show: &Show,
@@ -375,15 +389,7 @@ macro_rules! store_engine {
             now: Timestamp,
         ) -> StoreResult<Vec<HoldItem>> {
             lock_areas(conn, std::slice::from_ref(&show.id.to_string())).await?;
-            let expired: Vec<String> = sqlx::query_scalar(
-                "SELECT h.id FROM holds h WHERE h.show_id = $1 AND h.state = 'active' AND h.expires_at <= $2 \
-                 AND EXISTS (SELECT 1 FROM hold_items hi WHERE hi.hold_id = h.id AND hi.area_id IS NOT NULL)",
-            )
-            .bind(show.id.to_string())
-            .bind(now.unix_ms())
-            .fetch_all(&mut *conn)
-            .await?;
-            retire_holds(conn, &expired, "expired").await?;
+            retire_lapsed_area_holds(conn, show.id.as_str(), now).await?;
             let mut items = Vec::with_capacity(requested.len());
             for (i, want) in requested.iter().enumerate() {
                 let row: Option<(i64, i64, i64, String, String)> = sqlx::query_as(
@@ -1789,17 +1795,7 @@ macro_rules! store_engine {
                     .ok_or(DomainError::NotFound("area"))?;
                 // Places of lapsed holds still counted as held are retired first, so they do not
                 // stand in the way of a smaller capacity.
-                let expired: Vec<String> = sqlx::query_scalar(
-                    "SELECT h.id FROM holds h WHERE h.show_id = $1 AND h.state = 'active' AND h.expires_at <= $2 \
-                     AND EXISTS (SELECT 1 FROM hold_items hi WHERE hi.hold_id = h.id AND hi.area_id = $3)",
-                )
-                .bind(show.to_string())
-                .bind(now.unix_ms())
-                .bind(area.to_string())
-                .fetch_all(&mut *conn)
-                .await?;
-                let retired = retire_holds(conn, &expired, "expired").await?;
-                let held = if retired.is_empty() {
+                let held = if retire_lapsed_area_holds(conn, show.as_str(), now).await? == 0 {
                     held
                 } else {
                     sqlx::query_scalar("SELECT held FROM show_areas WHERE show_id = $1 AND area_id = $2")
