@@ -4,8 +4,11 @@
 //! locking clauses (`FOR UPDATE` on PostgreSQL; SQLite has one writer, so none).
 //!
 //! Lock order, the same in every transaction so that none can deadlock: the show row (shared by
-//! claims, exclusive for a cancellation), the customer's user row, then area rows (by area id),
-//! then hold rows, then seat rows (by seat id). Scheduling locks venue rows (by id) alone.
+//! claims, exclusive for a cancellation or a waitlist round), the customer's user row, then hold
+//! rows, then seat rows (by seat id), then wallet accounts (by id), and area rows (by area id)
+//! last: every standing sale of a show goes through its area's one row, so each transaction
+//! changes its counters as its last statement and holds that row only until it commits.
+//! Scheduling locks venue rows (by id) alone.
 
 use sqlx::{Database, Transaction};
 use tokio::sync::OwnedMutexGuard;
@@ -309,29 +312,16 @@ macro_rules! store_engine {
             })
         }
 
-        /// Locks every area row of the given shows, in (show, area) order: the one order in which
-        /// anything touching general-admission counters takes them.
-        async fn lock_areas(conn: &mut Conn, show_ids: &[String]) -> StoreResult<Vec<(String, String, i64, i64, i64)>> {
-            if show_ids.is_empty() {
-                return Ok(Vec::new());
-            }
-            let sql = format!(
-                "SELECT show_id, area_id, capacity, sold, held FROM show_areas WHERE show_id IN ({}) ORDER BY show_id, area_id{}",
-                placeholders(1, show_ids.len()),
-                $lock
-            );
-            let mut query = sqlx::query_as::<_, (String, String, i64, i64, i64)>(AssertSqlSafe(sql));
-            for id in show_ids {
-                query = query.bind(id.clone());
-            }
-            Ok(query.fetch_all(&mut *conn).await?)
-        }
+        /// Places of retired holds that go back to their areas, as (show, area, quantity).
+        /// Given back last in the transaction: area rows come last in the lock order.
+        #[must_use]
+        struct AreaReturns(Vec<(String, String, i64)>);
 
-        /// Moves the listed holds that are still active to `state` and takes their places off
-        /// the area counters. The caller holds the area rows of their shows.
-        async fn retire_holds(conn: &mut Conn, ids: &[String], state: &'static str) -> StoreResult<Vec<String>> {
+        /// Moves the listed holds that are still active to `state`; what they held of any area
+        /// is returned for `give_back` once everything else of the transaction is written.
+        async fn retire_holds(conn: &mut Conn, ids: &[String], state: &'static str) -> StoreResult<(Vec<String>, AreaReturns)> {
             if ids.is_empty() {
-                return Ok(Vec::new());
+                return Ok((Vec::new(), AreaReturns(Vec::new())));
             }
             let sql = format!(
                 "UPDATE holds SET state = $1 WHERE state = 'active' AND id IN ({}) RETURNING id",
@@ -343,18 +333,24 @@ macro_rules! store_engine {
             }
             let retired: Vec<String> = update.fetch_all(&mut *conn).await?;
             if retired.is_empty() {
-                return Ok(retired);
+                return Ok((retired, AreaReturns(Vec::new())));
             }
             let sql = format!(
                 "SELECT show_id, area_id, CAST(SUM(quantity) AS BIGINT) FROM hold_items \
-                 WHERE area_id IS NOT NULL AND hold_id IN ({}) GROUP BY show_id, area_id",
+                 WHERE area_id IS NOT NULL AND hold_id IN ({}) GROUP BY show_id, area_id ORDER BY show_id, area_id",
                 placeholders(1, retired.len())
             );
             let mut query = sqlx::query_as::<_, (String, String, i64)>(AssertSqlSafe(sql));
             for id in &retired {
                 query = query.bind(id.clone());
             }
-            for (show_id, area_id, quantity) in query.fetch_all(&mut *conn).await? {
+            let returns = query.fetch_all(&mut *conn).await?;
+            Ok((retired, AreaReturns(returns)))
+        }
+
+        /// Takes the places of retired holds off the area counters, in (show, area) order.
+        async fn give_back(conn: &mut Conn, returns: AreaReturns) -> StoreResult<()> {
+            for (show_id, area_id, quantity) in returns.0 {
                 sqlx::query("UPDATE show_areas SET held = held - $3 WHERE show_id = $1 AND area_id = $2")
                     .bind(show_id)
                     .bind(area_id)
@@ -362,14 +358,11 @@ macro_rules! store_engine {
                     .execute(&mut *conn)
                     .await?;
             }
-            Ok(retired)
+            Ok(())
         }
 
-        /// Locks the show's area rows, retires its general-admission holds that have expired
-        /// (so they block nobody, and a confirm racing with this claim finds them expired), and
-        /// grants the places only if they fit; O(expired holds), not O(all holds).
         /// Retires the show's general-admission holds past their deadline, so the area counters
-        /// hold only live places. The caller holds the show's area rows.
+        /// hold only live places; O(expired holds), not O(all holds).
         async fn retire_lapsed_area_holds(conn: &mut Conn, show_id: &str, now: Timestamp) -> StoreResult<usize> {
             let expired: Vec<String> = sqlx::query_scalar(
                 "SELECT h.id FROM holds h WHERE h.show_id = $1 AND h.state = 'active' AND h.expires_at <= $2 \
@@ -379,37 +372,27 @@ macro_rules! store_engine {
             .bind(now.unix_ms())
             .fetch_all(&mut *conn)
             .await?;
-            Ok(retire_holds(conn, &expired, "expired").await?.len())
+            let (retired, returns) = retire_holds(conn, &expired, "expired").await?;
+            give_back(conn, returns).await?;
+            Ok(retired.len())
         }
 
-        async fn claim_areas(
-            conn: &mut Conn,
-            show: &Show,
-            requested: &[AreaQuantity],
-            now: Timestamp,
-        ) -> StoreResult<Vec<HoldItem>> {
-            lock_areas(conn, std::slice::from_ref(&show.id.to_string())).await?;
-            retire_lapsed_area_holds(conn, show.id.as_str(), now).await?;
+        /// The hold items for the requested standing places, read without locks: names,
+        /// categories and prices do not change during a sale. `take_area_places` claims them.
+        async fn area_items(conn: &mut Conn, show: &Show, requested: &[AreaQuantity]) -> StoreResult<Vec<HoldItem>> {
             let mut items = Vec::with_capacity(requested.len());
             for (i, want) in requested.iter().enumerate() {
-                let row: Option<(i64, i64, i64, String, String)> = sqlx::query_as(
-                    "SELECT sa.capacity, sa.sold, sa.held, a.name, a.category FROM show_areas sa JOIN areas a ON a.id = sa.area_id \
+                let row: Option<(String, String)> = sqlx::query_as(
+                    "SELECT a.name, a.category FROM show_areas sa JOIN areas a ON a.id = sa.area_id \
                      WHERE sa.show_id = $1 AND sa.area_id = $2",
                 )
                 .bind(show.id.to_string())
                 .bind(want.area_id.to_string())
                 .fetch_optional(&mut *conn)
                 .await?;
-                let Some((capacity, sold, held, name, category)) = row else {
+                let Some((name, category)) = row else {
                     return Err(DomainError::invalid(format!("areas.{i}.area_id"), "is not an area of this show").into());
                 };
-                inventory::check_area_claim(&name, capacity, sold, held, want.quantity)?;
-                sqlx::query("UPDATE show_areas SET held = held + $3 WHERE show_id = $1 AND area_id = $2")
-                    .bind(show.id.to_string())
-                    .bind(want.area_id.to_string())
-                    .bind(want.quantity)
-                    .execute(&mut *conn)
-                    .await?;
                 items.push(HoldItem {
                     seat_id: None,
                     area_id: Some(want.area_id.clone()),
@@ -419,6 +402,65 @@ macro_rules! store_engine {
                     quantity: want.quantity,
                 });
             }
+            Ok(items)
+        }
+
+        /// The standing places of the items per area, in area order (the order area rows are locked in).
+        fn area_quantities(items: &[HoldItem]) -> BTreeMap<&str, i64> {
+            let mut per_area = BTreeMap::new();
+            for item in items {
+                if let Some(area) = &item.area_id {
+                    *per_area.entry(area.as_str()).or_default() += item.quantity;
+                }
+            }
+            per_area
+        }
+
+        /// Claims the items' standing places on the area counters, in area order, each with one
+        /// conditional update, so an area row is locked only from here to the commit (area rows
+        /// come last in the lock order: every general-admission sale of a show goes through
+        /// the one row). Only when a place does not fit are the show's lapsed holds retired and
+        /// the claim tried again.
+        async fn take_area_places(conn: &mut Conn, show_id: &str, items: &[HoldItem], now: Timestamp) -> StoreResult<()> {
+            let mut retired = false;
+            for (area, quantity) in area_quantities(items) {
+                loop {
+                    let taken = sqlx::query(
+                        "UPDATE show_areas SET held = held + $3 WHERE show_id = $1 AND area_id = $2 AND capacity - sold - held >= $3",
+                    )
+                    .bind(show_id.to_owned())
+                    .bind(area.to_owned())
+                    .bind(quantity)
+                    .execute(&mut *conn)
+                    .await?
+                    .rows_affected();
+                    if taken == 1 {
+                        break;
+                    }
+                    if !retired {
+                        retired = true;
+                        if retire_lapsed_area_holds(conn, show_id, now).await? > 0 {
+                            continue;
+                        }
+                    }
+                    let (capacity, sold, held): (i64, i64, i64) =
+                        sqlx::query_as("SELECT capacity, sold, held FROM show_areas WHERE show_id = $1 AND area_id = $2")
+                            .bind(show_id.to_owned())
+                            .bind(area.to_owned())
+                            .fetch_one(&mut *conn)
+                            .await?;
+                    let name = items.iter().find(|i| i.area_id.as_ref().is_some_and(|a| a.as_str() == area)).map_or(area, |i| i.label.as_str());
+                    inventory::check_area_claim(name, capacity, sold, held, quantity)?;
+                    // Room appeared between the update and the read (a release committed): try again.
+                }
+            }
+            Ok(())
+        }
+
+        /// Claims standing places at once, for a caller that holds the show exclusively.
+        async fn claim_areas(conn: &mut Conn, show: &Show, requested: &[AreaQuantity], now: Timestamp) -> StoreResult<Vec<HoldItem>> {
+            let items = area_items(conn, show, requested).await?;
+            take_area_places(conn, show.id.as_str(), &items, now).await?;
             Ok(items)
         }
 
@@ -793,7 +835,7 @@ macro_rules! store_engine {
                         let ids = chosen.ok_or_else(|| StoreError::Corrupt("best-available without a choice".into()))?;
                         claim_seats(conn, &show, ids, &cmd.hold_id, expires_at, cmd.now).await?
                     }
-                    HoldRequest::Areas(areas) => claim_areas(conn, &show, areas, cmd.now).await?,
+                    HoldRequest::Areas(areas) => area_items(conn, &show, areas).await?,
                 };
                 let subtotal = total_of(&items);
                 let applied = match &cmd.promo_code {
@@ -824,6 +866,7 @@ macro_rules! store_engine {
                     expires_at,
                 };
                 insert_hold_rows(conn, &hold, applied.as_ref().map(|(p, _)| p.id.as_str())).await?;
+                take_area_places(conn, show.id.as_str(), &hold.items, cmd.now).await?;
                 finish(self, w, idem, hold, cmd.now).await
             }
 
@@ -836,10 +879,6 @@ macro_rules! store_engine {
                 let show = load_show(conn, hold.show_id.as_str()).await?.ok_or(DomainError::NotFound("show"))?;
                 if show.state != boxoffice_core::catalog::ShowState::Scheduled {
                     return Err(DomainError::NotOnSale("the show was cancelled".into()).into());
-                }
-                let area_items: Vec<&HoldItem> = hold.items.iter().filter(|i| i.area_id.is_some()).collect();
-                if !area_items.is_empty() {
-                    lock_areas(conn, std::slice::from_ref(&hold.show_id.to_string())).await?;
                 }
                 let converted = sqlx::query(
                     "UPDATE holds SET state = 'converted' WHERE id = $1 AND state = 'active' AND expires_at > $2",
@@ -866,14 +905,6 @@ macro_rules! store_engine {
                 if sold != seat_count {
                     // A seat left this hold (expired and claimed elsewhere); sell nothing.
                     return Err(DomainError::HoldExpired.into());
-                }
-                for item in &area_items {
-                    sqlx::query("UPDATE show_areas SET sold = sold + $3, held = held - $3 WHERE show_id = $1 AND area_id = $2")
-                        .bind(hold.show_id.to_string())
-                        .bind(item.area_id.as_ref().map(|a| a.to_string()))
-                        .bind(item.quantity)
-                        .execute(&mut *conn)
-                        .await?;
                 }
                 let booking = Booking {
                     id: cmd.booking_id.clone(),
@@ -966,6 +997,16 @@ macro_rules! store_engine {
                     };
                     insert_payment_row(conn, &paid).await?;
                 }
+                // Area rows last: the one row every standing sale of the show goes through is
+                // locked only from here to the commit.
+                for (area, quantity) in area_quantities(&hold.items) {
+                    sqlx::query("UPDATE show_areas SET sold = sold + $3, held = held - $3 WHERE show_id = $1 AND area_id = $2")
+                        .bind(hold.show_id.to_string())
+                        .bind(area.to_owned())
+                        .bind(quantity)
+                        .execute(&mut *conn)
+                        .await?;
+                }
                 emit(
                     conn,
                     show.organizer_id.as_str(),
@@ -1000,13 +1041,6 @@ macro_rules! store_engine {
                         *per_area.entry(area.to_string()).or_default() += 1;
                     }
                 }
-                for area in per_area.keys() {
-                    sqlx::query(concat!("SELECT sold FROM show_areas WHERE show_id = $1 AND area_id = $2", $lock))
-                        .bind(booking.show_id.to_string())
-                        .bind(area.clone())
-                        .execute(&mut *conn)
-                        .await?;
-                }
                 let policy = load_refund_policy(conn, booking.show_id.as_str()).await?;
                 let refund = policy.refund_minor(booking.total.amount_minor, show.starts_at, now);
                 let refund_state = (refund > 0).then_some("refunded");
@@ -1028,6 +1062,9 @@ macro_rules! store_engine {
                     .bind(id.to_string())
                     .execute(&mut *conn)
                     .await?;
+                let back = ledger::refund_transfers(&show.organizer_id, &booking.user_id, refund, booking.wallet_minor, refund_to);
+                post(conn, "booking_refunded", booking.id.as_str(), booking.total.currency.as_str(), &back, now).await?;
+                revoke_rewards(conn, booking.id.as_str(), now).await?;
                 for (area, quantity) in &per_area {
                     sqlx::query("UPDATE show_areas SET sold = sold - $3 WHERE show_id = $1 AND area_id = $2")
                         .bind(booking.show_id.to_string())
@@ -1036,9 +1073,6 @@ macro_rules! store_engine {
                         .execute(&mut *conn)
                         .await?;
                 }
-                let back = ledger::refund_transfers(&show.organizer_id, &booking.user_id, refund, booking.wallet_minor, refund_to);
-                post(conn, "booking_refunded", booking.id.as_str(), booking.total.currency.as_str(), &back, now).await?;
-                revoke_rewards(conn, booking.id.as_str(), now).await?;
                 let cancelled = Booking {
                     state: BookingState::Cancelled,
                     cancelled_at: Some(now),
@@ -1443,12 +1477,11 @@ macro_rules! store_engine {
                 if cancelled != 1 {
                     return Err(DomainError::Conflict("the show is already cancelled".into()).into());
                 }
-                lock_areas(conn, std::slice::from_ref(&id.to_string())).await?;
                 let active: Vec<String> = sqlx::query_scalar("SELECT id FROM holds WHERE show_id = $1 AND state = 'active'")
                     .bind(id.to_string())
                     .fetch_all(&mut *conn)
                     .await?;
-                retire_holds(conn, &active, "released").await?;
+                let (_, returns) = retire_holds(conn, &active, "released").await?;
                 let bookings: Vec<(String, String, i64, i64, String)> =
                     sqlx::query_as("SELECT id, user_id, total_minor, wallet_minor, currency FROM bookings WHERE show_id = $1 AND state = 'confirmed' ORDER BY id")
                         .bind(id.to_string())
@@ -1507,6 +1540,7 @@ macro_rules! store_engine {
                     )
                     .await?;
                 }
+                give_back(conn, returns).await?;
                 w.tx.commit().await?;
                 Ok(refunds as i64)
             }
@@ -1768,10 +1802,7 @@ macro_rules! store_engine {
                     return Err(DomainError::HoldAlreadyBooked.into());
                 }
                 sqlx::query(concat!("SELECT id FROM shows WHERE id = $1", $share)).bind(hold.show_id.to_string()).execute(&mut *conn).await?;
-                if hold.items.iter().any(|i| i.area_id.is_some()) {
-                    lock_areas(conn, std::slice::from_ref(&hold.show_id.to_string())).await?;
-                }
-                retire_holds(conn, std::slice::from_ref(&id.to_string()), "released").await?;
+                let (_, returns) = retire_holds(conn, std::slice::from_ref(&id.to_string()), "released").await?;
                 sqlx::query(
                     "UPDATE show_seats SET state = 'free', hold_id = NULL, held_until = NULL \
                      WHERE hold_id = $1 AND state = 'held'",
@@ -1779,6 +1810,7 @@ macro_rules! store_engine {
                 .bind(id.to_string())
                 .execute(&mut *conn)
                 .await?;
+                give_back(conn, returns).await?;
                 let released = load_hold(conn, id.as_str()).await?.ok_or(DomainError::NotFound("hold"))?;
                 w.tx.commit().await?;
                 Ok(released.as_of(now))
@@ -1788,22 +1820,18 @@ macro_rules! store_engine {
                 let mut w = self.begin_write().await?;
                 let conn = &mut *w.tx;
                 sqlx::query(concat!("SELECT id FROM shows WHERE id = $1", $share)).bind(show.to_string()).execute(&mut *conn).await?;
-                let areas = lock_areas(conn, std::slice::from_ref(&show.to_string())).await?;
-                let (_, _, _, sold, held) = areas
-                    .into_iter()
-                    .find(|(_, id, ..)| id == area.as_str())
-                    .ok_or(DomainError::NotFound("area"))?;
                 // Places of lapsed holds still counted as held are retired first, so they do not
-                // stand in the way of a smaller capacity.
-                let held = if retire_lapsed_area_holds(conn, show.as_str(), now).await? == 0 {
-                    held
-                } else {
-                    sqlx::query_scalar("SELECT held FROM show_areas WHERE show_id = $1 AND area_id = $2")
-                        .bind(show.to_string())
-                        .bind(area.to_string())
-                        .fetch_one(&mut *conn)
-                        .await?
-                };
+                // stand in the way of a smaller capacity (hold rows before area rows).
+                retire_lapsed_area_holds(conn, show.as_str(), now).await?;
+                let (sold, held): (i64, i64) = sqlx::query_as(concat!(
+                    "SELECT sold, held FROM show_areas WHERE show_id = $1 AND area_id = $2",
+                    $lock
+                ))
+                .bind(show.to_string())
+                .bind(area.to_string())
+                .fetch_optional(&mut *conn)
+                .await?
+                .ok_or(DomainError::NotFound("area"))?;
                 inventory::check_new_capacity(capacity, sold, held)?;
                 sqlx::query("UPDATE show_areas SET capacity = $3 WHERE show_id = $1 AND area_id = $2")
                     .bind(show.to_string())
@@ -1818,8 +1846,8 @@ macro_rules! store_engine {
             async fn expire_holds(&self, now: Timestamp, limit: i64) -> StoreResult<Vec<ExpiredHold>> {
                 let mut w = self.begin_write().await?;
                 let conn = &mut *w.tx;
-                // Chosen without locks: area rows come before hold rows in the lock order, and
-                // retiring is conditional, so two sweepers never count a hold twice.
+                // Chosen without locks: retiring is conditional, so two sweepers never count a
+                // hold twice.
                 let due: Vec<(String, String)> = sqlx::query_as(
                     "SELECT id, show_id FROM holds WHERE state = 'active' AND expires_at <= $1 ORDER BY expires_at LIMIT $2",
                 )
@@ -1836,9 +1864,8 @@ macro_rules! store_engine {
                 for show in &shows {
                     sqlx::query(concat!("SELECT id FROM shows WHERE id = $1", $share)).bind(show.clone()).execute(&mut *conn).await?;
                 }
-                lock_areas(conn, &shows).await?;
                 let due: Vec<String> = due.into_iter().map(|(id, _)| id).collect();
-                let ids = retire_holds(conn, &due, "expired").await?;
+                let (ids, returns) = retire_holds(conn, &due, "expired").await?;
                 let mut expired: Vec<ExpiredHold> = Vec::with_capacity(ids.len());
                 if !ids.is_empty() {
                     let sql = format!(
@@ -1888,6 +1915,7 @@ macro_rules! store_engine {
                     )
                     .await?;
                 }
+                give_back(conn, returns).await?;
                 w.tx.commit().await?;
                 Ok(expired)
             }

@@ -37,9 +37,11 @@ macro_rules! ledger_engine {
         use $crate::LedgerStore;
         use $crate::ledger::{LedgerCheck, LedgerTransaction};
 
-        /// Posts `transfers` as one balanced transaction in the caller's transaction. Every
-        /// account is locked (in id order, so two posts cannot deadlock) before a wallet it
-        /// takes from is checked, so concurrent spends of one wallet cannot overdraw it.
+        /// Posts `transfers` as one balanced transaction in the caller's transaction. A wallet
+        /// it takes from is locked (in id order, so two posts cannot deadlock) before its balance
+        /// is checked, so concurrent spends of one wallet cannot overdraw it. Other accounts are
+        /// not locked: nothing bounds them, and the organizer's and the card network's accounts
+        /// take part in every sale (a lock there would make all bookings wait for each other).
         async fn post(
             conn: &mut Conn,
             kind: &str,
@@ -61,15 +63,15 @@ macro_rules! ledger_engine {
                     .bind(now.unix_ms())
                     .execute(&mut *conn)
                     .await?;
-                sqlx::query(concat!("SELECT id FROM ledger_accounts WHERE id = $1", $lock))
-                    .bind(account.to_string())
-                    .execute(&mut *conn)
-                    .await?;
-            }
-            for account in accounts.iter().filter(|a| ledger::Account::is_wallet(a)) {
                 let change: i64 = entries.iter().filter(|e| e.account == *account).map(|e| e.amount_minor).sum();
-                if change < 0 && account_balance(conn, account).await? + change < 0 {
-                    return Err(DomainError::PaymentDeclined("there is not enough in your wallet".into()).into());
+                if ledger::Account::is_wallet(account) && change < 0 {
+                    sqlx::query(concat!("SELECT id FROM ledger_accounts WHERE id = $1", $lock))
+                        .bind(account.to_string())
+                        .execute(&mut *conn)
+                        .await?;
+                    if account_balance(conn, account).await? + change < 0 {
+                        return Err(DomainError::PaymentDeclined("there is not enough in your wallet".into()).into());
+                    }
                 }
             }
             let id = format!("ltx_{}", uuid::Uuid::now_v7().simple());
