@@ -175,6 +175,10 @@ pub async fn run(api: &Api, options: &Options) -> anyhow::Result<Report> {
                 budget.clone(),
             );
             let show_id = sale.show_id.clone();
+            // Each round is two changes; with a rate, each seller starts a round every `every`.
+            let every = options
+                .change_rate
+                .map(|rate| Duration::from_secs_f64(2.0 * SELLERS as f64 / rate));
             tokio::spawn(async move {
                 let api = api?;
                 let mut changes = 0u64;
@@ -185,6 +189,7 @@ pub async fn run(api: &Api, options: &Options) -> anyhow::Result<Report> {
                         .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |b| b.checked_sub(2))
                         .is_ok()
                 {
+                    let began = Instant::now();
                     round += 1;
                     sent.write()
                         .expect("sent lock")
@@ -214,7 +219,10 @@ pub async fn run(api: &Api, options: &Options) -> anyhow::Result<Report> {
                         "seller {n} could not release its hold"
                     );
                     changes += 2;
-                    tokio::time::sleep(PACE).await;
+                    match every {
+                        Some(every) => tokio::time::sleep_until((began + every).into()).await,
+                        None => tokio::time::sleep(PACE).await,
+                    }
                 }
                 Ok(changes)
             })

@@ -37,6 +37,9 @@ pub struct Options {
     pub people: u64,
     /// A Redis for `queue-join` to measure the shared line in.
     pub redis_url: Option<String>,
+    /// `fanout`: seat changes per second the sellers make together; `None` is as fast as they
+    /// can, 10 ms apart (the servers' saturation point, where latency is mostly queueing).
+    pub change_rate: Option<f64>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

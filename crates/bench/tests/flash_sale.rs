@@ -18,6 +18,8 @@ async fn a_short_sale_is_recorded_and_checked(engine: Engine) {
         ceiling_duration: Duration::from_secs(1),
         people: 1,
         redis_url: None,
+        // Paced, as `--rate` runs are: 80 changes at 200 a second.
+        change_rate: Some(200.0),
     };
     let report = boxoffice_bench::run(Scenario::FlashSale, &options)
         .await
@@ -65,6 +67,7 @@ async fn fanout_counts_every_change_at_every_viewer() {
         ceiling_duration: Duration::from_secs(1),
         people: 1,
         redis_url: None,
+        change_rate: None,
     };
     let report = boxoffice_bench::run(Scenario::Fanout, &options)
         .await
@@ -95,6 +98,7 @@ async fn queue_join_measures_the_line_over_http_and_in_process() {
         ceiling_duration: Duration::from_secs(1),
         people: 5_000,
         redis_url: Some(redis.url()),
+        change_rate: None,
     };
     let report = boxoffice_bench::run(Scenario::QueueJoin, &options)
         .await

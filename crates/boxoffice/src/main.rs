@@ -146,6 +146,10 @@ struct ServeArgs {
     /// WebSocket and SSE connections this process accepts at once.
     #[arg(long, env = "BOXOFFICE_MAX_LIVE_CONNECTIONS", default_value_t = 10_000)]
     max_live_connections: usize,
+    /// Changes to one show within this many milliseconds of its last live send go out
+    /// together (0: each at once).
+    #[arg(long, env = "BOXOFFICE_LIVE_BATCH_MS", default_value_t = 100)]
+    live_batch_ms: u64,
     /// Milliseconds a seat map or show view may be served from memory; changes anywhere in the
     /// cluster invalidate it at once, so this only bounds staleness if a change notice is lost.
     #[arg(long, env = "BOXOFFICE_READ_CACHE_MS", default_value_t = 250)]
@@ -192,6 +196,7 @@ impl ServeArgs {
             trust_forwarded_for: self.trust_forwarded_for,
             live: boxoffice_server::live::LiveLimits {
                 max_connections: self.max_live_connections,
+                batch: std::time::Duration::from_millis(self.live_batch_ms),
                 ..defaults.live.clone()
             },
             sweep_interval: std::time::Duration::from_millis(self.sweep_ms.max(10)),
@@ -242,6 +247,9 @@ struct BenchArgs {
     /// A Redis for queue-join to measure the shared line in.
     #[arg(long)]
     redis_url: Option<String>,
+    /// fanout: seat changes per second, all sellers together (default: as fast as they can).
+    #[arg(long)]
+    rate: Option<f64>,
     /// Print the report as JSON instead of a table.
     #[arg(long)]
     json: bool,
@@ -265,6 +273,7 @@ async fn bench(args: BenchArgs) -> anyhow::Result<()> {
         ceiling_duration: std::time::Duration::from_secs(args.ceiling_seconds.max(1)),
         people: args.people.max(1),
         redis_url: args.redis_url,
+        change_rate: args.rate.filter(|r| *r > 0.0),
     };
     let report = boxoffice_bench::run(scenario, &options).await?;
     if args.json {

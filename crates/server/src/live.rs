@@ -161,9 +161,17 @@ struct Envelope<'a> {
 
 struct Channel {
     sender: broadcast::Sender<Frame>,
+    /// The last number given to a change.
     last_seq: u64,
+    /// The last number handed to the viewers (`pending` holds the ones in between).
+    sent_seq: u64,
     replay: VecDeque<Frame>,
     touched: Instant,
+    /// Changes numbered but held back until a batch interval has passed since the last send,
+    /// so a burst reaches each viewer as one wake-up and one write instead of one per change.
+    pending: Vec<Frame>,
+    last_sent: Option<Instant>,
+    flush_armed: bool,
 }
 
 impl Channel {
@@ -171,11 +179,31 @@ impl Channel {
         Self {
             sender: broadcast::channel(RING).0,
             last_seq: 0,
+            sent_seq: 0,
             replay: VecDeque::new(),
             touched: Instant::now(),
+            pending: Vec::new(),
+            last_sent: None,
+            flush_armed: false,
         }
     }
+
+    fn send(&mut self, frame: Frame) {
+        self.sent_seq = frame.seq;
+        let _ = self.sender.send(frame);
+    }
+
+    /// Hands every held-back change to the viewers.
+    fn flush(&mut self) {
+        for frame in std::mem::take(&mut self.pending) {
+            self.send(frame);
+        }
+        self.last_sent = Some(Instant::now());
+        self.flush_armed = false;
+    }
 }
+
+type Channels = Arc<Mutex<HashMap<ShowId, Channel>>>;
 
 /// Limits on live connections, so a crowd of viewers cannot exhaust the process.
 #[derive(Clone, Debug)]
@@ -189,6 +217,14 @@ pub struct LiveLimits {
     pub write_timeout: Duration,
     /// How often coalesced availability and pending snapshots go out.
     pub tick: Duration,
+    /// Changes to a show within this long of its last send go out together when it has
+    /// passed (the first of a quiet show goes out at once): with thousands of viewers, one
+    /// write per viewer per batch instead of one per change.
+    pub batch: Duration,
+    /// The viewers of a show at which changes are held back for the whole `batch`; a show
+    /// with fewer holds them back proportionally less (sending a change costs in proportion
+    /// to its viewers, so a small audience gets its changes sooner).
+    pub full_batch_viewers: usize,
 }
 
 impl Default for LiveLimits {
@@ -199,6 +235,8 @@ impl Default for LiveLimits {
             heartbeat: Duration::from_secs(15),
             write_timeout: Duration::from_secs(10),
             tick: Duration::from_millis(250),
+            batch: Duration::from_millis(100),
+            full_batch_viewers: 10_000,
         }
     }
 }
@@ -216,7 +254,7 @@ impl Drop for ConnectionPermit {
 }
 
 pub struct Live {
-    channels: Mutex<HashMap<ShowId, Channel>>,
+    channels: Channels,
     /// Shows whose counts moved here since the last tick.
     dirty: Mutex<HashSet<ShowId>>,
     /// Shows whose viewers here may have missed changes and need a fresh snapshot.
@@ -236,7 +274,7 @@ return seq
 impl Live {
     pub fn new(redis: Option<Arc<RedisLink>>, limits: LiveLimits) -> Self {
         Self {
-            channels: Mutex::new(HashMap::new()),
+            channels: Arc::new(Mutex::new(HashMap::new())),
             dirty: Mutex::new(HashSet::new()),
             stale: Mutex::new(HashSet::new()),
             redis,
@@ -272,7 +310,7 @@ impl Live {
         let mut channels = self.channels.lock().expect("live lock");
         let channel = channels.entry(show.clone()).or_insert_with(Channel::new);
         channel.touched = Instant::now();
-        (channel.sender.subscribe(), channel.last_seq)
+        (channel.sender.subscribe(), channel.sent_seq)
     }
 
     /// The frames after `seq`, if this process still has all of them.
@@ -375,7 +413,32 @@ impl Live {
         while channel.replay.len() > REPLAY {
             channel.replay.pop_front();
         }
-        let _ = channel.sender.send(frame);
+        let viewers = channel.sender.receiver_count() as f64;
+        let share = (viewers / self.limits.full_batch_viewers.max(1) as f64).min(1.0);
+        let batch = self.limits.batch.mul_f64(share);
+        let quiet = channel.last_sent.is_none_or(|at| at.elapsed() >= batch);
+        let runtime = tokio::runtime::Handle::try_current();
+        if (quiet && channel.pending.is_empty()) || runtime.is_err() {
+            channel.flush();
+            channel.send(frame);
+        } else {
+            channel.pending.push(frame);
+            if !channel.flush_armed {
+                channel.flush_armed = true;
+                let wait = channel
+                    .last_sent
+                    .map_or(Duration::ZERO, |at| batch.saturating_sub(at.elapsed()));
+                let (channels, show) = (self.channels.clone(), show.clone());
+                if let Ok(runtime) = runtime {
+                    runtime.spawn(async move {
+                        tokio::time::sleep(wait).await;
+                        if let Some(channel) = channels.lock().expect("live lock").get_mut(&show) {
+                            channel.flush();
+                        }
+                    });
+                }
+            }
+        }
         drop(channels);
         if kind == "resync" {
             self.stale.lock().expect("live lock").insert(show.clone());
@@ -389,7 +452,8 @@ impl Live {
         let Some(channel) = channels.get_mut(show) else {
             return;
         };
-        let frame = snapshot_frame(show, channel.last_seq, seat_map);
+        channel.flush();
+        let frame = snapshot_frame(show, channel.sent_seq, seat_map);
         let _ = channel.sender.send(frame);
     }
 
@@ -556,7 +620,14 @@ mod tests {
 
     #[tokio::test]
     async fn changes_are_numbered_per_show_and_replayable() {
-        let live = Live::new(None, LiveLimits::default());
+        // Each change at once (no batching), to read them one by one.
+        let live = Live::new(
+            None,
+            LiveLimits {
+                batch: Duration::ZERO,
+                ..Default::default()
+            },
+        );
         let (a, b) = (ShowId::generate(), ShowId::generate());
         let (mut viewer, start) = live.subscribe(&a);
         assert_eq!(start, 0);
@@ -589,7 +660,14 @@ mod tests {
 
     #[tokio::test]
     async fn a_viewer_that_falls_a_ring_behind_is_cut_off() {
-        let live = Live::new(None, LiveLimits::default());
+        // Each change at once (no batching), to read them one by one.
+        let live = Live::new(
+            None,
+            LiveLimits {
+                batch: Duration::ZERO,
+                ..Default::default()
+            },
+        );
         let show = ShowId::generate();
         let (mut slow, _) = live.subscribe(&show);
         for _ in 0..RING + 10 {
@@ -600,6 +678,79 @@ mod tests {
             Err(broadcast::error::TryRecvError::Lagged(_))
         ));
         assert!(live.since(&show, 0).unwrap().len() == RING + 10);
+    }
+
+    #[tokio::test]
+    async fn changes_right_after_a_send_are_held_back_and_go_out_together_in_order() {
+        let live = Live::new(
+            None,
+            LiveLimits {
+                batch: Duration::from_secs(3600),
+                full_batch_viewers: 1,
+                ..Default::default()
+            },
+        );
+        let show = ShowId::generate();
+        let (mut early, _) = live.subscribe(&show);
+        live.publish(&show, Change::ShowChanged).await;
+        assert_eq!(
+            early.try_recv().unwrap().seq,
+            1,
+            "the first change of a quiet show goes out at once"
+        );
+        live.publish(&show, Change::ShowChanged).await;
+        live.publish(&show, Change::ShowChanged).await;
+        assert!(
+            early.try_recv().is_err(),
+            "the next ones wait for the batch"
+        );
+        let (mut late, from) = live.subscribe(&show);
+        assert_eq!(
+            from, 1,
+            "a new viewer starts after what was sent, so the held changes reach it too"
+        );
+        assert!(
+            live.since(&show, 1).unwrap().iter().all(|f| f.seq > from),
+            "held changes are remembered for resuming, beyond what a resume from `from` sends"
+        );
+        live.deliver_snapshot(&show, b"{}");
+        for viewer in [&mut early, &mut late] {
+            let got: Vec<(u64, bool)> = (0..3)
+                .map(|_| viewer.try_recv().unwrap())
+                .map(|f| (f.seq, f.snapshot))
+                .collect();
+            assert_eq!(
+                got,
+                [(2, false), (3, false), (3, true)],
+                "a snapshot sends what was held first, and counts it"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn held_changes_go_out_when_the_batch_has_passed() {
+        let live = Live::new(
+            None,
+            LiveLimits {
+                batch: Duration::from_millis(20),
+                full_batch_viewers: 1,
+                ..Default::default()
+            },
+        );
+        let show = ShowId::generate();
+        let (mut viewer, _) = live.subscribe(&show);
+        for _ in 0..3 {
+            live.publish(&show, Change::ShowChanged).await;
+        }
+        let mut seqs = Vec::new();
+        while seqs.len() < 3 {
+            let frame = tokio::time::timeout(Duration::from_secs(30), viewer.recv())
+                .await
+                .expect("held changes are sent without another change to push them")
+                .unwrap();
+            seqs.push(frame.seq);
+        }
+        assert_eq!(seqs, [1, 2, 3]);
     }
 
     #[test]

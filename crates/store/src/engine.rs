@@ -169,12 +169,23 @@ macro_rules! store_engine {
             Ok(count)
         }
 
+        /// How a claim treats a seat that another transaction has locked.
+        #[derive(Clone, Copy, PartialEq)]
+        enum Busy {
+            /// Wait for it: the customer named that seat.
+            Wait,
+            /// Count it as taken: best-available chooses again rather than queue behind a faster
+            /// customer for a seat it would most likely lose (and keep a connection waiting).
+            Taken,
+        }
+
         /// Locks the named seats in seat-id order and claims them for the hold if every one is
         /// free at `now` (a seat whose hold has expired counts as free).
         async fn claim_seats(
             conn: &mut Conn,
             show: &Show,
             seat_ids: &[SeatId],
+            busy: Busy,
             hold_id: &HoldId,
             until: Timestamp,
             now: Timestamp,
@@ -185,13 +196,17 @@ macro_rules! store_engine {
                 "SELECT seat_id, state, held_until FROM show_seats WHERE show_id = $1 AND seat_id IN ({}) \
                  ORDER BY seat_id{}",
                 placeholders(2, ids.len()),
-                $lock
+                if busy == Busy::Taken { $skip_locked } else { $lock }
             );
             let mut query = sqlx::query_as::<_, ClaimRow>(AssertSqlSafe(sql)).bind(show.id.to_string());
             for id in &ids {
                 query = query.bind(id.clone());
             }
             let rows = query.fetch_all(&mut *conn).await?;
+            if busy == Busy::Taken && rows.len() != ids.len() {
+                let locked = ids.iter().filter(|id| !rows.iter().any(|r| &r.seat_id == *id)).cloned().collect();
+                return Err(DomainError::SeatUnavailable { seat_ids: locked }.into());
+            }
             if rows.len() != ids.len() {
                 let found: Vec<&str> = rows.iter().map(|r| r.seat_id.as_str()).collect();
                 let unknown = seat_ids
@@ -262,6 +277,7 @@ macro_rules! store_engine {
             quantity: i64,
             now: Timestamp,
             scattered_ok: bool,
+            avoid: &[String],
         ) -> StoreResult<Vec<SeatId>> {
             const ROWS_PER_READ: i64 = 8;
             let last_rank: Option<i64> = sqlx::query_scalar(
@@ -294,7 +310,8 @@ macro_rules! store_engine {
                 .fetch_all(&mut *conn)
                 .await?;
                 candidates.extend(rows.into_iter().map(|r| Candidate {
-                    free: SeatState::effective(&r.state, r.held_until.map(Timestamp::from_unix_ms), now) == SeatState::Free,
+                    free: SeatState::effective(&r.state, r.held_until.map(Timestamp::from_unix_ms), now) == SeatState::Free
+                        && !avoid.contains(&r.id),
                     seat_id: SeatId::from_trusted(r.id),
                     row_rank: r.row_rank,
                     number: r.number,
@@ -830,10 +847,10 @@ macro_rules! store_engine {
                 show.check_ticket_limits(cmd.request.quantity(), already)?;
                 let expires_at = cmd.now.plus_minutes(show.hold_minutes);
                 let items = match &cmd.request {
-                    HoldRequest::Seats(ids) => claim_seats(conn, &show, ids, &cmd.hold_id, expires_at, cmd.now).await?,
+                    HoldRequest::Seats(ids) => claim_seats(conn, &show, ids, Busy::Wait, &cmd.hold_id, expires_at, cmd.now).await?,
                     HoldRequest::BestAvailable { .. } => {
                         let ids = chosen.ok_or_else(|| StoreError::Corrupt("best-available without a choice".into()))?;
-                        claim_seats(conn, &show, ids, &cmd.hold_id, expires_at, cmd.now).await?
+                        claim_seats(conn, &show, ids, Busy::Taken, &cmd.hold_id, expires_at, cmd.now).await?
                     }
                     HoldRequest::Areas(areas) => area_items(conn, &show, areas).await?,
                 };
@@ -1763,10 +1780,12 @@ macro_rules! store_engine {
             }
 
             async fn create_hold(&self, cmd: CreateHold, idem: Option<&IdempotencyKey>) -> StoreResult<Outcome<Hold>> {
-                // Best-available chooses before it locks; if a faster claim took a chosen seat, choose again.
-                let attempts = if matches!(cmd.request, HoldRequest::BestAvailable { .. }) { 5 } else { 1 };
+                // Best-available chooses before it locks; if a faster claim took or is taking a
+                // chosen seat, it chooses again without those seats.
+                let attempts = if matches!(cmd.request, HoldRequest::BestAvailable { .. }) { 8 } else { 1 };
                 let retried = async {
                     let mut attempt = 1;
+                    let mut avoid: Vec<String> = Vec::new();
                     loop {
                         // Best-available chooses on a read snapshot, outside the write transaction,
                         // so the (whole-category) read never holds the writers up.
@@ -1775,12 +1794,15 @@ macro_rules! store_engine {
                                 let mut conn = self.pool.acquire().await?;
                                 let show = load_show(&mut *conn, cmd.show_id.as_str()).await?.ok_or(DomainError::NotFound("show"))?;
                                 show.check_on_sale(cmd.now)?;
-                                Some(pick_best_available(&mut *conn, &show, category, *quantity, cmd.now, true).await?)
+                                Some(pick_best_available(&mut *conn, &show, category, *quantity, cmd.now, true, &avoid).await?)
                             }
                             _ => None,
                         };
                         match self.try_create_hold(&cmd, chosen.as_deref(), idem).await {
-                            Err(StoreError::Domain(DomainError::SeatUnavailable { .. })) if attempt < attempts => attempt += 1,
+                            Err(StoreError::Domain(DomainError::SeatUnavailable { seat_ids })) if attempt < attempts => {
+                                avoid.extend(seat_ids);
+                                attempt += 1;
+                            }
                             other => return other,
                         }
                     }

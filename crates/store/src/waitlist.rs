@@ -105,8 +105,8 @@ macro_rules! waitlist_engine {
                 .await?;
                 let mut items = None;
                 if areas.is_empty() {
-                    match pick_best_available(conn, show, &category, entry.quantity, now, !entry.together).await {
-                        Ok(seats) => match claim_seats(conn, show, &seats, &hold_id, expires_at, now).await {
+                    match pick_best_available(conn, show, &category, entry.quantity, now, !entry.together, &[]).await {
+                        Ok(seats) => match claim_seats(conn, show, &seats, Busy::Wait, &hold_id, expires_at, now).await {
                             Ok(claimed) => items = Some(claimed),
                             Err(StoreError::Domain(_)) => {}
                             Err(other) => return Err(other),

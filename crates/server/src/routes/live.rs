@@ -31,8 +31,9 @@ type WebSocket =
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-/// Messages a WebSocket may have queued for its client before it counts as too slow.
-const OUTBOX: usize = 64;
+/// Messages a WebSocket may have queued for its client before it counts as too slow: as many
+/// as a show's ring holds, since a batch of changes arrives all at once.
+const OUTBOX: usize = 256;
 /// Frames are written in pieces of at most this size: the socket's write buffer grows to the
 /// largest frame it ever wrote and keeps that size, so a 30 KB seat map sent whole would cost
 /// every viewer 30 KB for as long as it stays connected.
