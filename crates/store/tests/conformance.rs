@@ -668,6 +668,57 @@ async fn best_available_picks_adjacent_seats(engine: Engine) {
     ));
 }
 
+/// Best-available does not queue behind a claim still deciding on its best seat (a crowd all
+/// wanting the front row would wait for each other, each holding a connection): it takes the
+/// next best. PostgreSQL only: SQLite lets one writer in at a time, so no claim is ever open
+/// beside another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn best_available_takes_the_next_seat_rather_than_wait_for_a_locked_one() {
+    use sqlx::Connection;
+    let f = Fixture::new(Engine::Postgres).await;
+    let (alice, bob) = (
+        f.customer("alice@example.com").await,
+        f.customer("bob@example.com").await,
+    );
+    let one = || HoldRequest::BestAvailable {
+        category: "standard".into(),
+        quantity: 1,
+    };
+    let first = f.hold(&alice, one(), f.now).await.unwrap();
+    let best = first.items[0].seat_id.clone().unwrap();
+    f.store
+        .release_hold(&first.id, &alice, f.now)
+        .await
+        .unwrap();
+    let mut other = sqlx::PgConnection::connect(&f._db.url).await.unwrap();
+    let mut deciding = other.begin().await.unwrap();
+    sqlx::query("SELECT seat_id FROM show_seats WHERE show_id = $1 AND seat_id = $2 FOR UPDATE")
+        .bind(f.show.id.to_string())
+        .bind(best.to_string())
+        .execute(&mut *deciding)
+        .await
+        .unwrap();
+    let hold = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        f.hold(&bob, one(), f.now),
+    )
+    .await
+    .expect("best-available does not wait for the locked seat")
+    .unwrap();
+    let taken = hold.items[0].seat_id.clone().unwrap();
+    assert_ne!(
+        taken, best,
+        "the locked seat is left to the claim that has it"
+    );
+    deciding.rollback().await.unwrap();
+    let label = first.items[0].label.clone();
+    assert_eq!(
+        f.state_of(&label, f.now).await,
+        SeatState::Free,
+        "the seat nobody took is still free"
+    );
+}
+
 async fn idempotent_commands_happen_once(engine: Engine) {
     let f = Fixture::new(engine).await;
     let alice = f.customer("alice@example.com").await;
