@@ -129,8 +129,34 @@ pub struct SeatMap {
     pub availability: Vec<CategoryAvailability>,
 }
 
+/// Seats of one category in one state: what availability needs of a seat map, counted.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SeatCount {
+    pub category: String,
+    pub price_minor: i64,
+    pub state: SeatState,
+    pub seats: i64,
+}
+
 /// Per-category counts of a seat map, in category order.
 pub fn availability(seats: &[SeatView], areas: &[AreaView]) -> Vec<CategoryAvailability> {
+    let counted: Vec<SeatCount> = seats
+        .iter()
+        .map(|seat| SeatCount {
+            category: seat.category.clone(),
+            price_minor: seat.price_minor,
+            state: seat.state,
+            seats: 1,
+        })
+        .collect();
+    availability_of_counts(&counted, areas)
+}
+
+/// Per-category counts from seats already counted by category and state, in category order.
+pub fn availability_of_counts(
+    seats: &[SeatCount],
+    areas: &[AreaView],
+) -> Vec<CategoryAvailability> {
     fn entry<'a>(
         counts: &'a mut BTreeMap<String, CategoryAvailability>,
         category: &str,
@@ -148,15 +174,15 @@ pub fn availability(seats: &[SeatView], areas: &[AreaView]) -> Vec<CategoryAvail
             })
     }
     let mut by_category = BTreeMap::new();
-    for seat in seats {
-        let counts = entry(&mut by_category, &seat.category, seat.price_minor);
-        match seat.state {
-            SeatState::Free => counts.free += 1,
-            SeatState::Held => counts.held += 1,
-            SeatState::Sold => counts.sold += 1,
+    for count in seats {
+        let counts = entry(&mut by_category, &count.category, count.price_minor);
+        match count.state {
+            SeatState::Free => counts.free += count.seats,
+            SeatState::Held => counts.held += count.seats,
+            SeatState::Sold => counts.sold += count.seats,
             SeatState::Blocked => continue,
         }
-        counts.total += 1;
+        counts.total += count.seats;
     }
     for area in areas {
         let counts = entry(&mut by_category, &area.category, area.price_minor);

@@ -549,10 +549,10 @@ pub async fn run(app: crate::state::AppState, mut shutdown: tokio::sync::watch::
 
 async fn availability(app: &crate::state::AppState, show: &ShowId) -> Option<Change> {
     let found = app.store.show(show).await.ok()??;
-    let map = app.store.seat_map(&found, app.clock.now()).await.ok()?;
+    let (categories, areas) = app.store.availability(&found, app.clock.now()).await.ok()?;
     Some(Change::Availability {
-        categories: map.availability,
-        areas: map.areas.iter().map(AreaFigures::from).collect(),
+        categories,
+        areas: areas.iter().map(AreaFigures::from).collect(),
     })
 }
 

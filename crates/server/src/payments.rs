@@ -290,14 +290,18 @@ pub async fn pay(
         )
         .into());
     }
-    let (balance, _) = app
-        .store
-        .wallet(user, hold.total.currency.as_str(), 0)
-        .await?;
-    if balance < wallet_minor {
-        return Err(
-            DomainError::PaymentDeclined("there is not enough in your wallet".into()).into(),
-        );
+    // A first look before charging the card; the booking's transaction decides under the
+    // wallet's lock.
+    if wallet_minor > 0 {
+        let (balance, _) = app
+            .store
+            .wallet(user, hold.total.currency.as_str(), 0)
+            .await?;
+        if balance < wallet_minor {
+            return Err(
+                DomainError::PaymentDeclined("there is not enough in your wallet".into()).into(),
+            );
+        }
     }
     let card_minor = hold.total.amount_minor - wallet_minor;
     let card_amount = Money::new(card_minor, hold.total.currency.clone());
@@ -405,12 +409,11 @@ async fn ticket_key(
     app: &AppState,
     show: &boxoffice_core::ids::ShowId,
 ) -> ApiResult<ed25519_dalek::SigningKey> {
-    let show = app
-        .store
-        .show(show)
+    Ok(app
+        .tickets
+        .of_show(&*app.store, show)
         .await?
-        .ok_or(DomainError::NotFound("show"))?;
-    Ok(app.tickets.of(&*app.store, &show.organizer_id).await?)
+        .ok_or(DomainError::NotFound("show"))?)
 }
 
 /// Where this booking's scratch card (if it earns one) is drawn.

@@ -85,12 +85,43 @@ impl Default for ServerConfig {
 #[derive(Default)]
 pub struct TicketKeys {
     keys: std::sync::Mutex<std::collections::HashMap<OrganizerId, ed25519_dalek::SigningKey>>,
+    /// Whose each show is: a show never changes organizer, so this is never stale.
+    organizers: std::sync::Mutex<std::collections::HashMap<ShowId, OrganizerId>>,
 }
 
 /// Organizers whose keys are kept in memory at most; beyond it the cache starts over.
 const TICKET_KEYS_CACHED: usize = 10_000;
 
 impl TicketKeys {
+    /// The key that signs the tickets of the show's organizer.
+    pub async fn of_show(
+        &self,
+        store: &dyn Store,
+        show: &ShowId,
+    ) -> Result<Option<ed25519_dalek::SigningKey>, boxoffice_store::StoreError> {
+        let known = self
+            .organizers
+            .lock()
+            .expect("show organizers")
+            .get(show)
+            .cloned();
+        let organizer = match known {
+            Some(organizer) => organizer,
+            None => {
+                let Some(found) = store.show(show).await? else {
+                    return Ok(None);
+                };
+                let mut organizers = self.organizers.lock().expect("show organizers");
+                if organizers.len() >= TICKET_KEYS_CACHED {
+                    organizers.clear();
+                }
+                organizers.insert(show.clone(), found.organizer_id.clone());
+                found.organizer_id
+            }
+        };
+        self.of(store, &organizer).await.map(Some)
+    }
+
     pub async fn of(
         &self,
         store: &dyn Store,

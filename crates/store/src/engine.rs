@@ -20,6 +20,119 @@ pub(crate) struct WriteTx<DB: Database> {
     pub _gate: Option<OwnedMutexGuard<()>>,
 }
 
+/// Where best-available starts reading a show's category: the first row that had a free seat
+/// when this process last looked (rows before it were full). A seat freed in front of it is
+/// found again as soon as this process frees it, or once the hint is `HINT_LIFETIME` old (seats
+/// freed by another instance, or whose hold simply lapsed). Without it, every pick re-read the
+/// sold-out front of a big hall: the costliest statement of a busy sale.
+///
+/// It also knows the seats best-available picks of this process are claiming right now, so
+/// concurrent picks choose around each other: they would all choose the same best block, and
+/// all but one would lose it and choose again.
+#[derive(Default)]
+pub(crate) struct BestAvailableHints {
+    starts:
+        std::sync::Mutex<std::collections::HashMap<(String, String), (i64, std::time::Instant)>>,
+    claiming:
+        std::sync::Mutex<std::collections::HashMap<String, std::collections::HashSet<String>>>,
+}
+
+/// Seats a pick of this process is claiming; given up when dropped.
+pub(crate) struct Claiming<'a> {
+    hints: &'a BestAvailableHints,
+    show: String,
+    seats: Vec<String>,
+}
+
+impl Drop for Claiming<'_> {
+    fn drop(&mut self) {
+        let mut claiming = self.hints.claiming.lock().expect("best-available claims");
+        if let Some(seats) = claiming.get_mut(&self.show) {
+            for seat in &self.seats {
+                seats.remove(seat);
+            }
+            if seats.is_empty() {
+                claiming.remove(&self.show);
+            }
+        }
+    }
+}
+
+const HINT_LIFETIME: std::time::Duration = std::time::Duration::from_secs(1);
+/// Hints kept at most; beyond it the memory starts over.
+const HINTS_KEPT: usize = 10_000;
+
+impl BestAvailableHints {
+    pub(crate) fn start(&self, show: &str, category: &str) -> i64 {
+        let hints = self.starts.lock().expect("best-available hints");
+        hints
+            .get(&(show.to_owned(), category.to_owned()))
+            .filter(|(_, at)| at.elapsed() < HINT_LIFETIME)
+            .map_or(0, |(rank, _)| *rank)
+    }
+
+    /// Rows before `rank` had no free seat. An old hint is replaced, a young one only moved on.
+    pub(crate) fn remember(&self, show: &str, category: &str, rank: i64) {
+        let mut hints = self.starts.lock().expect("best-available hints");
+        if hints.len() >= HINTS_KEPT {
+            hints.clear();
+        }
+        let now = std::time::Instant::now();
+        let entry = hints
+            .entry((show.to_owned(), category.to_owned()))
+            .or_insert((rank, now));
+        if entry.1.elapsed() >= HINT_LIFETIME {
+            *entry = (rank, now);
+        } else {
+            entry.0 = entry.0.max(rank);
+        }
+    }
+
+    /// Seats of the show were freed here, the first of them in row `rank`: picks start there
+    /// at the latest.
+    pub(crate) fn freed(&self, show: &str, rank: i64) {
+        for ((s, _), (start, _)) in self.starts.lock().expect("best-available hints").iter_mut() {
+            if s == show {
+                *start = (*start).min(rank);
+            }
+        }
+    }
+
+    /// The seats of the show other picks here are claiming.
+    pub(crate) fn being_claimed(&self, show: &str) -> Vec<String> {
+        let claiming = self.claiming.lock().expect("best-available claims");
+        claiming
+            .get(show)
+            .map(|seats| seats.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Marks the chosen seats as being claimed, unless another pick here marked one first
+    /// (then those seats are the answer, to choose around).
+    pub(crate) fn claim<'a>(
+        &'a self,
+        show: &str,
+        seats: &[String],
+    ) -> Result<Claiming<'a>, Vec<String>> {
+        let mut claiming = self.claiming.lock().expect("best-available claims");
+        let taken = claiming.entry(show.to_owned()).or_default();
+        let raced: Vec<String> = seats
+            .iter()
+            .filter(|s| taken.contains(*s))
+            .cloned()
+            .collect();
+        if !raced.is_empty() {
+            return Err(raced);
+        }
+        taken.extend(seats.iter().cloned());
+        Ok(Claiming {
+            hints: self,
+            show: show.to_owned(),
+            seats: seats.to_vec(),
+        })
+    }
+}
+
 macro_rules! store_engine {
     ($store:ty, $db:ty, lock = $lock:literal, share = $share:literal, skip_locked = $skip_locked:literal) => {
         use $crate::engine::WriteTx;
@@ -65,6 +178,38 @@ macro_rules! store_engine {
             let prices = load_prices(conn, std::slice::from_ref(&row.id)).await?;
             let show_prices = prices.get(&row.id).cloned().unwrap_or_default();
             Ok(Some(row.into_show(show_prices)?))
+        }
+
+        /// Takes the show's row shared (a cancellation or a waitlist round, which take it
+        /// exclusively, wait for this transaction, or it sees theirs) and reads the show and its
+        /// organizer's state with the same statement.
+        async fn share_show(conn: &mut Conn, id: &str) -> StoreResult<Option<(Show, Option<String>)>> {
+            let sql = format!(
+                "SELECT {SHOW_COLUMNS}, (SELECT o.state FROM organizers o WHERE o.id = shows.organizer_id) AS organizer_state \
+                 FROM shows WHERE id = $1{}",
+                $share
+            );
+            let row: Option<SharedShowRow> = sqlx::query_as(AssertSqlSafe(sql)).bind(id.to_owned()).fetch_optional(&mut *conn).await?;
+            let Some(row) = row else { return Ok(None) };
+            let prices = load_prices(conn, std::slice::from_ref(&row.show.id)).await?;
+            let show_prices = prices.get(&row.show.id).cloned().unwrap_or_default();
+            Ok(Some((row.show.into_show(show_prices)?, row.organizer_state)))
+        }
+
+        /// The show's standing areas as a seat map shows them (held counts only live holds).
+        async fn load_area_views(conn: &mut Conn, show: &Show, now: Timestamp) -> StoreResult<Vec<inventory::AreaView>> {
+            let areas: Vec<AreaMapRow> = sqlx::query_as(
+                "SELECT a.id AS area_id, a.name, a.category, sa.capacity, sa.sold, \
+                 CAST(COALESCE((SELECT SUM(hi.quantity) FROM hold_items hi JOIN holds h ON h.id = hi.hold_id \
+                   WHERE hi.show_id = sa.show_id AND hi.area_id = sa.area_id AND h.state = 'active' \
+                   AND h.expires_at > $2), 0) AS BIGINT) AS held \
+                 FROM show_areas sa JOIN areas a ON a.id = sa.area_id WHERE sa.show_id = $1 ORDER BY a.position",
+            )
+            .bind(show.id.to_string())
+            .bind(now.unix_ms())
+            .fetch_all(&mut *conn)
+            .await?;
+            Ok(areas.into_iter().map(|r| r.into_view(show)).collect())
         }
 
         async fn load_prices(conn: &mut Conn, show_ids: &[String]) -> StoreResult<BTreeMap<String, PriceList>> {
@@ -130,43 +275,39 @@ macro_rules! store_engine {
         }
 
         /// Tickets the customer already holds (unexpired) or owns for this show.
-        /// The customer's live holds on the show, and the deadlines of those that ran out within
-        /// the anti-hoarding window (released holds were given back, so they do not count).
-        async fn holds_of_customer(conn: &mut Conn, user_id: &str, show_id: &str, now: Timestamp) -> StoreResult<(i64, Vec<Timestamp>)> {
-            let rows: Vec<(String, i64)> = sqlx::query_as(
-                "SELECT state, expires_at FROM holds WHERE user_id = $1 AND show_id = $2 \
-                 AND (state = 'active' OR (state = 'expired' AND expires_at > $3)) ORDER BY expires_at",
+        /// Where the customer stands on the show, in one statement: live holds, the deadlines of
+        /// holds that ran out within the anti-hoarding window (released holds were given back,
+        /// so they do not count), and tickets held or booked.
+        async fn customer_standing(conn: &mut Conn, user_id: &str, show_id: &str, now: Timestamp) -> StoreResult<CustomerStanding> {
+            let window = now.plus_minutes(-hold::LAPSE_WINDOW_MINUTES).unix_ms();
+            let rows: Vec<(String, i64, i64)> = sqlx::query_as(
+                "SELECT h.state, h.expires_at, \
+                 CAST(COALESCE((SELECT SUM(hi.quantity) FROM hold_items hi WHERE hi.hold_id = h.id), 0) AS BIGINT) \
+                 FROM holds h WHERE h.user_id = $1 AND h.show_id = $2 \
+                 AND (h.state = 'active' OR (h.state = 'expired' AND h.expires_at > $3)) \
+                 UNION ALL \
+                 SELECT 'booked', 0, CAST(COUNT(*) AS BIGINT) FROM tickets t JOIN bookings b ON b.id = t.booking_id \
+                 WHERE b.user_id = $1 AND b.show_id = $2 AND b.state = 'confirmed'",
             )
             .bind(user_id)
             .bind(show_id)
-            .bind(now.plus_minutes(-hold::LAPSE_WINDOW_MINUTES).unix_ms())
+            .bind(window)
             .fetch_all(&mut *conn)
             .await?;
-            let mut active = 0;
-            let mut lapsed = Vec::new();
-            for (state, expires_at) in rows {
-                if state == "active" && expires_at > now.unix_ms() {
-                    active += 1;
-                } else if expires_at > now.plus_minutes(-hold::LAPSE_WINDOW_MINUTES).unix_ms() {
-                    lapsed.push(Timestamp::from_unix_ms(expires_at));
+            let mut standing = CustomerStanding::default();
+            for (state, expires_at, quantity) in rows {
+                match state.as_str() {
+                    "booked" => standing.tickets += quantity,
+                    "active" if expires_at > now.unix_ms() => {
+                        standing.active += 1;
+                        standing.tickets += quantity;
+                    }
+                    _ if expires_at > window => standing.lapsed.push(Timestamp::from_unix_ms(expires_at)),
+                    _ => {}
                 }
             }
-            Ok((active, lapsed))
-        }
-
-        async fn customer_tickets(conn: &mut Conn, user_id: &str, show_id: &str, now: Timestamp) -> StoreResult<i64> {
-            let count: i64 = sqlx::query_scalar(
-                "SELECT CAST(COALESCE((SELECT SUM(hi.quantity) FROM hold_items hi JOIN holds h ON h.id = hi.hold_id \
-                   WHERE h.user_id = $1 AND h.show_id = $2 AND h.state = 'active' AND h.expires_at > $3), 0) \
-                 + COALESCE((SELECT COUNT(*) FROM tickets t JOIN bookings b ON b.id = t.booking_id \
-                   WHERE b.user_id = $1 AND b.show_id = $2 AND b.state = 'confirmed'), 0) AS BIGINT)",
-            )
-            .bind(user_id)
-            .bind(show_id)
-            .bind(now.unix_ms())
-            .fetch_one(&mut *conn)
-            .await?;
-            Ok(count)
+            standing.lapsed.sort();
+            Ok(standing)
         }
 
         /// How a claim treats a seat that another transaction has locked.
@@ -192,9 +333,13 @@ macro_rules! store_engine {
         ) -> StoreResult<Vec<HoldItem>> {
             let mut ids: Vec<String> = seat_ids.iter().map(|s| s.to_string()).collect();
             ids.sort();
+            // The seat's label and category come with the locking read (scalar subqueries: only
+            // the show's seat rows are locked, not the venue's, which every show shares).
             let sql = format!(
-                "SELECT seat_id, state, held_until FROM show_seats WHERE show_id = $1 AND seat_id IN ({}) \
-                 ORDER BY seat_id{}",
+                "SELECT ss.seat_id, ss.state, ss.held_until, \
+                 (SELECT s.label FROM seats s WHERE s.id = ss.seat_id) AS label, \
+                 (SELECT s.category FROM seats s WHERE s.id = ss.seat_id) AS category \
+                 FROM show_seats ss WHERE ss.show_id = $1 AND ss.seat_id IN ({}) ORDER BY ss.seat_id{}",
                 placeholders(2, ids.len()),
                 if busy == Busy::Taken { $skip_locked } else { $lock }
             );
@@ -241,16 +386,7 @@ macro_rules! store_engine {
             if claimed != ids.len() as u64 {
                 return Err(StoreError::Corrupt(format!("claimed {claimed} of {} locked seats", ids.len())));
             }
-            let sql = format!(
-                "SELECT id, label, category FROM seats WHERE id IN ({})",
-                placeholders(1, ids.len())
-            );
-            let mut query = sqlx::query_as::<_, SeatInfoRow>(AssertSqlSafe(sql));
-            for id in &ids {
-                query = query.bind(id.clone());
-            }
-            let info: BTreeMap<String, SeatInfoRow> =
-                query.fetch_all(&mut *conn).await?.into_iter().map(|r| (r.id.clone(), r)).collect();
+            let info: BTreeMap<&str, &ClaimRow> = rows.iter().map(|r| (r.seat_id.as_str(), r)).collect();
             seat_ids
                 .iter()
                 .map(|id| {
@@ -267,18 +403,28 @@ macro_rules! store_engine {
                 .collect()
         }
 
+        /// What best-available is asked for: `quantity` seats of `category`, side by side unless
+        /// `scattered_ok`, never those in `avoid`, reading from row `start_rank`.
+        #[derive(Clone, Copy)]
+        struct Pick<'a> {
+            category: &'a str,
+            quantity: i64,
+            scattered_ok: bool,
+            avoid: &'a [String],
+            start_rank: i64,
+        }
+
+        impl<'a> Pick<'a> {
+            fn new(category: &'a str, quantity: i64, scattered_ok: bool, avoid: &'a [String], start_rank: i64) -> Self {
+                Self { category, quantity, scattered_ok, avoid, start_rank }
+            }
+        }
+
         /// Chooses seats without locks, front rows first, a few rows at a time so a large
         /// venue is not read whole when the front has room; `claim_seats` then decides under
         /// lock, and the caller chooses again if someone was faster.
-        async fn pick_best_available(
-            conn: &mut Conn,
-            show: &Show,
-            category: &str,
-            quantity: i64,
-            now: Timestamp,
-            scattered_ok: bool,
-            avoid: &[String],
-        ) -> StoreResult<Vec<SeatId>> {
+        async fn pick_best_available(conn: &mut Conn, show: &Show, pick: &Pick<'_>, now: Timestamp) -> StoreResult<(Vec<SeatId>, i64)> {
+            let Pick { category, quantity, scattered_ok, avoid, start_rank } = *pick;
             const ROWS_PER_READ: i64 = 8;
             let last_rank: Option<i64> = sqlx::query_scalar(
                 "SELECT row_rank FROM seats WHERE venue_id = $1 AND category = $2 ORDER BY row_rank DESC LIMIT 1",
@@ -291,7 +437,11 @@ macro_rules! store_engine {
                 return Err(DomainError::invalid("best_available.category", "this show has no seats in that category").into());
             };
             let mut candidates: Vec<Candidate> = Vec::new();
-            let mut from_rank = 0;
+            let mut from_rank = start_rank;
+            // The first row with a free seat, for the next pick's hint.
+            let first_free = |candidates: &[Candidate]| {
+                candidates.iter().filter(|c| c.free).map(|c| c.row_rank).min().unwrap_or(last_rank + 1)
+            };
             while from_rank <= last_rank {
                 let rows: Vec<CandidateRow> = sqlx::query_as(
                     // Correlated primary-key probes rather than a join: the plan stays a range
@@ -318,15 +468,20 @@ macro_rules! store_engine {
                     x: r.x,
                 }));
                 if let Some(block) = best_available::block(&candidates, quantity as usize) {
-                    return Ok(block);
+                    return Ok((block, first_free(&candidates)));
                 }
                 from_rank += ROWS_PER_READ;
             }
             let available = candidates.iter().filter(|c| c.free).count() as i64;
             let picked = if scattered_ok { best_available::pick(&candidates, quantity as usize) } else { None };
-            picked.ok_or_else(|| {
-                DomainError::CapacityUnavailable { area: category.to_owned(), available, requested: quantity }.into()
-            })
+            match picked {
+                Some(picked) => Ok((picked, first_free(&candidates))),
+                // Never sold out on the word of a hint: the rows before it may have room again.
+                None if start_rank > 0 => {
+                    Box::pin(pick_best_available(conn, show, &Pick { start_rank: 0, ..*pick }, now)).await
+                }
+                None => Err(DomainError::CapacityUnavailable { area: category.to_owned(), available, requested: quantity }.into()),
+            }
         }
 
         /// Places of retired holds that go back to their areas, as (show, area, quantity).
@@ -500,22 +655,22 @@ macro_rules! store_engine {
             .bind(hold.points_redeemed)
             .execute(&mut *conn)
             .await?;
-            for (position, item) in hold.items.iter().enumerate() {
-                sqlx::query(
-                    "INSERT INTO hold_items (hold_id, position, show_id, seat_id, area_id, label, category, quantity, \
-                     unit_price_minor) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                )
-                .bind(hold.id.to_string())
-                .bind(position as i64)
-                .bind(hold.show_id.to_string())
-                .bind(item.seat_id.as_ref().map(|s| s.to_string()))
-                .bind(item.area_id.as_ref().map(|a| a.to_string()))
-                .bind(item.label.clone())
-                .bind(item.category.clone())
-                .bind(item.quantity)
-                .bind(item.unit_price_minor)
-                .execute(&mut *conn)
-                .await?;
+            let mut items = sqlx::QueryBuilder::<$db>::new(
+                "INSERT INTO hold_items (hold_id, position, show_id, seat_id, area_id, label, category, quantity, unit_price_minor) ",
+            );
+            items.push_values(hold.items.iter().enumerate(), |mut row, (position, item)| {
+                row.push_bind(hold.id.to_string())
+                    .push_bind(position as i64)
+                    .push_bind(hold.show_id.to_string())
+                    .push_bind(item.seat_id.as_ref().map(|s| s.to_string()))
+                    .push_bind(item.area_id.as_ref().map(|a| a.to_string()))
+                    .push_bind(item.label.clone())
+                    .push_bind(item.category.clone())
+                    .push_bind(item.quantity)
+                    .push_bind(item.unit_price_minor);
+            });
+            if !hold.items.is_empty() {
+                items.build().execute(&mut *conn).await?;
             }
             Ok(())
         }
@@ -822,17 +977,29 @@ macro_rules! store_engine {
         }
 
         impl $store {
+            /// Moves best-available's hint back to the first row of seats this process freed.
+            async fn seats_freed(&self, show: &str, seat_ids: &[String]) {
+                if seat_ids.is_empty() {
+                    return;
+                }
+                let sql = format!("SELECT MIN(row_rank) FROM seats WHERE id IN ({})", placeholders(1, seat_ids.len()));
+                let mut query = sqlx::query_scalar::<_, Option<i64>>(AssertSqlSafe(sql));
+                for id in seat_ids {
+                    query = query.bind(id.clone());
+                }
+                match query.fetch_one(&self.pool).await {
+                    Ok(Some(rank)) => self.best_hints.freed(show, rank),
+                    Ok(None) => {}
+                    // Only a hint: without the rank, picks read the show from the front.
+                    Err(_) => self.best_hints.freed(show, 0),
+                }
+            }
+
             async fn try_create_hold(&self, cmd: &CreateHold, chosen: Option<&[SeatId]>, idem: Option<&IdempotencyKey>) -> StoreResult<Outcome<Hold>> {
                 let mut w = self.begin_write().await?;
                 let conn = &mut *w.tx;
-                // Shared lock on the show row: a cancellation waits for this claim, or this claim sees it.
-                sqlx::query(concat!("SELECT id FROM shows WHERE id = $1", $share)).bind(cmd.show_id.to_string()).execute(&mut *conn).await?;
-                let show = load_show(conn, cmd.show_id.as_str()).await?.ok_or(DomainError::NotFound("show"))?;
+                let (show, organizer_state) = share_show(conn, cmd.show_id.as_str()).await?.ok_or(DomainError::NotFound("show"))?;
                 show.check_on_sale(cmd.now)?;
-                let organizer_state: Option<String> = sqlx::query_scalar("SELECT state FROM organizers WHERE id = $1")
-                    .bind(show.organizer_id.to_string())
-                    .fetch_optional(&mut *conn)
-                    .await?;
                 if organizer_state.as_deref() != Some("active") {
                     return Err(DomainError::NotOnSale("this organizer's sales are suspended".into()).into());
                 }
@@ -841,10 +1008,9 @@ macro_rules! store_engine {
                     .bind(cmd.user_id.to_string())
                     .execute(&mut *conn)
                     .await?;
-                let (active, lapsed) = holds_of_customer(conn, cmd.user_id.as_str(), show.id.as_str(), cmd.now).await?;
-                hold::check_hoarding(active, &lapsed, cmd.now)?;
-                let already = customer_tickets(conn, cmd.user_id.as_str(), show.id.as_str(), cmd.now).await?;
-                show.check_ticket_limits(cmd.request.quantity(), already)?;
+                let standing = customer_standing(conn, cmd.user_id.as_str(), show.id.as_str(), cmd.now).await?;
+                hold::check_hoarding(standing.active, &standing.lapsed, cmd.now)?;
+                show.check_ticket_limits(cmd.request.quantity(), standing.tickets)?;
                 let expires_at = cmd.now.plus_minutes(show.hold_minutes);
                 let items = match &cmd.request {
                     HoldRequest::Seats(ids) => claim_seats(conn, &show, ids, Busy::Wait, &cmd.hold_id, expires_at, cmd.now).await?,
@@ -892,8 +1058,7 @@ macro_rules! store_engine {
                 let conn = &mut *w.tx;
                 let hold = load_hold(conn, cmd.hold_id.as_str()).await?.ok_or(DomainError::NotFound("hold"))?;
                 hold.check_confirmable(&cmd.user_id, cmd.now)?;
-                sqlx::query(concat!("SELECT id FROM shows WHERE id = $1", $share)).bind(hold.show_id.to_string()).execute(&mut *conn).await?;
-                let show = load_show(conn, hold.show_id.as_str()).await?.ok_or(DomainError::NotFound("show"))?;
+                let (show, _) = share_show(conn, hold.show_id.as_str()).await?.ok_or(DomainError::NotFound("show"))?;
                 if show.state != boxoffice_core::catalog::ShowState::Scheduled {
                     return Err(DomainError::NotOnSale("the show was cancelled".into()).into());
                 }
@@ -910,11 +1075,11 @@ macro_rules! store_engine {
                 }
                 let seat_count = hold.items.iter().filter(|i| i.seat_id.is_some()).count() as u64;
                 let sold = sqlx::query(
+                    // By the hold alone: with the show as well, a generic plan read the show's seats.
                     "UPDATE show_seats SET state = 'sold', booking_id = $1, hold_id = NULL, held_until = NULL \
-                     WHERE show_id = $2 AND hold_id = $3 AND state = 'held'",
+                     WHERE hold_id = $2 AND state = 'held'",
                 )
                 .bind(cmd.booking_id.to_string())
-                .bind(hold.show_id.to_string())
                 .bind(hold.id.to_string())
                 .execute(&mut *conn)
                 .await?
@@ -984,22 +1149,22 @@ macro_rules! store_engine {
                 }
                 let paid = ledger::payment_transfers(&show.organizer_id, &booking.user_id, booking.total.amount_minor, cmd.wallet_minor);
                 post(conn, "booking_paid", booking.id.as_str(), booking.total.currency.as_str(), &paid, cmd.now).await?;
-                for (position, ticket) in booking.tickets.iter().enumerate() {
-                    sqlx::query(
-                        "INSERT INTO tickets (id, booking_id, position, seat_id, area_id, label, category, price_minor, code) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                    )
-                    .bind(ticket.id.to_string())
-                    .bind(booking.id.to_string())
-                    .bind(position as i64)
-                    .bind(ticket.seat_id.as_ref().map(|s| s.to_string()))
-                    .bind(ticket.area_id.as_ref().map(|a| a.to_string()))
-                    .bind(ticket.label.clone())
-                    .bind(ticket.category.clone())
-                    .bind(ticket.price_minor)
-                    .bind(ticket.code.clone())
-                    .execute(&mut *conn)
-                    .await?;
+                let mut tickets = sqlx::QueryBuilder::<$db>::new(
+                    "INSERT INTO tickets (id, booking_id, position, seat_id, area_id, label, category, price_minor, code) ",
+                );
+                tickets.push_values(booking.tickets.iter().enumerate(), |mut row, (position, ticket)| {
+                    row.push_bind(ticket.id.to_string())
+                        .push_bind(booking.id.to_string())
+                        .push_bind(position as i64)
+                        .push_bind(ticket.seat_id.as_ref().map(|s| s.to_string()))
+                        .push_bind(ticket.area_id.as_ref().map(|a| a.to_string()))
+                        .push_bind(ticket.label.clone())
+                        .push_bind(ticket.category.clone())
+                        .push_bind(ticket.price_minor)
+                        .push_bind(ticket.code.clone());
+                });
+                if !booking.tickets.is_empty() {
+                    tickets.build().execute(&mut *conn).await?;
                 }
                 reward_booking(conn, &booking, &hold, &show, cmd.scratch_draw, cmd.now).await?;
                 if let Some(payment) = &cmd.payment_id {
@@ -1048,10 +1213,9 @@ macro_rules! store_engine {
                 let mut w = self.begin_write().await?;
                 let conn = &mut *w.tx;
                 let booking = load_booking_by_id(conn, id.as_str()).await?.ok_or(DomainError::NotFound("booking"))?;
-                let show = load_show(conn, booking.show_id.as_str()).await?.ok_or(DomainError::NotFound("show"))?;
-                booking.check_cancellable(user_id, show.starts_at, now)?;
                 // Shared on the show before anything it frees: a waitlist round sees all or none.
-                sqlx::query(concat!("SELECT id FROM shows WHERE id = $1", $share)).bind(booking.show_id.to_string()).execute(&mut *conn).await?;
+                let (show, _) = share_show(conn, booking.show_id.as_str()).await?.ok_or(DomainError::NotFound("show"))?;
+                booking.check_cancellable(user_id, show.starts_at, now)?;
                 let mut per_area: BTreeMap<String, i64> = BTreeMap::new();
                 for ticket in &booking.tickets {
                     if let Some(area) = &ticket.area_id {
@@ -1118,7 +1282,13 @@ macro_rules! store_engine {
                     )
                     .await?;
                 }
-                finish(self, w, idem, cancelled, now).await
+                let show_id = cancelled.show_id.clone();
+                let seats: Vec<String> = cancelled.tickets.iter().filter_map(|t| t.seat_id.as_ref().map(|s| s.to_string())).collect();
+                let outcome = finish(self, w, idem, cancelled, now).await;
+                if outcome.is_ok() {
+                    self.seats_freed(show_id.as_str(), &seats).await;
+                }
+                outcome
             }
 
         }
@@ -1640,19 +1810,8 @@ macro_rules! store_engine {
                 .bind(show.id.to_string())
                 .fetch_all(&mut *conn)
                 .await?;
-                let areas: Vec<AreaMapRow> = sqlx::query_as(
-                    "SELECT a.id AS area_id, a.name, a.category, sa.capacity, sa.sold, \
-                     CAST(COALESCE((SELECT SUM(hi.quantity) FROM hold_items hi JOIN holds h ON h.id = hi.hold_id \
-                       WHERE hi.show_id = sa.show_id AND hi.area_id = sa.area_id AND h.state = 'active' \
-                       AND h.expires_at > $2), 0) AS BIGINT) AS held \
-                     FROM show_areas sa JOIN areas a ON a.id = sa.area_id WHERE sa.show_id = $1 ORDER BY a.position",
-                )
-                .bind(show.id.to_string())
-                .bind(now.unix_ms())
-                .fetch_all(&mut *conn)
-                .await?;
+                let areas = load_area_views(&mut *conn, show, now).await?;
                 let seats: Vec<_> = seats.into_iter().map(|r| r.into_view(show, now)).collect();
-                let areas: Vec<_> = areas.into_iter().map(|r| r.into_view(show)).collect();
                 Ok(SeatMap {
                     show_id: show.id.clone(),
                     currency: show.currency.clone(),
@@ -1661,6 +1820,31 @@ macro_rules! store_engine {
                     seats,
                     areas,
                 })
+            }
+
+            async fn availability(&self, show: &Show, now: Timestamp) -> StoreResult<(Vec<inventory::CategoryAvailability>, Vec<inventory::AreaView>)> {
+                let mut conn = self.pool.acquire().await?;
+                // Counted in the database: a sale changes a big show's map many times a second.
+                let counted: Vec<(String, String, i64, i64)> = sqlx::query_as(
+                    "SELECT s.category, ss.state, CAST(CASE WHEN ss.held_until IS NOT NULL AND ss.held_until <= $2 THEN 1 ELSE 0 END AS BIGINT), \
+                     CAST(COUNT(*) AS BIGINT) FROM show_seats ss JOIN seats s ON s.id = ss.seat_id WHERE ss.show_id = $1 \
+                     GROUP BY s.category, ss.state, CASE WHEN ss.held_until IS NOT NULL AND ss.held_until <= $2 THEN 1 ELSE 0 END",
+                )
+                .bind(show.id.to_string())
+                .bind(now.unix_ms())
+                .fetch_all(&mut *conn)
+                .await?;
+                let seats: Vec<inventory::SeatCount> = counted
+                    .into_iter()
+                    .map(|(category, state, lapsed, seats)| inventory::SeatCount {
+                        price_minor: show.prices.get(&category).copied().unwrap_or_default(),
+                        state: SeatState::effective(&state, (lapsed == 0).then(|| now.plus_ms(1)), now),
+                        category,
+                        seats,
+                    })
+                    .collect();
+                let areas = load_area_views(&mut *conn, show, now).await?;
+                Ok((inventory::availability_of_counts(&seats, &areas), areas))
             }
 
             async fn sales(&self, show_id: &ShowId) -> StoreResult<SalesSummary> {
@@ -1789,16 +1973,36 @@ macro_rules! store_engine {
                     loop {
                         // Best-available chooses on a read snapshot, outside the write transaction,
                         // so the (whole-category) read never holds the writers up.
+                        let mut claiming = None;
                         let chosen = match &cmd.request {
                             HoldRequest::BestAvailable { category, quantity } => {
                                 let mut conn = self.pool.acquire().await?;
                                 let show = load_show(&mut *conn, cmd.show_id.as_str()).await?.ok_or(DomainError::NotFound("show"))?;
                                 show.check_on_sale(cmd.now)?;
-                                Some(pick_best_available(&mut *conn, &show, category, *quantity, cmd.now, true, &avoid).await?)
+                                let start = self.best_hints.start(show.id.as_str(), category);
+                                let mut around = avoid.clone();
+                                around.extend(self.best_hints.being_claimed(show.id.as_str()));
+                                let (seats, first_free) =
+                                    pick_best_available(&mut *conn, &show, &Pick::new(category, *quantity, true, &around, start), cmd.now).await?;
+                                self.best_hints.remember(show.id.as_str(), category, first_free);
+                                let ids: Vec<String> = seats.iter().map(|s| s.to_string()).collect();
+                                match self.best_hints.claim(show.id.as_str(), &ids) {
+                                    Ok(marked) => claiming = Some(marked),
+                                    // Another pick here chose one of them meanwhile: choose again.
+                                    Err(raced) if attempt < attempts => {
+                                        avoid.extend(raced);
+                                        attempt += 1;
+                                        continue;
+                                    }
+                                    Err(_) => {}
+                                }
+                                Some(seats)
                             }
                             _ => None,
                         };
-                        match self.try_create_hold(&cmd, chosen.as_deref(), idem).await {
+                        let outcome = self.try_create_hold(&cmd, chosen.as_deref(), idem).await;
+                        drop(claiming);
+                        match outcome {
                             Err(StoreError::Domain(DomainError::SeatUnavailable { seat_ids })) if attempt < attempts => {
                                 avoid.extend(seat_ids);
                                 attempt += 1;
@@ -1835,6 +2039,8 @@ macro_rules! store_engine {
                 give_back(conn, returns).await?;
                 let released = load_hold(conn, id.as_str()).await?.ok_or(DomainError::NotFound("hold"))?;
                 w.tx.commit().await?;
+                let seats: Vec<String> = hold.items.iter().filter_map(|i| i.seat_id.as_ref().map(|s| s.to_string())).collect();
+                self.seats_freed(hold.show_id.as_str(), &seats).await;
                 Ok(released.as_of(now))
             }
 
@@ -1939,6 +2145,14 @@ macro_rules! store_engine {
                 }
                 give_back(conn, returns).await?;
                 w.tx.commit().await?;
+                for show in &shows {
+                    let seats: Vec<String> = expired
+                        .iter()
+                        .filter(|h| h.show_id.as_str() == show)
+                        .flat_map(|h| h.seat_ids.iter().map(|s| s.to_string()))
+                        .collect();
+                    self.seats_freed(show, &seats).await;
+                }
                 Ok(expired)
             }
 

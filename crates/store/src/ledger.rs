@@ -57,12 +57,13 @@ macro_rules! ledger_engine {
             let mut accounts: Vec<&str> = entries.iter().map(|e| e.account.as_str()).collect();
             accounts.sort();
             accounts.dedup();
+            let mut known = sqlx::QueryBuilder::<$db>::new("INSERT INTO ledger_accounts (id, created_at) ");
+            known.push_values(&accounts, |mut row, account| {
+                row.push_bind(account.to_string()).push_bind(now.unix_ms());
+            });
+            known.push(" ON CONFLICT (id) DO NOTHING");
+            known.build().execute(&mut *conn).await?;
             for account in &accounts {
-                sqlx::query("INSERT INTO ledger_accounts (id, created_at) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING")
-                    .bind(account.to_string())
-                    .bind(now.unix_ms())
-                    .execute(&mut *conn)
-                    .await?;
                 let change: i64 = entries.iter().filter(|e| e.account == *account).map(|e| e.amount_minor).sum();
                 if ledger::Account::is_wallet(account) && change < 0 {
                     sqlx::query(concat!("SELECT id FROM ledger_accounts WHERE id = $1", $lock))
@@ -83,15 +84,11 @@ macro_rules! ledger_engine {
                 .bind(now.unix_ms())
                 .execute(&mut *conn)
                 .await?;
-            for (position, entry) in entries.iter().enumerate() {
-                sqlx::query("INSERT INTO ledger_entries (transaction_id, position, account_id, amount_minor) VALUES ($1, $2, $3, $4)")
-                    .bind(id.clone())
-                    .bind(position as i64)
-                    .bind(entry.account.clone())
-                    .bind(entry.amount_minor)
-                    .execute(&mut *conn)
-                    .await?;
-            }
+            let mut rows = sqlx::QueryBuilder::<$db>::new("INSERT INTO ledger_entries (transaction_id, position, account_id, amount_minor) ");
+            rows.push_values(entries.iter().enumerate(), |mut row, (position, entry)| {
+                row.push_bind(id.clone()).push_bind(position as i64).push_bind(entry.account.clone()).push_bind(entry.amount_minor);
+            });
+            rows.build().execute(&mut *conn).await?;
             Ok(())
         }
 

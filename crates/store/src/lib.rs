@@ -24,7 +24,7 @@ use boxoffice_core::hold::{Hold, HoldRequest};
 use boxoffice_core::ids::{BookingId, EventId, HoldId, ShowId, TicketId, UserId, VenueId};
 use boxoffice_core::ids::{DeliveryId, MessageId, PaymentId, WebhookId};
 use boxoffice_core::ids::{InvitationId, OrganizerId, SeatId, SessionId};
-use boxoffice_core::inventory::SeatMap;
+use boxoffice_core::inventory::{AreaView, CategoryAvailability, SeatMap};
 use boxoffice_core::payment::PaymentState;
 use boxoffice_core::user::{AccountState, Actor, Invitation, MemberRole, Organizer, User};
 use boxoffice_core::venue::Venue;
@@ -721,6 +721,12 @@ pub trait Store:
     /// matching the event-level ones when `query` names none; ordered by their first such show.
     async fn search_events(&self, query: &ShowQuery, now: Timestamp) -> StoreResult<Vec<Event>>;
     async fn seat_map(&self, show: &Show, now: Timestamp) -> StoreResult<SeatMap>;
+    /// The seat map's per-category counts and its areas, without reading every seat's row.
+    async fn availability(
+        &self,
+        show: &Show,
+        now: Timestamp,
+    ) -> StoreResult<(Vec<CategoryAvailability>, Vec<AreaView>)>;
     async fn sales(&self, show_id: &ShowId) -> StoreResult<SalesSummary>;
     async fn organizer_figures(
         &self,

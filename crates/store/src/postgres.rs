@@ -9,6 +9,7 @@ use std::time::Duration;
 
 pub struct PgStore {
     pool: PgPool,
+    best_hints: crate::engine::BestAvailableHints,
 }
 
 impl PgStore {
@@ -22,7 +23,10 @@ impl PgStore {
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(options)
             .await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            best_hints: Default::default(),
+        })
     }
 
     async fn begin_write(&self) -> StoreResult<WriteTx<sqlx::Postgres>> {

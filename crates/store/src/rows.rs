@@ -261,6 +261,14 @@ pub struct ShowRow {
     pub created_at: i64,
 }
 
+/// A show read under its shared lock, with its organizer's state (sales stop when suspended).
+#[derive(sqlx::FromRow)]
+pub struct SharedShowRow {
+    #[sqlx(flatten)]
+    pub show: ShowRow,
+    pub organizer_state: Option<String>,
+}
+
 #[derive(sqlx::FromRow)]
 pub struct PriceRow {
     pub show_id: String,
@@ -365,16 +373,22 @@ impl AreaMapRow {
 }
 
 /// A seat's row in a show while a claim decides on it.
+/// Where a customer stands on one show, for the per-customer rules of a new hold.
+#[derive(Debug, Default)]
+pub struct CustomerStanding {
+    /// Holds still alive.
+    pub active: i64,
+    /// Deadlines of holds that ran out within the anti-hoarding window, oldest first.
+    pub lapsed: Vec<Timestamp>,
+    /// Tickets in live holds and in confirmed bookings.
+    pub tickets: i64,
+}
+
 #[derive(sqlx::FromRow)]
 pub struct ClaimRow {
     pub seat_id: String,
     pub state: String,
     pub held_until: Option<i64>,
-}
-
-#[derive(sqlx::FromRow)]
-pub struct SeatInfoRow {
-    pub id: String,
     pub label: String,
     pub category: String,
 }

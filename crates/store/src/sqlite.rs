@@ -13,6 +13,7 @@ pub struct SqliteStore {
     pool: SqlitePool,
     /// One writer at a time in this process; `BEGIN IMMEDIATE` covers other processes.
     write_gate: Arc<tokio::sync::Mutex<()>>,
+    best_hints: crate::engine::BestAvailableHints,
 }
 
 impl SqliteStore {
@@ -34,6 +35,7 @@ impl SqliteStore {
         Ok(Self {
             pool,
             write_gate: Arc::new(tokio::sync::Mutex::new(())),
+            best_hints: Default::default(),
         })
     }
 

@@ -78,9 +78,8 @@ macro_rules! waitlist_engine {
         /// show's that is not locked behind a code, cheapest first), seats side by side when asked. `None` when nothing fits, or
         /// the customer cannot take a hold now (one open already, or the ticket limit reached).
         async fn offer_to(conn: &mut Conn, show: &Show, entry: &WaitlistEntry, now: Timestamp) -> StoreResult<Option<Hold>> {
-            let (active, _) = holds_of_customer(conn, entry.user_id.as_str(), show.id.as_str(), now).await?;
-            let already = customer_tickets(conn, entry.user_id.as_str(), show.id.as_str(), now).await?;
-            if active > 0 || show.check_ticket_limits(entry.quantity, already).is_err() {
+            let standing = customer_standing(conn, entry.user_id.as_str(), show.id.as_str(), now).await?;
+            if standing.active > 0 || show.check_ticket_limits(entry.quantity, standing.tickets).is_err() {
                 return Ok(None);
             }
             let categories: Vec<String> = match &entry.category {
@@ -105,8 +104,8 @@ macro_rules! waitlist_engine {
                 .await?;
                 let mut items = None;
                 if areas.is_empty() {
-                    match pick_best_available(conn, show, &category, entry.quantity, now, !entry.together, &[]).await {
-                        Ok(seats) => match claim_seats(conn, show, &seats, Busy::Wait, &hold_id, expires_at, now).await {
+                    match pick_best_available(conn, show, &Pick::new(&category, entry.quantity, !entry.together, &[], 0), now).await {
+                        Ok((seats, _)) => match claim_seats(conn, show, &seats, Busy::Wait, &hold_id, expires_at, now).await {
                             Ok(claimed) => items = Some(claimed),
                             Err(StoreError::Domain(_)) => {}
                             Err(other) => return Err(other),

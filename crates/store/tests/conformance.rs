@@ -719,6 +719,39 @@ async fn best_available_takes_the_next_seat_rather_than_wait_for_a_locked_one() 
     );
 }
 
+/// The counts the live layer sends every tick are the seat map's, counted without reading it:
+/// sold, held and free seats, a hold past its deadline as free, a blocked seat not at all, and
+/// standing places.
+async fn availability_counts_what_the_seat_map_shows(engine: Engine) {
+    let f = Fixture::new(engine).await;
+    let (alice, bob, carol) = (
+        f.customer("alice@example.com").await,
+        f.customer("bob@example.com").await,
+        f.customer("carol@example.com").await,
+    );
+    let sold = f.seats(&alice, &["A1", "A2"], f.now).await.unwrap();
+    f.confirm(&sold, &alice, f.now).await.unwrap();
+    f.seats(&bob, &["B1"], f.now).await.unwrap();
+    let later = f.now.plus_minutes(5);
+    f.seats(&alice, &["A3"], later).await.unwrap();
+    f.places(&carol, 3, later).await.unwrap();
+    // Bob's seat B1 lapses first; Alice's A3 and Carol's standing places are still held.
+    let now = f.now.plus_minutes(12);
+    let map = f.map(now).await;
+    let (categories, areas) = f.store.availability(&f.show, now).await.unwrap();
+    assert_eq!(categories, map.availability);
+    assert_eq!(areas, map.areas);
+    let standard = categories
+        .iter()
+        .find(|c| c.category == "standard")
+        .unwrap();
+    assert_eq!(
+        (standard.total, standard.sold, standard.held, standard.free),
+        (9, 2, 1, 6),
+        "B5 is blocked, B1's hold ran out"
+    );
+}
+
 async fn idempotent_commands_happen_once(engine: Engine) {
     let f = Fixture::new(engine).await;
     let alice = f.customer("alice@example.com").await;
@@ -1406,6 +1439,7 @@ conformance!(
     waiting_rooms_are_kept_and_replaced,
     releases_and_the_sweeper_free_seats,
     best_available_picks_adjacent_seats,
+    availability_counts_what_the_seat_map_shows,
     idempotent_commands_happen_once,
     racing_claims_sell_each_seat_once,
     racing_general_admission_stays_within_capacity,
