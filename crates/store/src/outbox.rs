@@ -252,14 +252,20 @@ macro_rules! outbox_engine {
                     .bind(limit)
                     .fetch_all(&mut *conn)
                     .await?;
+                // Each organizer's endpoints are read once per round, and the round's events are
+                // marked in one statement (a busy sale writes hundreds of events a second).
+                let mut endpoints_of: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
                 for (seq, id, organizer_id, kind, subject) in &due {
-                    let endpoints: Vec<(String, String)> = sqlx::query_as(
-                        "SELECT id, event_types FROM webhook_endpoints WHERE organizer_id = $1 AND deleted_at IS NULL",
-                    )
-                    .bind(organizer_id.clone())
-                    .fetch_all(&mut *conn)
-                    .await?;
-                    for (endpoint_id, kinds) in endpoints {
+                    if !endpoints_of.contains_key(organizer_id) {
+                        let endpoints: Vec<(String, String)> = sqlx::query_as(
+                            "SELECT id, event_types FROM webhook_endpoints WHERE organizer_id = $1 AND deleted_at IS NULL",
+                        )
+                        .bind(organizer_id.clone())
+                        .fetch_all(&mut *conn)
+                        .await?;
+                        endpoints_of.insert(organizer_id.clone(), endpoints);
+                    }
+                    for (endpoint_id, kinds) in &endpoints_of[organizer_id] {
                         if !kinds.split_whitespace().any(|k| k == kind) {
                             continue;
                         }
@@ -268,7 +274,7 @@ macro_rules! outbox_engine {
                              VALUES ($1, $2, $3, $4, $5, 'pending', 0, $6, $6) ON CONFLICT (endpoint_id, message_id) DO NOTHING",
                         )
                         .bind(DeliveryId::generate().to_string())
-                        .bind(endpoint_id)
+                        .bind(endpoint_id.clone())
                         .bind(id.clone())
                         .bind(*seq)
                         .bind(subject.clone())
@@ -276,11 +282,14 @@ macro_rules! outbox_engine {
                         .execute(&mut *conn)
                         .await?;
                     }
-                    sqlx::query("UPDATE outbox SET fanned_out_at = $2 WHERE seq = $1")
-                        .bind(*seq)
-                        .bind(now.unix_ms())
-                        .execute(&mut *conn)
-                        .await?;
+                }
+                if !due.is_empty() {
+                    let sql = format!("UPDATE outbox SET fanned_out_at = $1 WHERE seq IN ({})", placeholders(2, due.len()));
+                    let mut update = sqlx::query(AssertSqlSafe(sql)).bind(now.unix_ms());
+                    for (seq, ..) in &due {
+                        update = update.bind(*seq);
+                    }
+                    update.execute(&mut *conn).await?;
                 }
                 w.tx.commit().await?;
                 Ok(due.len())
