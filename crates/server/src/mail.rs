@@ -145,7 +145,11 @@ impl Mailer {
                     message.id,
                     user.id
                 ));
-                tokio::fs::write(file, email.formatted()).await?;
+                // Written aside and renamed into place, so whoever reads the folder never sees a
+                // letter half written.
+                let partial = file.with_extension("eml.partial");
+                tokio::fs::write(&partial, email.formatted()).await?;
+                tokio::fs::rename(&partial, &file).await?;
             }
         }
         crate::metrics::mail_sent();

@@ -14,6 +14,7 @@ fn mail_files(app: &TestApp) -> Vec<String> {
         .map(|entries| {
             entries
                 .filter_map(|e| e.ok())
+                .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
                 .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
                 .collect()
         })
