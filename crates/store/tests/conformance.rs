@@ -861,6 +861,98 @@ async fn racing_general_admission_stays_within_capacity(engine: Engine) {
     assert!(area.free >= 0);
 }
 
+/// Law 1 for standing places with every path at once: new claims (which retire lapsed holds
+/// when the area looks full), confirmations of lapsed holds, releases, a cancellation and two
+/// sweepers race on one area. Nothing fails but by a rule (a deadlock or a lock timeout would be
+/// a database error), and afterwards the counters hold exactly what is live: once every hold has
+/// lapsed, the unsold places can all be claimed and not one more.
+async fn general_admission_paths_racing_keep_the_counters(engine: Engine) {
+    let f = Arc::new(Fixture::new(engine).await);
+    let lapse = f.now.plus_minutes(10);
+    let mut lapsing = Vec::new();
+    for i in 0..5 {
+        let customer = f.customer(&format!("early{i}@example.com")).await;
+        let hold = f.places(&customer, 1, f.now).await.unwrap();
+        lapsing.push((customer, hold));
+    }
+    let buyer = f.customer("buyer@example.com").await;
+    let bought = f.places(&buyer, 2, f.now).await.unwrap();
+    let booking = f.confirm(&bought, &buyer, f.now).await.unwrap();
+    // Each racer answers with the places it left sold (the cancellation: minus two).
+    let mut racers: Vec<tokio::task::JoinHandle<Result<i64, StoreError>>> = Vec::new();
+    for i in 0..12 {
+        let customer = f.customer(&format!("late{i}@example.com")).await;
+        let f = f.clone();
+        racers.push(tokio::spawn(async move {
+            let quantity = (i % 2 + 1) as i64;
+            let hold = f.places(&customer, quantity, lapse).await?;
+            if i % 4 == 0 {
+                f.store.release_hold(&hold.id, &customer, lapse).await?;
+            } else if i % 4 == 1 {
+                f.confirm(&hold, &customer, lapse).await?;
+                return Ok(quantity);
+            }
+            Ok(0)
+        }));
+    }
+    for (customer, hold) in lapsing.into_iter().take(3) {
+        let f = f.clone();
+        racers.push(tokio::spawn(async move {
+            f.confirm(&hold, &customer, lapse).await.map(|_| 1)
+        }));
+    }
+    for _ in 0..2 {
+        let f = f.clone();
+        racers.push(tokio::spawn(async move {
+            f.store.expire_holds(lapse, 100).await.map(|_| 0)
+        }));
+    }
+    {
+        let (f, booking) = (f.clone(), booking.id.clone());
+        let buyer = buyer.clone();
+        racers.push(tokio::spawn(async move {
+            f.store
+                .cancel_booking(
+                    &booking,
+                    &buyer,
+                    lapse,
+                    boxoffice_core::ledger::RefundTo::Card,
+                    None,
+                )
+                .await
+                .map(|_| -2)
+        }));
+    }
+    let mut sold = 2;
+    for racer in racers {
+        match racer.await.unwrap() {
+            Ok(places) => sold += places,
+            Err(StoreError::Domain(_)) => {}
+            Err(other) => panic!("only a rule may refuse: {other:?}"),
+        }
+    }
+    // Every hold has lapsed by now: what is not sold can be claimed, all of it and no more.
+    let after = lapse.plus_minutes(30);
+    let area = f.map(after).await.areas.remove(0);
+    assert_eq!((area.sold, area.held), (sold, 0));
+    let mut unsold = area.capacity - area.sold;
+    let mut n = 0;
+    while unsold > 0 {
+        let customer = f.customer(&format!("after{n}@example.com")).await;
+        let quantity = unsold.min(4);
+        f.places(&customer, quantity, after)
+            .await
+            .unwrap_or_else(|e| panic!("{quantity} of the {unsold} unsold places: {e:?}"));
+        unsold -= quantity;
+        n += 1;
+    }
+    let last = f.customer("one-too-many@example.com").await;
+    assert!(matches!(
+        domain(f.places(&last, 1, after).await),
+        DomainError::CapacityUnavailable { available: 0, .. }
+    ));
+}
+
 async fn secrets_are_created_once(engine: Engine) {
     let f = Fixture::new(engine).await;
     assert_eq!(f.store.secret("jwt", "first").await.unwrap(), "first");
@@ -1443,6 +1535,7 @@ conformance!(
     idempotent_commands_happen_once,
     racing_claims_sell_each_seat_once,
     racing_general_admission_stays_within_capacity,
+    general_admission_paths_racing_keep_the_counters,
     secrets_are_created_once,
     sessions_rotate_and_die_on_reuse,
     organizers_members_and_suspension,
