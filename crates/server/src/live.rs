@@ -6,7 +6,9 @@
 //! Viewers read from a bounded broadcast ring shared by all of a show's viewers: one who falls
 //! behind by a full ring is cut off (and re-fetches when it reconnects), so a slow or dead
 //! consumer costs the server nothing beyond the ring. Availability per category is coalesced:
-//! at most one `availability` event per show per tick, however many seats change.
+//! at most one `availability` event per show per tick, however many seats change. Changes that
+//! follow a send closely are held back for the show's batch interval and then handed over
+//! together, so a busy show wakes each viewer once per batch rather than once per change.
 
 use crate::cluster::RedisLink;
 use boxoffice_core::ids::{AreaId, SeatId, ShowId};
