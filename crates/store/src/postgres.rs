@@ -7,6 +7,15 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use std::str::FromStr;
 use std::time::Duration;
 
+/// Connections to PostgreSQL: four per core. More backends than that only take turns on the same
+/// cores: on 2 cores (the capacity flash sale, 64 clients) 8 connections gave 510–530 granted
+/// holds/s with a hold p99 of 85 ms, 16 gave 475–485 and 100 ms, 32 gave 415–425 and 210 ms, and
+/// 4 gave 480 and 95 ms.
+fn pool_size() -> u32 {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get()) as u32;
+    (cores * 4).clamp(4, 64)
+}
+
 pub struct PgStore {
     pool: PgPool,
     best_hints: crate::engine::BestAvailableHints,
@@ -19,7 +28,7 @@ impl PgStore {
     pub async fn connect(url: &str) -> StoreResult<Self> {
         let options = PgConnectOptions::from_str(url)?;
         let pool = PgPoolOptions::new()
-            .max_connections(16)
+            .max_connections(pool_size())
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(options)
             .await?;
