@@ -89,8 +89,16 @@ pub struct TicketKeys {
     organizers: std::sync::Mutex<std::collections::HashMap<ShowId, OrganizerId>>,
 }
 
-/// Organizers whose keys are kept in memory at most; beyond it the cache starts over.
+/// Organizers whose keys (and shows whose organizers) are kept in memory at most; beyond it
+/// the cache starts over.
 const TICKET_KEYS_CACHED: usize = 10_000;
+
+fn keep<K: std::hash::Hash + Eq, V>(map: &mut std::collections::HashMap<K, V>, key: K, value: V) {
+    if map.len() >= TICKET_KEYS_CACHED {
+        map.clear();
+    }
+    map.insert(key, value);
+}
 
 impl TicketKeys {
     /// The key that signs the tickets of the show's organizer.
@@ -111,11 +119,11 @@ impl TicketKeys {
                 let Some(found) = store.show(show).await? else {
                     return Ok(None);
                 };
-                let mut organizers = self.organizers.lock().expect("show organizers");
-                if organizers.len() >= TICKET_KEYS_CACHED {
-                    organizers.clear();
-                }
-                organizers.insert(show.clone(), found.organizer_id.clone());
+                keep(
+                    &mut self.organizers.lock().expect("show organizers"),
+                    show.clone(),
+                    found.organizer_id.clone(),
+                );
                 found.organizer_id
             }
         };
@@ -142,11 +150,11 @@ impl TicketKeys {
                 boxoffice_store::StoreError::Corrupt("a ticket key is not 32 bytes".into())
             })?;
         let key = boxoffice_core::ticket::signing_key(&bytes);
-        let mut keys = self.keys.lock().expect("ticket keys");
-        if keys.len() >= TICKET_KEYS_CACHED {
-            keys.clear();
-        }
-        keys.insert(organizer.clone(), key.clone());
+        keep(
+            &mut self.keys.lock().expect("ticket keys"),
+            organizer.clone(),
+            key.clone(),
+        );
         Ok(key)
     }
 }

@@ -274,7 +274,6 @@ macro_rules! store_engine {
             }
         }
 
-        /// Tickets the customer already holds (unexpired) or owns for this show.
         /// Where the customer stands on the show, in one statement: live holds, the deadlines of
         /// holds that ran out within the anti-hoarding window (released holds were given back,
         /// so they do not count), and tickets held or booked.
@@ -412,12 +411,6 @@ macro_rules! store_engine {
             scattered_ok: bool,
             avoid: &'a [String],
             start_rank: i64,
-        }
-
-        impl<'a> Pick<'a> {
-            fn new(category: &'a str, quantity: i64, scattered_ok: bool, avoid: &'a [String], start_rank: i64) -> Self {
-                Self { category, quantity, scattered_ok, avoid, start_rank }
-            }
         }
 
         /// Chooses seats without locks, front rows first, a few rows at a time so a large
@@ -1828,7 +1821,7 @@ macro_rules! store_engine {
                 let counted: Vec<(String, String, i64, i64)> = sqlx::query_as(
                     "SELECT s.category, ss.state, CAST(CASE WHEN ss.held_until IS NOT NULL AND ss.held_until <= $2 THEN 1 ELSE 0 END AS BIGINT), \
                      CAST(COUNT(*) AS BIGINT) FROM show_seats ss JOIN seats s ON s.id = ss.seat_id WHERE ss.show_id = $1 \
-                     GROUP BY s.category, ss.state, CASE WHEN ss.held_until IS NOT NULL AND ss.held_until <= $2 THEN 1 ELSE 0 END",
+                     GROUP BY 1, 2, 3",
                 )
                 .bind(show.id.to_string())
                 .bind(now.unix_ms())
@@ -1983,7 +1976,7 @@ macro_rules! store_engine {
                                 let mut around = avoid.clone();
                                 around.extend(self.best_hints.being_claimed(show.id.as_str()));
                                 let (seats, first_free) =
-                                    pick_best_available(&mut *conn, &show, &Pick::new(category, *quantity, true, &around, start), cmd.now).await?;
+                                    pick_best_available(&mut *conn, &show, &Pick { category, quantity: *quantity, scattered_ok: true, avoid: &around, start_rank: start }, cmd.now).await?;
                                 self.best_hints.remember(show.id.as_str(), category, first_free);
                                 let ids: Vec<String> = seats.iter().map(|s| s.to_string()).collect();
                                 match self.best_hints.claim(show.id.as_str(), &ids) {

@@ -104,7 +104,7 @@ macro_rules! waitlist_engine {
                 .await?;
                 let mut items = None;
                 if areas.is_empty() {
-                    match pick_best_available(conn, show, &Pick::new(&category, entry.quantity, !entry.together, &[], 0), now).await {
+                    match pick_best_available(conn, show, &Pick { category: &category, quantity: entry.quantity, scattered_ok: !entry.together, avoid: &[], start_rank: 0 }, now).await {
                         Ok((seats, _)) => match claim_seats(conn, show, &seats, Busy::Wait, &hold_id, expires_at, now).await {
                             Ok(claimed) => items = Some(claimed),
                             Err(StoreError::Domain(_)) => {}
