@@ -219,6 +219,9 @@ pub struct LiveLimits {
     pub write_timeout: Duration,
     /// How often coalesced availability and pending snapshots go out.
     pub tick: Duration,
+    /// A show's availability goes out at most this often: counting a big hall costs the
+    /// database milliseconds, and seat changes reach viewers one by one meanwhile.
+    pub availability_every: Duration,
     /// Changes to a show within this long of its last send go out together when it has
     /// passed (the first of a quiet show goes out at once): with thousands of viewers, one
     /// write per viewer per batch instead of one per change.
@@ -237,6 +240,7 @@ impl Default for LiveLimits {
             heartbeat: Duration::from_secs(15),
             write_timeout: Duration::from_secs(10),
             tick: Duration::from_millis(250),
+            availability_every: Duration::from_secs(1),
             batch: Duration::from_millis(100),
             full_batch_viewers: 10_000,
         }
@@ -255,10 +259,36 @@ impl Drop for ConnectionPermit {
     }
 }
 
+/// Shows whose counts moved, and when each last had its availability sent.
+#[derive(Default)]
+struct CountsOwed {
+    moved: HashSet<ShowId>,
+    sent_at: HashMap<ShowId, Instant>,
+}
+
+impl CountsOwed {
+    /// The moved shows whose last availability is at least `every` old (or never went out);
+    /// the others stay owed until then.
+    fn take_due(&mut self, now: Instant, every: Duration) -> Vec<ShowId> {
+        self.sent_at.retain(|_, at| now.duration_since(*at) < every);
+        let due: Vec<ShowId> = self
+            .moved
+            .iter()
+            .filter(|show| !self.sent_at.contains_key(*show))
+            .cloned()
+            .collect();
+        for show in &due {
+            self.moved.remove(show);
+            self.sent_at.insert(show.clone(), now);
+        }
+        due
+    }
+}
+
 pub struct Live {
     channels: Channels,
-    /// Shows whose counts moved here since the last tick.
-    dirty: Mutex<HashSet<ShowId>>,
+    /// Shows whose counts moved here and are owed an availability.
+    dirty: Mutex<CountsOwed>,
     /// Shows whose viewers here may have missed changes and need a fresh snapshot.
     stale: Mutex<HashSet<ShowId>>,
     redis: Option<Arc<RedisLink>>,
@@ -277,7 +307,7 @@ impl Live {
     pub fn new(redis: Option<Arc<RedisLink>>, limits: LiveLimits) -> Self {
         Self {
             channels: Arc::new(Mutex::new(HashMap::new())),
-            dirty: Mutex::new(HashSet::new()),
+            dirty: Mutex::new(CountsOwed::default()),
             stale: Mutex::new(HashSet::new()),
             redis,
             connections: Arc::new(AtomicUsize::new(0)),
@@ -343,7 +373,11 @@ impl Live {
     /// not be sent to the other instances (Redis is away).
     pub async fn publish(&self, show: &ShowId, change: Change) -> bool {
         if change.moves_counts() {
-            self.dirty.lock().expect("live lock").insert(show.clone());
+            self.dirty
+                .lock()
+                .expect("live lock")
+                .moved
+                .insert(show.clone());
         }
         if change.names_no_seat() {
             // Standing places only: the coalesced availability tells it.
@@ -475,10 +509,16 @@ impl Live {
         );
     }
 
-    /// Takes the shows whose counts moved and those needing snapshots since the last tick, and
-    /// forgets shows nobody watches any more.
+    /// Takes the shows owed an availability now and those needing snapshots since the last
+    /// tick, and forgets shows nobody watches any more. Without other instances, a show nobody
+    /// here watches is owed nothing (a new viewer starts from a snapshot); with them, its
+    /// viewers may be elsewhere.
     pub fn take_pending(&self) -> (Vec<ShowId>, Vec<ShowId>) {
-        let dirty: Vec<_> = self.dirty.lock().expect("live lock").drain().collect();
+        let due = self
+            .dirty
+            .lock()
+            .expect("live lock")
+            .take_due(Instant::now(), self.limits.availability_every);
         let stale: Vec<_> = self.stale.lock().expect("live lock").drain().collect();
         let mut channels = self.channels.lock().expect("live lock");
         channels.retain(|_, c| c.sender.receiver_count() > 0 || c.touched.elapsed() < IDLE);
@@ -487,8 +527,12 @@ impl Live {
                 .get(show)
                 .is_some_and(|c| c.sender.receiver_count() > 0)
         };
+        let due = due
+            .into_iter()
+            .filter(|s| self.distributed() || watched(s))
+            .collect();
         let stale = stale.into_iter().filter(|s| watched(s)).collect();
-        (dirty, stale)
+        (due, stale)
     }
 }
 
@@ -667,6 +711,42 @@ mod tests {
             live.since(&a, 7).is_none(),
             "a future sequence cannot be resumed"
         );
+    }
+
+    #[tokio::test]
+    async fn availability_is_owed_once_per_interval_and_only_for_shows_watched_here() {
+        let every = Duration::from_secs(3600);
+        let live = Live::new(
+            None,
+            LiveLimits {
+                availability_every: every,
+                ..Default::default()
+            },
+        );
+        let (watched, unwatched) = (ShowId::generate(), ShowId::generate());
+        let (_viewer, _) = live.subscribe(&watched);
+        let held = || Change::SeatHeld {
+            seat_ids: vec![SeatId::generate()],
+        };
+        live.publish(&watched, held()).await;
+        live.publish(&unwatched, held()).await;
+        assert_eq!(
+            live.take_pending().0,
+            [watched.clone()],
+            "the first change is owed at once, and only where someone watches"
+        );
+        live.publish(&watched, held()).await;
+        assert!(
+            live.take_pending().0.is_empty(),
+            "within the interval the counts wait"
+        );
+        let later = Instant::now() + every;
+        assert_eq!(
+            live.dirty.lock().unwrap().take_due(later, every),
+            [watched],
+            "and are still owed when it has passed"
+        );
+        assert!(live.dirty.lock().unwrap().take_due(later, every).is_empty());
     }
 
     #[tokio::test]

@@ -53,6 +53,7 @@ impl TestApp {
             webhook_timeout: std::time::Duration::from_secs(2),
             live: boxoffice_server::live::LiveLimits {
                 tick: std::time::Duration::from_millis(50),
+                availability_every: std::time::Duration::from_millis(50),
                 ..Default::default()
             },
             rate_limits: boxoffice_server::ratelimit::RateLimits {
