@@ -4,7 +4,7 @@
 use crate::api::Api;
 use crate::report::{self, Latencies, Report};
 use crate::{Options, flash_sale};
-use reqwest::Method;
+use hyper::Method;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;

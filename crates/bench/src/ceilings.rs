@@ -4,7 +4,7 @@
 use crate::Options;
 use crate::api::Api;
 use crate::report::{HttpCeiling, Latencies, PgbenchCeiling, RedisCeiling};
-use reqwest::Method;
+use hyper::Method;
 use sqlx::Connection;
 use std::sync::Arc;
 use std::time::Instant;

@@ -6,7 +6,7 @@ use crate::api::{Answer, Api};
 use crate::flash_sale::Sale;
 use crate::report::Verdict;
 use boxoffice_core::Timestamp;
-use reqwest::Method;
+use hyper::Method;
 use std::collections::{BTreeMap, BTreeSet};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

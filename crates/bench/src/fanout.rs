@@ -8,7 +8,7 @@ use crate::api::Api;
 use crate::report::{Latencies, Report};
 use crate::{Options, flash_sale};
 use futures_util::{SinkExt, StreamExt};
-use reqwest::Method;
+use hyper::Method;
 use serde_json::json;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -283,14 +283,13 @@ fn field<'a>(text: &'a str, start: &str, end: char) -> Option<&'a str> {
 
 /// The servers' resident memory summed over the targets, from their Prometheus metrics.
 async fn resident_memory(options: &Options) -> Option<u64> {
+    let api = crate::api::Api::new(&options.targets, 1).ok()?;
     let mut total = 0;
-    for target in &options.targets {
-        let text = reqwest::get(format!("{}/metrics", target.trim_end_matches('/')))
-            .await
-            .ok()?
-            .text()
-            .await
-            .ok()?;
+    for target in 0..options.targets.len() {
+        let answer = api
+            .call(target, Method::GET, "/metrics", None, None)
+            .await?;
+        let text = std::str::from_utf8(&answer.bytes).ok()?;
         let line = text
             .lines()
             .find(|l| l.starts_with("boxoffice_process_resident_memory_bytes "))?;

@@ -13,7 +13,7 @@ use boxoffice_core::ids::{ShowId, UserId};
 use boxoffice_core::waiting::Room;
 use boxoffice_server::cluster::RedisLink;
 use boxoffice_server::queue::{Conditions, Lines};
-use reqwest::Method;
+use hyper::Method;
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::sync::Arc;
