@@ -6,13 +6,25 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use axum::http::{StatusCode, header};
 use boxoffice_core::DomainError;
-use serde::de::DeserializeOwned;
+use serde::de::{DeserializeOwned, IgnoredAny};
 use serde_json::Value;
+use serde_json::error::Category;
 
-/// A JSON body as `T`, plus its canonical text (keys sorted) for request fingerprints.
+/// A JSON body as `T`, read straight from the bytes; its canonical text (keys sorted) for
+/// request fingerprints is made only when asked for, since most requests carry no key.
 pub struct ApiJson<T> {
     pub value: T,
-    pub canonical: String,
+    body: Bytes,
+}
+
+impl<T> ApiJson<T> {
+    /// The body with its keys sorted and no spacing, so a retry that orders or spaces its JSON
+    /// differently is still the same request.
+    pub fn canonical(&self) -> String {
+        serde_json::from_slice::<Value>(&self.body)
+            .map(|tree| tree.to_string())
+            .unwrap_or_default()
+    }
 }
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
@@ -52,18 +64,27 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
                     )
                 }
             })?;
-        let tree: Value = serde_json::from_slice(&bytes).map_err(|e| {
-            ApiError::problem(
-                StatusCode::BAD_REQUEST,
-                "malformed_request",
-                format!("the body is not valid JSON: {e}"),
-            )
-        })?;
-        let canonical = tree.to_string();
-        let value = T::deserialize(tree)
-            .map_err(|e| ApiError::Domain(DomainError::invalid("body", e.to_string())))?;
-        Ok(Self { value, canonical })
+        let value = serde_json::from_slice::<T>(&bytes).map_err(|e| body_error(&bytes, e))?;
+        Ok(Self { value, body: bytes })
     }
+}
+
+/// A body that is not JSON is malformed (400); JSON of the wrong shape is invalid (422).
+fn body_error(bytes: &[u8], error: serde_json::Error) -> ApiError {
+    let syntax = if error.classify() == Category::Data {
+        // A shape error can come before a syntax error further on.
+        match serde_json::from_slice::<IgnoredAny>(bytes) {
+            Ok(_) => return ApiError::Domain(DomainError::invalid("body", error.to_string())),
+            Err(syntax) => syntax,
+        }
+    } else {
+        error
+    };
+    ApiError::problem(
+        StatusCode::BAD_REQUEST,
+        "malformed_request",
+        format!("the body is not valid JSON: {syntax}"),
+    )
 }
 
 /// Parses a path id of the expected kind; anything else names nothing, so it is a 404.
@@ -81,5 +102,66 @@ pub fn page_limit(requested: Option<i64>) -> Result<i64, ApiError> {
         None => Ok(20),
         Some(n) if (1..=100).contains(&n) => Ok(n),
         Some(_) => Err(DomainError::invalid("limit", "must be 1 to 100").into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(serde::Deserialize, Debug)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Order {
+        show_id: String,
+        quantity: i64,
+    }
+
+    async fn read(body: &str) -> Result<ApiJson<Order>, ApiError> {
+        let request = Request::builder()
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(axum::body::Body::from(body.to_owned()))
+            .unwrap();
+        ApiJson::<Order>::from_request(request, &()).await
+    }
+
+    fn status(result: Result<ApiJson<Order>, ApiError>) -> StatusCode {
+        use axum::response::IntoResponse;
+        result.err().expect("refused").into_response().status()
+    }
+
+    #[tokio::test]
+    async fn bodies_are_read_straight_into_the_type_and_canonical_on_demand() {
+        let read_back = read(r#"{ "quantity": 2,  "show_id": "shw_1" }"#)
+            .await
+            .ok()
+            .unwrap();
+        assert_eq!(read_back.value.quantity, 2);
+        let reordered = read(r#"{"show_id":"shw_1","quantity":2}"#)
+            .await
+            .ok()
+            .unwrap();
+        assert_eq!(read_back.canonical(), reordered.canonical());
+        assert_eq!(read_back.canonical(), r#"{"quantity":2,"show_id":"shw_1"}"#);
+    }
+
+    #[tokio::test]
+    async fn broken_json_is_malformed_and_the_wrong_shape_is_invalid() {
+        assert_eq!(
+            status(read(r#"{"show_id": "#).await),
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(status(read("[1,").await), StatusCode::BAD_REQUEST);
+        for wrong in [
+            r#"{"show_id":"shw_1"}"#,
+            r#"{"show_id":"shw_1","quantity":"two"}"#,
+            r#"{"show_id":"shw_1","quantity":2,"extra":true}"#,
+        ] {
+            assert_eq!(
+                status(read(wrong).await),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "{wrong}"
+            );
+        }
     }
 }

@@ -3,6 +3,7 @@
 //! another request (422), and refuse a retry while the first is still running (409).
 
 use crate::error::ApiError;
+use crate::extract::ApiJson;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -80,6 +81,15 @@ pub fn fingerprint(method: &str, path: &str, canonical_body: &str) -> String {
 impl KeyHeader {
     /// The request's fingerprint, computed only when there is a key to keep it with (most
     /// requests, and every refused hold of a flash sale, carry none).
+    pub fn fingerprint_of<T>(&self, method: &str, path: &str, body: &ApiJson<T>) -> String {
+        if self.0.is_some() {
+            fingerprint(method, path, &body.canonical())
+        } else {
+            String::new()
+        }
+    }
+
+    /// Like [`KeyHeader::fingerprint_of`], for a request whose body is not JSON.
     pub fn fingerprint(&self, method: &str, path: &str, canonical_body: &str) -> String {
         if self.0.is_some() {
             fingerprint(method, path, canonical_body)

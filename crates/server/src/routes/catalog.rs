@@ -275,7 +275,7 @@ async fn create_venue(
     body: ApiJson<VenueInput>,
 ) -> ApiResult<Response> {
     let organizer = auth.organizer()?;
-    let fingerprint = key.fingerprint("POST", "/api/v1/venues", &body.canonical);
+    let fingerprint = key.fingerprint_of("POST", "/api/v1/venues", &body);
     let venue = body.value.into_venue(organizer, app.clock.now())?;
     let store = app.store.clone();
     idempotency::run(
@@ -493,7 +493,7 @@ async fn create_event(
     body: ApiJson<EventInput>,
 ) -> ApiResult<Response> {
     let organizer = auth.organizer()?;
-    let fingerprint = key.fingerprint("POST", "/api/v1/events", &body.canonical);
+    let fingerprint = key.fingerprint_of("POST", "/api/v1/events", &body);
     let event = body.value.into_event(organizer, app.clock.now())?;
     let store = app.store.clone();
     idempotency::run(
@@ -661,10 +661,10 @@ async fn create_schedule(
 ) -> ApiResult<Response> {
     auth.organizer()?;
     let event = managed_event(&app, &auth.0, &id).await?;
-    let fingerprint = key.fingerprint(
+    let fingerprint = key.fingerprint_of(
         "POST",
         &format!("/api/v1/events/{}/schedule", event.id),
-        &body.canonical,
+        &body,
     );
     let venue = venue_for_event(&app, &auth.0, &event, &body.value.venue_id).await?;
     let shows = body.value.shows(&event, &venue, app.clock.now())?;
@@ -712,7 +712,7 @@ async fn create_show(
     body: ApiJson<ShowInput>,
 ) -> ApiResult<Response> {
     auth.organizer()?;
-    let fingerprint = key.fingerprint("POST", "/api/v1/shows", &body.canonical);
+    let fingerprint = key.fingerprint_of("POST", "/api/v1/shows", &body);
     let input = body.value;
     let event_id = EventId::parse(&input.event_id)
         .ok_or(DomainError::invalid("event_id", "not an event id"))?;

@@ -111,7 +111,7 @@ async fn create_hold(
     headers: axum::http::HeaderMap,
     body: ApiJson<HoldBody>,
 ) -> ApiResult<Response> {
-    let fingerprint = key.fingerprint("POST", "/api/v1/holds", &body.canonical);
+    let fingerprint = key.fingerprint_of("POST", "/api/v1/holds", &body);
     let body = body.value;
     let show_id =
         ShowId::parse(&body.show_id).ok_or(DomainError::invalid("show_id", "not a show id"))?;
@@ -263,7 +263,7 @@ async fn book(
     key: KeyHeader,
     body: ApiJson<BookBody>,
 ) -> ApiResult<Response> {
-    let fingerprint = key.fingerprint("POST", "/api/v1/bookings", &body.canonical);
+    let fingerprint = key.fingerprint_of("POST", "/api/v1/bookings", &body);
     let body = body.value;
     let hold_id =
         HoldId::parse(&body.hold_id).ok_or(DomainError::invalid("hold_id", "not a hold id"))?;
