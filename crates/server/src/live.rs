@@ -732,7 +732,7 @@ mod tests {
         live.publish(&unwatched, held()).await;
         assert_eq!(
             live.take_pending().0,
-            [watched.clone()],
+            std::slice::from_ref(&watched),
             "the first change is owed at once, and only where someone watches"
         );
         live.publish(&watched, held()).await;
