@@ -331,16 +331,22 @@ macro_rules! outbox_engine {
                     return Ok(());
                 }
                 let mut w = self.begin_write().await?;
-                // Few rows are still unannounced, so the partial index finds them.
+                // Few rows are still unannounced, so the partial index finds them by subject in
+                // one scan (with the pairs alone, PostgreSQL made one index scan per pair); the
+                // pairs then pick the very events, as a subject has several in its life.
                 for chunk in events.chunks(200) {
+                    let subjects = placeholders(2, chunk.len());
                     let pairs = (0..chunk.len())
-                        .map(|i| format!("(kind = ${} AND subject = ${})", 2 * i + 2, 2 * i + 3))
+                        .map(|i| format!("(kind = ${} AND subject = ${})", chunk.len() + i + 2, 2 + i))
                         .collect::<Vec<_>>()
                         .join(" OR ");
-                    let sql = format!("UPDATE outbox SET announced_at = $1 WHERE announced_at IS NULL AND ({pairs})");
+                    let sql = format!("UPDATE outbox SET announced_at = $1 WHERE announced_at IS NULL AND subject IN ({subjects}) AND ({pairs})");
                     let mut query = sqlx::query(AssertSqlSafe(sql)).bind(now.unix_ms());
-                    for (kind, subject) in chunk {
-                        query = query.bind(kind.as_str()).bind(subject.clone());
+                    for (_, subject) in chunk {
+                        query = query.bind(subject.clone());
+                    }
+                    for (kind, _) in chunk {
+                        query = query.bind(kind.as_str());
                     }
                     query.execute(&mut *w.tx).await?;
                 }

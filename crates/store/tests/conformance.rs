@@ -1518,6 +1518,65 @@ async fn events_are_written_with_their_changes_and_delivered_in_order(engine: En
     );
 }
 
+async fn told_events_are_ticked_off_by_kind_and_subject(engine: Engine) {
+    use boxoffice_core::outbox::EventKind;
+    use boxoffice_store::Channel;
+    let f = Fixture::new(engine).await;
+    let alice = f.customer("alice@example.com").await;
+    let mut bookings = Vec::new();
+    for seat in ["A1", "A2", "A3"] {
+        let hold = f.seats(&alice, &[seat], f.now).await.unwrap();
+        bookings.push(f.confirm(&hold, &alice, f.now).await.unwrap());
+    }
+    f.store
+        .cancel_booking(
+            &bookings[0].id,
+            &alice,
+            f.now,
+            boxoffice_core::ledger::RefundTo::Card,
+            None,
+        )
+        .await
+        .unwrap();
+    let untold = || async {
+        let mut untold: Vec<(EventKind, String)> = f
+            .store
+            .unsent(Channel::Live, 100)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|m| {
+                matches!(
+                    m.kind,
+                    EventKind::BookingConfirmed | EventKind::BookingCancelled
+                )
+            })
+            .map(|m| (m.kind, m.subject))
+            .collect();
+        untold.sort_by(|a, b| (a.1.as_str(), a.0.as_str()).cmp(&(b.1.as_str(), b.0.as_str())));
+        untold
+    };
+    assert_eq!(
+        untold().await.len(),
+        4,
+        "three confirmations and a cancellation"
+    );
+    // Told: the first booking's confirmation (not its cancellation, same subject) and the
+    // third's; an event that does not exist changes nothing.
+    let told = [
+        (EventKind::BookingConfirmed, bookings[0].id.to_string()),
+        (EventKind::BookingConfirmed, bookings[2].id.to_string()),
+        (EventKind::BookingCancelled, bookings[1].id.to_string()),
+    ];
+    f.store.mark_told(&told, f.now).await.unwrap();
+    let mut expected = vec![
+        (EventKind::BookingCancelled, bookings[0].id.to_string()),
+        (EventKind::BookingConfirmed, bookings[1].id.to_string()),
+    ];
+    expected.sort_by(|a, b| (a.1.as_str(), a.0.as_str()).cmp(&(b.1.as_str(), b.0.as_str())));
+    assert_eq!(untold().await, expected);
+}
+
 conformance!(
     events_are_written_with_their_changes_and_delivered_in_order,
     accounts_are_unique_by_email,
@@ -1543,4 +1602,5 @@ conformance!(
     cancelling_a_show_races_with_claims,
     search_filters_on_both_engines,
     general_admission_counters_follow_every_path,
+    told_events_are_ticked_off_by_kind_and_subject,
 );
