@@ -402,35 +402,34 @@ impl SessionCache {
     }
 }
 
-/// After a successful change to accounts, sessions, organizers or memberships, every cached
-/// session check is out of date, here and (through Redis) everywhere. Signing in or up creates a
-/// session but changes none, so it leaves the cache alone.
-pub async fn account_writes(
-    axum::extract::State(app): axum::extract::State<AppState>,
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    let path = request.uri().path();
-    let prefixes = [
-        "/api/v1/auth/",
-        "/api/v1/admin/",
-        "/api/v1/organizer",
-        "/api/v1/invitations/",
-        "/api/v1/me",
-    ];
-    let accounts = prefixes.iter().any(|prefix| path.starts_with(prefix))
-        && !matches!(path, "/api/v1/auth/login" | "/api/v1/auth/register");
-    // A refresh token used twice ends its session even though that request itself fails.
-    let refresh = path == "/api/v1/auth/refresh";
-    let reads = matches!(
-        *request.method(),
-        Method::GET | Method::HEAD | Method::OPTIONS
-    );
-    let response = next.run(request).await;
-    if accounts && !reads && (response.status().is_success() || refresh) {
-        app.accounts_changed().await;
+/// A write to accounts, sessions, organizers or memberships: once it succeeds, every cached
+/// session check is out of date. Signing in or up creates a session but changes none, so it
+/// is not one.
+#[derive(Clone, Copy)]
+pub struct SessionWrite {
+    /// A refresh token used twice ends its session even though that request itself fails.
+    refresh: bool,
+}
+
+impl SessionWrite {
+    pub fn of(path: &str) -> Option<Self> {
+        let prefixes = [
+            "/api/v1/auth/",
+            "/api/v1/admin/",
+            "/api/v1/organizer",
+            "/api/v1/invitations/",
+            "/api/v1/me",
+        ];
+        let accounts = prefixes.iter().any(|prefix| path.starts_with(prefix))
+            && !matches!(path, "/api/v1/auth/login" | "/api/v1/auth/register");
+        accounts.then_some(Self {
+            refresh: path == "/api/v1/auth/refresh",
+        })
     }
-    response
+
+    pub fn stales_sessions(self, status: StatusCode) -> bool {
+        status.is_success() || self.refresh
+    }
 }
 
 #[cfg(test)]
