@@ -257,7 +257,7 @@ pub async fn problems_everywhere(
         .headers()
         .get(header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(PROBLEM_JSON.as_bytes()));
-    let (parts, body) = response.into_parts();
+    let (mut parts, body) = response.into_parts();
     let document: Vec<u8> = if is_problem {
         let Ok(bytes) = axum::body::to_bytes(body, 256 * 1024).await else {
             return problem_response(
@@ -311,16 +311,13 @@ pub async fn problems_everywhere(
         }
         problem.to_string().into_bytes()
     };
-    let mut rebuilt = (status, document).into_response();
-    for (name, value) in parts.headers.iter() {
-        if name != header::CONTENT_LENGTH && name != header::CONTENT_TYPE {
-            rebuilt.headers_mut().insert(name.clone(), value.clone());
-        }
-    }
-    rebuilt
-        .headers_mut()
+    // The answer keeps its status and headers (rate-limit figures, Retry-After, …) with the
+    // new body.
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts
+        .headers
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
-    rebuilt
+    Response::from_parts(parts, axum::body::Body::from(document))
 }
 
 #[cfg(test)]

@@ -69,6 +69,27 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     }
 }
 
+/// The `x-admission-token` a show's waiting room gave the customer, if the request has one
+/// (read alone: taking the whole header map would copy it for every hold).
+pub struct AdmissionToken(pub Option<String>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for AdmissionToken {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Self(
+            parts
+                .headers
+                .get("x-admission-token")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+        ))
+    }
+}
+
 /// A body that is not JSON is malformed (400); JSON of the wrong shape is invalid (422).
 fn body_error(bytes: &[u8], error: serde_json::Error) -> ApiError {
     let syntax = if error.classify() == Category::Data {

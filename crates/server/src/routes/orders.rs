@@ -3,7 +3,7 @@
 
 use crate::auth::Auth;
 use crate::error::ApiResult;
-use crate::extract::{ApiJson, page_limit, path_id};
+use crate::extract::{AdmissionToken, ApiJson, page_limit, path_id};
 use crate::idempotency::{self, KeyHeader};
 use crate::live::Change;
 use crate::state::AppState;
@@ -108,7 +108,7 @@ async fn create_hold(
     State(app): State<AppState>,
     Auth(actor): Auth,
     key: KeyHeader,
-    headers: axum::http::HeaderMap,
+    AdmissionToken(admission): AdmissionToken,
     body: ApiJson<HoldBody>,
 ) -> ApiResult<Response> {
     let fingerprint = key.fingerprint_of("POST", "/api/v1/holds", &body);
@@ -128,10 +128,7 @@ async fn create_hold(
         areas,
         body.best_available.map(|b| (b.category, b.quantity)),
     )?;
-    let admission = headers
-        .get("x-admission-token")
-        .and_then(|v| v.to_str().ok());
-    WaitingRooms::check_admission(&app, &show_id, &actor.user_id, admission).await?;
+    WaitingRooms::check_admission(&app, &show_id, &actor.user_id, admission.as_deref()).await?;
     let worker = app.clone();
     idempotency::run(
         &app,
