@@ -235,23 +235,18 @@ macro_rules! store_engine {
             Ok(by_show)
         }
 
+        /// The hold and its items in one read.
         async fn load_hold(conn: &mut Conn, id: &str) -> StoreResult<Option<Hold>> {
-            let row: Option<HoldRow> = sqlx::query_as(concat!(
-                "SELECT id, show_id, user_id, state, total_minor, currency, discount_minor, promo_code, created_at, expires_at, points_redeemed ",
-                "FROM holds WHERE id = $1"
+            let rows: Vec<HoldWithItemRow> = sqlx::query_as(concat!(
+                "SELECT h.id, h.show_id, h.user_id, h.state, h.total_minor, h.currency, h.discount_minor, h.promo_code, ",
+                "h.created_at, h.expires_at, h.points_redeemed, ",
+                "hi.seat_id, hi.area_id, hi.label, hi.category, hi.quantity, hi.unit_price_minor ",
+                "FROM holds h LEFT JOIN hold_items hi ON hi.hold_id = h.id WHERE h.id = $1 ORDER BY hi.position"
             ))
-            .bind(id)
-            .fetch_optional(&mut *conn)
-            .await?;
-            let Some(row) = row else { return Ok(None) };
-            let items: Vec<HoldItemRow> = sqlx::query_as(
-                "SELECT seat_id, area_id, label, category, quantity, unit_price_minor FROM hold_items \
-                 WHERE hold_id = $1 ORDER BY position",
-            )
             .bind(id)
             .fetch_all(&mut *conn)
             .await?;
-            Ok(Some(row.into_hold(items)?))
+            $crate::rows::hold_from_rows(rows)
         }
 
         async fn load_booking(conn: &mut Conn, row: BookingRow) -> StoreResult<Booking> {

@@ -418,6 +418,42 @@ pub struct HoldRow {
     pub points_redeemed: i64,
 }
 
+/// One row of a hold read together with its items: the hold, and one of its items (none, all
+/// null, for a hold without items).
+#[derive(sqlx::FromRow)]
+pub struct HoldWithItemRow {
+    #[sqlx(flatten)]
+    pub hold: HoldRow,
+    pub seat_id: Option<String>,
+    pub area_id: Option<String>,
+    pub label: Option<String>,
+    pub category: Option<String>,
+    pub quantity: Option<i64>,
+    pub unit_price_minor: Option<i64>,
+}
+
+/// The hold those rows tell, items in their order; `None` when there were no rows.
+pub fn hold_from_rows(rows: Vec<HoldWithItemRow>) -> Result<Option<Hold>, StoreError> {
+    let mut items = Vec::with_capacity(rows.len());
+    let mut hold = None;
+    for row in rows {
+        if let (Some(label), Some(category), Some(quantity), Some(unit_price_minor)) =
+            (row.label, row.category, row.quantity, row.unit_price_minor)
+        {
+            items.push(HoldItemRow {
+                seat_id: row.seat_id,
+                area_id: row.area_id,
+                label,
+                category,
+                quantity,
+                unit_price_minor,
+            });
+        }
+        hold.get_or_insert(row.hold);
+    }
+    hold.map(|hold| hold.into_hold(items)).transpose()
+}
+
 #[derive(sqlx::FromRow)]
 pub struct HoldItemRow {
     pub seat_id: Option<String>,
