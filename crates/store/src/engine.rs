@@ -413,7 +413,9 @@ macro_rules! store_engine {
         /// lock, and the caller chooses again if someone was faster.
         async fn pick_best_available(conn: &mut Conn, show: &Show, pick: &Pick<'_>, now: Timestamp) -> StoreResult<(Vec<SeatId>, i64)> {
             let Pick { category, quantity, scattered_ok, avoid, start_rank } = *pick;
-            const ROWS_PER_READ: i64 = 8;
+            // Two rows first (usually enough: picks start at the first row with room), then
+            // twice as many each time, so a nearly full hall is still read in a few steps.
+            let mut rows_per_read: i64 = 2;
             let last_rank: Option<i64> = sqlx::query_scalar(
                 "SELECT row_rank FROM seats WHERE venue_id = $1 AND category = $2 ORDER BY row_rank DESC LIMIT 1",
             )
@@ -444,7 +446,7 @@ macro_rules! store_engine {
                 .bind(show.venue_id.to_string())
                 .bind(category)
                 .bind(from_rank)
-                .bind(from_rank + ROWS_PER_READ)
+                .bind(from_rank + rows_per_read)
                 .fetch_all(&mut *conn)
                 .await?;
                 candidates.extend(rows.into_iter().map(|r| Candidate {
@@ -458,7 +460,8 @@ macro_rules! store_engine {
                 if let Some(block) = best_available::block(&candidates, quantity as usize) {
                     return Ok((block, first_free(&candidates)));
                 }
-                from_rank += ROWS_PER_READ;
+                from_rank += rows_per_read;
+                rows_per_read = (rows_per_read * 2).min(32);
             }
             let available = candidates.iter().filter(|c| c.free).count() as i64;
             let picked = if scattered_ok { best_available::pick(&candidates, quantity as usize) } else { None };
