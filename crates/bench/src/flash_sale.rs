@@ -119,6 +119,11 @@ pub async fn customers(api: &Api, clients: usize, run: &str) -> anyhow::Result<V
     tokens.into_iter().collect()
 }
 
+/// Each client stands for a stream of customers, taking turns among this many accounts, so that
+/// no one account buys hundreds of tickets of the show (every hold reads the customer's own
+/// tickets for the show, to keep to the per-customer limit).
+pub const ACCOUNTS_PER_CLIENT: usize = 4;
+
 struct Client {
     index: usize,
     token: String,
@@ -161,18 +166,23 @@ impl Client {
 pub async fn run(api: &Api, options: &Options) -> anyhow::Result<Report> {
     let run = format!("{}", now_ms());
     let sale = Arc::new(set_up(api, options, &run).await?);
-    let tokens = customers(api, options.clients, &run).await?;
+    let tokens = customers(api, options.clients * ACCOUNTS_PER_CLIENT, &run).await?;
     let budget = Arc::new(AtomicU64::new(options.max_requests.unwrap_or(u64::MAX)));
     let started = Instant::now();
     let deadline = started + options.duration;
     let api = Arc::new(Api::new(&options.targets, options.clients)?);
     let mut tasks = Vec::new();
-    for (index, token) in tokens.iter().enumerate() {
-        let (api, sale, budget, token) = (api.clone(), sale.clone(), budget.clone(), token.clone());
+    for (index, accounts) in tokens.chunks(ACCOUNTS_PER_CLIENT).enumerate() {
+        let (api, sale, budget, accounts) =
+            (api.clone(), sale.clone(), budget.clone(), accounts.to_vec());
         tasks.push(tokio::spawn(async move {
-            let mut client = Client { index, token, ops: Vec::new(), latencies: BTreeMap::new() };
+            let mut client = Client { index, token: String::new(), ops: Vec::new(), latencies: BTreeMap::new() };
             let mut rng = SmallRng::seed_from_u64(index as u64);
+            let mut turn = 0;
             while Instant::now() < deadline && budget.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |b| b.checked_sub(1)).is_ok() {
+                // The next customer's turn: a hold and what follows it are one customer's.
+                client.token.clone_from(&accounts[turn % accounts.len()]);
+                turn += 1;
                 let roll: f64 = rng.random();
                 let body = if roll < 0.5 && !sale.seat_ids.is_empty() {
                     let first = rng.random_range(0..sale.seat_ids.len());
