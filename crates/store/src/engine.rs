@@ -1168,7 +1168,7 @@ macro_rules! store_engine {
                         updated_at: cmd.now,
                         ..payment.clone()
                     };
-                    insert_payment_row(conn, &paid).await?;
+                    insert_payment_row(conn, &paid, Some(show.organizer_id.as_str())).await?;
                 }
                 // Area rows last: the one row every standing sale of the show goes through is
                 // locked only from here to the commit.

@@ -80,15 +80,19 @@ macro_rules! payments_engine {
             }
         }
 
-        async fn emit_payment(conn: &mut Conn, payment: &Payment, now: Timestamp) -> StoreResult<()> {
+        /// `organizer`: the show's, when the caller has it at hand; looked up otherwise.
+        async fn emit_payment(conn: &mut Conn, payment: &Payment, organizer: Option<&str>, now: Timestamp) -> StoreResult<()> {
             let Some(kind) = payment_event(payment.state) else { return Ok(()) };
-            let organizer = organizer_of_show(conn, payment.show_id.as_str()).await?;
+            let organizer = match organizer {
+                Some(organizer) => organizer.to_owned(),
+                None => organizer_of_show(conn, payment.show_id.as_str()).await?,
+            };
             emit(conn, &organizer, kind, payment.id.as_str(), serde_json::json!({ "payment": payment }), now).await
         }
 
         /// Records a payment (and its outbox event when it is already decided) in the caller's
-        /// transaction.
-        async fn insert_payment_row(conn: &mut Conn, payment: &Payment) -> StoreResult<()> {
+        /// transaction; `organizer` as for `emit_payment`.
+        async fn insert_payment_row(conn: &mut Conn, payment: &Payment, organizer: Option<&str>) -> StoreResult<()> {
             let sql = format!(
                 "INSERT INTO payments ({PAYMENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
             );
@@ -118,7 +122,7 @@ macro_rules! payments_engine {
                         e.into()
                     }
                 })?;
-            emit_payment(conn, payment, payment.updated_at).await
+            emit_payment(conn, payment, organizer, payment.updated_at).await
         }
 
         /// Marks a payment succeeded with its booking, inside the booking's transaction.
@@ -137,14 +141,14 @@ macro_rules! payments_engine {
                 return Err(DomainError::Conflict("this payment was already decided".into()).into());
             }
             let paid = load_payment(conn, "id", payment.as_str()).await?.ok_or(DomainError::NotFound("payment"))?;
-            emit_payment(conn, &paid, now).await
+            emit_payment(conn, &paid, None, now).await
         }
 
         #[async_trait::async_trait]
         impl PaymentStore for $store {
             async fn insert_payment(&self, payment: &Payment) -> StoreResult<()> {
                 let mut w = self.begin_write().await?;
-                insert_payment_row(&mut *w.tx, payment).await?;
+                insert_payment_row(&mut *w.tx, payment, None).await?;
                 w.tx.commit().await?;
                 Ok(())
             }
@@ -208,7 +212,7 @@ macro_rules! payments_engine {
                     return Ok(None);
                 }
                 let moved = load_payment(conn, "id", id.as_str()).await?.ok_or(DomainError::NotFound("payment"))?;
-                emit_payment(conn, &moved, now).await?;
+                emit_payment(conn, &moved, None, now).await?;
                 w.tx.commit().await?;
                 Ok(Some(moved))
             }
