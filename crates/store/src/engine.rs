@@ -1170,6 +1170,15 @@ macro_rules! store_engine {
                     };
                     insert_payment_row(conn, &paid, Some(show.organizer_id.as_str())).await?;
                 }
+                emit(
+                    conn,
+                    show.organizer_id.as_str(),
+                    EventKind::BookingConfirmed,
+                    booking.id.as_str(),
+                    serde_json::json!({ "booking": booking }),
+                    cmd.now,
+                )
+                .await?;
                 // Area rows last: the one row every standing sale of the show goes through is
                 // locked only from here to the commit.
                 for (area, quantity) in area_quantities(&hold.items) {
@@ -1180,15 +1189,6 @@ macro_rules! store_engine {
                         .execute(&mut *conn)
                         .await?;
                 }
-                emit(
-                    conn,
-                    show.organizer_id.as_str(),
-                    EventKind::BookingConfirmed,
-                    booking.id.as_str(),
-                    serde_json::json!({ "booking": booking }),
-                    cmd.now,
-                )
-                .await?;
                 finish(self, w, idem, booking, cmd.now).await
             }
 
@@ -1237,14 +1237,6 @@ macro_rules! store_engine {
                 let back = ledger::refund_transfers(&show.organizer_id, &booking.user_id, refund, booking.wallet_minor, refund_to);
                 post(conn, "booking_refunded", booking.id.as_str(), booking.total.currency.as_str(), &back, now).await?;
                 revoke_rewards(conn, booking.id.as_str(), now).await?;
-                for (area, quantity) in &per_area {
-                    sqlx::query("UPDATE show_areas SET sold = sold - $3 WHERE show_id = $1 AND area_id = $2")
-                        .bind(booking.show_id.to_string())
-                        .bind(area.clone())
-                        .bind(*quantity)
-                        .execute(&mut *conn)
-                        .await?;
-                }
                 let cancelled = Booking {
                     state: BookingState::Cancelled,
                     cancelled_at: Some(now),
@@ -1272,6 +1264,15 @@ macro_rules! store_engine {
                         now,
                     )
                     .await?;
+                }
+                // Area rows last (see the lock order).
+                for (area, quantity) in &per_area {
+                    sqlx::query("UPDATE show_areas SET sold = sold - $3 WHERE show_id = $1 AND area_id = $2")
+                        .bind(cancelled.show_id.to_string())
+                        .bind(area.clone())
+                        .bind(*quantity)
+                        .execute(&mut *conn)
+                        .await?;
                 }
                 let show_id = cancelled.show_id.clone();
                 let seats: Vec<String> = cancelled.tickets.iter().filter_map(|t| t.seat_id.as_ref().map(|s| s.to_string())).collect();
