@@ -34,7 +34,11 @@ pub struct ServerConfig {
     pub webhook_timeout: Duration,
     pub body_limit_bytes: usize,
     pub request_timeout: Duration,
-    /// How long a learned "taken" fact refuses holds in memory before the database is asked again.
+    /// How long a learned "taken" fact refuses holds in memory before the database is asked
+    /// again. Whatever frees a seat is announced and clears the facts of its show on every
+    /// instance, lapsed holds when the sweeper releases them; this window only bounds what an
+    /// announcement missed, so it is as long as the sweep interval by default. (At 1 s, a
+    /// sold-out hall sent every one of its seats back to the database once a second.)
     pub filter_fact_ms: i64,
     /// How old a seat map or show view served from memory may be.
     pub read_cache_ms: i64,
@@ -67,7 +71,7 @@ impl Default for ServerConfig {
             webhook_timeout: Duration::from_secs(10),
             body_limit_bytes: 1024 * 1024,
             request_timeout: Duration::from_secs(30),
-            filter_fact_ms: 1_000,
+            filter_fact_ms: 5_000,
             read_cache_ms: 250,
             session_cache_ms: 1_000,
             redis_url: None,

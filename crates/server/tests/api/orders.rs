@@ -440,7 +440,12 @@ async fn the_filter_refuses_known_taken_seats_for_a_moment_only(engine: Engine) 
     app.call(Method::POST, "/holds", Some(&bob.token), Some(body.clone()))
         .await
         .problem(409, "seat_unavailable");
-    app.clock.advance_ms(1_001);
+    let window = boxoffice_server::Config::default().filter_fact_ms;
+    app.clock.advance_ms(window - 1);
+    app.call(Method::POST, "/holds", Some(&bob.token), Some(body.clone()))
+        .await
+        .problem(409, "seat_unavailable");
+    app.clock.advance_ms(2);
     let granted = app
         .call(Method::POST, "/holds", Some(&bob.token), Some(body.clone()))
         .await;
