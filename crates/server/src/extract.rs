@@ -1,5 +1,6 @@
 //! Request extractors that turn bad input into problem documents: JSON bodies (unknown fields
-//! refused, the canonical form kept for idempotency fingerprints) and path ids.
+//! refused, the canonical form for idempotency fingerprints made on demand), path ids, and the
+//! waiting room's admission token.
 
 use crate::error::ApiError;
 use axum::body::Bytes;
@@ -132,7 +133,6 @@ mod tests {
 
     #[derive(serde::Deserialize, Debug)]
     #[serde(deny_unknown_fields)]
-    #[allow(dead_code)]
     struct Order {
         show_id: String,
         quantity: i64,
@@ -157,7 +157,10 @@ mod tests {
             .await
             .ok()
             .unwrap();
-        assert_eq!(read_back.value.quantity, 2);
+        assert_eq!(
+            (read_back.value.show_id.as_str(), read_back.value.quantity),
+            ("shw_1", 2)
+        );
         let reordered = read(r#"{"show_id":"shw_1","quantity":2}"#)
             .await
             .ok()
