@@ -134,7 +134,7 @@ impl BestAvailableHints {
 }
 
 macro_rules! store_engine {
-    ($store:ty, $db:ty, lock = $lock:literal, share = $share:literal, skip_locked = $skip_locked:literal) => {
+    ($store:ty, $db:ty, lock = $lock:literal, share = $share:literal, share_show = $share_show:literal, skip_locked = $skip_locked:literal) => {
         use $crate::engine::WriteTx;
         use $crate::rows::*;
         use $crate::{
@@ -168,32 +168,27 @@ macro_rules! store_engine {
             matches!(error, sqlx::Error::Database(db) if db.is_unique_violation())
         }
 
+        /// The show, its prices and its organizer's state (sales stop when suspended) in one
+        /// statement; `lock` is the engine's clause for taking the show's row.
+        async fn read_show(conn: &mut Conn, id: &str, lock: &str) -> StoreResult<Option<(Show, Option<String>)>> {
+            let sql = format!(
+                "SELECT {SHOW_COLUMNS}, (SELECT o.state FROM organizers o WHERE o.id = shows.organizer_id) AS organizer_state, \
+                 p.category AS price_category, p.amount_minor AS price_amount_minor, p.locked AS price_locked \
+                 FROM shows LEFT JOIN show_prices p ON p.show_id = shows.id WHERE shows.id = $1{lock}"
+            );
+            let rows: Vec<ShowWithPriceRow> = sqlx::query_as(AssertSqlSafe(sql)).bind(id.to_owned()).fetch_all(&mut *conn).await?;
+            show_from_rows(rows)
+        }
+
         async fn load_show(conn: &mut Conn, id: &str) -> StoreResult<Option<Show>> {
-            let sql = format!("SELECT {SHOW_COLUMNS} FROM shows WHERE id = $1");
-            let row: Option<ShowRow> = sqlx::query_as(AssertSqlSafe(sql))
-            .bind(id.to_owned())
-            .fetch_optional(&mut *conn)
-            .await?;
-            let Some(row) = row else { return Ok(None) };
-            let prices = load_prices(conn, std::slice::from_ref(&row.id)).await?;
-            let show_prices = prices.get(&row.id).cloned().unwrap_or_default();
-            Ok(Some(row.into_show(show_prices)?))
+            Ok(read_show(conn, id, "").await?.map(|(show, _)| show))
         }
 
         /// Takes the show's row shared (a cancellation or a waitlist round, which take it
         /// exclusively, wait for this transaction, or it sees theirs) and reads the show and its
         /// organizer's state with the same statement.
         async fn share_show(conn: &mut Conn, id: &str) -> StoreResult<Option<(Show, Option<String>)>> {
-            let sql = format!(
-                "SELECT {SHOW_COLUMNS}, (SELECT o.state FROM organizers o WHERE o.id = shows.organizer_id) AS organizer_state \
-                 FROM shows WHERE id = $1{}",
-                $share
-            );
-            let row: Option<SharedShowRow> = sqlx::query_as(AssertSqlSafe(sql)).bind(id.to_owned()).fetch_optional(&mut *conn).await?;
-            let Some(row) = row else { return Ok(None) };
-            let prices = load_prices(conn, std::slice::from_ref(&row.show.id)).await?;
-            let show_prices = prices.get(&row.show.id).cloned().unwrap_or_default();
-            Ok(Some((row.show.into_show(show_prices)?, row.organizer_state)))
+            read_show(conn, id, $share_show).await
         }
 
         /// The show's standing areas as a seat map shows them (held counts only live holds).

@@ -261,12 +261,37 @@ pub struct ShowRow {
     pub created_at: i64,
 }
 
-/// A show read under its shared lock, with its organizer's state (sales stop when suspended).
+/// One row of a show read together with its prices: the show, its organizer's state, and one
+/// of its prices (none, all null, for a show without prices).
 #[derive(sqlx::FromRow)]
-pub struct SharedShowRow {
+pub struct ShowWithPriceRow {
     #[sqlx(flatten)]
     pub show: ShowRow,
     pub organizer_state: Option<String>,
+    pub price_category: Option<String>,
+    pub price_amount_minor: Option<i64>,
+    pub price_locked: Option<bool>,
+}
+
+/// The show those rows tell with its organizer's state, its prices gathered; `None` when there
+/// were no rows.
+pub fn show_from_rows(
+    rows: Vec<ShowWithPriceRow>,
+) -> Result<Option<(Show, Option<String>)>, StoreError> {
+    let mut list = PriceList::default();
+    let mut first = None;
+    for row in rows {
+        if let (Some(category), Some(amount)) = (row.price_category, row.price_amount_minor) {
+            if row.price_locked.unwrap_or(false) {
+                list.locked.insert(category.clone());
+            }
+            list.prices.insert(category, amount);
+        }
+        first.get_or_insert((row.show, row.organizer_state));
+    }
+    first
+        .map(|(show, organizer_state)| Ok((show.into_show(list)?, organizer_state)))
+        .transpose()
 }
 
 #[derive(sqlx::FromRow)]

@@ -54,5 +54,6 @@ store_engine!(
     sqlx::Sqlite,
     lock = "",
     share = "",
+    share_show = "",
     skip_locked = ""
 );
