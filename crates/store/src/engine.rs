@@ -134,7 +134,7 @@ impl BestAvailableHints {
 }
 
 macro_rules! store_engine {
-    ($store:ty, $db:ty, lock = $lock:literal, share = $share:literal, share_show = $share_show:literal, skip_locked = $skip_locked:literal) => {
+    ($store:ty, $db:ty, lock = $lock:literal, share = $share:literal, skip_locked = $skip_locked:literal) => {
         use $crate::engine::WriteTx;
         use $crate::rows::*;
         use $crate::{
@@ -171,10 +171,12 @@ macro_rules! store_engine {
         /// The show, its prices and its organizer's state (sales stop when suspended) in one
         /// statement; `lock` is the engine's clause for taking the show's row.
         async fn read_show(conn: &mut Conn, id: &str, lock: &str) -> StoreResult<Option<(Show, Option<String>)>> {
+            // The lock inside, on the show's one row: the join gives a row per price, and a lock
+            // clause outside would lock the show once per price.
             let sql = format!(
-                "SELECT {SHOW_COLUMNS}, (SELECT o.state FROM organizers o WHERE o.id = shows.organizer_id) AS organizer_state, \
+                "SELECT s.*, (SELECT o.state FROM organizers o WHERE o.id = s.organizer_id) AS organizer_state, \
                  p.category AS price_category, p.amount_minor AS price_amount_minor, p.locked AS price_locked \
-                 FROM shows LEFT JOIN show_prices p ON p.show_id = shows.id WHERE shows.id = $1{lock}"
+                 FROM (SELECT {SHOW_COLUMNS} FROM shows WHERE id = $1{lock}) s LEFT JOIN show_prices p ON p.show_id = s.id"
             );
             let rows: Vec<ShowWithPriceRow> = sqlx::query_as(AssertSqlSafe(sql)).bind(id.to_owned()).fetch_all(&mut *conn).await?;
             show_from_rows(rows)
@@ -188,7 +190,7 @@ macro_rules! store_engine {
         /// exclusively, wait for this transaction, or it sees theirs) and reads the show and its
         /// organizer's state with the same statement.
         async fn share_show(conn: &mut Conn, id: &str) -> StoreResult<Option<(Show, Option<String>)>> {
-            read_show(conn, id, $share_show).await
+            read_show(conn, id, $share).await
         }
 
         /// The show's standing areas as a seat map shows them (held counts only live holds).

@@ -51,6 +51,5 @@ store_engine!(
     sqlx::Postgres,
     lock = " FOR UPDATE",
     share = " FOR SHARE",
-    share_show = " FOR SHARE OF shows",
     skip_locked = " FOR UPDATE SKIP LOCKED"
 );

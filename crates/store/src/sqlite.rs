@@ -54,6 +54,5 @@ store_engine!(
     sqlx::Sqlite,
     lock = "",
     share = "",
-    share_show = "",
     skip_locked = ""
 );
