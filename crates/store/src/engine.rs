@@ -223,11 +223,7 @@ macro_rules! store_engine {
                 query = query.bind(id.clone());
             }
             for row in query.fetch_all(&mut *conn).await? {
-                let list = by_show.entry(row.show_id).or_default();
-                if row.locked {
-                    list.locked.insert(row.category.clone());
-                }
-                list.prices.insert(row.category, row.amount_minor);
+                by_show.entry(row.show_id).or_default().add(row.category, row.amount_minor, row.locked);
             }
             Ok(by_show)
         }

@@ -282,10 +282,7 @@ pub fn show_from_rows(
     let mut first = None;
     for row in rows {
         if let (Some(category), Some(amount)) = (row.price_category, row.price_amount_minor) {
-            if row.price_locked.unwrap_or(false) {
-                list.locked.insert(category.clone());
-            }
-            list.prices.insert(category, amount);
+            list.add(category, amount, row.price_locked.unwrap_or(false));
         }
         first.get_or_insert((row.show, row.organizer_state));
     }
@@ -307,6 +304,16 @@ pub struct PriceRow {
 pub struct PriceList {
     pub prices: BTreeMap<String, i64>,
     pub locked: std::collections::BTreeSet<String>,
+}
+
+impl PriceList {
+    /// One category's price, as a `show_prices` row has it.
+    pub fn add(&mut self, category: String, amount_minor: i64, locked: bool) {
+        if locked {
+            self.locked.insert(category.clone());
+        }
+        self.prices.insert(category, amount_minor);
+    }
 }
 
 impl ShowRow {
