@@ -126,12 +126,19 @@ pub const ACCOUNTS_PER_CLIENT: usize = 4;
 
 struct Client {
     index: usize,
-    token: String,
+    /// The customers' tokens this client takes turns among, and whose turn it is.
+    accounts: Vec<String>,
+    turn: usize,
     ops: Vec<Op>,
     latencies: BTreeMap<&'static str, Latencies>,
 }
 
 impl Client {
+    /// The next customer's turn: a hold and what follows it are one customer's.
+    fn next_customer(&mut self) {
+        self.turn = (self.turn + 1) % self.accounts.len();
+    }
+
     async fn timed(
         &mut self,
         api: &Api,
@@ -142,7 +149,13 @@ impl Client {
     ) -> Op {
         let invoke_ms = now_ms();
         let answer = api
-            .call(self.index, method, path, Some(&self.token), body)
+            .call(
+                self.index,
+                method,
+                path,
+                Some(&self.accounts[self.turn]),
+                body,
+            )
             .await;
         let op = Op::from_answer(kind, invoke_ms, answer.as_ref());
         if let Some(answer) = &answer {
@@ -176,13 +189,10 @@ pub async fn run(api: &Api, options: &Options) -> anyhow::Result<Report> {
         let (api, sale, budget, accounts) =
             (api.clone(), sale.clone(), budget.clone(), accounts.to_vec());
         tasks.push(tokio::spawn(async move {
-            let mut client = Client { index, token: String::new(), ops: Vec::new(), latencies: BTreeMap::new() };
+            let mut client = Client { index, accounts, turn: 0, ops: Vec::new(), latencies: BTreeMap::new() };
             let mut rng = SmallRng::seed_from_u64(index as u64);
-            let mut turn = 0;
             while Instant::now() < deadline && budget.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |b| b.checked_sub(1)).is_ok() {
-                // The next customer's turn: a hold and what follows it are one customer's.
-                client.token.clone_from(&accounts[turn % accounts.len()]);
-                turn += 1;
+                client.next_customer();
                 let roll: f64 = rng.random();
                 let body = if roll < 0.5 && !sale.seat_ids.is_empty() {
                     let first = rng.random_range(0..sale.seat_ids.len());
