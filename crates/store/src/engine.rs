@@ -20,6 +20,98 @@ pub(crate) struct WriteTx<DB: Database> {
     pub _gate: Option<OwnedMutexGuard<()>>,
 }
 
+/// Writes whose results the transaction does not read back (inserts, unconditional updates),
+/// sent together when the caller runs them: on PostgreSQL as one statement, each write a
+/// data-modifying CTE (a booking's ten inserts and updates made ten round trips, each one a wait
+/// for the other side to be scheduled on a busy machine); on SQLite, which has no such CTEs and
+/// no round trips, one after another in the order they were added, so a row a foreign key needs
+/// must be added before the row that points at it. The CTEs of one statement run in no promised
+/// order, so rows whose order matters (outbox events, numbered by a sequence) go to one table
+/// through `insert`, which gathers consecutive rows into one `INSERT … VALUES`, in order.
+pub(crate) struct Writes<DB: Database> {
+    fused: bool,
+    statements: Vec<sqlx::QueryBuilder<DB>>,
+    count: usize,
+    /// The head of the insert the last rows went to, while it takes more rows.
+    open_insert: Option<String>,
+}
+
+impl<DB: Database> Writes<DB> {
+    pub(crate) fn new(fused: bool) -> Self {
+        Self {
+            fused,
+            statements: Vec::new(),
+            count: 0,
+            open_insert: None,
+        }
+    }
+
+    /// Adds one write: `write` pushes its whole text and binds (no `RETURNING`).
+    pub(crate) fn add(&mut self, write: impl FnOnce(&mut sqlx::QueryBuilder<DB>)) {
+        write(self.start());
+    }
+
+    /// Adds a row to `head` (`INSERT INTO table (columns)`): `row` binds its values. Rows added
+    /// one after another to the same head are one insert, in the order they were added.
+    pub(crate) fn insert(
+        &mut self,
+        head: &str,
+        row: impl FnOnce(&mut sqlx::query_builder::Separated<'_, DB, &'static str>),
+    ) {
+        let statement = if self.open_insert.as_deref() == Some(head) {
+            let statement = self.last();
+            statement.push(", (");
+            statement
+        } else {
+            let statement = self.start();
+            statement.push(head).push(" VALUES (");
+            statement
+        };
+        row(&mut statement.separated(", "));
+        statement.push(")");
+        self.open_insert = Some(head.to_owned());
+    }
+
+    /// The statements to execute, in order.
+    pub(crate) fn into_statements(mut self) -> Vec<sqlx::QueryBuilder<DB>> {
+        self.finish_write();
+        if self.fused
+            && let Some(statement) = self.statements.first_mut()
+        {
+            // Data-modifying CTEs run whether or not the main query reads them.
+            statement.push(" SELECT 1");
+        }
+        self.statements
+    }
+
+    /// Ends the write before and begins the next; returns where its text goes.
+    fn start(&mut self) -> &mut sqlx::QueryBuilder<DB> {
+        self.finish_write();
+        self.count += 1;
+        if !self.fused {
+            self.statements.push(sqlx::QueryBuilder::new(""));
+        } else if self.statements.is_empty() {
+            self.statements
+                .push(sqlx::QueryBuilder::new("WITH w1 AS ("));
+        } else {
+            let n = self.count;
+            self.statements[0].push(format_args!(", w{n} AS ("));
+        }
+        self.last()
+    }
+
+    fn finish_write(&mut self) {
+        self.open_insert = None;
+        if self.fused && self.count > 0 {
+            self.last().push(")");
+        }
+    }
+
+    fn last(&mut self) -> &mut sqlx::QueryBuilder<DB> {
+        self.statements.last_mut().expect("a write was started")
+    }
+}
+
 /// Where best-available starts reading a show's category: the first row that had a free seat
 /// when this process last looked (rows before it were full). A seat freed in front of it is
 /// found again as soon as this process frees it, or once the hint is `HINT_LIFETIME` old (seats
@@ -134,8 +226,18 @@ impl BestAvailableHints {
 }
 
 macro_rules! store_engine {
-    ($store:ty, $db:ty, lock = $lock:literal, share = $share:literal, skip_locked = $skip_locked:literal) => {
-        use $crate::engine::WriteTx;
+    ($store:ty, $db:ty, lock = $lock:literal, share = $share:literal, skip_locked = $skip_locked:literal, fuse_writes = $fuse_writes:literal) => {
+        use $crate::engine::{WriteTx, Writes};
+
+        /// Whether `Writes` go as one statement on this engine.
+        const FUSE_WRITES: bool = $fuse_writes;
+
+        async fn run_writes(conn: &mut Conn, writes: Writes<$db>) -> StoreResult<()> {
+            for mut statement in writes.into_statements() {
+                statement.build().execute(&mut *conn).await?;
+            }
+            Ok(())
+        }
         use $crate::rows::*;
         use $crate::{
             ConfirmHold, CreateHold, ExpiredHold, IdempotencyKey, Outcome, SalesSummary, SavedResponse, ShowFilter, ShowQuery, ShowSort, Store,
@@ -264,14 +366,16 @@ macro_rules! store_engine {
 
         /// Where the customer stands on the show, in one statement: live holds, the deadlines of
         /// holds that ran out within the anti-hoarding window (released holds were given back,
-        /// so they do not count), and tickets held or booked.
+        /// so they do not count), and tickets held or booked. The states are named in one `IN`
+        /// so the customer's index is the way in: with `state = 'active' OR …` PostgreSQL read
+        /// every active hold of every customer (15,000 in a flash sale) to find this one's.
         async fn customer_standing(conn: &mut Conn, user_id: &str, show_id: &str, now: Timestamp) -> StoreResult<CustomerStanding> {
             let window = now.plus_minutes(-hold::LAPSE_WINDOW_MINUTES).unix_ms();
             let rows: Vec<(String, i64, i64)> = sqlx::query_as(
                 "SELECT h.state, h.expires_at, \
                  CAST(COALESCE((SELECT SUM(hi.quantity) FROM hold_items hi WHERE hi.hold_id = h.id), 0) AS BIGINT) \
-                 FROM holds h WHERE h.user_id = $1 AND h.show_id = $2 \
-                 AND (h.state = 'active' OR (h.state = 'expired' AND h.expires_at > $3)) \
+                 FROM holds h WHERE h.user_id = $1 AND h.show_id = $2 AND h.state IN ('active', 'expired') \
+                 AND (h.state = 'active' OR h.expires_at > $3) \
                  UNION ALL \
                  SELECT 'booked', 0, CAST(COUNT(*) AS BIGINT) FROM tickets t JOIN bookings b ON b.id = t.booking_id \
                  WHERE b.user_id = $1 AND b.show_id = $2 AND b.state = 'confirmed'",
@@ -621,42 +725,45 @@ macro_rules! store_engine {
         }
 
         async fn insert_hold_rows(conn: &mut Conn, hold: &Hold, promo_id: Option<&str>) -> StoreResult<()> {
-            sqlx::query(
-                "INSERT INTO holds (id, show_id, user_id, state, total_minor, currency, created_at, expires_at, \
-                 promo_id, promo_code, discount_minor, points_redeemed) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-            )
-            .bind(hold.id.to_string())
-            .bind(hold.show_id.to_string())
-            .bind(hold.user_id.to_string())
-            .bind(hold.state.as_str())
-            .bind(hold.total.amount_minor)
-            .bind(hold.total.currency.to_string())
-            .bind(hold.created_at.unix_ms())
-            .bind(hold.expires_at.unix_ms())
-            .bind(promo_id.map(str::to_owned))
-            .bind(hold.promo_code.clone())
-            .bind(hold.discount_minor)
-            .bind(hold.points_redeemed)
-            .execute(&mut *conn)
-            .await?;
-            let mut items = sqlx::QueryBuilder::<$db>::new(
-                "INSERT INTO hold_items (hold_id, position, show_id, seat_id, area_id, label, category, quantity, unit_price_minor) ",
-            );
-            items.push_values(hold.items.iter().enumerate(), |mut row, (position, item)| {
+            let mut writes = Writes::<$db>::new(FUSE_WRITES);
+            hold_rows_into(&mut writes, hold, promo_id);
+            run_writes(conn, writes).await
+        }
+
+        /// The hold's row and its items, as the caller's `writes`.
+        fn hold_rows_into(writes: &mut Writes<$db>, hold: &Hold, promo_id: Option<&str>) {
+            writes.insert("INSERT INTO holds (id, show_id, user_id, state, total_minor, currency, created_at, expires_at, \
+                     promo_id, promo_code, discount_minor, points_redeemed)", |row| {
                 row.push_bind(hold.id.to_string())
-                    .push_bind(position as i64)
                     .push_bind(hold.show_id.to_string())
-                    .push_bind(item.seat_id.as_ref().map(|s| s.to_string()))
-                    .push_bind(item.area_id.as_ref().map(|a| a.to_string()))
-                    .push_bind(item.label.clone())
-                    .push_bind(item.category.clone())
-                    .push_bind(item.quantity)
-                    .push_bind(item.unit_price_minor);
+                    .push_bind(hold.user_id.to_string())
+                    .push_bind(hold.state.as_str())
+                    .push_bind(hold.total.amount_minor)
+                    .push_bind(hold.total.currency.to_string())
+                    .push_bind(hold.created_at.unix_ms())
+                    .push_bind(hold.expires_at.unix_ms())
+                    .push_bind(promo_id.map(str::to_owned))
+                    .push_bind(hold.promo_code.clone())
+                    .push_bind(hold.discount_minor)
+                    .push_bind(hold.points_redeemed);
             });
-            if !hold.items.is_empty() {
-                items.build().execute(&mut *conn).await?;
+            if hold.items.is_empty() {
+                return;
             }
-            Ok(())
+            writes.add(|sql| {
+                sql.push("INSERT INTO hold_items (hold_id, position, show_id, seat_id, area_id, label, category, quantity, unit_price_minor) ")
+                    .push_values(hold.items.iter().enumerate(), |mut row, (position, item)| {
+                        row.push_bind(hold.id.to_string())
+                            .push_bind(position as i64)
+                            .push_bind(hold.show_id.to_string())
+                            .push_bind(item.seat_id.as_ref().map(|s| s.to_string()))
+                            .push_bind(item.area_id.as_ref().map(|a| a.to_string()))
+                            .push_bind(item.label.clone())
+                            .push_bind(item.category.clone())
+                            .push_bind(item.quantity)
+                            .push_bind(item.unit_price_minor);
+                    });
+            });
         }
 
         /// Records the answer under the key, in the caller's transaction. `false` means another
@@ -1112,46 +1219,47 @@ macro_rules! store_engine {
                     created_at: cmd.now,
                     cancelled_at: None,
                 };
-                sqlx::query(
-                    "INSERT INTO bookings (id, hold_id, show_id, user_id, state, total_minor, currency, payment_reference, \
-                     created_at, cancelled_at, wallet_minor) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULL, $10)",
-                )
-                .bind(booking.id.to_string())
-                .bind(booking.hold_id.to_string())
-                .bind(booking.show_id.to_string())
-                .bind(booking.user_id.to_string())
-                .bind(booking.state.as_str())
-                .bind(booking.total.amount_minor)
-                .bind(booking.total.currency.to_string())
-                .bind(booking.payment_reference.clone())
-                .bind(booking.created_at.unix_ms())
-                .bind(booking.wallet_minor)
-                .execute(&mut *conn)
-                .await?;
                 if !(0..=booking.total.amount_minor).contains(&cmd.wallet_minor) {
                     return Err(DomainError::invalid("payment.wallet_minor", "must be between 0 and the total").into());
                 }
-                let paid = ledger::payment_transfers(&show.organizer_id, &booking.user_id, booking.total.amount_minor, cmd.wallet_minor);
-                post(conn, "booking_paid", booking.id.as_str(), booking.total.currency.as_str(), &paid, cmd.now).await?;
-                let mut tickets = sqlx::QueryBuilder::<$db>::new(
-                    "INSERT INTO tickets (id, booking_id, position, seat_id, area_id, label, category, price_minor, code) ",
-                );
-                tickets.push_values(booking.tickets.iter().enumerate(), |mut row, (position, ticket)| {
-                    row.push_bind(ticket.id.to_string())
-                        .push_bind(booking.id.to_string())
-                        .push_bind(position as i64)
-                        .push_bind(ticket.seat_id.as_ref().map(|s| s.to_string()))
-                        .push_bind(ticket.area_id.as_ref().map(|a| a.to_string()))
-                        .push_bind(ticket.label.clone())
-                        .push_bind(ticket.category.clone())
-                        .push_bind(ticket.price_minor)
-                        .push_bind(ticket.code.clone());
+                // The rest is written together (one statement on PostgreSQL), rows pointed at first.
+                let mut writes = Writes::<$db>::new(FUSE_WRITES);
+                writes.insert("INSERT INTO bookings (id, hold_id, show_id, user_id, state, total_minor, currency, payment_reference, \
+                         created_at, cancelled_at, wallet_minor)", |row| {
+                    row.push_bind(booking.id.to_string())
+                        .push_bind(booking.hold_id.to_string())
+                        .push_bind(booking.show_id.to_string())
+                        .push_bind(booking.user_id.to_string())
+                        .push_bind(booking.state.as_str())
+                        .push_bind(booking.total.amount_minor)
+                        .push_bind(booking.total.currency.to_string())
+                        .push_bind(booking.payment_reference.clone())
+                        .push_bind(booking.created_at.unix_ms())
+                        .push_bind(None::<i64>)
+                        .push_bind(booking.wallet_minor);
                 });
+                let paid = ledger::payment_transfers(&show.organizer_id, &booking.user_id, booking.total.amount_minor, cmd.wallet_minor);
+                post_into(conn, &mut writes, "booking_paid", booking.id.as_str(), booking.total.currency.as_str(), &paid, cmd.now).await?;
                 if !booking.tickets.is_empty() {
-                    tickets.build().execute(&mut *conn).await?;
+                    writes.add(|sql| {
+                        sql.push("INSERT INTO tickets (id, booking_id, position, seat_id, area_id, label, category, price_minor, code) ")
+                            .push_values(booking.tickets.iter().enumerate(), |mut row, (position, ticket)| {
+                                row.push_bind(ticket.id.to_string())
+                                    .push_bind(booking.id.to_string())
+                                    .push_bind(position as i64)
+                                    .push_bind(ticket.seat_id.as_ref().map(|s| s.to_string()))
+                                    .push_bind(ticket.area_id.as_ref().map(|a| a.to_string()))
+                                    .push_bind(ticket.label.clone())
+                                    .push_bind(ticket.category.clone())
+                                    .push_bind(ticket.price_minor)
+                                    .push_bind(ticket.code.clone());
+                            });
+                    });
                 }
-                reward_booking(conn, &booking, &hold, &show, cmd.scratch_draw, cmd.now).await?;
+                reward_booking(&mut writes, &booking, &hold, &show, cmd.scratch_draw, cmd.now)?;
                 if let Some(payment) = &cmd.payment_id {
+                    // The payment row points at the booking, which must be written first.
+                    run_writes(conn, std::mem::replace(&mut writes, Writes::new(FUSE_WRITES))).await?;
                     settle_payment(conn, payment, &booking.id, cmd.now).await?;
                 }
                 if let Some(payment) = &cmd.new_payment {
@@ -1161,27 +1269,37 @@ macro_rules! store_engine {
                         updated_at: cmd.now,
                         ..payment.clone()
                     };
-                    insert_payment_row(conn, &paid, Some(show.organizer_id.as_str())).await?;
+                    if paid.idempotency_key.is_some() {
+                        // Its own statement, so a second payment under the key is told apart.
+                        run_writes(conn, std::mem::replace(&mut writes, Writes::new(FUSE_WRITES))).await?;
+                        insert_payment_row(conn, &paid, Some(show.organizer_id.as_str())).await?;
+                    } else {
+                        payment_rows_into(&mut writes, &paid, show.organizer_id.as_str());
+                    }
                 }
-                emit(
-                    conn,
+                emit_into(
+                    &mut writes,
                     show.organizer_id.as_str(),
                     EventKind::BookingConfirmed,
                     booking.id.as_str(),
                     serde_json::json!({ "booking": booking }),
                     cmd.now,
-                )
-                .await?;
+                );
                 // Area rows last: the one row every standing sale of the show goes through is
                 // locked only from here to the commit.
                 for (area, quantity) in area_quantities(&hold.items) {
-                    sqlx::query("UPDATE show_areas SET sold = sold + $3, held = held - $3 WHERE show_id = $1 AND area_id = $2")
-                        .bind(hold.show_id.to_string())
-                        .bind(area.to_owned())
-                        .bind(quantity)
-                        .execute(&mut *conn)
-                        .await?;
+                    writes.add(|sql| {
+                        sql.push("UPDATE show_areas SET sold = sold + ")
+                            .push_bind(quantity)
+                            .push(", held = held - ")
+                            .push_bind(quantity)
+                            .push(" WHERE show_id = ")
+                            .push_bind(hold.show_id.to_string())
+                            .push(" AND area_id = ")
+                            .push_bind(area.to_owned());
+                    });
                 }
+                run_writes(conn, writes).await?;
                 finish(self, w, idem, booking, cmd.now).await
             }
 
@@ -2188,3 +2306,76 @@ macro_rules! store_engine {
 }
 
 pub(crate) use store_engine;
+
+#[cfg(test)]
+mod tests {
+    use super::Writes;
+
+    const EVENTS: &str = "INSERT INTO outbox (id, kind)";
+
+    fn three_writes<DB: sqlx::Database>(writes: &mut Writes<DB>)
+    where
+        for<'a> &'a str: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    {
+        writes.insert(EVENTS, |row| {
+            row.push_bind("e1").push_bind("paid");
+        });
+        writes.insert(EVENTS, |row| {
+            row.push_bind("e2").push_bind("booked");
+        });
+        writes.add(|sql| {
+            sql.push("UPDATE show_areas SET sold = sold + 1 WHERE area_id = ")
+                .push_bind("floor");
+        });
+        writes.insert(EVENTS, |row| {
+            row.push_bind("e3").push_bind("sold_out");
+        });
+    }
+
+    #[test]
+    fn fused_writes_are_one_statement_and_rows_in_a_row_one_insert_in_order() {
+        let mut writes = Writes::<sqlx::Postgres>::new(true);
+        three_writes(&mut writes);
+        let statements = writes.into_statements();
+        assert_eq!(statements.len(), 1);
+        assert_eq!(
+            statements[0].sql().as_str(),
+            "WITH w1 AS (INSERT INTO outbox (id, kind) VALUES ($1, $2), ($3, $4)), \
+             w2 AS (UPDATE show_areas SET sold = sold + 1 WHERE area_id = $5), \
+             w3 AS (INSERT INTO outbox (id, kind) VALUES ($6, $7)) SELECT 1"
+        );
+    }
+
+    #[test]
+    fn unfused_writes_are_statements_in_the_order_added() {
+        let mut writes = Writes::<sqlx::Sqlite>::new(false);
+        three_writes(&mut writes);
+        let sql: Vec<String> = writes
+            .into_statements()
+            .iter()
+            .map(|s| s.sql().as_str().to_owned())
+            .collect();
+        assert_eq!(
+            sql,
+            [
+                "INSERT INTO outbox (id, kind) VALUES (?, ?), (?, ?)",
+                "UPDATE show_areas SET sold = sold + 1 WHERE area_id = ?",
+                "INSERT INTO outbox (id, kind) VALUES (?, ?)",
+            ]
+        );
+    }
+
+    #[test]
+    fn no_writes_are_no_statements() {
+        assert!(
+            Writes::<sqlx::Postgres>::new(true)
+                .into_statements()
+                .is_empty()
+        );
+        assert!(
+            Writes::<sqlx::Sqlite>::new(false)
+                .into_statements()
+                .is_empty()
+        );
+    }
+}

@@ -50,45 +50,67 @@ macro_rules! ledger_engine {
             transfers: &[Transfer],
             now: Timestamp,
         ) -> StoreResult<()> {
+            let mut writes = Writes::<$db>::new(FUSE_WRITES);
+            post_into(conn, &mut writes, kind, reference, currency, transfers, now).await?;
+            run_writes(conn, writes).await
+        }
+
+        /// `post`, its rows added to the caller's `writes`; a wallet it takes from is locked and
+        /// checked at once (its account row is written first, so there is a row to lock).
+        async fn post_into(
+            conn: &mut Conn,
+            writes: &mut Writes<$db>,
+            kind: &str,
+            reference: &str,
+            currency: &str,
+            transfers: &[Transfer],
+            now: Timestamp,
+        ) -> StoreResult<()> {
             let entries = ledger::entries(transfers, currency)?;
             if entries.is_empty() {
                 return Ok(());
             }
-            let mut accounts: Vec<&str> = entries.iter().map(|e| e.account.as_str()).collect();
+            let mut accounts: Vec<String> = entries.iter().map(|e| e.account.clone()).collect();
             accounts.sort();
             accounts.dedup();
-            let mut known = sqlx::QueryBuilder::<$db>::new("INSERT INTO ledger_accounts (id, created_at) ");
-            known.push_values(&accounts, |mut row, account| {
-                row.push_bind(account.to_string()).push_bind(now.unix_ms());
+            let debited: Vec<(&String, i64)> = accounts
+                .iter()
+                .map(|account| (account, entries.iter().filter(|e| e.account == *account).map(|e| e.amount_minor).sum::<i64>()))
+                .filter(|(account, change)| ledger::Account::is_wallet(account) && *change < 0)
+                .collect();
+            let mut known = Writes::<$db>::new(FUSE_WRITES);
+            let opened = if debited.is_empty() { &mut *writes } else { &mut known };
+            opened.add(|sql| {
+                sql.push("INSERT INTO ledger_accounts (id, created_at) ")
+                    .push_values(&accounts, |mut row, account| {
+                        row.push_bind(account.clone()).push_bind(now.unix_ms());
+                    })
+                    .push(" ON CONFLICT (id) DO NOTHING");
             });
-            known.push(" ON CONFLICT (id) DO NOTHING");
-            known.build().execute(&mut *conn).await?;
-            for account in &accounts {
-                let change: i64 = entries.iter().filter(|e| e.account == *account).map(|e| e.amount_minor).sum();
-                if ledger::Account::is_wallet(account) && change < 0 {
-                    sqlx::query(concat!("SELECT id FROM ledger_accounts WHERE id = $1", $lock))
-                        .bind(account.to_string())
-                        .execute(&mut *conn)
-                        .await?;
-                    if account_balance(conn, account).await? + change < 0 {
-                        return Err(DomainError::PaymentDeclined("there is not enough in your wallet".into()).into());
-                    }
+            run_writes(conn, known).await?;
+            for (account, change) in debited {
+                sqlx::query(concat!("SELECT id FROM ledger_accounts WHERE id = $1", $lock))
+                    .bind(account.clone())
+                    .execute(&mut *conn)
+                    .await?;
+                if account_balance(conn, account).await? + change < 0 {
+                    return Err(DomainError::PaymentDeclined("there is not enough in your wallet".into()).into());
                 }
             }
             let id = format!("ltx_{}", uuid::Uuid::now_v7().simple());
-            sqlx::query("INSERT INTO ledger_transactions (id, kind, reference, currency, created_at) VALUES ($1, $2, $3, $4, $5)")
-                .bind(id.clone())
-                .bind(kind.to_owned())
-                .bind(reference.to_owned())
-                .bind(currency.to_owned())
-                .bind(now.unix_ms())
-                .execute(&mut *conn)
-                .await?;
-            let mut rows = sqlx::QueryBuilder::<$db>::new("INSERT INTO ledger_entries (transaction_id, position, account_id, amount_minor) ");
-            rows.push_values(entries.iter().enumerate(), |mut row, (position, entry)| {
-                row.push_bind(id.clone()).push_bind(position as i64).push_bind(entry.account.clone()).push_bind(entry.amount_minor);
+            writes.insert("INSERT INTO ledger_transactions (id, kind, reference, currency, created_at)", |row| {
+                row.push_bind(id.clone())
+                    .push_bind(kind.to_owned())
+                    .push_bind(reference.to_owned())
+                    .push_bind(currency.to_owned())
+                    .push_bind(now.unix_ms());
             });
-            rows.build().execute(&mut *conn).await?;
+            writes.add(|sql| {
+                sql.push("INSERT INTO ledger_entries (transaction_id, position, account_id, amount_minor) ")
+                    .push_values(entries.iter().enumerate(), |mut row, (position, entry)| {
+                        row.push_bind(id.clone()).push_bind(position as i64).push_bind(entry.account.clone()).push_bind(entry.amount_minor);
+                    });
+            });
             Ok(())
         }
 

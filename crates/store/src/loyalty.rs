@@ -40,27 +40,32 @@ macro_rules! loyalty_engine {
         }
 
         async fn add_points(conn: &mut Conn, user_id: &str, kind: PointsKind, points: i64, booking_id: &str, now: Timestamp) -> StoreResult<()> {
-            if points == 0 {
-                return Ok(());
-            }
-            sqlx::query("INSERT INTO loyalty_entries (user_id, kind, points, booking_id, created_at) VALUES ($1, $2, $3, $4, $5)")
-                .bind(user_id.to_owned())
-                .bind(kind.as_str())
-                .bind(points)
-                .bind(booking_id.to_owned())
-                .bind(now.unix_ms())
-                .execute(&mut *conn)
-                .await?;
-            Ok(())
+            let mut writes = Writes::<$db>::new(FUSE_WRITES);
+            add_points_into(&mut writes, user_id, kind, points, booking_id, now);
+            run_writes(conn, writes).await
         }
 
-        /// The rewards of a booking just confirmed: points per ticket, the spending of the points
-        /// its hold kept aside, and (for a group) a scratch card drawn at `draw`.
-        async fn reward_booking(conn: &mut Conn, booking: &Booking, hold: &Hold, show: &Show, draw: f64, now: Timestamp) -> StoreResult<()> {
+        fn add_points_into(writes: &mut Writes<$db>, user_id: &str, kind: PointsKind, points: i64, booking_id: &str, now: Timestamp) {
+            if points == 0 {
+                return;
+            }
+            writes.insert("INSERT INTO loyalty_entries (user_id, kind, points, booking_id, created_at)", |row| {
+                row.push_bind(user_id.to_owned())
+                    .push_bind(kind.as_str())
+                    .push_bind(points)
+                    .push_bind(booking_id.to_owned())
+                    .push_bind(now.unix_ms());
+            });
+        }
+
+        /// The rewards of a booking just confirmed, as the caller's `writes`: points per ticket,
+        /// the spending of the points its hold kept aside, and (for a group) a scratch card drawn
+        /// at `draw`.
+        fn reward_booking(writes: &mut Writes<$db>, booking: &Booking, hold: &Hold, show: &Show, draw: f64, now: Timestamp) -> StoreResult<()> {
             let user = booking.user_id.as_str();
             let tickets = booking.tickets.len() as i64;
-            add_points(conn, user, PointsKind::Earned, loyalty::points_for(tickets), booking.id.as_str(), now).await?;
-            add_points(conn, user, PointsKind::Redeemed, -hold.points_redeemed, booking.id.as_str(), now).await?;
+            add_points_into(writes, user, PointsKind::Earned, loyalty::points_for(tickets), booking.id.as_str(), now);
+            add_points_into(writes, user, PointsKind::Redeemed, -hold.points_redeemed, booking.id.as_str(), now);
             if tickets < loyalty::SCRATCH_CARD_TICKETS {
                 return Ok(());
             }
@@ -77,19 +82,21 @@ macro_rules! loyalty_engine {
                 _ => {
                     let code = format!("WIN-{tail}");
                     let promo = PromoId::generate();
-                    sqlx::query(
-                        "INSERT INTO promo_codes (id, organizer_id, code, event_id, show_id, discount_kind, discount_value, \
-                         valid_from, valid_until, max_uses, max_uses_per_customer, created_at) \
-                         VALUES ($1, $2, $3, NULL, NULL, 'percent', $4, $5, $6, 1, 1, $5)",
-                    )
-                    .bind(promo.to_string())
-                    .bind(show.organizer_id.to_string())
-                    .bind(code.clone())
-                    .bind(loyalty::PRIZE_CODE_PERCENT)
-                    .bind(now.unix_ms())
-                    .bind(now.plus_minutes(loyalty::PRIZE_CODE_DAYS * 24 * 60).unix_ms())
-                    .execute(&mut *conn)
-                    .await?;
+                    writes.insert("INSERT INTO promo_codes (id, organizer_id, code, event_id, show_id, discount_kind, discount_value, \
+                             valid_from, valid_until, max_uses, max_uses_per_customer, created_at)", |row| {
+                        row.push_bind(promo.to_string())
+                            .push_bind(show.organizer_id.to_string())
+                            .push_bind(code.clone())
+                            .push_bind(None::<String>)
+                            .push_bind(None::<String>)
+                            .push_bind("percent")
+                            .push_bind(loyalty::PRIZE_CODE_PERCENT)
+                            .push_bind(now.unix_ms())
+                            .push_bind(now.plus_minutes(loyalty::PRIZE_CODE_DAYS * 24 * 60).unix_ms())
+                            .push_bind(1_i64)
+                            .push_bind(1_i64)
+                            .push_bind(now.unix_ms());
+                    });
                     promo_id = Some(promo.to_string());
                     Prize::DiscountCode { code, percent: loyalty::PRIZE_CODE_PERCENT }
                 }
@@ -99,20 +106,18 @@ macro_rules! loyalty_engine {
                 Prize::AddOn { .. } => "add_on",
                 Prize::DiscountCode { .. } => "discount_code",
             };
-            sqlx::query(
-                "INSERT INTO scratch_cards (id, booking_id, user_id, show_id, prize_kind, prize, state, promo_id, drawn_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, 'hidden', $7, $8)",
-            )
-            .bind(id.to_string())
-            .bind(booking.id.to_string())
-            .bind(user.to_owned())
-            .bind(booking.show_id.to_string())
-            .bind(kind)
-            .bind(serde_json::to_string(&prize).map_err(|e| StoreError::Corrupt(e.to_string()))?)
-            .bind(promo_id)
-            .bind(now.unix_ms())
-            .execute(&mut *conn)
-            .await?;
+            let prize = serde_json::to_string(&prize).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            writes.insert("INSERT INTO scratch_cards (id, booking_id, user_id, show_id, prize_kind, prize, state, promo_id, drawn_at)", |row| {
+                row.push_bind(id.to_string())
+                    .push_bind(booking.id.to_string())
+                    .push_bind(user.to_owned())
+                    .push_bind(booking.show_id.to_string())
+                    .push_bind(kind)
+                    .push_bind(prize.clone())
+                    .push_bind("hidden")
+                    .push_bind(promo_id.clone())
+                    .push_bind(now.unix_ms());
+            });
             Ok(())
         }
 

@@ -95,21 +95,33 @@ macro_rules! outbox_engine {
             data: serde_json::Value,
             now: Timestamp,
         ) -> StoreResult<()> {
+            let mut writes = Writes::<$db>::new(FUSE_WRITES);
+            emit_into(&mut writes, organizer_id, kind, subject, data, now);
+            run_writes(conn, writes).await
+        }
+
+        /// `emit`, as one of the caller's `writes`.
+        fn emit_into(
+            writes: &mut Writes<$db>,
+            organizer_id: &str,
+            kind: EventKind,
+            subject: &str,
+            data: serde_json::Value,
+            now: Timestamp,
+        ) {
             let id = MessageId::generate();
             let body = serde_json::json!({
                 "id": id, "type": kind.as_str(), "created_at": now, "organizer_id": organizer_id, "data": data,
             })
             .to_string();
-            sqlx::query("INSERT INTO outbox (id, organizer_id, kind, subject, body, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
-                .bind(id.to_string())
-                .bind(organizer_id.to_owned())
-                .bind(kind.as_str())
-                .bind(subject.to_owned())
-                .bind(body)
-                .bind(now.unix_ms())
-                .execute(&mut *conn)
-                .await?;
-            Ok(())
+            writes.insert("INSERT INTO outbox (id, organizer_id, kind, subject, body, created_at)", |row| {
+                row.push_bind(id.to_string())
+                    .push_bind(organizer_id.to_owned())
+                    .push_bind(kind.as_str())
+                    .push_bind(subject.to_owned())
+                    .push_bind(body)
+                    .push_bind(now.unix_ms());
+            });
         }
 
         /// The organizer a show belongs to, for events about it and its bookings and holds.

@@ -93,36 +93,47 @@ macro_rules! payments_engine {
         /// Records a payment (and its outbox event when it is already decided) in the caller's
         /// transaction; `organizer` as for `emit_payment`.
         async fn insert_payment_row(conn: &mut Conn, payment: &Payment, organizer: Option<&str>) -> StoreResult<()> {
-            let sql = format!(
-                "INSERT INTO payments ({PAYMENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
-            );
-            sqlx::query(AssertSqlSafe(sql))
-                .bind(payment.id.to_string())
-                .bind(payment.hold_id.to_string())
-                .bind(payment.user_id.to_string())
-                .bind(payment.show_id.to_string())
-                .bind(payment.amount.amount_minor)
-                .bind(payment.wallet_minor)
-                .bind(payment.amount.currency.to_string())
-                .bind(payment.method.clone())
-                .bind(payment.card_last4.clone())
-                .bind(payment.state.as_str())
-                .bind(payment.provider_reference.clone())
-                .bind(payment.booking_id.as_ref().map(|b| b.to_string()))
-                .bind(payment.failure_reason.clone())
-                .bind(payment.idempotency_key.clone())
-                .bind(payment.created_at.unix_ms())
-                .bind(payment.updated_at.unix_ms())
-                .execute(&mut *conn)
-                .await
-                .map_err(|e| {
-                    if is_unique_violation(&e) {
-                        StoreError::from(DomainError::Conflict("a payment with this Idempotency-Key is under way".into()))
-                    } else {
-                        e.into()
-                    }
-                })?;
-            emit_payment(conn, payment, organizer, payment.updated_at).await
+            let organizer = match (organizer, payment_event(payment.state)) {
+                (Some(organizer), _) => organizer.to_owned(),
+                (None, Some(_)) => organizer_of_show(conn, payment.show_id.as_str()).await?,
+                // No event to address.
+                (None, None) => String::new(),
+            };
+            let mut writes = Writes::<$db>::new(FUSE_WRITES);
+            payment_rows_into(&mut writes, payment, &organizer);
+            run_writes(conn, writes).await.map_err(|e| match e {
+                StoreError::Database(e) if is_unique_violation(&e) => {
+                    StoreError::from(DomainError::Conflict("a payment with this Idempotency-Key is under way".into()))
+                }
+                e => e,
+            })
+        }
+
+        /// A payment and its outbox event (when it is already decided), as the caller's `writes`.
+        /// A second payment under one Idempotency-Key fails the whole statement: `insert_payment_row`
+        /// tells it apart.
+        fn payment_rows_into(writes: &mut Writes<$db>, payment: &Payment, organizer: &str) {
+            writes.insert(&format!("INSERT INTO payments ({PAYMENT_COLUMNS})"), |row| {
+                row.push_bind(payment.id.to_string())
+                    .push_bind(payment.hold_id.to_string())
+                    .push_bind(payment.user_id.to_string())
+                    .push_bind(payment.show_id.to_string())
+                    .push_bind(payment.amount.amount_minor)
+                    .push_bind(payment.wallet_minor)
+                    .push_bind(payment.amount.currency.to_string())
+                    .push_bind(payment.method.clone())
+                    .push_bind(payment.card_last4.clone())
+                    .push_bind(payment.state.as_str())
+                    .push_bind(payment.provider_reference.clone())
+                    .push_bind(payment.booking_id.as_ref().map(|b| b.to_string()))
+                    .push_bind(payment.failure_reason.clone())
+                    .push_bind(payment.idempotency_key.clone())
+                    .push_bind(payment.created_at.unix_ms())
+                    .push_bind(payment.updated_at.unix_ms());
+            });
+            if let Some(kind) = payment_event(payment.state) {
+                emit_into(writes, organizer, kind, payment.id.as_str(), serde_json::json!({ "payment": payment }), payment.updated_at);
+            }
         }
 
         /// Marks a payment succeeded with its booking, inside the booking's transaction.

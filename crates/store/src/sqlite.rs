@@ -54,5 +54,6 @@ store_engine!(
     sqlx::Sqlite,
     lock = "",
     share = "",
-    skip_locked = ""
+    skip_locked = "",
+    fuse_writes = false
 );

@@ -1577,8 +1577,121 @@ async fn told_events_are_ticked_off_by_kind_and_subject(engine: Engine) {
     assert_eq!(untold().await, expected);
 }
 
+/// A card booking's rows are written together (one statement on PostgreSQL): every one of them
+/// lands, the payment's event comes before the booking's, and a refused booking writes none.
+async fn a_card_booking_writes_everything_and_its_events_in_order(engine: Engine) {
+    use boxoffice_core::outbox::EventKind;
+    use boxoffice_core::payment::PaymentState;
+    let f = Fixture::new(engine).await;
+    let alice = f.customer("alice@example.com").await;
+    let card_booking = |hold: &Hold, key: Option<&str>, wallet_minor: i64| {
+        let payment = boxoffice_store::Payment {
+            id: PaymentId::generate(),
+            hold_id: hold.id.clone(),
+            user_id: alice.clone(),
+            show_id: hold.show_id.clone(),
+            amount: hold.total.clone(),
+            wallet_minor: 0,
+            method: "card".into(),
+            card_last4: "4242".into(),
+            state: PaymentState::Processing,
+            provider_reference: format!("ref-{}", hold.id),
+            booking_id: None,
+            failure_reason: None,
+            idempotency_key: key.map(str::to_owned),
+            created_at: f.now,
+            updated_at: f.now,
+        };
+        (payment, wallet_minor)
+    };
+    let sign =
+        |claims: &boxoffice_core::ticket::TicketClaims| format!("signed:{}", claims.ticket_id);
+    let confirm =
+        |hold: &Hold, payment: &boxoffice_store::Payment, wallet_minor: i64| ConfirmHold {
+            scratch_draw: 0.5,
+            payment_id: None,
+            new_payment: Some(payment.clone()),
+            wallet_minor,
+            booking_id: BookingId::generate(),
+            hold_id: hold.id.clone(),
+            user_id: alice.clone(),
+            payment_reference: "card ending 4242".into(),
+            now: f.now,
+            sign_ticket: &sign,
+        };
+
+    // Refused (more from the wallet than the total): nothing is written.
+    let hold = f.seats(&alice, &["A1", "A2"], f.now).await.unwrap();
+    let (payment, _) = card_booking(&hold, None, 0);
+    let refused = f
+        .store
+        .confirm_hold(confirm(&hold, &payment, hold.total.amount_minor + 1), None)
+        .await;
+    assert!(matches!(domain(refused), DomainError::Validation(_)));
+    assert!(
+        f.store
+            .messages_of(&f.tenant.id, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(f.store.payment(&payment.id).await.unwrap(), None);
+
+    // Without a key (written with the rest) and with one (a statement of its own).
+    let mut expected = Vec::new();
+    for (labels, key) in [(["A1", "A2"], None), (["A3", "A4"], Some("key-1"))] {
+        let hold = if labels[0] == "A1" {
+            hold.clone()
+        } else {
+            f.seats(&alice, &labels, f.now).await.unwrap()
+        };
+        let (payment, wallet_minor) = card_booking(&hold, key, 0);
+        let Outcome::Done(booking) = f
+            .store
+            .confirm_hold(confirm(&hold, &payment, wallet_minor), None)
+            .await
+            .unwrap()
+        else {
+            panic!("no key was given to the booking");
+        };
+        assert_eq!(booking.tickets.len(), 2);
+        let stored = f
+            .store
+            .booking(&booking.id)
+            .await
+            .unwrap()
+            .expect("the booking is stored");
+        assert_eq!(stored.tickets.len(), 2, "its tickets are stored");
+        let paid = f
+            .store
+            .payment(&payment.id)
+            .await
+            .unwrap()
+            .expect("the payment is stored");
+        assert_eq!(
+            (paid.state, paid.booking_id.clone()),
+            (PaymentState::Succeeded, Some(booking.id.clone()))
+        );
+        for label in labels {
+            assert_eq!(f.state_of(label, f.now).await, SeatState::Sold);
+        }
+        expected.push((EventKind::PaymentSucceeded, payment.id.to_string()));
+        expected.push((EventKind::BookingConfirmed, booking.id.to_string()));
+    }
+    let written: Vec<(EventKind, String)> = f
+        .store
+        .messages_of(&f.tenant.id, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| (m.kind, m.subject))
+        .collect();
+    assert_eq!(written, expected);
+}
+
 conformance!(
     events_are_written_with_their_changes_and_delivered_in_order,
+    a_card_booking_writes_everything_and_its_events_in_order,
     accounts_are_unique_by_email,
     layouts_and_shows_round_trip,
     holds_are_all_or_nothing,
