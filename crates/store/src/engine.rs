@@ -271,28 +271,38 @@ macro_rules! store_engine {
         }
 
         /// The show, its prices and its organizer's state (sales stop when suspended) in one
-        /// statement; `lock` is the engine's clause for taking the show's row.
-        async fn read_show(conn: &mut Conn, id: &str, lock: &str) -> StoreResult<Option<(Show, Option<String>)>> {
-            // The lock inside, on the show's one row: the join gives a row per price, and a lock
+        /// statement; `lock` is the engine's clause for taking the show's row, and `customer`'s
+        /// user row is locked too when given (after the show's: the subquery reads the locked
+        /// show row, so it runs above the show's lock).
+        async fn read_show(conn: &mut Conn, id: &str, lock: &str, customer: Option<&str>) -> StoreResult<Option<(Show, Option<String>)>> {
+            // The show's lock inside, on its one row: the join gives a row per price, and a lock
             // clause outside would lock the show once per price.
+            let customer_lock = if customer.is_some() {
+                concat!(", (SELECT u.id FROM users u WHERE u.id = $2 AND s.id IS NOT NULL", $lock, ") AS locked_customer")
+            } else {
+                ""
+            };
             let sql = format!(
                 "SELECT s.*, (SELECT o.state FROM organizers o WHERE o.id = s.organizer_id) AS organizer_state, \
-                 p.category AS price_category, p.amount_minor AS price_amount_minor, p.locked AS price_locked \
+                 p.category AS price_category, p.amount_minor AS price_amount_minor, p.locked AS price_locked{customer_lock} \
                  FROM (SELECT {SHOW_COLUMNS} FROM shows WHERE id = $1{lock}) s LEFT JOIN show_prices p ON p.show_id = s.id"
             );
-            let rows: Vec<ShowWithPriceRow> = sqlx::query_as(AssertSqlSafe(sql)).bind(id.to_owned()).fetch_all(&mut *conn).await?;
-            show_from_rows(rows)
+            let mut query = sqlx::query_as::<_, ShowWithPriceRow>(AssertSqlSafe(sql)).bind(id.to_owned());
+            if let Some(customer) = customer {
+                query = query.bind(customer.to_owned());
+            }
+            show_from_rows(query.fetch_all(&mut *conn).await?)
         }
 
         async fn load_show(conn: &mut Conn, id: &str) -> StoreResult<Option<Show>> {
-            Ok(read_show(conn, id, "").await?.map(|(show, _)| show))
+            Ok(read_show(conn, id, "", None).await?.map(|(show, _)| show))
         }
 
         /// Takes the show's row shared (a cancellation or a waitlist round, which take it
         /// exclusively, wait for this transaction, or it sees theirs) and reads the show and its
         /// organizer's state with the same statement.
         async fn share_show(conn: &mut Conn, id: &str) -> StoreResult<Option<(Show, Option<String>)>> {
-            read_show(conn, id, $share).await
+            read_show(conn, id, $share, None).await
         }
 
         /// The show's standing areas as a seat map shows them (held counts only live holds).
@@ -1089,16 +1099,16 @@ macro_rules! store_engine {
             async fn try_create_hold(&self, cmd: &CreateHold, chosen: Option<&[SeatId]>, idem: Option<&IdempotencyKey>) -> StoreResult<Outcome<Hold>> {
                 let mut w = self.begin_write().await?;
                 let conn = &mut *w.tx;
-                let (show, organizer_state) = share_show(conn, cmd.show_id.as_str()).await?.ok_or(DomainError::NotFound("show"))?;
+                // One customer's holds run one at a time, so two tabs cannot both pass the limit:
+                // the customer's row is locked with the show's read, and what the customer holds
+                // is read by the next statement, which sees whatever the other tab committed.
+                let (show, organizer_state) = read_show(conn, cmd.show_id.as_str(), $share, Some(cmd.user_id.as_str()))
+                    .await?
+                    .ok_or(DomainError::NotFound("show"))?;
                 show.check_on_sale(cmd.now)?;
                 if organizer_state.as_deref() != Some("active") {
                     return Err(DomainError::NotOnSale("this organizer's sales are suspended".into()).into());
                 }
-                // One customer's holds run one at a time, so two tabs cannot both pass the limit.
-                sqlx::query(concat!("SELECT id FROM users WHERE id = $1", $lock))
-                    .bind(cmd.user_id.to_string())
-                    .execute(&mut *conn)
-                    .await?;
                 let standing = customer_standing(conn, cmd.user_id.as_str(), show.id.as_str(), cmd.now).await?;
                 hold::check_hoarding(standing.active, &standing.lapsed, cmd.now)?;
                 show.check_ticket_limits(cmd.request.quantity(), standing.tickets)?;

@@ -836,6 +836,37 @@ async fn racing_claims_sell_each_seat_once(engine: Engine) {
     );
 }
 
+/// Anti-hoarding under a race: one customer's holds on a show, sent all at once on different
+/// seats (tabs, scripts), get one live hold; the others are refused and hold nothing.
+async fn a_customers_racing_holds_get_one(engine: Engine) {
+    let f = Arc::new(Fixture::new(engine).await);
+    let alice = f.customer("alice@example.com").await;
+    let labels: [&'static str; 6] = ["A1", "A2", "A3", "A4", "A5", "B1"];
+    let racers: Vec<_> = labels
+        .into_iter()
+        .map(|label| {
+            let (f, alice) = (f.clone(), alice.clone());
+            tokio::spawn(async move { f.seats(&alice, &[label], f.now).await })
+        })
+        .collect();
+    let mut granted = 0;
+    for racer in racers {
+        match racer.await.unwrap() {
+            Ok(_) => granted += 1,
+            Err(e) => assert!(matches!(domain(Err::<(), _>(e)), DomainError::Conflict(_))),
+        }
+    }
+    assert_eq!(granted, 1, "one live hold per customer and show");
+    let held = f
+        .map(f.now)
+        .await
+        .seats
+        .iter()
+        .filter(|s| s.state == SeatState::Held)
+        .count();
+    assert_eq!(held, 1, "the refused holds hold nothing");
+}
+
 async fn racing_general_admission_stays_within_capacity(engine: Engine) {
     let f = Arc::new(Fixture::new(engine).await);
     let mut racers = Vec::new();
@@ -1706,6 +1737,7 @@ conformance!(
     availability_counts_what_the_seat_map_shows,
     idempotent_commands_happen_once,
     racing_claims_sell_each_seat_once,
+    a_customers_racing_holds_get_one,
     racing_general_admission_stays_within_capacity,
     general_admission_paths_racing_keep_the_counters,
     secrets_are_created_once,
