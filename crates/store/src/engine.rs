@@ -421,8 +421,11 @@ macro_rules! store_engine {
             Taken,
         }
 
-        /// Locks the named seats in seat-id order and claims them for the hold if every one is
-        /// free at `now` (a seat whose hold has expired counts as free).
+        /// Claims the named seats for the hold if every one is free at `now`, in one statement:
+        /// the seats are locked in seat-id order (the subquery), and the update takes those that
+        /// are free (the SQL form of `SeatState::effective`: a seat whose hold ran out is free).
+        /// Fewer rows back than seats asked for means no: the caller's transaction is rolled
+        /// back, and only then are the seats read again to say which were unknown or taken.
         async fn claim_seats(
             conn: &mut Conn,
             show: &Show,
@@ -434,74 +437,75 @@ macro_rules! store_engine {
         ) -> StoreResult<Vec<HoldItem>> {
             let mut ids: Vec<String> = seat_ids.iter().map(|s| s.to_string()).collect();
             ids.sort();
-            // The seat's label and category come with the locking read (scalar subqueries: only
+            // The seat's label and category come back with the claim (scalar subqueries: only
             // the show's seat rows are locked, not the venue's, which every show shares).
             let sql = format!(
-                "SELECT ss.seat_id, ss.state, ss.held_until, \
-                 (SELECT s.label FROM seats s WHERE s.id = ss.seat_id) AS label, \
-                 (SELECT s.category FROM seats s WHERE s.id = ss.seat_id) AS category \
-                 FROM show_seats ss WHERE ss.show_id = $1 AND ss.seat_id IN ({}) ORDER BY ss.seat_id{}",
-                placeholders(2, ids.len()),
+                "UPDATE show_seats SET state = 'held', hold_id = $1, held_until = $2, booking_id = NULL \
+                 WHERE show_id = $3 AND (state = 'free' OR (state = 'held' AND (held_until IS NULL OR held_until <= $4))) \
+                 AND seat_id IN (SELECT seat_id FROM show_seats WHERE show_id = $3 AND seat_id IN ({}) ORDER BY seat_id{}) \
+                 RETURNING seat_id, \
+                 (SELECT s.label FROM seats s WHERE s.id = show_seats.seat_id) AS label, \
+                 (SELECT s.category FROM seats s WHERE s.id = show_seats.seat_id) AS category",
+                placeholders(5, ids.len()),
                 if busy == Busy::Taken { $skip_locked } else { $lock }
             );
-            let mut query = sqlx::query_as::<_, ClaimRow>(AssertSqlSafe(sql)).bind(show.id.to_string());
-            for id in &ids {
-                query = query.bind(id.clone());
-            }
-            let rows = query.fetch_all(&mut *conn).await?;
-            if busy == Busy::Taken && rows.len() != ids.len() {
-                let locked = ids.iter().filter(|id| !rows.iter().any(|r| &r.seat_id == *id)).cloned().collect();
-                return Err(DomainError::SeatUnavailable { seat_ids: locked }.into());
-            }
-            if rows.len() != ids.len() {
-                let found: Vec<&str> = rows.iter().map(|r| r.seat_id.as_str()).collect();
-                let unknown = seat_ids
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, id)| !found.contains(&id.as_str()))
-                    .map(|(i, _)| FieldError::new(format!("seat_ids.{i}"), "is not a seat of this show"))
-                    .collect();
-                return Err(DomainError::Validation(unknown).into());
-            }
-            let taken: Vec<String> = rows
-                .iter()
-                .filter(|r| SeatState::effective(&r.state, r.held_until.map(Timestamp::from_unix_ms), now) != SeatState::Free)
-                .map(|r| r.seat_id.clone())
-                .collect();
-            if !taken.is_empty() {
-                return Err(DomainError::SeatUnavailable { seat_ids: taken }.into());
-            }
-            let sql = format!(
-                "UPDATE show_seats SET state = 'held', hold_id = $1, held_until = $2, booking_id = NULL \
-                 WHERE show_id = $3 AND seat_id IN ({})",
-                placeholders(4, ids.len())
-            );
-            let mut update = sqlx::query(AssertSqlSafe(sql))
+            let mut claim = sqlx::query_as::<_, (String, String, String)>(AssertSqlSafe(sql))
                 .bind(hold_id.to_string())
                 .bind(until.unix_ms())
-                .bind(show.id.to_string());
+                .bind(show.id.to_string())
+                .bind(now.unix_ms());
             for id in &ids {
-                update = update.bind(id.clone());
+                claim = claim.bind(id.clone());
             }
-            let claimed = update.execute(&mut *conn).await?.rows_affected();
-            if claimed != ids.len() as u64 {
-                return Err(StoreError::Corrupt(format!("claimed {claimed} of {} locked seats", ids.len())));
+            let claimed = claim.fetch_all(&mut *conn).await?;
+            if claimed.len() != ids.len() {
+                return Err(refused_claim(conn, show, seat_ids, &claimed).await);
             }
-            let info: BTreeMap<&str, &ClaimRow> = rows.iter().map(|r| (r.seat_id.as_str(), r)).collect();
+            let info: BTreeMap<&str, (&str, &str)> =
+                claimed.iter().map(|(id, label, category)| (id.as_str(), (label.as_str(), category.as_str()))).collect();
             seat_ids
                 .iter()
                 .map(|id| {
-                    let seat = info.get(id.as_str()).ok_or_else(|| StoreError::Corrupt(format!("seat {id} vanished")))?;
+                    let (label, category) = info.get(id.as_str()).ok_or_else(|| StoreError::Corrupt(format!("seat {id} vanished")))?;
                     Ok(HoldItem {
                         seat_id: Some(id.clone()),
                         area_id: None,
-                        label: seat.label.clone(),
-                        category: seat.category.clone(),
+                        label: label.to_string(),
+                        category: category.to_string(),
                         quantity: 1,
-                        unit_price_minor: show.price_of(&seat.category)?,
+                        unit_price_minor: show.price_of(category)?,
                     })
                 })
                 .collect()
+        }
+
+        /// Why a claim got fewer seats than it asked for: seats the show does not have, else
+        /// the ones it did not get (held, sold, blocked, or locked by a faster claim).
+        async fn refused_claim(conn: &mut Conn, show: &Show, seat_ids: &[SeatId], claimed: &[(String, String, String)]) -> StoreError {
+            let sql = format!("SELECT seat_id FROM show_seats WHERE show_id = $1 AND seat_id IN ({})", placeholders(2, seat_ids.len()));
+            let mut query = sqlx::query_scalar::<_, String>(AssertSqlSafe(sql)).bind(show.id.to_string());
+            for id in seat_ids {
+                query = query.bind(id.to_string());
+            }
+            let known = match query.fetch_all(&mut *conn).await {
+                Ok(known) => known,
+                Err(e) => return e.into(),
+            };
+            let unknown: Vec<FieldError> = seat_ids
+                .iter()
+                .enumerate()
+                .filter(|(_, id)| !known.iter().any(|k| k == id.as_str()))
+                .map(|(i, _)| FieldError::new(format!("seat_ids.{i}"), "is not a seat of this show"))
+                .collect();
+            if !unknown.is_empty() {
+                return DomainError::Validation(unknown).into();
+            }
+            let taken = seat_ids
+                .iter()
+                .filter(|id| !claimed.iter().any(|(c, _, _)| c == id.as_str()))
+                .map(|id| id.to_string())
+                .collect();
+            DomainError::SeatUnavailable { seat_ids: taken }.into()
         }
 
         /// What best-available is asked for: `quantity` seats of `category`, side by side unless

@@ -417,15 +417,6 @@ pub struct CustomerStanding {
 }
 
 #[derive(sqlx::FromRow)]
-pub struct ClaimRow {
-    pub seat_id: String,
-    pub state: String,
-    pub held_until: Option<i64>,
-    pub label: String,
-    pub category: String,
-}
-
-#[derive(sqlx::FromRow)]
 pub struct CandidateRow {
     pub id: String,
     pub row_rank: i64,
