@@ -275,9 +275,9 @@ pub async fn pay(
         return answer_for(existing);
     }
     let now = app.clock.now();
-    let hold = app
+    let (hold, in_progress) = app
         .store
-        .hold(&hold_id)
+        .hold_to_pay(&hold_id)
         .await?
         .ok_or(DomainError::NotFound("hold"))?;
     // Check the hold before charging, so a dead hold is never paid for.
@@ -305,7 +305,6 @@ pub async fn pay(
     }
     let card_minor = hold.total.amount_minor - wallet_minor;
     let card_amount = Money::new(card_minor, hold.total.currency.clone());
-    let in_progress = app.store.payments_of_hold(&hold_id).await?;
     if let Some(open) = in_progress.iter().find(|p| {
         matches!(
             p.state,

@@ -411,6 +411,19 @@ macro_rules! store_engine {
             Ok(standing)
         }
 
+        /// The front-most row (rank) of these seats; `None` for no seats.
+        async fn first_row_of(conn: &mut Conn, seat_ids: &[String]) -> StoreResult<Option<i64>> {
+            if seat_ids.is_empty() {
+                return Ok(None);
+            }
+            let sql = format!("SELECT MIN(row_rank) FROM seats WHERE id IN ({})", placeholders(1, seat_ids.len()));
+            let mut query = sqlx::query_scalar::<_, Option<i64>>(AssertSqlSafe(sql));
+            for id in seat_ids {
+                query = query.bind(id.clone());
+            }
+            Ok(query.fetch_one(&mut *conn).await?)
+        }
+
         /// How a claim treats a seat that another transaction has locked.
         #[derive(Clone, Copy, PartialEq)]
         enum Busy {
@@ -1087,12 +1100,16 @@ macro_rules! store_engine {
                 if seat_ids.is_empty() {
                     return;
                 }
-                let sql = format!("SELECT MIN(row_rank) FROM seats WHERE id IN ({})", placeholders(1, seat_ids.len()));
-                let mut query = sqlx::query_scalar::<_, Option<i64>>(AssertSqlSafe(sql));
-                for id in seat_ids {
-                    query = query.bind(id.clone());
-                }
-                match query.fetch_one(&self.pool).await {
+                let rank = match self.pool.acquire().await {
+                    Ok(mut conn) => first_row_of(&mut *conn, seat_ids).await,
+                    Err(e) => Err(e.into()),
+                };
+                self.hint_freed(show, rank);
+            }
+
+            /// `seats_freed` with the row read in the caller's transaction.
+            fn hint_freed(&self, show: &str, first_row: StoreResult<Option<i64>>) {
+                match first_row {
                     Ok(Some(rank)) => self.best_hints.freed(show, rank),
                     Ok(None) => {}
                     // Only a hint: without the rank, picks read the show from the front.
@@ -2145,7 +2162,7 @@ macro_rules! store_engine {
                     return Err(DomainError::HoldAlreadyBooked.into());
                 }
                 sqlx::query(concat!("SELECT id FROM shows WHERE id = $1", $share)).bind(hold.show_id.to_string()).execute(&mut *conn).await?;
-                let (_, returns) = retire_holds(conn, std::slice::from_ref(&id.to_string()), "released").await?;
+                let (retired, returns) = retire_holds(conn, std::slice::from_ref(&id.to_string()), "released").await?;
                 sqlx::query(
                     "UPDATE show_seats SET state = 'free', hold_id = NULL, held_until = NULL \
                      WHERE hold_id = $1 AND state = 'held'",
@@ -2154,11 +2171,15 @@ macro_rules! store_engine {
                 .execute(&mut *conn)
                 .await?;
                 give_back(conn, returns).await?;
-                let released = load_hold(conn, id.as_str()).await?.ok_or(DomainError::NotFound("hold"))?;
-                w.tx.commit().await?;
                 let seats: Vec<String> = hold.items.iter().filter_map(|i| i.seat_id.as_ref().map(|s| s.to_string())).collect();
-                self.seats_freed(hold.show_id.as_str(), &seats).await;
-                Ok(released.as_of(now))
+                let first_row = first_row_of(conn, &seats).await;
+                w.tx.commit().await?;
+                if !seats.is_empty() {
+                    self.hint_freed(hold.show_id.as_str(), first_row);
+                }
+                // Released now, or already over (expired, released before) as it was read.
+                let state = if retired.is_empty() { hold.state } else { HoldState::Released };
+                Ok(Hold { state, ..hold }.as_of(now))
             }
 
             async fn set_area_capacity(&self, show: &ShowId, area: &AreaId, capacity: i64, now: Timestamp) -> StoreResult<()> {

@@ -462,6 +462,9 @@ pub trait PaymentStore: Send + Sync {
     async fn payment_by_key(&self, user: &UserId, key: &str) -> StoreResult<Option<Payment>>;
     /// Every payment tried for a hold, oldest first.
     async fn payments_of_hold(&self, hold: &HoldId) -> StoreResult<Vec<Payment>>;
+    /// The hold and every payment tried for it, read on one connection: what paying for it
+    /// checks first (each call of its own costs a connection's checkout and its ping back).
+    async fn hold_to_pay(&self, hold: &HoldId) -> StoreResult<Option<(Hold, Vec<Payment>)>>;
     /// Moves a payment that is in one of `from` to `to`, with its outbox event; `None` when it
     /// was not in `from` (a repeated or late outcome changes nothing).
     async fn move_payment(

@@ -70,6 +70,12 @@ macro_rules! payments_engine {
             row.map(payment_of).transpose()
         }
 
+        async fn load_payments_of_hold(conn: &mut Conn, hold: &str) -> StoreResult<Vec<Payment>> {
+            let sql = format!("SELECT {PAYMENT_COLUMNS} FROM payments WHERE hold_id = $1 ORDER BY id");
+            let rows: Vec<PaymentRow> = sqlx::query_as(AssertSqlSafe(sql)).bind(hold.to_owned()).fetch_all(&mut *conn).await?;
+            rows.into_iter().map(payment_of).collect()
+        }
+
         /// The outbox event for a payment reaching `state`, if that is news to the organizer.
         fn payment_event(state: PaymentState) -> Option<EventKind> {
             match state {
@@ -180,12 +186,14 @@ macro_rules! payments_engine {
             }
 
             async fn payments_of_hold(&self, hold: &HoldId) -> StoreResult<Vec<Payment>> {
-                let sql = format!("SELECT {PAYMENT_COLUMNS} FROM payments WHERE hold_id = $1 ORDER BY id");
-                let rows: Vec<PaymentRow> = sqlx::query_as(AssertSqlSafe(sql))
-                    .bind(hold.to_string())
-                    .fetch_all(&self.pool)
-                    .await?;
-                rows.into_iter().map(payment_of).collect()
+                let mut conn = self.pool.acquire().await?;
+                load_payments_of_hold(&mut *conn, hold.as_str()).await
+            }
+
+            async fn hold_to_pay(&self, hold: &HoldId) -> StoreResult<Option<(Hold, Vec<Payment>)>> {
+                let mut conn = self.pool.acquire().await?;
+                let Some(found) = load_hold(&mut *conn, hold.as_str()).await? else { return Ok(None) };
+                Ok(Some((found, load_payments_of_hold(&mut *conn, hold.as_str()).await?)))
             }
 
             async fn payment_by_reference(&self, reference: &str) -> StoreResult<Option<Payment>> {
