@@ -55,5 +55,6 @@ store_engine!(
     lock = "",
     share = "",
     skip_locked = "",
-    fuse_writes = false
+    fuse_writes = false,
+    refresh_statistics = false
 );

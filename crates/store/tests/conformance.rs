@@ -1749,3 +1749,37 @@ conformance!(
     general_admission_counters_follow_every_path,
     told_events_are_ticked_off_by_kind_and_subject,
 );
+
+/// PostgreSQL only (SQLite keeps no statistics unless asked): a new venue's seats and a new
+/// show's seats are in the planner's statistics as soon as they are written. A flash sale starts
+/// at once, and plans made from the statistics of before (a table without those rows) read a
+/// whole show per claim until autovacuum came by.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_knows_a_new_shows_seats_at_once() {
+    use sqlx::Connection;
+    let f = Fixture::new(Engine::Postgres).await;
+    let mut conn = sqlx::PgConnection::connect(&f._db.url).await.unwrap();
+    for table in ["seats", "show_seats"] {
+        let analyzed: Option<bool> = sqlx::query_scalar(
+            "SELECT COALESCE(last_analyze, last_autoanalyze) IS NOT NULL FROM pg_stat_user_tables WHERE relname = $1",
+        )
+        .bind(table)
+        .fetch_optional(&mut conn)
+        .await
+        .unwrap();
+        assert_eq!(
+            analyzed,
+            Some(true),
+            "{table} was analyzed after the bulk write"
+        );
+        let counted: f32 = sqlx::query_scalar("SELECT reltuples FROM pg_class WHERE relname = $1")
+            .bind(table)
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        assert!(
+            counted >= f.venue.seats.len() as f32,
+            "{table}: the statistics count {counted} rows"
+        );
+    }
+}
