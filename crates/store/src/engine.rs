@@ -367,6 +367,32 @@ macro_rules! store_engine {
             row.into_booking(tickets)
         }
 
+        /// Bookings with their tickets: one read of the tickets for the whole page.
+        async fn load_bookings(conn: &mut Conn, rows: Vec<BookingRow>) -> StoreResult<Vec<Booking>> {
+            if rows.is_empty() {
+                return Ok(Vec::new());
+            }
+            let sql = format!(
+                "SELECT booking_id, id, seat_id, area_id, label, category, price_minor, code FROM tickets \
+                 WHERE booking_id IN ({}) ORDER BY booking_id, position",
+                placeholders(1, rows.len())
+            );
+            let mut query = sqlx::query_as::<_, BookingTicketRow>(AssertSqlSafe(sql));
+            for row in &rows {
+                query = query.bind(row.id.clone());
+            }
+            let mut tickets: BTreeMap<String, Vec<TicketRow>> = BTreeMap::new();
+            for row in query.fetch_all(&mut *conn).await? {
+                tickets.entry(row.booking_id).or_default().push(row.ticket);
+            }
+            rows.into_iter()
+                .map(|row| {
+                    let of_booking = tickets.remove(&row.id).unwrap_or_default();
+                    row.into_booking(of_booking)
+                })
+                .collect()
+        }
+
         async fn load_booking_by_id(conn: &mut Conn, id: &str) -> StoreResult<Option<Booking>> {
             let sql = format!("SELECT {BOOKING_COLUMNS} FROM bookings WHERE id = $1");
             let row: Option<BookingRow> = sqlx::query_as(AssertSqlSafe(sql)).bind(id.to_owned()).fetch_optional(&mut *conn).await?;
@@ -2341,11 +2367,7 @@ macro_rules! store_engine {
                     .bind(limit)
                     .fetch_all(&mut *conn)
                     .await?;
-                let mut bookings = Vec::with_capacity(rows.len());
-                for row in rows {
-                    bookings.push(load_booking(&mut *conn, row).await?);
-                }
-                Ok(bookings)
+                load_bookings(&mut *conn, rows).await
             }
 
             async fn cancel_booking(

@@ -550,6 +550,14 @@ pub struct TicketRow {
     pub code: String,
 }
 
+/// A ticket read with the booking it belongs to (several bookings' tickets in one read).
+#[derive(sqlx::FromRow)]
+pub struct BookingTicketRow {
+    pub booking_id: String,
+    #[sqlx(flatten)]
+    pub ticket: TicketRow,
+}
+
 impl From<TicketRow> for Ticket {
     fn from(row: TicketRow) -> Self {
         Ticket {

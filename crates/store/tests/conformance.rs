@@ -1670,6 +1670,7 @@ async fn a_card_booking_writes_everything_and_its_events_in_order(engine: Engine
 
     // Without a key (written with the rest) and with one (a statement of its own).
     let mut expected = Vec::new();
+    let mut booked = Vec::new();
     for (labels, key) in [(["A1", "A2"], None), (["A3", "A4"], Some("key-1"))] {
         let hold = if labels[0] == "A1" {
             hold.clone()
@@ -1708,7 +1709,10 @@ async fn a_card_booking_writes_everything_and_its_events_in_order(engine: Engine
         }
         expected.push((EventKind::PaymentSucceeded, payment.id.to_string()));
         expected.push((EventKind::BookingConfirmed, booking.id.to_string()));
+        booked.push(booking);
     }
+    // Listed with each one's own tickets, in order (the page's tickets are read at once).
+    assert_eq!(f.store.bookings_of(&alice, None, 10).await.unwrap(), booked);
     let written: Vec<(EventKind, String)> = f
         .store
         .messages_of(&f.tenant.id, 10)
