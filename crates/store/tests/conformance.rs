@@ -1615,25 +1615,22 @@ async fn a_card_booking_writes_everything_and_its_events_in_order(engine: Engine
     use boxoffice_core::payment::PaymentState;
     let f = Fixture::new(engine).await;
     let alice = f.customer("alice@example.com").await;
-    let card_booking = |hold: &Hold, key: Option<&str>, wallet_minor: i64| {
-        let payment = boxoffice_store::Payment {
-            id: PaymentId::generate(),
-            hold_id: hold.id.clone(),
-            user_id: alice.clone(),
-            show_id: hold.show_id.clone(),
-            amount: hold.total.clone(),
-            wallet_minor: 0,
-            method: "card".into(),
-            card_last4: "4242".into(),
-            state: PaymentState::Processing,
-            provider_reference: format!("ref-{}", hold.id),
-            booking_id: None,
-            failure_reason: None,
-            idempotency_key: key.map(str::to_owned),
-            created_at: f.now,
-            updated_at: f.now,
-        };
-        (payment, wallet_minor)
+    let card_payment = |hold: &Hold, key: Option<&str>| boxoffice_store::Payment {
+        id: PaymentId::generate(),
+        hold_id: hold.id.clone(),
+        user_id: alice.clone(),
+        show_id: hold.show_id.clone(),
+        amount: hold.total.clone(),
+        wallet_minor: 0,
+        method: "card".into(),
+        card_last4: "4242".into(),
+        state: PaymentState::Processing,
+        provider_reference: format!("ref-{}", hold.id),
+        booking_id: None,
+        failure_reason: None,
+        idempotency_key: key.map(str::to_owned),
+        created_at: f.now,
+        updated_at: f.now,
     };
     let sign =
         |claims: &boxoffice_core::ticket::TicketClaims| format!("signed:{}", claims.ticket_id);
@@ -1653,7 +1650,7 @@ async fn a_card_booking_writes_everything_and_its_events_in_order(engine: Engine
 
     // Refused (more from the wallet than the total): nothing is written.
     let hold = f.seats(&alice, &["A1", "A2"], f.now).await.unwrap();
-    let (payment, _) = card_booking(&hold, None, 0);
+    let payment = card_payment(&hold, None);
     let refused = f
         .store
         .confirm_hold(confirm(&hold, &payment, hold.total.amount_minor + 1), None)
@@ -1677,10 +1674,10 @@ async fn a_card_booking_writes_everything_and_its_events_in_order(engine: Engine
         } else {
             f.seats(&alice, &labels, f.now).await.unwrap()
         };
-        let (payment, wallet_minor) = card_booking(&hold, key, 0);
+        let payment = card_payment(&hold, key);
         let Outcome::Done(booking) = f
             .store
-            .confirm_hold(confirm(&hold, &payment, wallet_minor), None)
+            .confirm_hold(confirm(&hold, &payment, 0), None)
             .await
             .unwrap()
         else {
