@@ -34,19 +34,6 @@ pub(crate) struct Writes<DB: Database> {
     count: usize,
     /// The head of the insert the last rows went to, while it takes more rows.
     open_insert: Option<String>,
-    /// The writes whose row counts the caller reads back (by number of write, from 1).
-    counted: Vec<usize>,
-}
-
-/// Which counted write a count belongs to: its place among the counted writes of its `Writes`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Counted(usize);
-
-impl Counted {
-    /// The rows this write changed, from what `run_writes` returned.
-    pub(crate) fn of(self, counts: &[u64]) -> u64 {
-        counts[self.0]
-    }
 }
 
 impl<DB: Database> Writes<DB> {
@@ -56,29 +43,7 @@ impl<DB: Database> Writes<DB> {
             statements: Vec::new(),
             count: 0,
             open_insert: None,
-            counted: Vec::new(),
         }
-    }
-
-    /// Adds a conditional write (an `UPDATE … WHERE`) whose number of changed rows the caller
-    /// checks after the run: `write` pushes its whole text and binds, without `RETURNING`.
-    pub(crate) fn add_counted(
-        &mut self,
-        write: impl FnOnce(&mut sqlx::QueryBuilder<DB>),
-    ) -> Counted {
-        let fused = self.fused;
-        let statement = self.start();
-        write(statement);
-        if fused {
-            statement.push(" RETURNING 1");
-        }
-        self.counted.push(self.count);
-        Counted(self.counted.len() - 1)
-    }
-
-    /// The numbers (from 1) of the counted writes, in the order they were added.
-    pub(crate) fn counted(&self) -> &[usize] {
-        &self.counted
     }
 
     /// Adds one write: `write` pushes its whole text and binds (no `RETURNING`).
@@ -107,25 +72,14 @@ impl<DB: Database> Writes<DB> {
         self.open_insert = Some(head.to_owned());
     }
 
-    /// The statements to execute, in order. Fused, the one statement's row has a column per
-    /// counted write (its count of changed rows); unfused, the caller reads each counted
-    /// statement's rows affected (statement `n - 1` for write `n`).
+    /// The statements to execute, in order.
     pub(crate) fn into_statements(mut self) -> Vec<sqlx::QueryBuilder<DB>> {
         self.finish_write();
         if self.fused
             && let Some(statement) = self.statements.first_mut()
         {
             // Data-modifying CTEs run whether or not the main query reads them.
-            if self.counted.is_empty() {
-                statement.push(" SELECT 1");
-            } else {
-                let counts: Vec<String> = self
-                    .counted
-                    .iter()
-                    .map(|n| format!("(SELECT COUNT(*) FROM w{n})"))
-                    .collect();
-                statement.push(format_args!(" SELECT {}", counts.join(", ")));
-            }
+            statement.push(" SELECT 1");
         }
         self.statements
     }
@@ -281,30 +235,10 @@ macro_rules! store_engine {
         const REFRESH_STATISTICS: bool = $refresh_statistics;
 
         async fn run_writes(conn: &mut Conn, writes: Writes<$db>) -> StoreResult<()> {
-            run_counted_writes(conn, writes).await.map(|_| ())
-        }
-
-        /// Runs the writes; returns the changed rows of each counted write, in order.
-        async fn run_counted_writes(conn: &mut Conn, writes: Writes<$db>) -> StoreResult<Vec<u64>> {
-            let counted = writes.counted().to_vec();
-            let mut counts = Vec::with_capacity(counted.len());
-            if FUSE_WRITES {
-                for mut statement in writes.into_statements() {
-                    let row = statement.build().fetch_one(&mut *conn).await?;
-                    for column in 0..counted.len() {
-                        let changed: i64 = sqlx::Row::try_get(&row, column)?;
-                        counts.push(changed as u64);
-                    }
-                }
-            } else {
-                for (number, mut statement) in (1..).zip(writes.into_statements()) {
-                    let changed = statement.build().execute(&mut *conn).await?.rows_affected();
-                    if counted.contains(&number) {
-                        counts.push(changed);
-                    }
-                }
+            for mut statement in writes.into_statements() {
+                statement.build().execute(&mut *conn).await?;
             }
-            Ok(counts)
+            Ok(())
         }
         use $crate::rows::*;
         use $crate::{
@@ -1296,6 +1230,32 @@ macro_rules! store_engine {
                 if show.state != boxoffice_core::catalog::ShowState::Scheduled {
                     return Err(DomainError::NotOnSale("the show was cancelled".into()).into());
                 }
+                let converted = sqlx::query(
+                    "UPDATE holds SET state = 'converted' WHERE id = $1 AND state = 'active' AND expires_at > $2",
+                )
+                .bind(hold.id.to_string())
+                .bind(cmd.now.unix_ms())
+                .execute(&mut *conn)
+                .await?
+                .rows_affected();
+                if converted != 1 {
+                    return Err(DomainError::HoldExpired.into());
+                }
+                let seat_count = hold.items.iter().filter(|i| i.seat_id.is_some()).count() as u64;
+                let sold = sqlx::query(
+                    // By the hold alone: with the show as well, a generic plan read the show's seats.
+                    "UPDATE show_seats SET state = 'sold', booking_id = $1, hold_id = NULL, held_until = NULL \
+                     WHERE hold_id = $2 AND state = 'held'",
+                )
+                .bind(cmd.booking_id.to_string())
+                .bind(hold.id.to_string())
+                .execute(&mut *conn)
+                .await?
+                .rows_affected();
+                if sold != seat_count {
+                    // A seat left this hold (expired and claimed elsewhere); sell nothing.
+                    return Err(DomainError::HoldExpired.into());
+                }
                 let booking = Booking {
                     id: cmd.booking_id.clone(),
                     show_id: hold.show_id.clone(),
@@ -1339,34 +1299,8 @@ macro_rules! store_engine {
                 if !(0..=booking.total.amount_minor).contains(&cmd.wallet_minor) {
                     return Err(DomainError::invalid("payment.wallet_minor", "must be between 0 and the total").into());
                 }
-                // Everything is written together (one statement on PostgreSQL), rows pointed at
-                // first; the hold and its seats change only if they are still this hold's, and
-                // the counts say so after the run (else the whole transaction is rolled back).
+                // The rest is written together (one statement on PostgreSQL), rows pointed at first.
                 let mut writes = Writes::<$db>::new(FUSE_WRITES);
-                let converted = writes.add_counted(|sql| {
-                    sql.push("UPDATE holds SET state = 'converted' WHERE id = ")
-                        .push_bind(hold.id.to_string())
-                        .push(" AND state = 'active' AND expires_at > ")
-                        .push_bind(cmd.now.unix_ms());
-                });
-                let seat_count = hold.items.iter().filter(|i| i.seat_id.is_some()).count() as u64;
-                // By the hold alone: with the show as well, a generic plan read the show's seats.
-                let sold = writes.add_counted(|sql| {
-                    sql.push("UPDATE show_seats SET state = 'sold', booking_id = ")
-                        .push_bind(cmd.booking_id.to_string())
-                        .push(", hold_id = NULL, held_until = NULL WHERE hold_id = ")
-                        .push_bind(hold.id.to_string())
-                        .push(" AND state = 'held'");
-                });
-                // Checked after the first run of the writes, which holds both updates. A seat that
-                // left this hold (expired and claimed elsewhere) sells nothing.
-                let mut checked = false;
-                let mut still_held = |counts: &[u64]| -> StoreResult<()> {
-                    if !std::mem::replace(&mut checked, true) && (converted.of(counts) != 1 || sold.of(counts) != seat_count) {
-                        return Err(DomainError::HoldExpired.into());
-                    }
-                    Ok(())
-                };
                 writes.insert("INSERT INTO bookings (id, hold_id, show_id, user_id, state, total_minor, currency, payment_reference, \
                          created_at, cancelled_at, wallet_minor)", |row| {
                     row.push_bind(booking.id.to_string())
@@ -1402,7 +1336,7 @@ macro_rules! store_engine {
                 reward_booking(&mut writes, &booking, &hold, &show, cmd.scratch_draw, cmd.now)?;
                 if let Some(payment) = &cmd.payment_id {
                     // The payment row points at the booking, which must be written first.
-                    still_held(&run_counted_writes(conn, std::mem::replace(&mut writes, Writes::new(FUSE_WRITES))).await?)?;
+                    run_writes(conn, std::mem::replace(&mut writes, Writes::new(FUSE_WRITES))).await?;
                     settle_payment(conn, payment, &booking.id, cmd.now).await?;
                 }
                 if let Some(payment) = &cmd.new_payment {
@@ -1414,7 +1348,7 @@ macro_rules! store_engine {
                     };
                     if paid.idempotency_key.is_some() {
                         // Its own statement, so a second payment under the key is told apart.
-                        still_held(&run_counted_writes(conn, std::mem::replace(&mut writes, Writes::new(FUSE_WRITES))).await?)?;
+                        run_writes(conn, std::mem::replace(&mut writes, Writes::new(FUSE_WRITES))).await?;
                         insert_payment_row(conn, &paid, Some(show.organizer_id.as_str())).await?;
                     } else {
                         payment_rows_into(&mut writes, &paid, show.organizer_id.as_str());
@@ -1442,7 +1376,7 @@ macro_rules! store_engine {
                             .push_bind(area.to_owned());
                     });
                 }
-                still_held(&run_counted_writes(conn, writes).await?)?;
+                run_writes(conn, writes).await?;
                 finish(self, w, idem, booking, cmd.now).await
             }
 
@@ -2512,45 +2446,6 @@ mod tests {
                 "UPDATE show_areas SET sold = sold + 1 WHERE area_id = ?",
                 "INSERT INTO outbox (id, kind) VALUES (?, ?)",
             ]
-        );
-    }
-
-    #[test]
-    fn counted_writes_return_their_counts_in_order() {
-        let converted = |sql: &mut sqlx::QueryBuilder<_>| {
-            sql.push("UPDATE holds SET state = 'converted' WHERE id = ")
-                .push_bind("h1");
-        };
-        let mut fused = Writes::<sqlx::Postgres>::new(true);
-        let first = fused.add_counted(converted);
-        fused.insert(EVENTS, |row| {
-            row.push_bind("e1").push_bind("booked");
-        });
-        let second = fused.add_counted(|sql| {
-            sql.push("UPDATE show_seats SET state = 'sold' WHERE hold_id = ")
-                .push_bind("h1");
-        });
-        assert_eq!((first.of(&[1, 2]), second.of(&[1, 2])), (1, 2));
-        assert_eq!(fused.counted(), [1, 3]);
-        assert_eq!(
-            fused.into_statements()[0].sql().as_str(),
-            "WITH w1 AS (UPDATE holds SET state = 'converted' WHERE id = $1 RETURNING 1), \
-             w2 AS (INSERT INTO outbox (id, kind) VALUES ($2, $3)), \
-             w3 AS (UPDATE show_seats SET state = 'sold' WHERE hold_id = $4 RETURNING 1) \
-             SELECT (SELECT COUNT(*) FROM w1), (SELECT COUNT(*) FROM w3)"
-        );
-        let mut unfused = Writes::<sqlx::Sqlite>::new(false);
-        unfused.add(|sql| {
-            sql.push("UPDATE show_areas SET sold = sold + 1");
-        });
-        unfused.add_counted(|sql| {
-            sql.push("UPDATE holds SET state = 'converted' WHERE id = ")
-                .push_bind("h1");
-        });
-        assert_eq!(unfused.counted(), [2]);
-        assert_eq!(
-            unfused.into_statements()[1].sql().as_str(),
-            "UPDATE holds SET state = 'converted' WHERE id = ?"
         );
     }
 
