@@ -1,7 +1,10 @@
 //! The store logic both engines share. `store_engine!` expands to the `Store` implementation for
 //! one engine: the SQL is the same text on SQLite and PostgreSQL (`$n` placeholders work on
-//! both), and the engine supplies how a write transaction begins (`begin_write`) and the row
-//! locking clauses (`FOR UPDATE` on PostgreSQL; SQLite has one writer, so none).
+//! both), and the engine supplies how a write transaction begins (`begin_write`), the row
+//! locking clauses (`FOR UPDATE` on PostgreSQL; SQLite has one writer, so none), whether a
+//! transaction's plain writes go as one statement (`Writes`: PostgreSQL's data-modifying CTEs,
+//! where every statement is a round trip) and whether bulk writes refresh the planner's
+//! statistics.
 //!
 //! Lock order, the same in every transaction so that none can deadlock: the show row (shared by
 //! claims, exclusive for a cancellation or a waitlist round), the customer's user row, then hold
