@@ -1,6 +1,6 @@
-//! The scale-out engine: PostgreSQL at READ COMMITTED. Claims lock the rows they decide on with
-//! `SELECT … FOR UPDATE` in one canonical order, then update them; a conditional `UPDATE` is what
-//! finally says yes or no.
+//! The scale-out engine: PostgreSQL at READ COMMITTED. Claims lock the rows they decide on in
+//! one canonical order (`FOR UPDATE` in the claim's own subquery, or a statement before it), and a
+//! conditional `UPDATE` is what finally says yes or no.
 
 use crate::engine::store_engine;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
