@@ -236,13 +236,6 @@ macro_rules! store_engine {
         const FUSE_WRITES: bool = $fuse_writes;
         /// Whether the engine plans from statistics that bulk writes leave behind.
         const REFRESH_STATISTICS: bool = $refresh_statistics;
-
-        async fn run_writes(conn: &mut Conn, writes: Writes<$db>) -> StoreResult<()> {
-            for mut statement in writes.into_statements() {
-                statement.build().execute(&mut *conn).await?;
-            }
-            Ok(())
-        }
         use $crate::rows::*;
         use $crate::{
             ConfirmHold, CreateHold, ExpiredHold, IdempotencyKey, Outcome, SalesSummary, SavedResponse, ShowFilter, ShowQuery, ShowSort, Store,
@@ -270,6 +263,14 @@ macro_rules! store_engine {
         use std::collections::BTreeMap;
 
         type Conn = <$db as sqlx::Database>::Connection;
+
+        /// Sends the writes (one statement on an engine that fuses them).
+        async fn run_writes(conn: &mut Conn, writes: Writes<$db>) -> StoreResult<()> {
+            for mut statement in writes.into_statements() {
+                statement.build().execute(&mut *conn).await?;
+            }
+            Ok(())
+        }
 
         fn is_unique_violation(error: &sqlx::Error) -> bool {
             matches!(error, sqlx::Error::Database(db) if db.is_unique_violation())
@@ -360,14 +361,7 @@ macro_rules! store_engine {
         }
 
         async fn load_booking(conn: &mut Conn, row: BookingRow) -> StoreResult<Booking> {
-            let tickets: Vec<TicketRow> = sqlx::query_as(
-                "SELECT id, seat_id, area_id, label, category, price_minor, code FROM tickets \
-                 WHERE booking_id = $1 ORDER BY position",
-            )
-            .bind(row.id.clone())
-            .fetch_all(&mut *conn)
-            .await?;
-            row.into_booking(tickets)
+            load_bookings(conn, vec![row]).await?.pop().ok_or_else(|| StoreError::Corrupt("a booking vanished while read".into()))
         }
 
         /// Bookings with their tickets: one read of the tickets for the whole page.
@@ -1573,7 +1567,9 @@ macro_rules! store_engine {
                     finish(self, w, idem, venue, venue.created_at).await.map(Outcome::discard)
                 })
                 .await?;
-                self.refresh_statistics("seats").await;
+                if matches!(outcome, Outcome::Done(_)) {
+                    self.refresh_statistics("seats").await;
+                }
                 Ok(outcome)
             }
 
@@ -1636,7 +1632,9 @@ macro_rules! store_engine {
                     insert_inventory(conn, &show.id, venue.id.as_str()).await?;
                 }
                 w.tx.commit().await?;
+                // The layout's seats and every show's seats at it were written again.
                 self.refresh_statistics("seats").await;
+                self.refresh_statistics("show_seats").await;
                 Ok(())
             }
 
@@ -1782,7 +1780,9 @@ macro_rules! store_engine {
                     finish(self, w, idem, show, show.created_at).await.map(Outcome::discard)
                 })
                 .await?;
-                self.refresh_statistics("show_seats").await;
+                if matches!(outcome, Outcome::Done(_)) {
+                    self.refresh_statistics("show_seats").await;
+                }
                 Ok(outcome)
             }
 
@@ -1794,7 +1794,9 @@ macro_rules! store_engine {
                     finish(self, w, idem, shows, first.created_at).await.map(Outcome::discard)
                 })
                 .await?;
-                self.refresh_statistics("show_seats").await;
+                if matches!(outcome, Outcome::Done(_)) {
+                    self.refresh_statistics("show_seats").await;
+                }
                 Ok(outcome)
             }
 
@@ -2230,9 +2232,7 @@ macro_rules! store_engine {
                 let seats: Vec<String> = hold.items.iter().filter_map(|i| i.seat_id.as_ref().map(|s| s.to_string())).collect();
                 let first_row = first_row_of(conn, &seats).await;
                 w.tx.commit().await?;
-                if !seats.is_empty() {
-                    self.hint_freed(hold.show_id.as_str(), first_row);
-                }
+                self.hint_freed(hold.show_id.as_str(), first_row);
                 // Released now, or already over (expired, released before) as it was read.
                 let state = if retired.is_empty() { hold.state } else { HoldState::Released };
                 Ok(Hold { state, ..hold }.as_of(now))

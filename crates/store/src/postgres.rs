@@ -34,8 +34,9 @@ impl PgStore {
         let options = PgConnectOptions::from_str(url)?;
         let pool = PgPoolOptions::new()
             .max_connections(pool_size())
-            // A ping before every checkout is a round trip per transaction (7 % of a busy
-            // sale's statements); a connection that died is found by its next statement instead.
+            // A ping before every checkout is one more round trip per checkout (sqlx pings again
+            // when a connection is given back, which cannot be turned off); a connection that
+            // died is found by its next statement instead.
             .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(options)
