@@ -640,12 +640,18 @@ macro_rules! store_engine {
             if ids.is_empty() {
                 return Ok((Vec::new(), AreaReturns(Vec::new())));
             }
+            // Locked in id order (the subquery), whatever plan the update gets: two sweepers, or a
+            // sweeper and a release, that locked the same holds in different orders deadlocked.
+            let mut ids = ids.to_vec();
+            ids.sort();
+            let listed = placeholders(2, ids.len());
             let sql = format!(
-                "UPDATE holds SET state = $1 WHERE state = 'active' AND id IN ({}) RETURNING id",
-                placeholders(2, ids.len())
+                "UPDATE holds SET state = $1 WHERE state = 'active' AND id IN ({listed}) \
+                 AND id IN (SELECT id FROM holds WHERE id IN ({listed}) ORDER BY id{}) RETURNING id",
+                $lock
             );
             let mut update = sqlx::query_scalar::<_, String>(AssertSqlSafe(sql)).bind(state);
-            for id in ids {
+            for id in &ids {
                 update = update.bind(id.clone());
             }
             let retired: Vec<String> = update.fetch_all(&mut *conn).await?;
