@@ -194,9 +194,119 @@ pub fn availability_of_counts(
     by_category.into_values().collect()
 }
 
+/// How a claim of a group finds a seat it asked for, under lock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SeatLook {
+    /// The show has no such seat.
+    Unknown,
+    /// Free at the claim's moment (a lapsed hold holds nothing: `SeatState::effective`).
+    Free,
+    /// Held, sold, blocked, or locked by a claim of another transaction.
+    Taken,
+}
+
+/// Decides seat claims that commit together (group commit) as if they had run one after
+/// another in the order they arrived: each gets all of its seats or none, and a seat goes to
+/// the first claim that can take it whole. A refusal names the seats the show does not have,
+/// else the seats that were taken (by others, or by an earlier claim of the group).
+/// `look(claim, seat)` is the seat as the claim's transaction found it.
+pub fn grant_in_order(
+    claims: &[&[SeatId]],
+    look: impl Fn(usize, &SeatId) -> SeatLook,
+) -> Vec<Result<(), DomainError>> {
+    let mut granted: std::collections::HashSet<&SeatId> = std::collections::HashSet::new();
+    claims
+        .iter()
+        .enumerate()
+        .map(|(claim, seats)| {
+            let unknown: Vec<crate::error::FieldError> = seats
+                .iter()
+                .enumerate()
+                .filter(|(_, seat)| look(claim, seat) == SeatLook::Unknown)
+                .map(|(i, _)| {
+                    crate::error::FieldError::new(
+                        format!("seat_ids.{i}"),
+                        "is not a seat of this show",
+                    )
+                })
+                .collect();
+            if !unknown.is_empty() {
+                return Err(DomainError::Validation(unknown));
+            }
+            let taken: Vec<String> = seats
+                .iter()
+                .filter(|seat| granted.contains(seat) || look(claim, seat) != SeatLook::Free)
+                .map(|seat| seat.to_string())
+                .collect();
+            if !taken.is_empty() {
+                return Err(DomainError::SeatUnavailable { seat_ids: taken });
+            }
+            granted.extend(seats.iter());
+            Ok(())
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn seat(n: u32) -> SeatId {
+        SeatId::parse(&format!("seat_{n:026}")).expect("a seat id")
+    }
+
+    #[test]
+    fn a_group_grants_in_arrival_order_all_or_nothing() {
+        let (s1, s2, s3, s4) = (seat(1), seat(2), seat(3), seat(4));
+        // s1 is sold; the first claim wants it with s2, so it gets neither, and the second
+        // claim, which wants only s2, gets it; the third overlaps the second and loses s2.
+        let wanted = [
+            vec![s1.clone(), s2.clone()],
+            vec![s2.clone()],
+            vec![s3.clone(), s2.clone()],
+            vec![s3.clone(), s4.clone()],
+        ];
+        let claims: Vec<&[SeatId]> = wanted.iter().map(Vec::as_slice).collect();
+        let look = |_: usize, s: &SeatId| {
+            if *s == s1 {
+                SeatLook::Taken
+            } else {
+                SeatLook::Free
+            }
+        };
+        let decided = grant_in_order(&claims, look);
+        assert_eq!(
+            decided[0],
+            Err(DomainError::SeatUnavailable {
+                seat_ids: vec![s1.to_string()]
+            })
+        );
+        assert_eq!(decided[1], Ok(()));
+        assert_eq!(
+            decided[2],
+            Err(DomainError::SeatUnavailable {
+                seat_ids: vec![s2.to_string()]
+            })
+        );
+        assert_eq!(decided[3], Ok(()), "a refused claim keeps nothing back");
+    }
+
+    #[test]
+    fn a_group_names_unknown_seats_before_taken_ones() {
+        let (s1, s2) = (seat(1), seat(2));
+        let wanted = [vec![s1.clone(), s2.clone()], vec![s1.clone()]];
+        let claims: Vec<&[SeatId]> = wanted.iter().map(Vec::as_slice).collect();
+        let look = |claim: usize, s: &SeatId| match (claim, s == &s2) {
+            (0, true) => SeatLook::Unknown,
+            _ => SeatLook::Free,
+        };
+        let decided = grant_in_order(&claims, look);
+        assert!(
+            matches!(&decided[0], Err(DomainError::Validation(fields)) if fields.len() == 1 && fields[0].field == "seat_ids.1"),
+            "{decided:?}"
+        );
+        assert_eq!(decided[1], Ok(()), "the unknown seat's claim took nothing");
+    }
 
     #[test]
     fn an_expired_hold_leaves_the_seat_free() {
