@@ -1,5 +1,6 @@
 //! Prometheus metrics at `/metrics`: request counts and latency per route, and the sale's own
-//! counters (holds, bookings, cancellations, expiries) and gauges (active holds, database pool).
+//! counters (holds, bookings, cancellations, expiries, holds committed in groups) and gauges
+//! (active holds, database pool, holds waiting for their group).
 //! One recorder per process, shared by every app in it (tests run several).
 
 use axum::extract::{MatchedPath, Request};
@@ -49,10 +50,14 @@ pub async fn track(request: Request, next: Next) -> Response {
     response
 }
 
-pub async fn render() -> Response {
+pub async fn render(axum::extract::State(app): axum::extract::State<crate::AppState>) -> Response {
     if let Some(bytes) = resident_memory_bytes() {
         metrics::gauge!("boxoffice_process_resident_memory_bytes").set(bytes as f64);
     }
+    let groups = app.store.group_stats();
+    metrics::counter!("boxoffice_hold_groups_total").absolute(groups.groups);
+    metrics::counter!("boxoffice_grouped_holds_total").absolute(groups.claims);
+    metrics::gauge!("boxoffice_holds_waiting_for_group").set(groups.waiting as f64);
     let body = handle().render();
     (
         [(

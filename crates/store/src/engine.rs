@@ -231,6 +231,7 @@ impl BestAvailableHints {
 macro_rules! store_engine {
     ($store:ty, $db:ty, lock = $lock:literal, share = $share:literal, skip_locked = $skip_locked:literal, fuse_writes = $fuse_writes:literal, refresh_statistics = $refresh_statistics:literal) => {
         use $crate::engine::{WriteTx, Writes};
+        use $crate::group_commit::{HoldAnswer, HoldClaim};
 
         /// Whether `Writes` go as one statement on this engine.
         const FUSE_WRITES: bool = $fuse_writes;
@@ -399,41 +400,47 @@ macro_rules! store_engine {
             }
         }
 
-        /// Where the customer stands on the show, in one statement: live holds, the deadlines of
-        /// holds that ran out within the anti-hoarding window (released holds were given back,
-        /// so they do not count), and tickets held or booked. The states are named in one `IN`
-        /// so the customer's index is the way in: with `state = 'active' OR …` PostgreSQL read
-        /// every active hold of every customer (15,000 in a flash sale) to find this one's.
+        /// Where the customer stands on the show, in one statement (`customer_standings`).
         async fn customer_standing(conn: &mut Conn, user_id: &str, show_id: &str, now: Timestamp) -> StoreResult<CustomerStanding> {
-            let window = now.plus_minutes(-hold::LAPSE_WINDOW_MINUTES).unix_ms();
-            let rows: Vec<(String, i64, i64)> = sqlx::query_as(
-                "SELECT h.state, h.expires_at, \
+            let mut rows = standing_rows(conn, &[user_id], show_id, now).await?;
+            Ok(CustomerStanding::of(rows.remove(user_id).unwrap_or_default(), now))
+        }
+
+        /// What decides where customers stand on the show, per customer, in one statement: live
+        /// holds, the deadlines of holds that ran out within the anti-hoarding window of
+        /// `since` (released holds were given back, so they do not count), and tickets booked
+        /// (each booking's count: tickets are written once, with it).
+        /// The states are named in one `IN` so the customer's index is the way in: with
+        /// `state = 'active' OR …` PostgreSQL read every active hold of every customer (15,000
+        /// in a flash sale) to find this one's.
+        async fn standing_rows(conn: &mut Conn, user_ids: &[&str], show_id: &str, since: Timestamp) -> StoreResult<std::collections::HashMap<String, Vec<StandingRow>>> {
+            let window = since.plus_minutes(-hold::LAPSE_WINDOW_MINUTES).unix_ms();
+            // The list is padded with no one (''), and tickets are summed per customer by a
+            // subquery of one customer, so that its plan is the customer's index whatever the
+            // statistics say: with an IN list and the statistics of a show just put on sale (its
+            // bookings unknown), PostgreSQL read all of the show's bookings instead.
+            let padding = padded_len(user_ids.len());
+            let listed = placeholders(3, padding);
+            let customers = (3..3 + padding).map(|i| format!("(${i})")).collect::<Vec<_>>().join(", ");
+            let sql = format!(
+                "SELECT h.user_id, h.state, h.expires_at, \
                  CAST(COALESCE((SELECT SUM(hi.quantity) FROM hold_items hi WHERE hi.hold_id = h.id), 0) AS BIGINT) \
-                 FROM holds h WHERE h.user_id = $1 AND h.show_id = $2 AND h.state IN ('active', 'expired') \
-                 AND (h.state = 'active' OR h.expires_at > $3) \
+                 FROM holds h WHERE h.user_id IN ({listed}) AND h.show_id = $1 AND h.state IN ('active', 'expired') \
+                 AND (h.state = 'active' OR h.expires_at > $2) \
                  UNION ALL \
-                 SELECT 'booked', 0, CAST(COUNT(*) AS BIGINT) FROM tickets t JOIN bookings b ON b.id = t.booking_id \
-                 WHERE b.user_id = $1 AND b.show_id = $2 AND b.state = 'confirmed'",
-            )
-            .bind(user_id)
-            .bind(show_id)
-            .bind(window)
-            .fetch_all(&mut *conn)
-            .await?;
-            let mut standing = CustomerStanding::default();
-            for (state, expires_at, quantity) in rows {
-                match state.as_str() {
-                    "booked" => standing.tickets += quantity,
-                    "active" if expires_at > now.unix_ms() => {
-                        standing.active += 1;
-                        standing.tickets += quantity;
-                    }
-                    _ if expires_at > window => standing.lapsed.push(Timestamp::from_unix_ms(expires_at)),
-                    _ => {}
-                }
+                 SELECT c.id, 'booked', 0, (SELECT CAST(COALESCE(SUM(b.ticket_count), 0) AS BIGINT) FROM bookings b \
+                 WHERE b.user_id = c.id AND b.show_id = $1 AND b.state = 'confirmed') \
+                 FROM (SELECT column1 AS id FROM (VALUES {customers}) AS listed) c"
+            );
+            let mut query = sqlx::query_as::<_, (String, String, i64, i64)>(AssertSqlSafe(sql)).bind(show_id.to_owned()).bind(window);
+            for user in user_ids.iter().map(|u| u.to_string()).chain(std::iter::repeat_n(String::new(), padding - user_ids.len())) {
+                query = query.bind(user);
             }
-            standing.lapsed.sort();
-            Ok(standing)
+            let mut per_customer: std::collections::HashMap<String, Vec<StandingRow>> = std::collections::HashMap::new();
+            for (user, state, expires_at, quantity) in query.fetch_all(&mut *conn).await? {
+                per_customer.entry(user).or_default().push(StandingRow { state, expires_at, quantity });
+            }
+            Ok(per_customer)
         }
 
         /// The front-most row (rank) of these seats; `None` for no seats.
@@ -457,6 +464,94 @@ macro_rules! store_engine {
             /// Count it as taken: best-available chooses again rather than queue behind a faster
             /// customer for a seat it would most likely lose (and keep a connection waiting).
             Taken,
+        }
+
+        /// Locks the customers' user rows, in id order (`ids` sorted).
+        async fn lock_customers(conn: &mut Conn, ids: &[&str]) -> StoreResult<()> {
+            let sql = format!("SELECT id FROM users WHERE id IN ({}) ORDER BY id{}", placeholders(1, padded_len(ids.len())), $lock);
+            let mut query = sqlx::query_scalar::<_, String>(AssertSqlSafe(sql));
+            for id in padded(ids) {
+                query = query.bind(id.to_string());
+            }
+            query.fetch_all(&mut *conn).await?;
+            Ok(())
+        }
+
+        /// A show's seat as a group of claims finds it under lock.
+        struct LockedSeat {
+            state: String,
+            held_until: Option<i64>,
+            label: String,
+            category: String,
+        }
+
+        /// Locks the show's rows of these seats (`ids` sorted) in seat-id order and reads them;
+        /// with `Busy::Taken`, a row another transaction has locked is passed over and missing
+        /// from the answer, like a seat the show does not have.
+        async fn lock_seats(conn: &mut Conn, show_id: &str, ids: &[String], busy: Busy) -> StoreResult<BTreeMap<String, LockedSeat>> {
+            if ids.is_empty() {
+                return Ok(BTreeMap::new());
+            }
+            let sql = format!(
+                "SELECT seat_id, state, held_until, \
+                 (SELECT s.label FROM seats s WHERE s.id = show_seats.seat_id) AS label, \
+                 (SELECT s.category FROM seats s WHERE s.id = show_seats.seat_id) AS category \
+                 FROM show_seats WHERE show_id = $1 AND seat_id IN ({}) ORDER BY seat_id{}",
+                placeholders(2, padded_len(ids.len())),
+                if busy == Busy::Taken { $skip_locked } else { $lock }
+            );
+            let mut query = sqlx::query_as::<_, (String, String, Option<i64>, String, String)>(AssertSqlSafe(sql)).bind(show_id.to_owned());
+            for id in padded(ids) {
+                query = query.bind(id.clone());
+            }
+            Ok(query
+                .fetch_all(&mut *conn)
+                .await?
+                .into_iter()
+                .map(|(id, state, held_until, label, category)| (id, LockedSeat { state, held_until, label, category }))
+                .collect())
+        }
+
+        /// Claims locked seats for the holds a group granted them to, in one statement: each
+        /// row is (seat, hold, held until). Padded (`padded_len`) with rows of no seat.
+        async fn claim_locked_seats(conn: &mut Conn, show_id: &str, claims: &[(String, String, i64)]) -> StoreResult<()> {
+            if claims.is_empty() {
+                return Ok(());
+            }
+            let nothing = (String::new(), String::new(), 0);
+            let rows = claims.iter().chain(std::iter::repeat_n(&nothing, padded_len(claims.len()) - claims.len()));
+            let mut sql = sqlx::QueryBuilder::<$db>::new("WITH claims (seat_id, hold_id, held_until) AS (");
+            sql.push_values(rows, |mut row, (seat, hold, until)| {
+                row.push_bind(seat.clone()).push_bind(hold.clone()).push_bind(*until);
+            });
+            sql.push(
+                ") UPDATE show_seats SET state = 'held', hold_id = claims.hold_id, held_until = claims.held_until, booking_id = NULL \
+                 FROM claims WHERE show_seats.show_id = ",
+            )
+            .push_bind(show_id.to_owned())
+            .push(" AND show_seats.seat_id = claims.seat_id");
+            let claimed = sql.build().execute(&mut *conn).await?.rows_affected();
+            if claimed != claims.len() as u64 {
+                return Err(StoreError::Corrupt(format!("a group claimed {claimed} of {} locked seats", claims.len())));
+            }
+            Ok(())
+        }
+
+        /// The hold a command makes of its items, less its discounts.
+        fn new_hold(cmd: &CreateHold, show: &Show, items: Vec<HoldItem>, promo_code: Option<String>, discount: i64, (points, points_off): (i64, i64)) -> Hold {
+            Hold {
+                id: cmd.hold_id.clone(),
+                show_id: show.id.clone(),
+                user_id: cmd.user_id.clone(),
+                state: HoldState::Active,
+                total: Money::new(total_of(&items) - discount - points_off, show.currency.clone()),
+                discount_minor: discount,
+                points_redeemed: points,
+                promo_code,
+                items,
+                created_at: cmd.now,
+                expires_at: cmd.now.plus_minutes(show.hold_minutes),
+            }
         }
 
         /// Claims the named seats for the hold if every one is free at `now`, in one statement:
@@ -748,16 +843,7 @@ macro_rules! store_engine {
             let mut retired = false;
             for (area, quantity) in area_quantities(items) {
                 loop {
-                    let taken = sqlx::query(
-                        "UPDATE show_areas SET held = held + $3 WHERE show_id = $1 AND area_id = $2 AND capacity - sold - held >= $3",
-                    )
-                    .bind(show_id.to_owned())
-                    .bind(area.to_owned())
-                    .bind(quantity)
-                    .execute(&mut *conn)
-                    .await?
-                    .rows_affected();
-                    if taken == 1 {
+                    if take_places_if_room(conn, show_id, area, quantity).await? {
                         break;
                     }
                     if !retired {
@@ -780,6 +866,18 @@ macro_rules! store_engine {
             Ok(())
         }
 
+        /// Takes `quantity` places of the area's counter if they fit, with one conditional update.
+        async fn take_places_if_room(conn: &mut Conn, show_id: &str, area: &str, quantity: i64) -> StoreResult<bool> {
+            let taken = sqlx::query("UPDATE show_areas SET held = held + $3 WHERE show_id = $1 AND area_id = $2 AND capacity - sold - held >= $3")
+                .bind(show_id.to_owned())
+                .bind(area.to_owned())
+                .bind(quantity)
+                .execute(&mut *conn)
+                .await?
+                .rows_affected();
+            Ok(taken == 1)
+        }
+
         /// Claims standing places at once, for a caller that holds the show exclusively.
         async fn claim_areas(conn: &mut Conn, show: &Show, requested: &[AreaQuantity], now: Timestamp) -> StoreResult<Vec<HoldItem>> {
             let items = area_items(conn, show, requested).await?;
@@ -791,6 +889,57 @@ macro_rules! store_engine {
             let mut writes = Writes::<$db>::new(FUSE_WRITES);
             hold_rows_into(&mut writes, hold, promo_id);
             run_writes(conn, writes).await
+        }
+
+        /// A group's new holds (without promo codes) and their items, in two statements whose
+        /// rows are padded (`padded_len`) with rows that are left out.
+        async fn insert_new_holds<'a>(conn: &mut Conn, holds: impl Iterator<Item = &'a Hold> + Clone) -> StoreResult<()> {
+            let count = holds.clone().count();
+            if count == 0 {
+                return Ok(());
+            }
+            let mut sql = sqlx::QueryBuilder::<$db>::new(
+                "WITH added (id, show_id, user_id, state, total_minor, currency, created_at, expires_at) AS (",
+            );
+            let rows = holds.clone().map(Some).chain(std::iter::repeat_n(None, padded_len(count) - count));
+            sql.push_values(rows, |mut row, hold: Option<&Hold>| {
+                row.push_bind(hold.map_or_else(String::new, |h| h.id.to_string()))
+                    .push_bind(hold.map_or_else(String::new, |h| h.show_id.to_string()))
+                    .push_bind(hold.map_or_else(String::new, |h| h.user_id.to_string()))
+                    .push_bind(hold.map_or("", |h| h.state.as_str()))
+                    .push_bind(hold.map_or(0, |h| h.total.amount_minor))
+                    .push_bind(hold.map_or_else(String::new, |h| h.total.currency.to_string()))
+                    .push_bind(hold.map_or(0, |h| h.created_at.unix_ms()))
+                    .push_bind(hold.map_or(0, |h| h.expires_at.unix_ms()));
+            });
+            sql.push(
+                ") INSERT INTO holds (id, show_id, user_id, state, total_minor, currency, created_at, expires_at, discount_minor, points_redeemed) \
+                 SELECT id, show_id, user_id, state, total_minor, currency, created_at, expires_at, 0, 0 FROM added WHERE id <> ''",
+            );
+            sql.build().execute(&mut *conn).await?;
+            let items: Vec<(&Hold, usize, &HoldItem)> =
+                holds.flat_map(|hold| hold.items.iter().enumerate().map(move |(position, item)| (hold, position, item))).collect();
+            let mut sql = sqlx::QueryBuilder::<$db>::new(
+                "WITH added (hold_id, position, show_id, seat_id, area_id, label, category, quantity, unit_price_minor) AS (",
+            );
+            let rows = items.iter().map(Some).chain(std::iter::repeat_n(None, padded_len(items.len()) - items.len()));
+            sql.push_values(rows, |mut row, item: Option<&(&Hold, usize, &HoldItem)>| {
+                row.push_bind(item.map_or_else(String::new, |(h, _, _)| h.id.to_string()))
+                    .push_bind(item.map_or(0, |(_, position, _)| *position as i64))
+                    .push_bind(item.map_or_else(String::new, |(h, _, _)| h.show_id.to_string()))
+                    .push_bind(item.and_then(|(_, _, i)| i.seat_id.as_ref().map(|s| s.to_string())))
+                    .push_bind(item.and_then(|(_, _, i)| i.area_id.as_ref().map(|a| a.to_string())))
+                    .push_bind(item.map_or_else(String::new, |(_, _, i)| i.label.clone()))
+                    .push_bind(item.map_or_else(String::new, |(_, _, i)| i.category.clone()))
+                    .push_bind(item.map_or(0, |(_, _, i)| i.quantity))
+                    .push_bind(item.map_or(0, |(_, _, i)| i.unit_price_minor));
+            });
+            sql.push(
+                ") INSERT INTO hold_items (hold_id, position, show_id, seat_id, area_id, label, category, quantity, unit_price_minor) \
+                 SELECT hold_id, position, show_id, seat_id, area_id, label, category, quantity, unit_price_minor FROM added WHERE hold_id <> ''",
+            );
+            sql.build().execute(&mut *conn).await?;
+            Ok(())
         }
 
         /// The hold's row and its items, as the caller's `writes`.
@@ -1166,6 +1315,211 @@ macro_rules! store_engine {
                 }
             }
 
+            /// A new hold, grouped with the others of its show arriving meanwhile (group commit)
+            /// when it can be, else alone: a hold with an idempotency key, a promo code or points
+            /// to spend, or places in several areas, needs the lone path's rollback when a later
+            /// step refuses it, and so does one the group could not decide.
+            async fn try_create_hold_grouped(&self, cmd: &CreateHold, chosen: Option<&[SeatId]>, idem: Option<&IdempotencyKey>) -> StoreResult<Outcome<Hold>> {
+                let groupable = idem.is_none()
+                    && cmd.promo_code.is_none()
+                    && cmd.redeem_points == 0
+                    && !matches!(&cmd.request, HoldRequest::Areas(areas) if areas.len() != 1);
+                if groupable {
+                    let claim = HoldClaim { cmd: cmd.clone(), chosen: chosen.map(<[SeatId]>::to_vec) };
+                    let store = self.clone();
+                    let run = move |group: Vec<HoldClaim>| {
+                        let store = store.clone();
+                        async move { store.hold_group(group).await }
+                    };
+                    if let Some(Some(decided)) = self.holds_waiting.join(claim, run).await {
+                        return decided.map(Outcome::Done);
+                    }
+                }
+                self.try_create_hold(cmd, chosen, idem).await
+            }
+
+            /// Decides a group of new holds of one show in one transaction; when it fails before
+            /// its commit (rolled back), every claim goes alone.
+            async fn hold_group(&self, group: Vec<HoldClaim>) -> Vec<HoldAnswer> {
+                match self.decide_hold_group(&group).await {
+                    Ok(answers) => answers,
+                    Err(error) => {
+                        tracing::warn!(%error, claims = group.len(), "a group of holds failed; each goes alone");
+                        group.iter().map(|_| None).collect()
+                    }
+                }
+            }
+
+            /// The lone path's rules for each claim in arrival order, with the work shared: the
+            /// show read once, the customers locked and their standings read in one statement
+            /// each, the seats locked in one statement per kind of wait and claimed in one
+            /// (`inventory::grant_in_order` decides who gets them), each area's places taken
+            /// for all its claims by one update, and every hold written by one statement.
+            async fn decide_hold_group(&self, group: &[HoldClaim]) -> StoreResult<Vec<HoldAnswer>> {
+                /// What a claim that passed its customer's rules asks for.
+                enum Want<'a> {
+                    Seats(&'a [SeatId], Busy),
+                    Places(&'a AreaQuantity),
+                }
+                let Some(first) = group.first() else { return Ok(Vec::new()) };
+                let show_id = first.cmd.show_id.as_str();
+                let since = group.iter().map(|c| c.cmd.now).min().unwrap_or(first.cmd.now);
+                let mut answers: Vec<HoldAnswer> = group.iter().map(|_| None).collect();
+                let mut w = self.begin_write().await?;
+                let conn = &mut *w.tx;
+                let Some((show, organizer_state)) = read_show(conn, show_id, $share, None).await? else {
+                    return Ok(group.iter().map(|_| Some(Err(DomainError::NotFound("show").into()))).collect());
+                };
+                let mut customers: Vec<&str> = group.iter().map(|c| c.cmd.user_id.as_str()).collect();
+                customers.sort_unstable();
+                lock_customers(conn, &customers).await?;
+                let mut standings = standing_rows(conn, &customers, show_id, since).await?;
+
+                let mut wants: Vec<(usize, Want)> = Vec::new();
+                for (i, claim) in group.iter().enumerate() {
+                    let cmd = &claim.cmd;
+                    let rows = standings.remove(cmd.user_id.as_str()).unwrap_or_default();
+                    let checked = (|| -> StoreResult<Want> {
+                        show.check_on_sale(cmd.now)?;
+                        if organizer_state.as_deref() != Some("active") {
+                            return Err(DomainError::NotOnSale("this organizer's sales are suspended".into()).into());
+                        }
+                        let standing = CustomerStanding::of(rows, cmd.now);
+                        hold::check_hoarding(standing.active, &standing.lapsed, cmd.now)?;
+                        show.check_ticket_limits(cmd.request.quantity(), standing.tickets)?;
+                        Ok(match &cmd.request {
+                            HoldRequest::Seats(ids) => Want::Seats(ids, Busy::Wait),
+                            HoldRequest::BestAvailable { .. } => {
+                                let ids = claim.chosen.as_deref().ok_or_else(|| StoreError::Corrupt("best-available without a choice".into()))?;
+                                Want::Seats(ids, Busy::Taken)
+                            }
+                            HoldRequest::Areas(areas) => Want::Places(&areas[0]),
+                        })
+                    })();
+                    match checked {
+                        Ok(want) => wants.push((i, want)),
+                        Err(refused) => answers[i] = Some(Err(refused)),
+                    }
+                }
+
+                // Seats: the named ones locked waiting (in seat-id order, like every claim),
+                // then best-available's, passing over rows another transaction has locked.
+                let sorted = |busy: Busy, locked: &BTreeMap<String, LockedSeat>| -> Vec<String> {
+                    let ids: std::collections::BTreeSet<String> = wants
+                        .iter()
+                        .filter_map(|(_, want)| match want {
+                            Want::Seats(ids, b) if *b == busy => Some(ids.iter()),
+                            _ => None,
+                        })
+                        .flatten()
+                        .map(|id| id.to_string())
+                        .filter(|id| !locked.contains_key(id))
+                        .collect();
+                    ids.into_iter().collect()
+                };
+                let mut seats = lock_seats(conn, show_id, &sorted(Busy::Wait, &BTreeMap::new()), Busy::Wait).await?;
+                let passing = sorted(Busy::Taken, &seats);
+                seats.extend(lock_seats(conn, show_id, &passing, Busy::Taken).await?);
+                let seat_claims: Vec<(usize, &[SeatId], Busy)> = wants
+                    .iter()
+                    .filter_map(|(i, want)| match want {
+                        Want::Seats(ids, busy) => Some((*i, *ids, *busy)),
+                        Want::Places(_) => None,
+                    })
+                    .collect();
+                let asked: Vec<&[SeatId]> = seat_claims.iter().map(|(_, ids, _)| *ids).collect();
+                let verdicts = inventory::grant_in_order(&asked, |k, seat| {
+                    let (i, _, busy) = seat_claims[k];
+                    match seats.get(seat.as_str()) {
+                        Some(row) => match SeatState::effective(&row.state, row.held_until.map(Timestamp::from_unix_ms), group[i].cmd.now) {
+                            SeatState::Free => inventory::SeatLook::Free,
+                            _ => inventory::SeatLook::Taken,
+                        },
+                        None if busy == Busy::Wait => inventory::SeatLook::Unknown,
+                        None => inventory::SeatLook::Taken,
+                    }
+                });
+                let mut holds: Vec<(usize, Hold)> = Vec::new();
+                let mut claimed = Vec::new();
+                for ((i, ids, _), verdict) in seat_claims.iter().zip(verdicts) {
+                    let cmd = &group[*i].cmd;
+                    let items = verdict.map_err(StoreError::from).and_then(|()| {
+                        let items = ids
+                            .iter()
+                            .map(|id| {
+                                let row = seats.get(id.as_str()).ok_or_else(|| StoreError::Corrupt(format!("seat {id} vanished")))?;
+                                Ok(HoldItem {
+                                    seat_id: Some(id.clone()),
+                                    area_id: None,
+                                    label: row.label.clone(),
+                                    category: row.category.clone(),
+                                    quantity: 1,
+                                    unit_price_minor: show.price_of(&row.category)?,
+                                })
+                            })
+                            .collect::<StoreResult<Vec<_>>>()?;
+                        boxoffice_core::promo::check_unlocked(&show, items.iter().map(|i| i.category.as_str()), None)?;
+                        Ok(items)
+                    });
+                    match items {
+                        Ok(items) => {
+                            let hold = new_hold(cmd, &show, items, None, 0, (0, 0));
+                            claimed.extend(ids.iter().map(|id| (id.to_string(), hold.id.to_string(), hold.expires_at.unix_ms())));
+                            holds.push((*i, hold));
+                        }
+                        Err(refused) => answers[*i] = Some(Err(refused)),
+                    }
+                }
+                claim_locked_seats(conn, show_id, &claimed).await?;
+
+                // Standing places last (area rows end the lock order), area by area: all of an
+                // area's claims with one update when they fit together, else one by one; a claim
+                // that does not fit goes alone, where lapsed holds are retired before a refusal.
+                let mut per_area: BTreeMap<&str, Vec<(usize, Vec<HoldItem>)>> = BTreeMap::new();
+                let mut areas: BTreeMap<&str, Result<HoldItem, DomainError>> = BTreeMap::new();
+                for (i, want) in &wants {
+                    let Want::Places(want) = want else { continue };
+                    let area = want.area_id.as_str();
+                    if !areas.contains_key(area) {
+                        let one = AreaQuantity { area_id: want.area_id.clone(), quantity: 1 };
+                        let item = match area_items(conn, &show, std::slice::from_ref(&one)).await {
+                            Ok(mut items) => Ok(items.remove(0)),
+                            Err(StoreError::Domain(refused)) => Err(refused),
+                            Err(other) => return Err(other),
+                        };
+                        areas.insert(area, item);
+                    }
+                    let checked = areas[area].clone().and_then(|item| {
+                        boxoffice_core::promo::check_unlocked(&show, [item.category.as_str()], None)?;
+                        Ok(vec![HoldItem { quantity: want.quantity, ..item }])
+                    });
+                    match checked {
+                        Ok(items) => per_area.entry(area).or_default().push((*i, items)),
+                        Err(refused) => answers[*i] = Some(Err(refused.into())),
+                    }
+                }
+                for (area, claims) in per_area {
+                    let together: i64 = claims.iter().map(|(_, items)| items[0].quantity).sum();
+                    let all_fit = take_places_if_room(conn, show_id, area, together).await?;
+                    for (i, items) in claims {
+                        if all_fit || take_places_if_room(conn, show_id, area, items[0].quantity).await? {
+                            holds.push((i, new_hold(&group[i].cmd, &show, items, None, 0, (0, 0))));
+                        }
+                    }
+                }
+
+                insert_new_holds(conn, holds.iter().map(|(_, hold)| hold)).await?;
+                if let Err(error) = w.tx.commit().await {
+                    // Whether it committed is not known: no claim may go again alone.
+                    let lost = |_| Some(Err(StoreError::Database(sqlx::Error::Io(std::io::Error::other(format!("a group of holds failed to commit: {error}"))))));
+                    return Ok(group.iter().map(lost).collect());
+                }
+                for (i, hold) in holds {
+                    answers[i] = Some(Ok(hold));
+                }
+                Ok(answers)
+            }
+
             async fn try_create_hold(&self, cmd: &CreateHold, chosen: Option<&[SeatId]>, idem: Option<&IdempotencyKey>) -> StoreResult<Outcome<Hold>> {
                 let mut w = self.begin_write().await?;
                 let conn = &mut *w.tx;
@@ -1206,19 +1560,7 @@ macro_rules! store_engine {
                 } else {
                     (0, 0)
                 };
-                let hold = Hold {
-                    id: cmd.hold_id.clone(),
-                    show_id: show.id.clone(),
-                    user_id: cmd.user_id.clone(),
-                    state: HoldState::Active,
-                    total: Money::new(subtotal - discount - points_off, show.currency.clone()),
-                    discount_minor: discount,
-                    points_redeemed: points,
-                    promo_code: applied.as_ref().map(|(p, _)| p.code.clone()),
-                    items,
-                    created_at: cmd.now,
-                    expires_at,
-                };
+                let hold = new_hold(cmd, &show, items, applied.as_ref().map(|(p, _)| p.code.clone()), discount, (points, points_off));
                 insert_hold_rows(conn, &hold, applied.as_ref().map(|(p, _)| p.id.as_str())).await?;
                 take_area_places(conn, show.id.as_str(), &hold.items, cmd.now).await?;
                 finish(self, w, idem, hold, cmd.now).await
@@ -1305,7 +1647,7 @@ macro_rules! store_engine {
                 // The rest is written together (one statement on PostgreSQL), rows pointed at first.
                 let mut writes = Writes::<$db>::new(FUSE_WRITES);
                 writes.insert("INSERT INTO bookings (id, hold_id, show_id, user_id, state, total_minor, currency, payment_reference, \
-                         created_at, cancelled_at, wallet_minor)", |row| {
+                         created_at, cancelled_at, wallet_minor, ticket_count)", |row| {
                     row.push_bind(booking.id.to_string())
                         .push_bind(booking.hold_id.to_string())
                         .push_bind(booking.show_id.to_string())
@@ -1316,7 +1658,8 @@ macro_rules! store_engine {
                         .push_bind(booking.payment_reference.clone())
                         .push_bind(booking.created_at.unix_ms())
                         .push_bind(None::<i64>)
-                        .push_bind(booking.wallet_minor);
+                        .push_bind(booking.wallet_minor)
+                        .push_bind(booking.tickets.len() as i64);
                 });
                 let paid = ledger::payment_transfers(&show.organizer_id, &booking.user_id, booking.total.amount_minor, cmd.wallet_minor);
                 post_into(conn, &mut writes, "booking_paid", booking.id.as_str(), booking.total.currency.as_str(), &paid, cmd.now).await?;
@@ -1480,6 +1823,10 @@ macro_rules! store_engine {
         impl Store for $store {
             fn engine(&self) -> &'static str {
                 Self::ENGINE
+            }
+
+            fn group_stats(&self) -> $crate::GroupStats {
+                self.holds_waiting.stats()
             }
 
             fn pool_stats(&self) -> $crate::PoolStats {
@@ -2198,7 +2545,7 @@ macro_rules! store_engine {
                             }
                             _ => None,
                         };
-                        let outcome = self.try_create_hold(&cmd, chosen.as_deref(), idem).await;
+                        let outcome = self.try_create_hold_grouped(&cmd, chosen.as_deref(), idem).await;
                         drop(claiming);
                         match outcome {
                             Err(StoreError::Domain(DomainError::SeatUnavailable { seat_ids })) if attempt < attempts => {

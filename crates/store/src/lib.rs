@@ -7,6 +7,7 @@
 mod accounts;
 mod checkin;
 mod engine;
+mod group_commit;
 mod ledger;
 mod loyalty;
 mod outbox;
@@ -34,6 +35,7 @@ use serde::Serialize;
 use std::sync::Arc;
 
 pub use checkin::Admission;
+pub use group_commit::GroupStats;
 pub use ledger::{LedgerCheck, LedgerTransaction};
 pub use outbox::{Attempt, DeliveryView, DueDelivery, Message, WebhookEndpoint};
 pub use payments::Payment;
@@ -647,6 +649,8 @@ pub trait Store:
     /// `sqlite` or `postgres`, for logs and health output.
     fn engine(&self) -> &'static str;
     fn pool_stats(&self) -> PoolStats;
+    /// Groups of new holds committed together (group commit) and the holds they carried.
+    fn group_stats(&self) -> GroupStats;
     /// Holds not yet expired, released or booked.
     async fn active_holds(&self, now: Timestamp) -> StoreResult<i64>;
     async fn migrate(&self) -> StoreResult<()>;

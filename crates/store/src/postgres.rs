@@ -16,9 +16,11 @@ fn pool_size() -> u32 {
     (cores * 4).clamp(4, 64)
 }
 
+#[derive(Clone)]
 pub struct PgStore {
     pool: PgPool,
-    best_hints: crate::engine::BestAvailableHints,
+    best_hints: std::sync::Arc<crate::engine::BestAvailableHints>,
+    holds_waiting: std::sync::Arc<crate::group_commit::HoldQueue>,
 }
 
 impl PgStore {
@@ -44,6 +46,7 @@ impl PgStore {
         Ok(Self {
             pool,
             best_hints: Default::default(),
+            holds_waiting: crate::group_commit::hold_queue(),
         })
     }
 

@@ -4,7 +4,7 @@
 use crate::StoreError;
 use boxoffice_core::booking::{Booking, BookingState, Ticket};
 use boxoffice_core::catalog::{Event, EventKind, Format, Show, ShowState};
-use boxoffice_core::hold::{Hold, HoldItem, HoldState};
+use boxoffice_core::hold::{self, Hold, HoldItem, HoldState};
 use boxoffice_core::ids::*;
 use boxoffice_core::inventory::{AreaView, SeatState, SeatView};
 use boxoffice_core::user::{
@@ -404,7 +404,6 @@ impl AreaMapRow {
     }
 }
 
-/// A seat's row in a show while a claim decides on it.
 /// Where a customer stands on one show, for the per-customer rules of a new hold.
 #[derive(Debug, Default)]
 pub struct CustomerStanding {
@@ -414,6 +413,38 @@ pub struct CustomerStanding {
     pub lapsed: Vec<Timestamp>,
     /// Tickets in live holds and in confirmed bookings.
     pub tickets: i64,
+}
+
+/// A hold of the customer's on the show (its state, deadline and places), or with state
+/// `booked` the tickets of the customer's confirmed bookings.
+#[derive(Debug)]
+pub struct StandingRow {
+    pub state: String,
+    pub expires_at: i64,
+    pub quantity: i64,
+}
+
+impl CustomerStanding {
+    /// The standing at `now` from the customer's rows (read for a moment no later than `now`).
+    pub fn of(rows: Vec<StandingRow>, now: Timestamp) -> Self {
+        let window = now.plus_minutes(-hold::LAPSE_WINDOW_MINUTES).unix_ms();
+        let mut standing = CustomerStanding::default();
+        for row in rows {
+            match row.state.as_str() {
+                "booked" => standing.tickets += row.quantity,
+                "active" if row.expires_at > now.unix_ms() => {
+                    standing.active += 1;
+                    standing.tickets += row.quantity;
+                }
+                _ if row.expires_at > window => standing
+                    .lapsed
+                    .push(Timestamp::from_unix_ms(row.expires_at)),
+                _ => {}
+            }
+        }
+        standing.lapsed.sort();
+        standing
+    }
 }
 
 #[derive(sqlx::FromRow)]
@@ -598,6 +629,22 @@ pub struct SavedRow {
     pub response_status: i64,
     pub response_body: String,
     pub fingerprint: String,
+}
+
+/// How many entries a group's list or rows take in its statement: the next power of two. Each
+/// new statement text is parsed and planned anew by PostgreSQL and takes a place in the
+/// connection's cache of prepared statements (pushing a hot one out): padded, a group of any
+/// size makes one of a few texts.
+pub fn padded_len(count: usize) -> usize {
+    count.max(1).next_power_of_two()
+}
+
+/// The values, the last one repeated up to `padded_len` (an IN list does not mind repeats).
+pub fn padded<T>(values: &[T]) -> impl Iterator<Item = &T> {
+    let extra = padded_len(values.len()) - values.len();
+    values
+        .iter()
+        .chain(values.last().into_iter().cycle().take(extra))
 }
 
 /// `$start, $start+1, …` for an IN list of `count` values.

@@ -9,11 +9,13 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
+#[derive(Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
     /// One writer at a time in this process; `BEGIN IMMEDIATE` covers other processes.
     write_gate: Arc<tokio::sync::Mutex<()>>,
-    best_hints: crate::engine::BestAvailableHints,
+    best_hints: Arc<crate::engine::BestAvailableHints>,
+    holds_waiting: Arc<crate::group_commit::HoldQueue>,
 }
 
 impl SqliteStore {
@@ -36,6 +38,7 @@ impl SqliteStore {
             pool,
             write_gate: Arc::new(tokio::sync::Mutex::new(())),
             best_hints: Default::default(),
+            holds_waiting: crate::group_commit::hold_queue(),
         })
     }
 

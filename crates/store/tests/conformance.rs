@@ -836,6 +836,153 @@ async fn racing_claims_sell_each_seat_once(engine: Engine) {
     );
 }
 
+/// Waits until the store's groups of claims are as `done` wants them.
+async fn lined_up(store: &dyn Store, done: impl Fn(boxoffice_store::GroupStats) -> bool) {
+    for _ in 0..10_000 {
+        if done(store.group_stats()) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    panic!("the claims never lined up: {:?}", store.group_stats());
+}
+
+/// Group commit: claims arriving while their show's transactions are busy wait in line and are
+/// then decided together, each as if it had run alone, in the order it arrived. Another
+/// connection keeps the show busy (its row locked on PostgreSQL, the write lock on SQLite): the
+/// first two claims take off and wait for it, and the rest line up one by one behind them, so
+/// the order, and with it every outcome, is known.
+async fn claims_lined_up_are_decided_together_as_if_alone(engine: Engine) {
+    use sqlx::Connection;
+    let f = Arc::new(Fixture::new(engine).await);
+    let mut c = Vec::new();
+    for i in 0..12 {
+        c.push(f.customer(&format!("c{i}@example.com")).await);
+    }
+    f.seats(&c[11], &["A1"], f.now).await.unwrap();
+    let before = f.store.group_stats();
+    let busy: Box<dyn std::any::Any + Send> = match engine {
+        Engine::Postgres => {
+            let mut busy = sqlx::PgConnection::connect(&f._db.url).await.unwrap();
+            sqlx::query("BEGIN").execute(&mut busy).await.unwrap();
+            sqlx::query("SELECT id FROM shows WHERE id = $1 FOR UPDATE")
+                .bind(f.show.id.to_string())
+                .execute(&mut busy)
+                .await
+                .unwrap();
+            Box::new(busy)
+        }
+        Engine::Sqlite => {
+            let mut busy = sqlx::SqliteConnection::connect(&f._db.url).await.unwrap();
+            sqlx::query("BEGIN IMMEDIATE")
+                .execute(&mut busy)
+                .await
+                .unwrap();
+            Box::new(busy)
+        }
+    };
+    let seats = |labels: &[&str]| HoldRequest::Seats(labels.iter().map(|l| f.seat(l)).collect());
+    let places = |quantity| {
+        HoldRequest::Areas(vec![AreaQuantity {
+            area_id: f.area(),
+            quantity,
+        }])
+    };
+    let best = HoldRequest::BestAvailable {
+        category: "standard".into(),
+        quantity: 1,
+    };
+    let requests = [
+        seats(&["B1"]),                               // 0: takes off, granted
+        seats(&["B2"]),                               // 1: takes off, granted
+        seats(&["A1", "A2"]),                         // 2: A1 is held by c11
+        seats(&["A2"]),                               // 3: granted: 2 took nothing
+        seats(&["A2", "A3"]),                         // 4: A2 went to 3, earlier in the group
+        seats(&["A3", "A4"]),                         // 5: granted
+        seats(&["B5"]),                               // 6: blocked
+        best,                                         // 7: granted, around the others
+        places(6),                                    // 8: granted
+        places(5), // 9: does not fit beside 8 (goes alone and is refused)
+        HoldRequest::Seats(vec![SeatId::generate()]), // 10: not a seat of this show
+    ];
+    let mut answers = Vec::new();
+    for (i, request) in requests.into_iter().enumerate() {
+        let (f2, customer) = (f.clone(), c[i].clone());
+        answers.push(tokio::spawn(async move {
+            f2.hold(&customer, request, f2.now).await
+        }));
+        if i < 2 {
+            lined_up(&*f.store, |s| s.groups == before.groups + i as u64 + 1).await;
+        } else {
+            lined_up(&*f.store, |s| s.waiting == i - 1).await;
+        }
+    }
+    drop(busy);
+    let mut outcomes = Vec::new();
+    for answer in answers {
+        outcomes.push(answer.await.unwrap());
+    }
+    let labels = |i: usize| -> Vec<String> {
+        let hold = outcomes[i]
+            .as_ref()
+            .unwrap_or_else(|e| panic!("claim {i} was refused: {e:?}"));
+        hold.items.iter().map(|item| item.label.clone()).collect()
+    };
+    let taken = |i: usize| match &outcomes[i] {
+        Err(StoreError::Domain(DomainError::SeatUnavailable { seat_ids })) => seat_ids.clone(),
+        other => panic!("claim {i}: expected taken seats, got {other:?}"),
+    };
+    assert_eq!(labels(0), ["B1"]);
+    assert_eq!(labels(1), ["B2"]);
+    assert_eq!(taken(2), [f.seat("A1").to_string()]);
+    assert_eq!(labels(3), ["A2"]);
+    assert_eq!(taken(4), [f.seat("A2").to_string()]);
+    assert_eq!(labels(5), ["A3", "A4"]);
+    assert_eq!(taken(6), [f.seat("B5").to_string()]);
+    let around = labels(7);
+    assert!(
+        ["A5", "B3", "B4"].contains(&around[0].as_str()),
+        "best-available took {around:?}"
+    );
+    assert_eq!(outcomes[8].as_ref().unwrap().ticket_count(), 6);
+    assert!(
+        matches!(
+            &outcomes[9],
+            Err(StoreError::Domain(DomainError::CapacityUnavailable { .. }))
+        ),
+        "{:?}",
+        outcomes[9]
+    );
+    assert!(
+        matches!(
+            &outcomes[10],
+            Err(StoreError::Domain(DomainError::Validation(_)))
+        ),
+        "{:?}",
+        outcomes[10]
+    );
+
+    let map = f.map(f.now).await;
+    let held: Vec<&str> = map
+        .seats
+        .iter()
+        .filter(|s| s.state == SeatState::Held)
+        .map(|s| s.label.as_str())
+        .collect();
+    assert_eq!(
+        held.len(),
+        7,
+        "A1, A2, A3, A4, B1, B2 and best-available's seat: {held:?}"
+    );
+    assert_eq!((map.areas[0].held, map.areas[0].free), (6, 4));
+    let after = f.store.group_stats();
+    assert!(
+        (after.claims - before.claims) - (after.groups - before.groups) >= 8,
+        "the nine claims that lined up went as one group: {before:?} → {after:?}"
+    );
+    assert_eq!(after.waiting, 0);
+}
+
 /// Anti-hoarding under a race: one customer's holds on a show, sent all at once on different
 /// seats (tabs, scripts), get one live hold; the others are refused and hold nothing.
 async fn a_customers_racing_holds_get_one(engine: Engine) {
@@ -1738,6 +1885,7 @@ conformance!(
     availability_counts_what_the_seat_map_shows,
     idempotent_commands_happen_once,
     racing_claims_sell_each_seat_once,
+    claims_lined_up_are_decided_together_as_if_alone,
     a_customers_racing_holds_get_one,
     racing_general_admission_stays_within_capacity,
     general_admission_paths_racing_keep_the_counters,

@@ -1,0 +1,363 @@
+//! Group commit: claims on one show that arrive while that show's transactions are in flight
+//! wait, and then go together in one transaction, in the order they arrived. A flash sale is
+//! thousands of small claims on one show; alone, each pays a transaction's round trips and
+//! commit, which on a busy machine cost far more than the claim itself. Grouped, the show is
+//! read once, the customers' standings in one statement, the seats locked and claimed in one
+//! statement each, and everything is written and committed once.
+//!
+//! The queue only groups and hands out answers; what a group decides is the store's (its
+//! transaction) and core's (`inventory::grant_in_order`). A group never holds two claims of one
+//! customer: the per-customer rules (one live hold, ticket limits) must see the first claim
+//! before they judge the second, so the second waits for the next group.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::sync::oneshot;
+
+/// A claim that can wait in a line.
+pub(crate) trait Member: Send + 'static {
+    /// The line it waits in (its show).
+    fn line(&self) -> &str;
+    /// Its customer: a group holds at most one claim of each.
+    fn customer(&self) -> &str;
+}
+
+/// The lines of waiting claims, one per show.
+pub(crate) struct Queue<M, A> {
+    lines: Mutex<HashMap<String, Line<M, A>>>,
+    /// Groups of one show in flight at once: more than one keeps the show's work going while a
+    /// group waits for its commit, and contended seats are still decided by row locks.
+    flights_per_line: usize,
+    max_group: usize,
+    groups: AtomicU64,
+    grouped: AtomicU64,
+}
+
+struct Line<M, A> {
+    waiting: VecDeque<Waiter<M, A>>,
+    flights: usize,
+}
+
+struct Waiter<M, A> {
+    member: M,
+    answer: oneshot::Sender<A>,
+}
+
+/// Groups run and the claims they carried, for the metrics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GroupStats {
+    pub groups: u64,
+    pub claims: u64,
+    /// Claims waiting for their group now.
+    pub waiting: usize,
+}
+
+impl<M: Member, A: Send + 'static> Queue<M, A> {
+    pub(crate) fn new(flights_per_line: usize, max_group: usize) -> Arc<Self> {
+        Arc::new(Self {
+            lines: Mutex::new(HashMap::new()),
+            flights_per_line: flights_per_line.max(1),
+            max_group: max_group.max(1),
+            groups: AtomicU64::new(0),
+            grouped: AtomicU64::new(0),
+        })
+    }
+
+    pub(crate) fn stats(&self) -> GroupStats {
+        GroupStats {
+            groups: self.groups.load(Ordering::Relaxed),
+            claims: self.grouped.load(Ordering::Relaxed),
+            waiting: self.lock().values().map(|line| line.waiting.len()).sum(),
+        }
+    }
+
+    /// Waits in the member's line for its group to be decided. `run` decides a group (the
+    /// answers in the members' order); it is used only if this call starts a flight, which is
+    /// a task of its own: a request that goes away does not take its group's transaction with
+    /// it. `None` when the group was lost (its flight panicked): the caller goes alone.
+    pub(crate) async fn join<F, Fut>(self: &Arc<Self>, member: M, run: F) -> Option<A>
+    where
+        F: Fn(Vec<M>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Vec<A>> + Send + 'static,
+    {
+        let (answer, answered) = oneshot::channel();
+        let line = member.line().to_owned();
+        let take_off = {
+            let mut lines = self.lock();
+            let waiting = lines.entry(line.clone()).or_insert_with(|| Line {
+                waiting: VecDeque::new(),
+                flights: 0,
+            });
+            waiting.waiting.push_back(Waiter { member, answer });
+            let room = waiting.flights < self.flights_per_line;
+            if room {
+                waiting.flights += 1;
+            }
+            room
+        };
+        if take_off {
+            let flight = Flight {
+                queue: self.clone(),
+                line,
+                landed: false,
+            };
+            tokio::spawn(flight.fly(run));
+        }
+        answered.await.ok()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, Line<M, A>>> {
+        self.lines
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The next group of the line, oldest first, one claim per customer; `None` (and the
+    /// flight ends) when nobody waits.
+    fn next_group(&self, line: &str) -> Option<Vec<Waiter<M, A>>> {
+        let mut lines = self.lock();
+        let waiting = lines.get_mut(line)?;
+        if waiting.waiting.is_empty() {
+            waiting.flights -= 1;
+            if waiting.flights == 0 {
+                lines.remove(line);
+            }
+            return None;
+        }
+        let mut customers = HashSet::new();
+        let mut group = Vec::new();
+        let mut later = VecDeque::new();
+        while let Some(waiter) = waiting.waiting.pop_front() {
+            if group.len() < self.max_group && customers.insert(waiter.member.customer().to_owned())
+            {
+                group.push(waiter);
+            } else {
+                later.push_back(waiter);
+            }
+        }
+        waiting.waiting = later;
+        self.groups.fetch_add(1, Ordering::Relaxed);
+        self.grouped
+            .fetch_add(group.len() as u64, Ordering::Relaxed);
+        Some(group)
+    }
+}
+
+/// A new hold waiting for its group: the command and, for best-available, the seats chosen.
+pub(crate) struct HoldClaim {
+    pub cmd: crate::CreateHold,
+    pub chosen: Option<Vec<boxoffice_core::ids::SeatId>>,
+}
+
+impl Member for HoldClaim {
+    fn line(&self) -> &str {
+        self.cmd.show_id.as_str()
+    }
+    fn customer(&self) -> &str {
+        self.cmd.user_id.as_str()
+    }
+}
+
+/// A group's answer to one claim: decided, or `None` when the claim must go alone (the group's
+/// transaction failed before its commit, or the claim needs what only the lone path does).
+pub(crate) type HoldAnswer = Option<crate::StoreResult<boxoffice_core::hold::Hold>>;
+
+/// Holds waiting for their group, per show: two groups of a show in flight at once, at most 64
+/// claims in a group.
+pub(crate) type HoldQueue = Queue<HoldClaim, HoldAnswer>;
+
+pub(crate) fn hold_queue() -> Arc<HoldQueue> {
+    Queue::new(2, 64)
+}
+
+/// One flight of a line: runs groups while claims wait.
+struct Flight<M: Member, A: Send + 'static> {
+    queue: Arc<Queue<M, A>>,
+    line: String,
+    /// Ended because nobody waits (its place was given back with the last look at the line).
+    landed: bool,
+}
+
+impl<M: Member, A: Send + 'static> Flight<M, A> {
+    async fn fly<F, Fut>(mut self, run: F)
+    where
+        F: Fn(Vec<M>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Vec<A>> + Send + 'static,
+    {
+        while let Some(group) = self.queue.next_group(&self.line) {
+            let (members, answers): (Vec<M>, Vec<oneshot::Sender<A>>) =
+                group.into_iter().map(|w| (w.member, w.answer)).unzip();
+            let decided = run(members).await;
+            for (answer, decided) in answers.into_iter().zip(decided) {
+                // A member whose request went away gets no answer; its hold lapses.
+                let _ = answer.send(decided);
+            }
+        }
+        self.landed = true;
+    }
+}
+
+impl<M: Member, A: Send + 'static> Drop for Flight<M, A> {
+    /// Only when a group panicked: the flight's place is given back (its members were told
+    /// nothing and go alone), and the next claim to arrive starts a new flight.
+    fn drop(&mut self) {
+        if self.landed {
+            return;
+        }
+        let mut lines = self.queue.lock();
+        if let Some(line) = lines.get_mut(&self.line) {
+            line.flights = line.flights.saturating_sub(1);
+            if line.flights == 0 && line.waiting.is_empty() {
+                lines.remove(&self.line);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex as StdMutex;
+    use tokio::sync::Notify;
+
+    #[derive(Debug)]
+    struct Claim {
+        show: &'static str,
+        customer: String,
+        value: u32,
+    }
+
+    impl Member for Claim {
+        fn line(&self) -> &str {
+            self.show
+        }
+        fn customer(&self) -> &str {
+            &self.customer
+        }
+    }
+
+    fn claim(customer: &str, value: u32) -> Claim {
+        Claim {
+            show: "show",
+            customer: customer.to_owned(),
+            value,
+        }
+    }
+
+    /// A runner that waits for `gate` before its first group, records every group's values
+    /// and answers each claim with ten times its value.
+    fn runner(
+        gate: Arc<Notify>,
+        seen: Arc<StdMutex<Vec<Vec<u32>>>>,
+    ) -> impl Fn(Vec<Claim>) -> std::pin::Pin<Box<dyn Future<Output = Vec<u32>> + Send>>
+    + Send
+    + Sync
+    + 'static {
+        move |group: Vec<Claim>| {
+            let (gate, seen) = (gate.clone(), seen.clone());
+            Box::pin(async move {
+                let first = seen.lock().unwrap().is_empty();
+                seen.lock()
+                    .unwrap()
+                    .push(group.iter().map(|c| c.value).collect());
+                if first {
+                    gate.notified().await;
+                }
+                group.iter().map(|c| c.value * 10).collect()
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn claims_arriving_during_a_flight_go_together_in_order() {
+        let queue: Arc<Queue<Claim, u32>> = Queue::new(1, 64);
+        let (gate, seen) = (Arc::new(Notify::new()), Arc::new(StdMutex::new(Vec::new())));
+        let first = tokio::spawn({
+            let (queue, run) = (queue.clone(), runner(gate.clone(), seen.clone()));
+            async move { queue.join(claim("c0", 0), run).await }
+        });
+        while seen.lock().unwrap().is_empty() {
+            tokio::task::yield_now().await;
+        }
+        let waiting: Vec<_> = (1..=5)
+            .map(|i| {
+                let (queue, run) = (queue.clone(), runner(gate.clone(), seen.clone()));
+                tokio::spawn(async move { queue.join(claim(&format!("c{i}"), i), run).await })
+            })
+            .collect();
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        gate.notify_one();
+        assert_eq!(first.await.unwrap(), Some(0));
+        for (i, answer) in waiting.into_iter().enumerate() {
+            assert_eq!(
+                answer.await.unwrap(),
+                Some((i as u32 + 1) * 10),
+                "each gets its own answer"
+            );
+        }
+        assert_eq!(*seen.lock().unwrap(), vec![vec![0], vec![1, 2, 3, 4, 5]]);
+        assert_eq!(
+            queue.stats(),
+            GroupStats {
+                groups: 2,
+                claims: 6,
+                waiting: 0
+            }
+        );
+        assert!(queue.lock().is_empty(), "an idle line is forgotten");
+    }
+
+    #[tokio::test]
+    async fn a_group_holds_one_claim_per_customer_and_no_more_than_its_size() {
+        let queue: Arc<Queue<Claim, u32>> = Queue::new(1, 3);
+        let (gate, seen) = (Arc::new(Notify::new()), Arc::new(StdMutex::new(Vec::new())));
+        let first = tokio::spawn({
+            let (queue, run) = (queue.clone(), runner(gate.clone(), seen.clone()));
+            async move { queue.join(claim("c0", 0), run).await }
+        });
+        while seen.lock().unwrap().is_empty() {
+            tokio::task::yield_now().await;
+        }
+        // Customer a twice: its second claim waits for the group after its first.
+        let customers = ["a", "a", "b", "c", "d"];
+        let mut waiting = Vec::new();
+        for (i, customer) in customers.into_iter().enumerate() {
+            let (queue, run) = (queue.clone(), runner(gate.clone(), seen.clone()));
+            waiting.push(tokio::spawn(async move {
+                queue.join(claim(customer, i as u32 + 1), run).await
+            }));
+            tokio::task::yield_now().await;
+        }
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        gate.notify_one();
+        first.await.unwrap();
+        for answer in waiting {
+            assert!(answer.await.unwrap().is_some());
+        }
+        assert_eq!(
+            *seen.lock().unwrap(),
+            vec![vec![0], vec![1, 3, 4], vec![2, 5]]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_lost_flight_sends_its_group_alone_and_the_line_goes_on() {
+        let queue: Arc<Queue<Claim, u32>> = Queue::new(1, 64);
+        let panicking = |group: Vec<Claim>| async move {
+            assert!(group.is_empty(), "a group's transaction panicked");
+            Vec::new()
+        };
+        let lost = queue.join(claim("c0", 0), panicking).await;
+        assert_eq!(lost, None, "the member is told to go alone");
+        let (gate, seen) = (Arc::new(Notify::new()), Arc::new(StdMutex::new(Vec::new())));
+        gate.notify_one();
+        let after = queue.join(claim("c1", 1), runner(gate, seen)).await;
+        assert_eq!(after, Some(10), "the line has a flight again");
+    }
+}
