@@ -11,7 +11,9 @@
 //! rows, then seat rows (by seat id), then wallet accounts (by id), and area rows (by area id)
 //! last: every standing sale of a show goes through its area's one row, so each transaction
 //! changes its counters as its last statement and holds that row only until it commits.
-//! Scheduling locks venue rows (by id) alone.
+//! Scheduling locks venue rows (by id) alone. A group of new holds (`group_commit`) takes the
+//! same locks in the same order for all its claims: the show, its customers by id, the seats by
+//! id (those best-available chose without waiting), the areas by id.
 
 use sqlx::{Database, Transaction};
 use tokio::sync::OwnedMutexGuard;
