@@ -1,6 +1,6 @@
 //! Prometheus metrics at `/metrics`: request counts and latency per route, and the sale's own
-//! counters (holds, bookings, cancellations, expiries, holds committed in groups) and gauges
-//! (active holds, database pool, holds waiting for their group).
+//! counters (holds, bookings, cancellations, expiries, holds and bookings committed in groups)
+//! and gauges (active holds, database pool, holds and bookings waiting for their group).
 //! One recorder per process, shared by every app in it (tests run several).
 
 use axum::extract::{MatchedPath, Request};
@@ -55,9 +55,12 @@ pub async fn render(axum::extract::State(app): axum::extract::State<crate::AppSt
         metrics::gauge!("boxoffice_process_resident_memory_bytes").set(bytes as f64);
     }
     let groups = app.store.group_stats();
-    metrics::counter!("boxoffice_hold_groups_total").absolute(groups.groups);
-    metrics::counter!("boxoffice_grouped_holds_total").absolute(groups.claims);
-    metrics::gauge!("boxoffice_holds_waiting_for_group").set(groups.waiting as f64);
+    for (kind, stats) in [("hold", groups.holds), ("booking", groups.bookings)] {
+        metrics::counter!("boxoffice_commit_groups_total", "kind" => kind).absolute(stats.groups);
+        metrics::counter!("boxoffice_grouped_commands_total", "kind" => kind)
+            .absolute(stats.claims);
+        metrics::gauge!("boxoffice_waiting_for_group", "kind" => kind).set(stats.waiting as f64);
+    }
     let body = handle().render();
     (
         [(

@@ -383,9 +383,8 @@ async fn pay_from_wallet(
         .ok_or(DomainError::NotFound("hold"))?;
     hold.check_confirmable(user, now)?;
     let signer = ticket_key(app, &hold.show_id).await?;
-    let sign = |claims: &boxoffice_core::ticket::TicketClaims| {
-        boxoffice_core::ticket::sign(claims, &signer)
-    };
+    let sign: boxoffice_store::TicketSigner =
+        std::sync::Arc::new(move |claims| boxoffice_core::ticket::sign(claims, &signer));
     let cmd = ConfirmHold {
         scratch_draw: scratch_draw(app),
         booking_id: BookingId::generate(),
@@ -396,7 +395,7 @@ async fn pay_from_wallet(
         new_payment: None,
         wallet_minor: hold.total.amount_minor,
         now,
-        sign_ticket: &sign,
+        sign_ticket: sign,
     };
     let outcome = app.store.confirm_hold(cmd, key).await?;
     announce_sold(app, &outcome).await;
@@ -468,9 +467,8 @@ async fn book_paid(
     key: Option<&boxoffice_store::IdempotencyKey>,
 ) -> ApiResult<Outcome<boxoffice_core::booking::Booking>> {
     let signer = ticket_key(app, &payment.show_id).await?;
-    let sign = |claims: &boxoffice_core::ticket::TicketClaims| {
-        boxoffice_core::ticket::sign(claims, &signer)
-    };
+    let sign: boxoffice_store::TicketSigner =
+        std::sync::Arc::new(move |claims| boxoffice_core::ticket::sign(claims, &signer));
     let cmd = ConfirmHold {
         scratch_draw: scratch_draw(app),
         booking_id: BookingId::generate(),
@@ -481,7 +479,7 @@ async fn book_paid(
         new_payment: Some(payment.clone()),
         wallet_minor: payment.wallet_minor,
         now: app.clock.now(),
-        sign_ticket: &sign,
+        sign_ticket: sign,
     };
     match app.store.confirm_hold(cmd, key).await {
         Ok(outcome) => {
@@ -529,9 +527,8 @@ async fn book(
     key: Option<&boxoffice_store::IdempotencyKey>,
 ) -> ApiResult<Outcome<boxoffice_core::booking::Booking>> {
     let signer = ticket_key(app, &payment.show_id).await?;
-    let sign = |claims: &boxoffice_core::ticket::TicketClaims| {
-        boxoffice_core::ticket::sign(claims, &signer)
-    };
+    let sign: boxoffice_store::TicketSigner =
+        std::sync::Arc::new(move |claims| boxoffice_core::ticket::sign(claims, &signer));
     let cmd = ConfirmHold {
         scratch_draw: scratch_draw(app),
         booking_id: BookingId::generate(),
@@ -542,7 +539,7 @@ async fn book(
         new_payment: None,
         wallet_minor: payment.wallet_minor,
         now: app.clock.now(),
-        sign_ticket: &sign,
+        sign_ticket: sign,
     };
     match app.store.confirm_hold(cmd, key).await {
         Ok(outcome) => {

@@ -233,7 +233,7 @@ impl BestAvailableHints {
 macro_rules! store_engine {
     ($store:ty, $db:ty, lock = $lock:literal, share = $share:literal, skip_locked = $skip_locked:literal, fuse_writes = $fuse_writes:literal, refresh_statistics = $refresh_statistics:literal) => {
         use $crate::engine::{WriteTx, Writes};
-        use $crate::group_commit::{HoldAnswer, HoldClaim};
+        use $crate::group_commit::{BookingAnswer, BookingClaim, HoldAnswer, HoldClaim};
 
         /// Whether `Writes` go as one statement on this engine.
         const FUSE_WRITES: bool = $fuse_writes;
@@ -980,6 +980,183 @@ macro_rules! store_engine {
             });
         }
 
+        /// When a booking's standing places are sold: in its own writes (alone), or by the
+        /// caller after every booking of a group (area rows come last in the lock order).
+        #[derive(Clone, Copy, PartialEq)]
+        enum SellPlaces {
+            Now,
+            Later,
+        }
+
+        /// Moves `quantity` standing places of the show's area from held to sold, in `writes`.
+        fn sell_places_into(writes: &mut Writes<$db>, show_id: &str, area: &str, quantity: i64) {
+            writes.add(|sql| {
+                sql.push("UPDATE show_areas SET sold = sold + ")
+                    .push_bind(quantity)
+                    .push(", held = held - ")
+                    .push_bind(quantity)
+                    .push(" WHERE show_id = ")
+                    .push_bind(show_id.to_owned())
+                    .push(" AND area_id = ")
+                    .push_bind(area.to_owned());
+            });
+        }
+
+        /// A booking's work in the caller's transaction: the hold converted, its seats sold,
+        /// the booking, tickets, ledger, rewards, payment and event written; the standing places
+        /// sold now, or returned (area, places) for the caller to sell later.
+        async fn book_in(conn: &mut Conn, cmd: &ConfirmHold, sell: SellPlaces) -> StoreResult<(Booking, Vec<(String, i64)>)> {
+        let hold = load_hold(conn, cmd.hold_id.as_str()).await?.ok_or(DomainError::NotFound("hold"))?;
+        hold.check_confirmable(&cmd.user_id, cmd.now)?;
+        let (show, _) = share_show(conn, hold.show_id.as_str()).await?.ok_or(DomainError::NotFound("show"))?;
+        if show.state != boxoffice_core::catalog::ShowState::Scheduled {
+            return Err(DomainError::NotOnSale("the show was cancelled".into()).into());
+        }
+        let converted = sqlx::query(
+            "UPDATE holds SET state = 'converted' WHERE id = $1 AND state = 'active' AND expires_at > $2",
+        )
+        .bind(hold.id.to_string())
+        .bind(cmd.now.unix_ms())
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+        if converted != 1 {
+            return Err(DomainError::HoldExpired.into());
+        }
+        let seat_count = hold.items.iter().filter(|i| i.seat_id.is_some()).count() as u64;
+        let sold = sqlx::query(
+            // By the hold alone: with the show as well, a generic plan read the show's seats.
+            "UPDATE show_seats SET state = 'sold', booking_id = $1, hold_id = NULL, held_until = NULL \
+             WHERE hold_id = $2 AND state = 'held'",
+        )
+        .bind(cmd.booking_id.to_string())
+        .bind(hold.id.to_string())
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+        if sold != seat_count {
+            // A seat left this hold (expired and claimed elsewhere); sell nothing.
+            return Err(DomainError::HoldExpired.into());
+        }
+        let booking = Booking {
+            id: cmd.booking_id.clone(),
+            show_id: hold.show_id.clone(),
+            user_id: hold.user_id.clone(),
+            hold_id: hold.id.clone(),
+            state: BookingState::Confirmed,
+            total: hold.total.clone(),
+            payment_reference: cmd.payment_reference.clone(),
+            refund: None,
+            wallet_minor: cmd.wallet_minor,
+            refunded_minor: None,
+            tickets: hold
+                .items
+                .iter()
+                .flat_map(|item| (0..item.quantity).map(move |_| item))
+                .map(|item| {
+                    let id = TicketId::generate();
+                    let claims = boxoffice_core::ticket::TicketClaims {
+                        ticket_id: id.clone(),
+                        show_id: hold.show_id.clone(),
+                        organizer_id: show.organizer_id.clone(),
+                        seat: item.label.clone(),
+                        holder: hold.user_id.clone(),
+                        valid_from: show.starts_at.plus_minutes(-boxoffice_core::ticket::DOORS_OPEN_HOURS * 60),
+                        valid_until: show.ends_at.plus_minutes(boxoffice_core::ticket::VALID_AFTER_END_HOURS * 60),
+                    };
+                    boxoffice_core::booking::Ticket {
+                        code: (cmd.sign_ticket)(&claims),
+                        id,
+                        seat_id: item.seat_id.clone(),
+                        area_id: item.area_id.clone(),
+                        label: item.label.clone(),
+                        category: item.category.clone(),
+                        price_minor: item.unit_price_minor,
+                    }
+                })
+                .collect(),
+            created_at: cmd.now,
+            cancelled_at: None,
+        };
+        if !(0..=booking.total.amount_minor).contains(&cmd.wallet_minor) {
+            return Err(DomainError::invalid("payment.wallet_minor", "must be between 0 and the total").into());
+        }
+        // The rest is written together (one statement on PostgreSQL), rows pointed at first.
+        let mut writes = Writes::<$db>::new(FUSE_WRITES);
+        writes.insert("INSERT INTO bookings (id, hold_id, show_id, user_id, state, total_minor, currency, payment_reference, \
+                 created_at, cancelled_at, wallet_minor, ticket_count)", |row| {
+            row.push_bind(booking.id.to_string())
+                .push_bind(booking.hold_id.to_string())
+                .push_bind(booking.show_id.to_string())
+                .push_bind(booking.user_id.to_string())
+                .push_bind(booking.state.as_str())
+                .push_bind(booking.total.amount_minor)
+                .push_bind(booking.total.currency.to_string())
+                .push_bind(booking.payment_reference.clone())
+                .push_bind(booking.created_at.unix_ms())
+                .push_bind(None::<i64>)
+                .push_bind(booking.wallet_minor)
+                .push_bind(booking.tickets.len() as i64);
+        });
+        let paid = ledger::payment_transfers(&show.organizer_id, &booking.user_id, booking.total.amount_minor, cmd.wallet_minor);
+        post_into(conn, &mut writes, "booking_paid", booking.id.as_str(), booking.total.currency.as_str(), &paid, cmd.now).await?;
+        if !booking.tickets.is_empty() {
+            writes.add(|sql| {
+                sql.push("INSERT INTO tickets (id, booking_id, position, seat_id, area_id, label, category, price_minor, code) ")
+                    .push_values(booking.tickets.iter().enumerate(), |mut row, (position, ticket)| {
+                        row.push_bind(ticket.id.to_string())
+                            .push_bind(booking.id.to_string())
+                            .push_bind(position as i64)
+                            .push_bind(ticket.seat_id.as_ref().map(|s| s.to_string()))
+                            .push_bind(ticket.area_id.as_ref().map(|a| a.to_string()))
+                            .push_bind(ticket.label.clone())
+                            .push_bind(ticket.category.clone())
+                            .push_bind(ticket.price_minor)
+                            .push_bind(ticket.code.clone());
+                    });
+            });
+        }
+        reward_booking(&mut writes, &booking, &hold, &show, cmd.scratch_draw, cmd.now)?;
+        if let Some(payment) = &cmd.payment_id {
+            // The payment row points at the booking, which must be written first.
+            run_writes(conn, std::mem::replace(&mut writes, Writes::new(FUSE_WRITES))).await?;
+            settle_payment(conn, payment, &booking.id, cmd.now).await?;
+        }
+        if let Some(payment) = &cmd.new_payment {
+            let paid = $crate::Payment {
+                state: boxoffice_core::payment::PaymentState::Succeeded,
+                booking_id: Some(booking.id.clone()),
+                updated_at: cmd.now,
+                ..payment.clone()
+            };
+            if paid.idempotency_key.is_some() {
+                // Its own statement, so a second payment under the key is told apart.
+                run_writes(conn, std::mem::replace(&mut writes, Writes::new(FUSE_WRITES))).await?;
+                insert_payment_row(conn, &paid, Some(show.organizer_id.as_str())).await?;
+            } else {
+                payment_rows_into(&mut writes, &paid, show.organizer_id.as_str());
+            }
+        }
+        emit_into(
+            &mut writes,
+            show.organizer_id.as_str(),
+            EventKind::BookingConfirmed,
+            booking.id.as_str(),
+            serde_json::json!({ "booking": booking }),
+            cmd.now,
+        );
+        // Area rows last: the one row every standing sale of the show goes through is
+        // locked only from here to the commit.
+        let places: Vec<(String, i64)> = area_quantities(&hold.items).into_iter().map(|(area, quantity)| (area.to_owned(), quantity)).collect();
+        if sell == SellPlaces::Now {
+            for (area, quantity) in &places {
+                sell_places_into(&mut writes, hold.show_id.as_str(), area, *quantity);
+            }
+        }
+        run_writes(conn, writes).await?;
+        Ok((booking, if sell == SellPlaces::Now { Vec::new() } else { places }))
+        }
+
         /// Records the answer under the key, in the caller's transaction. `false` means another
         /// request with this key committed first: the caller must roll back and replay it.
         async fn save_response<T: serde::Serialize>(
@@ -1568,165 +1745,89 @@ macro_rules! store_engine {
                 finish(self, w, idem, hold, cmd.now).await
             }
 
-            async fn try_confirm_hold(&self, cmd: ConfirmHold<'_>, idem: Option<&IdempotencyKey>) -> StoreResult<Outcome<Booking>> {
+            async fn try_confirm_hold(&self, cmd: ConfirmHold, idem: Option<&IdempotencyKey>) -> StoreResult<Outcome<Booking>> {
                 let mut w = self.begin_write().await?;
-                let conn = &mut *w.tx;
-                let hold = load_hold(conn, cmd.hold_id.as_str()).await?.ok_or(DomainError::NotFound("hold"))?;
-                hold.check_confirmable(&cmd.user_id, cmd.now)?;
-                let (show, _) = share_show(conn, hold.show_id.as_str()).await?.ok_or(DomainError::NotFound("show"))?;
-                if show.state != boxoffice_core::catalog::ShowState::Scheduled {
-                    return Err(DomainError::NotOnSale("the show was cancelled".into()).into());
-                }
-                let converted = sqlx::query(
-                    "UPDATE holds SET state = 'converted' WHERE id = $1 AND state = 'active' AND expires_at > $2",
-                )
-                .bind(hold.id.to_string())
-                .bind(cmd.now.unix_ms())
-                .execute(&mut *conn)
-                .await?
-                .rows_affected();
-                if converted != 1 {
-                    return Err(DomainError::HoldExpired.into());
-                }
-                let seat_count = hold.items.iter().filter(|i| i.seat_id.is_some()).count() as u64;
-                let sold = sqlx::query(
-                    // By the hold alone: with the show as well, a generic plan read the show's seats.
-                    "UPDATE show_seats SET state = 'sold', booking_id = $1, hold_id = NULL, held_until = NULL \
-                     WHERE hold_id = $2 AND state = 'held'",
-                )
-                .bind(cmd.booking_id.to_string())
-                .bind(hold.id.to_string())
-                .execute(&mut *conn)
-                .await?
-                .rows_affected();
-                if sold != seat_count {
-                    // A seat left this hold (expired and claimed elsewhere); sell nothing.
-                    return Err(DomainError::HoldExpired.into());
-                }
-                let booking = Booking {
-                    id: cmd.booking_id.clone(),
-                    show_id: hold.show_id.clone(),
-                    user_id: hold.user_id.clone(),
-                    hold_id: hold.id.clone(),
-                    state: BookingState::Confirmed,
-                    total: hold.total.clone(),
-                    payment_reference: cmd.payment_reference.clone(),
-                    refund: None,
-                    wallet_minor: cmd.wallet_minor,
-                    refunded_minor: None,
-                    tickets: hold
-                        .items
-                        .iter()
-                        .flat_map(|item| (0..item.quantity).map(move |_| item))
-                        .map(|item| {
-                            let id = TicketId::generate();
-                            let claims = boxoffice_core::ticket::TicketClaims {
-                                ticket_id: id.clone(),
-                                show_id: hold.show_id.clone(),
-                                organizer_id: show.organizer_id.clone(),
-                                seat: item.label.clone(),
-                                holder: hold.user_id.clone(),
-                                valid_from: show.starts_at.plus_minutes(-boxoffice_core::ticket::DOORS_OPEN_HOURS * 60),
-                                valid_until: show.ends_at.plus_minutes(boxoffice_core::ticket::VALID_AFTER_END_HOURS * 60),
-                            };
-                            boxoffice_core::booking::Ticket {
-                                code: (cmd.sign_ticket)(&claims),
-                                id,
-                                seat_id: item.seat_id.clone(),
-                                area_id: item.area_id.clone(),
-                                label: item.label.clone(),
-                                category: item.category.clone(),
-                                price_minor: item.unit_price_minor,
-                            }
-                        })
-                        .collect(),
-                    created_at: cmd.now,
-                    cancelled_at: None,
-                };
-                if !(0..=booking.total.amount_minor).contains(&cmd.wallet_minor) {
-                    return Err(DomainError::invalid("payment.wallet_minor", "must be between 0 and the total").into());
-                }
-                // The rest is written together (one statement on PostgreSQL), rows pointed at first.
-                let mut writes = Writes::<$db>::new(FUSE_WRITES);
-                writes.insert("INSERT INTO bookings (id, hold_id, show_id, user_id, state, total_minor, currency, payment_reference, \
-                         created_at, cancelled_at, wallet_minor, ticket_count)", |row| {
-                    row.push_bind(booking.id.to_string())
-                        .push_bind(booking.hold_id.to_string())
-                        .push_bind(booking.show_id.to_string())
-                        .push_bind(booking.user_id.to_string())
-                        .push_bind(booking.state.as_str())
-                        .push_bind(booking.total.amount_minor)
-                        .push_bind(booking.total.currency.to_string())
-                        .push_bind(booking.payment_reference.clone())
-                        .push_bind(booking.created_at.unix_ms())
-                        .push_bind(None::<i64>)
-                        .push_bind(booking.wallet_minor)
-                        .push_bind(booking.tickets.len() as i64);
-                });
-                let paid = ledger::payment_transfers(&show.organizer_id, &booking.user_id, booking.total.amount_minor, cmd.wallet_minor);
-                post_into(conn, &mut writes, "booking_paid", booking.id.as_str(), booking.total.currency.as_str(), &paid, cmd.now).await?;
-                if !booking.tickets.is_empty() {
-                    writes.add(|sql| {
-                        sql.push("INSERT INTO tickets (id, booking_id, position, seat_id, area_id, label, category, price_minor, code) ")
-                            .push_values(booking.tickets.iter().enumerate(), |mut row, (position, ticket)| {
-                                row.push_bind(ticket.id.to_string())
-                                    .push_bind(booking.id.to_string())
-                                    .push_bind(position as i64)
-                                    .push_bind(ticket.seat_id.as_ref().map(|s| s.to_string()))
-                                    .push_bind(ticket.area_id.as_ref().map(|a| a.to_string()))
-                                    .push_bind(ticket.label.clone())
-                                    .push_bind(ticket.category.clone())
-                                    .push_bind(ticket.price_minor)
-                                    .push_bind(ticket.code.clone());
-                            });
-                    });
-                }
-                reward_booking(&mut writes, &booking, &hold, &show, cmd.scratch_draw, cmd.now)?;
-                if let Some(payment) = &cmd.payment_id {
-                    // The payment row points at the booking, which must be written first.
-                    run_writes(conn, std::mem::replace(&mut writes, Writes::new(FUSE_WRITES))).await?;
-                    settle_payment(conn, payment, &booking.id, cmd.now).await?;
-                }
-                if let Some(payment) = &cmd.new_payment {
-                    let paid = $crate::Payment {
-                        state: boxoffice_core::payment::PaymentState::Succeeded,
-                        booking_id: Some(booking.id.clone()),
-                        updated_at: cmd.now,
-                        ..payment.clone()
-                    };
-                    if paid.idempotency_key.is_some() {
-                        // Its own statement, so a second payment under the key is told apart.
-                        run_writes(conn, std::mem::replace(&mut writes, Writes::new(FUSE_WRITES))).await?;
-                        insert_payment_row(conn, &paid, Some(show.organizer_id.as_str())).await?;
-                    } else {
-                        payment_rows_into(&mut writes, &paid, show.organizer_id.as_str());
-                    }
-                }
-                emit_into(
-                    &mut writes,
-                    show.organizer_id.as_str(),
-                    EventKind::BookingConfirmed,
-                    booking.id.as_str(),
-                    serde_json::json!({ "booking": booking }),
-                    cmd.now,
-                );
-                // Area rows last: the one row every standing sale of the show goes through is
-                // locked only from here to the commit.
-                for (area, quantity) in area_quantities(&hold.items) {
-                    writes.add(|sql| {
-                        sql.push("UPDATE show_areas SET sold = sold + ")
-                            .push_bind(quantity)
-                            .push(", held = held - ")
-                            .push_bind(quantity)
-                            .push(" WHERE show_id = ")
-                            .push_bind(hold.show_id.to_string())
-                            .push(" AND area_id = ")
-                            .push_bind(area.to_owned());
-                    });
-                }
-                run_writes(conn, writes).await?;
+                let (booking, _) = book_in(&mut *w.tx, &cmd, SellPlaces::Now).await?;
                 finish(self, w, idem, booking, cmd.now).await
             }
+
+            /// A booking, grouped with the others arriving meanwhile (group commit: one
+            /// transaction, each booking in a savepoint of its own), unless it has an
+            /// idempotency key (the lone path tells a twin under the key apart) or the group
+            /// could not decide it.
+            async fn try_confirm_hold_grouped(&self, cmd: ConfirmHold, idem: Option<&IdempotencyKey>) -> StoreResult<Outcome<Booking>> {
+                if idem.is_some() {
+                    return self.try_confirm_hold(cmd, idem).await;
+                }
+                let store = self.clone();
+                let run = move |group: Vec<BookingClaim>| {
+                    let store = store.clone();
+                    async move { store.booking_group(group).await }
+                };
+                match self.bookings_waiting.join(BookingClaim(cmd.clone()), run).await {
+                    Some(Some(decided)) => decided.map(Outcome::Done),
+                    _ => self.try_confirm_hold(cmd, None).await,
+                }
+            }
+
+            /// Decides a group of bookings in one transaction; when it fails before its commit
+            /// (rolled back), every booking goes alone.
+            async fn booking_group(&self, group: Vec<BookingClaim>) -> Vec<BookingAnswer> {
+                match self.decide_booking_group(&group).await {
+                    Ok(answers) => answers,
+                    Err(error) => {
+                        tracing::warn!(%error, bookings = group.len(), "a group of bookings failed; each goes alone");
+                        group.iter().map(|_| None).collect()
+                    }
+                }
+            }
+
+            /// Each booking exactly as alone, in a savepoint of the group's transaction (a
+            /// refusal rolls back only its own writes; a database error sends it alone), and the
+            /// standing places sold by all of them last, one update per area, in area order.
+            async fn decide_booking_group(&self, group: &[BookingClaim]) -> StoreResult<Vec<BookingAnswer>> {
+                let mut w = self.begin_write().await?;
+                let mut answers: Vec<BookingAnswer> = Vec::with_capacity(group.len());
+                let mut booked = Vec::new();
+                let mut places: BTreeMap<(String, String), i64> = BTreeMap::new();
+                for (i, BookingClaim(cmd)) in group.iter().enumerate() {
+                    let mut one = sqlx::Acquire::begin(&mut w.tx).await?;
+                    match book_in(&mut *one, cmd, SellPlaces::Later).await {
+                        Ok((booking, sold)) => {
+                            one.commit().await?;
+                            for (area, quantity) in sold {
+                                *places.entry((area, booking.show_id.to_string())).or_default() += quantity;
+                            }
+                            answers.push(None);
+                            booked.push((i, booking));
+                        }
+                        Err(StoreError::Domain(refused)) => {
+                            one.rollback().await?;
+                            answers.push(Some(Err(refused.into())));
+                        }
+                        Err(error) => {
+                            one.rollback().await?;
+                            tracing::debug!(%error, "a booking of a group goes alone");
+                            answers.push(None);
+                        }
+                    }
+                }
+                let mut writes = Writes::<$db>::new(FUSE_WRITES);
+                for ((area, show), quantity) in &places {
+                    sell_places_into(&mut writes, show, area, *quantity);
+                }
+                run_writes(&mut *w.tx, writes).await?;
+                if let Err(error) = w.tx.commit().await {
+                    // Whether it committed is not known: no booking may go again alone.
+                    let lost = |_| Some(Err(StoreError::Database(sqlx::Error::Io(std::io::Error::other(format!("a group of bookings failed to commit: {error}"))))));
+                    return Ok(group.iter().map(lost).collect());
+                }
+                for (i, booking) in booked {
+                    answers[i] = Some(Ok(booking));
+                }
+                Ok(answers)
+            }
+
 
 
             async fn try_cancel_booking(
@@ -1827,8 +1928,8 @@ macro_rules! store_engine {
                 Self::ENGINE
             }
 
-            fn group_stats(&self) -> $crate::GroupStats {
-                self.holds_waiting.stats()
+            fn group_stats(&self) -> $crate::GroupCommits {
+                $crate::GroupCommits { holds: self.holds_waiting.stats(), bookings: self.bookings_waiting.stats() }
             }
 
             fn pool_stats(&self) -> $crate::PoolStats {
@@ -2705,8 +2806,8 @@ macro_rules! store_engine {
                 Ok(expired)
             }
 
-            async fn confirm_hold(&self, cmd: ConfirmHold<'_>, idem: Option<&IdempotencyKey>) -> StoreResult<Outcome<Booking>> {
-                once(self, idem, self.try_confirm_hold(cmd, idem)).await
+            async fn confirm_hold(&self, cmd: ConfirmHold, idem: Option<&IdempotencyKey>) -> StoreResult<Outcome<Booking>> {
+                once(self, idem, self.try_confirm_hold_grouped(cmd, idem)).await
             }
 
             async fn booking(&self, id: &BookingId) -> StoreResult<Option<Booking>> {

@@ -54,6 +54,13 @@ pub struct GroupStats {
     pub waiting: usize,
 }
 
+/// The store's groups: new holds (a line per show) and bookings (one line).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GroupCommits {
+    pub holds: GroupStats,
+    pub bookings: GroupStats,
+}
+
 impl<M: Member, A: Send + 'static> Queue<M, A> {
     pub(crate) fn new(flights_per_line: usize, max_group: usize) -> Arc<Self> {
         Arc::new(Self {
@@ -169,6 +176,27 @@ pub(crate) type HoldAnswer = Option<crate::StoreResult<boxoffice_core::hold::Hol
 pub(crate) type HoldQueue = Queue<HoldClaim, HoldAnswer>;
 
 pub(crate) fn hold_queue() -> Arc<HoldQueue> {
+    Queue::new(2, 64)
+}
+
+/// A booking waiting for its group. Bookings of every show share one line.
+pub(crate) struct BookingClaim(pub crate::ConfirmHold);
+
+impl Member for BookingClaim {
+    fn line(&self) -> &str {
+        "bookings"
+    }
+    fn customer(&self) -> &str {
+        self.0.user_id.as_str()
+    }
+}
+
+/// A group's answer to one booking, as for holds.
+pub(crate) type BookingAnswer = Option<crate::StoreResult<boxoffice_core::booking::Booking>>;
+
+pub(crate) type BookingQueue = Queue<BookingClaim, BookingAnswer>;
+
+pub(crate) fn booking_queue() -> Arc<BookingQueue> {
     Queue::new(2, 64)
 }
 

@@ -35,7 +35,7 @@ use serde::Serialize;
 use std::sync::Arc;
 
 pub use checkin::Admission;
-pub use group_commit::GroupStats;
+pub use group_commit::{GroupCommits, GroupStats};
 pub use ledger::{LedgerCheck, LedgerTransaction};
 pub use outbox::{Attempt, DeliveryView, DueDelivery, Message, WebhookEndpoint};
 pub use payments::Payment;
@@ -116,8 +116,13 @@ pub struct CreateHold {
     pub now: Timestamp,
 }
 
+/// Makes a ticket's code from what it vouches for (the organizer's signature).
+pub type TicketSigner =
+    std::sync::Arc<dyn Fn(&boxoffice_core::ticket::TicketClaims) -> String + Send + Sync>;
+
 /// Turns a live hold into a booking; `sign_ticket` makes each ticket's door code.
-pub struct ConfirmHold<'a> {
+#[derive(Clone)]
+pub struct ConfirmHold {
     pub booking_id: BookingId,
     pub hold_id: HoldId,
     pub user_id: UserId,
@@ -134,8 +139,8 @@ pub struct ConfirmHold<'a> {
     pub now: Timestamp,
     /// Where in `[0, 1)` this booking's scratch card is drawn, if it earns one.
     pub scratch_draw: f64,
-    /// Makes each ticket's code from what it vouches for (the organizer's signature).
-    pub sign_ticket: &'a (dyn Fn(&boxoffice_core::ticket::TicketClaims) -> String + Send + Sync),
+    /// Makes each ticket's code.
+    pub sign_ticket: TicketSigner,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -649,8 +654,8 @@ pub trait Store:
     /// `sqlite` or `postgres`, for logs and health output.
     fn engine(&self) -> &'static str;
     fn pool_stats(&self) -> PoolStats;
-    /// Groups of new holds committed together (group commit) and the holds they carried.
-    fn group_stats(&self) -> GroupStats;
+    /// Groups of new holds and of bookings committed together (group commit).
+    fn group_stats(&self) -> GroupCommits;
     /// Holds not yet expired, released or booked.
     async fn active_holds(&self, now: Timestamp) -> StoreResult<i64>;
     async fn migrate(&self) -> StoreResult<()>;
@@ -760,7 +765,7 @@ pub trait Store:
 
     async fn confirm_hold(
         &self,
-        cmd: ConfirmHold<'_>,
+        cmd: ConfirmHold,
         idem: Option<&IdempotencyKey>,
     ) -> StoreResult<Outcome<Booking>>;
     async fn booking(&self, id: &BookingId) -> StoreResult<Option<Booking>>;

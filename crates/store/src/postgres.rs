@@ -21,6 +21,7 @@ pub struct PgStore {
     pool: PgPool,
     best_hints: std::sync::Arc<crate::engine::BestAvailableHints>,
     holds_waiting: std::sync::Arc<crate::group_commit::HoldQueue>,
+    bookings_waiting: std::sync::Arc<crate::group_commit::BookingQueue>,
 }
 
 impl PgStore {
@@ -47,6 +48,7 @@ impl PgStore {
             pool,
             best_hints: Default::default(),
             holds_waiting: crate::group_commit::hold_queue(),
+            bookings_waiting: crate::group_commit::booking_queue(),
         })
     }
 

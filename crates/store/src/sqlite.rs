@@ -16,6 +16,7 @@ pub struct SqliteStore {
     write_gate: Arc<tokio::sync::Mutex<()>>,
     best_hints: Arc<crate::engine::BestAvailableHints>,
     holds_waiting: Arc<crate::group_commit::HoldQueue>,
+    bookings_waiting: Arc<crate::group_commit::BookingQueue>,
 }
 
 impl SqliteStore {
@@ -39,6 +40,7 @@ impl SqliteStore {
             write_gate: Arc::new(tokio::sync::Mutex::new(())),
             best_hints: Default::default(),
             holds_waiting: crate::group_commit::hold_queue(),
+            bookings_waiting: crate::group_commit::booking_queue(),
         })
     }
 

@@ -178,8 +178,8 @@ impl Fixture {
         user: &UserId,
         now: Timestamp,
     ) -> Result<boxoffice_core::booking::Booking, StoreError> {
-        let sign =
-            |claims: &boxoffice_core::ticket::TicketClaims| format!("signed:{}", claims.ticket_id);
+        let sign: boxoffice_store::TicketSigner =
+            Arc::new(|claims| format!("signed:{}", claims.ticket_id));
         let cmd = ConfirmHold {
             scratch_draw: 0.5,
             payment_id: None,
@@ -190,7 +190,7 @@ impl Fixture {
             user_id: user.clone(),
             payment_reference: "card ending 4242".into(),
             now,
-            sign_ticket: &sign,
+            sign_ticket: sign,
         };
         match self.store.confirm_hold(cmd, None).await? {
             Outcome::Done(booking) => Ok(booking),
@@ -837,7 +837,7 @@ async fn racing_claims_sell_each_seat_once(engine: Engine) {
 }
 
 /// Waits until the store's groups of claims are as `done` wants them.
-async fn lined_up(store: &dyn Store, done: impl Fn(boxoffice_store::GroupStats) -> bool) {
+async fn lined_up(store: &dyn Store, done: impl Fn(boxoffice_store::GroupCommits) -> bool) {
     for _ in 0..10_000 {
         if done(store.group_stats()) {
             return;
@@ -860,7 +860,7 @@ async fn claims_lined_up_are_decided_together_as_if_alone(engine: Engine) {
         c.push(f.customer(&format!("c{i}@example.com")).await);
     }
     f.seats(&c[11], &["A1"], f.now).await.unwrap();
-    let before = f.store.group_stats();
+    let before = f.store.group_stats().holds;
     let busy: Box<dyn std::any::Any + Send> = match engine {
         Engine::Postgres => {
             let mut busy = sqlx::PgConnection::connect(&f._db.url).await.unwrap();
@@ -912,9 +912,12 @@ async fn claims_lined_up_are_decided_together_as_if_alone(engine: Engine) {
             f2.hold(&customer, request, f2.now).await
         }));
         if i < 2 {
-            lined_up(&*f.store, |s| s.groups == before.groups + i as u64 + 1).await;
+            lined_up(&*f.store, |s| {
+                s.holds.groups == before.groups + i as u64 + 1
+            })
+            .await;
         } else {
-            lined_up(&*f.store, |s| s.waiting == i - 1).await;
+            lined_up(&*f.store, |s| s.holds.waiting == i - 1).await;
         }
     }
     drop(busy);
@@ -975,10 +978,220 @@ async fn claims_lined_up_are_decided_together_as_if_alone(engine: Engine) {
         "A1, A2, A3, A4, B1, B2 and best-available's seat: {held:?}"
     );
     assert_eq!((map.areas[0].held, map.areas[0].free), (6, 4));
-    let after = f.store.group_stats();
+    let after = f.store.group_stats().holds;
     assert!(
         (after.claims - before.claims) - (after.groups - before.groups) >= 8,
         "the nine claims that lined up went as one group: {before:?} → {after:?}"
+    );
+    assert_eq!(after.waiting, 0);
+}
+
+/// Group commit for bookings: bookings arriving while the first two wait for a busy show are
+/// decided together, each in a savepoint of one transaction, exactly as alone: a refusal undoes
+/// only its own writes, and the standing places of all of them are sold once the group is done.
+async fn bookings_lined_up_are_decided_together_as_if_alone(engine: Engine) {
+    use sqlx::Connection;
+    let f = Arc::new(Fixture::new(engine).await);
+    let mut c = Vec::new();
+    for i in 0..9 {
+        c.push(f.customer(&format!("c{i}@example.com")).await);
+    }
+    let holds = [
+        f.seats(&c[0], &["B1"], f.now).await.unwrap(),
+        f.seats(&c[1], &["B2"], f.now).await.unwrap(),
+        f.places(&c[2], 3, f.now).await.unwrap(),
+        f.seats(&c[3], &["A1", "A2"], f.now).await.unwrap(),
+        f.seats(&c[4], &["A4"], f.now).await.unwrap(),
+        f.seats(&c[5], &["A5"], f.now).await.unwrap(),
+        f.places(&c[6], 2, f.now).await.unwrap(),
+        f.seats(&c[7], &["A3"], f.now).await.unwrap(),
+    ];
+    f.store
+        .release_hold(&holds[5].id, &c[5], f.now)
+        .await
+        .unwrap();
+    // (who confirms, which hold): the eighth customer tries the fifth's hold, the fifth asks for
+    // more from its wallet than the total (refused after its hold and seat were written), the
+    // seventh pays after its hold ran out, and the fourth confirms its hold twice.
+    let bookings: [(usize, usize); 10] = [
+        (0, 0),
+        (1, 1),
+        (2, 2),
+        (3, 3),
+        (8, 4),
+        (5, 5),
+        (6, 6),
+        (7, 7),
+        (3, 3),
+        (4, 4),
+    ];
+    let before = f.store.group_stats().bookings;
+    let busy: Box<dyn std::any::Any + Send> = match engine {
+        Engine::Postgres => {
+            let mut busy = sqlx::PgConnection::connect(&f._db.url).await.unwrap();
+            sqlx::query("BEGIN").execute(&mut busy).await.unwrap();
+            sqlx::query("SELECT id FROM shows WHERE id = $1 FOR UPDATE")
+                .bind(f.show.id.to_string())
+                .execute(&mut busy)
+                .await
+                .unwrap();
+            Box::new(busy)
+        }
+        Engine::Sqlite => {
+            let mut busy = sqlx::SqliteConnection::connect(&f._db.url).await.unwrap();
+            sqlx::query("BEGIN IMMEDIATE")
+                .execute(&mut busy)
+                .await
+                .unwrap();
+            Box::new(busy)
+        }
+    };
+    let mut answers = Vec::new();
+    for (i, (who, hold)) in bookings.into_iter().enumerate() {
+        let (f2, customer, hold) = (f.clone(), c[who].clone(), holds[hold].clone());
+        let at = if who == 7 {
+            f.now.plus_minutes(11)
+        } else {
+            f.now
+        };
+        answers.push(tokio::spawn(async move {
+            if who != 4 {
+                return f2.confirm(&hold, &customer, at).await;
+            }
+            let cmd = ConfirmHold {
+                scratch_draw: 0.5,
+                payment_id: None,
+                new_payment: None,
+                wallet_minor: hold.total.amount_minor + 1,
+                booking_id: BookingId::generate(),
+                hold_id: hold.id.clone(),
+                user_id: customer,
+                payment_reference: "wallet".into(),
+                now: at,
+                sign_ticket: Arc::new(|claims| format!("signed:{}", claims.ticket_id)),
+            };
+            f2.store
+                .confirm_hold(cmd, None)
+                .await
+                .map(|outcome| match outcome {
+                    Outcome::Done(booking) => booking,
+                    Outcome::Replayed(_) => panic!("no key was given"),
+                })
+        }));
+        if i < 2 {
+            lined_up(&*f.store, |s| {
+                s.bookings.groups == before.groups + i as u64 + 1
+            })
+            .await;
+        } else {
+            lined_up(&*f.store, |s| s.bookings.waiting == i - 1).await;
+        }
+    }
+    drop(busy);
+    let mut outcomes = Vec::new();
+    for answer in answers {
+        outcomes.push(answer.await.unwrap());
+    }
+    for booked in [0, 1, 2, 6] {
+        assert!(
+            outcomes[booked].is_ok(),
+            "booking {booked}: {:?}",
+            outcomes[booked]
+        );
+    }
+    assert!(
+        matches!(
+            &outcomes[4],
+            Err(StoreError::Domain(DomainError::NotFound("hold")))
+        ),
+        "{:?}",
+        outcomes[4]
+    );
+    assert!(
+        matches!(
+            &outcomes[5],
+            Err(StoreError::Domain(DomainError::HoldExpired))
+        ),
+        "{:?}",
+        outcomes[5]
+    );
+    assert!(
+        matches!(
+            &outcomes[7],
+            Err(StoreError::Domain(DomainError::HoldExpired))
+        ),
+        "{:?}",
+        outcomes[7]
+    );
+    let twice: Vec<_> = [3, 8]
+        .map(|i| outcomes[i].as_ref().ok().map(|b| b.id.clone()))
+        .into_iter()
+        .flatten()
+        .collect();
+    assert_eq!(
+        twice.len(),
+        1,
+        "a hold is booked once: {:?} / {:?}",
+        outcomes[3],
+        outcomes[8]
+    );
+    for refused in [3, 8] {
+        if let Err(e) = &outcomes[refused] {
+            assert!(
+                matches!(
+                    e,
+                    StoreError::Domain(DomainError::HoldAlreadyBooked | DomainError::HoldExpired)
+                ),
+                "{e:?}"
+            );
+        }
+    }
+
+    assert!(
+        matches!(
+            &outcomes[9],
+            Err(StoreError::Domain(DomainError::Validation(_)))
+        ),
+        "{:?}",
+        outcomes[9]
+    );
+
+    let map = f.map(f.now).await;
+    let sold: Vec<&str> = map
+        .seats
+        .iter()
+        .filter(|s| s.state == SeatState::Sold)
+        .map(|s| s.label.as_str())
+        .collect();
+    assert_eq!(
+        sold,
+        ["A1", "A2", "B1", "B2"],
+        "the refused bookings sold nothing"
+    );
+    assert_eq!(
+        f.state_of("A4", f.now).await,
+        SeatState::Held,
+        "the refused wallet booking left its hold as it was"
+    );
+    f.confirm(&holds[4], &c[4], f.now).await.unwrap();
+    assert_eq!(
+        (map.areas[0].sold, map.areas[0].held, map.areas[0].free),
+        (5, 0, 5)
+    );
+    let mine = f.store.bookings_of(&c[3], None, 10).await.unwrap();
+    assert_eq!(mine.len(), 1);
+    assert_eq!(mine[0].tickets.len(), 2);
+    assert!(
+        f.store
+            .bookings_of(&c[8], None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let after = f.store.group_stats().bookings;
+    assert!(
+        (after.claims - before.claims) - (after.groups - before.groups) >= 6,
+        "the bookings that lined up went together: {before:?} → {after:?}"
     );
     assert_eq!(after.waiting, 0);
 }
@@ -1779,8 +1992,8 @@ async fn a_card_booking_writes_everything_and_its_events_in_order(engine: Engine
         created_at: f.now,
         updated_at: f.now,
     };
-    let sign =
-        |claims: &boxoffice_core::ticket::TicketClaims| format!("signed:{}", claims.ticket_id);
+    let sign: boxoffice_store::TicketSigner =
+        Arc::new(|claims| format!("signed:{}", claims.ticket_id));
     let confirm =
         |hold: &Hold, payment: &boxoffice_store::Payment, wallet_minor: i64| ConfirmHold {
             scratch_draw: 0.5,
@@ -1792,7 +2005,7 @@ async fn a_card_booking_writes_everything_and_its_events_in_order(engine: Engine
             user_id: alice.clone(),
             payment_reference: "card ending 4242".into(),
             now: f.now,
-            sign_ticket: &sign,
+            sign_ticket: sign.clone(),
         };
 
     // Refused (more from the wallet than the total): nothing is written.
@@ -1886,6 +2099,7 @@ conformance!(
     idempotent_commands_happen_once,
     racing_claims_sell_each_seat_once,
     claims_lined_up_are_decided_together_as_if_alone,
+    bookings_lined_up_are_decided_together_as_if_alone,
     a_customers_racing_holds_get_one,
     racing_general_admission_stays_within_capacity,
     general_admission_paths_racing_keep_the_counters,

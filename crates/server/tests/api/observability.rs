@@ -58,9 +58,9 @@ async fn metrics_count_requests_and_sales(engine: Engine) {
         "boxoffice_http_request_duration_seconds_bucket{method=\"POST\",route=\"/api/v1/holds\"",
         "boxoffice_holds_created_total",
         "boxoffice_holds_refused_total{reason=\"limit_exceeded\"}",
-        "boxoffice_hold_groups_total",
-        "boxoffice_grouped_holds_total",
-        "boxoffice_holds_waiting_for_group",
+        "boxoffice_commit_groups_total{kind=\"hold\"}",
+        "boxoffice_grouped_commands_total{kind=\"booking\"}",
+        "boxoffice_waiting_for_group{kind=\"hold\"}",
     ] {
         assert!(
             metrics.contains(expected),
