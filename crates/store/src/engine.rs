@@ -8,7 +8,8 @@
 //!
 //! Lock order, the same in every transaction so that none can deadlock: the show row (shared by
 //! claims, exclusive for a cancellation or a waitlist round), the customer's user row, then hold
-//! rows, then seat rows (by seat id), then wallet accounts (by id), and area rows (by area id)
+//! rows, then seat rows (by seat id), then wallet accounts (by id), the customer's ticket count
+//! (`customer_tickets`, written with the booking's other rows), and area rows (by area id)
 //! last: every standing sale of a show goes through its area's one row, so each transaction
 //! changes its counters as its last statement and holds that row only until it commits.
 //! Scheduling locks venue rows (by id) alone. A group of new holds (`group_commit`) takes the
@@ -411,16 +412,14 @@ macro_rules! store_engine {
         /// What decides where customers stand on the show, per customer, in one statement: live
         /// holds, the deadlines of holds that ran out within the anti-hoarding window of
         /// `since` (released holds were given back, so they do not count), and tickets booked
-        /// (each booking's count: tickets are written once, with it).
+        /// (`customer_tickets`, kept by bookings and cancellations).
         /// The states are named in one `IN` so the customer's index is the way in: with
         /// `state = 'active' OR …` PostgreSQL read every active hold of every customer (15,000
         /// in a flash sale) to find this one's.
         async fn standing_rows(conn: &mut Conn, user_ids: &[&str], show_id: &str, since: Timestamp) -> StoreResult<std::collections::HashMap<String, Vec<StandingRow>>> {
             let window = since.plus_minutes(-hold::LAPSE_WINDOW_MINUTES).unix_ms();
-            // The list is padded with no one (''), and tickets are summed per customer by a
-            // subquery of one customer, so that its plan is the customer's index whatever the
-            // statistics say: with an IN list and the statistics of a show just put on sale (its
-            // bookings unknown), PostgreSQL read all of the show's bookings instead.
+            // The list is padded with no one (''), and each customer's booked tickets are one
+            // row of `customer_tickets`, read by key.
             let padding = padded_len(user_ids.len());
             let listed = placeholders(3, padding);
             let customers = (3..3 + padding).map(|i| format!("(${i})")).collect::<Vec<_>>().join(", ");
@@ -430,8 +429,7 @@ macro_rules! store_engine {
                  FROM holds h WHERE h.user_id IN ({listed}) AND h.show_id = $1 AND h.state IN ('active', 'expired') \
                  AND (h.state = 'active' OR h.expires_at > $2) \
                  UNION ALL \
-                 SELECT c.id, 'booked', 0, (SELECT CAST(COALESCE(SUM(b.ticket_count), 0) AS BIGINT) FROM bookings b \
-                 WHERE b.user_id = c.id AND b.show_id = $1 AND b.state = 'confirmed') \
+                 SELECT c.id, 'booked', 0, COALESCE((SELECT t.tickets FROM customer_tickets t WHERE t.user_id = c.id AND t.show_id = $1), 0) \
                  FROM (SELECT column1 AS id FROM (VALUES {customers}) AS listed) c"
             );
             let mut query = sqlx::query_as::<_, (String, String, i64, i64)>(AssertSqlSafe(sql)).bind(show_id.to_owned()).bind(window);
@@ -1097,6 +1095,15 @@ macro_rules! store_engine {
                 .push_bind(None::<i64>)
                 .push_bind(booking.wallet_minor)
                 .push_bind(booking.tickets.len() as i64);
+        });
+        writes.add(|sql| {
+            sql.push("INSERT INTO customer_tickets (user_id, show_id, tickets) VALUES (")
+                .push_bind(booking.user_id.to_string())
+                .push(", ")
+                .push_bind(booking.show_id.to_string())
+                .push(", ")
+                .push_bind(booking.tickets.len() as i64)
+                .push(") ON CONFLICT (user_id, show_id) DO UPDATE SET tickets = customer_tickets.tickets + excluded.tickets");
         });
         let paid = ledger::payment_transfers(&show.organizer_id, &booking.user_id, booking.total.amount_minor, cmd.wallet_minor);
         post_into(conn, &mut writes, "booking_paid", booking.id.as_str(), booking.total.currency.as_str(), &paid, cmd.now).await?;
@@ -1867,6 +1874,12 @@ macro_rules! store_engine {
                 if cancelled != 1 {
                     return Err(DomainError::NotCancellable("the booking is already cancelled".into()).into());
                 }
+                sqlx::query("UPDATE customer_tickets SET tickets = tickets - $3 WHERE user_id = $1 AND show_id = $2")
+                    .bind(booking.user_id.to_string())
+                    .bind(booking.show_id.to_string())
+                    .bind(booking.tickets.len() as i64)
+                    .execute(&mut *conn)
+                    .await?;
                 sqlx::query("UPDATE show_seats SET state = 'free', booking_id = NULL WHERE booking_id = $1 AND state = 'sold'")
                     .bind(id.to_string())
                     .execute(&mut *conn)
@@ -2331,6 +2344,7 @@ macro_rules! store_engine {
                 .execute(&mut *conn)
                 .await?
                 .rows_affected();
+                sqlx::query("DELETE FROM customer_tickets WHERE show_id = $1").bind(id.to_string()).execute(&mut *conn).await?;
                 let organizer = organizer_of_show(conn, id.as_str()).await?;
                 emit(
                     conn,

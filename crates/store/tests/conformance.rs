@@ -533,12 +533,31 @@ async fn ticket_limits_hold_across_orders(engine: Engine) {
         domain(f.seats(&alice, &["A1"], f.now).await),
         DomainError::Conflict(_)
     ));
-    f.confirm(&first, &alice, f.now).await.unwrap();
+    let booked = f.confirm(&first, &alice, f.now).await.unwrap();
     assert!(matches!(
         domain(f.seats(&alice, &["A1", "A2", "A3"], f.now).await),
         DomainError::LimitExceeded(_)
     ));
-    f.seats(&alice, &["A1", "A2"], f.now).await.unwrap();
+    let pair = f.seats(&alice, &["A1", "A2"], f.now).await.unwrap();
+    f.store.release_hold(&pair.id, &alice, f.now).await.unwrap();
+    // A cancelled booking's tickets no longer count; another customer's never did.
+    f.store
+        .cancel_booking(
+            &booked.id,
+            &alice,
+            f.now,
+            boxoffice_core::ledger::RefundTo::Card,
+            None,
+        )
+        .await
+        .unwrap();
+    let six = f
+        .seats(&alice, &["A1", "A2", "A3", "A4", "A5", "B1"], f.now)
+        .await
+        .unwrap();
+    f.confirm(&six, &alice, f.now).await.unwrap();
+    let bob = f.customer("bob@example.com").await;
+    f.places(&bob, 6, f.now).await.unwrap();
 }
 
 async fn lapsed_holds_throttle_the_next_and_released_ones_do_not(engine: Engine) {
