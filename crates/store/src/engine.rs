@@ -1,7 +1,9 @@
 //! The store logic both engines share. `store_engine!` expands to the `Store` implementation for
 //! one engine: the SQL is the same text on SQLite and PostgreSQL (`$n` placeholders work on
 //! both), and the engine supplies how a write transaction begins (`begin_write`), the row
-//! locking clauses (`FOR UPDATE` on PostgreSQL; SQLite has one writer, so none), whether a
+//! locking clauses (`FOR UPDATE` on PostgreSQL, and `FOR NO KEY UPDATE` for rows that new rows
+//! point at, which a foreign key check must still be able to share; SQLite has one writer, so
+//! none), whether a
 //! transaction's plain writes go as one statement (`Writes`: PostgreSQL's data-modifying CTEs,
 //! where every statement is a round trip) and whether bulk writes refresh the planner's
 //! statistics.
@@ -232,7 +234,7 @@ impl BestAvailableHints {
 }
 
 macro_rules! store_engine {
-    ($store:ty, $db:ty, lock = $lock:literal, share = $share:literal, skip_locked = $skip_locked:literal, fuse_writes = $fuse_writes:literal, refresh_statistics = $refresh_statistics:literal) => {
+    ($store:ty, $db:ty, lock = $lock:literal, key_lock = $key_lock:literal, share = $share:literal, skip_locked = $skip_locked:literal, fuse_writes = $fuse_writes:literal, refresh_statistics = $refresh_statistics:literal) => {
         use $crate::engine::{WriteTx, Writes};
         use $crate::group_commit::{BookingAnswer, BookingClaim, HoldAnswer, HoldClaim};
 
@@ -288,7 +290,7 @@ macro_rules! store_engine {
             // The show's lock inside, on its one row: the join gives a row per price, and a lock
             // clause outside would lock the show once per price.
             let customer_lock = if customer.is_some() {
-                concat!(", (SELECT u.id FROM users u WHERE u.id = $2 AND s.id IS NOT NULL", $lock, ") AS locked_customer")
+                concat!(", (SELECT u.id FROM users u WHERE u.id = $2 AND s.id IS NOT NULL", $key_lock, ") AS locked_customer")
             } else {
                 ""
             };
@@ -466,14 +468,39 @@ macro_rules! store_engine {
             Taken,
         }
 
-        /// Locks the customers' user rows, in id order (`ids` sorted).
+        /// Locks the customers' user rows, in id order (`ids` sorted). The engine's key lock: the
+        /// customer's bookings and holds point at the row, and their inserts must not wait for it.
         async fn lock_customers(conn: &mut Conn, ids: &[&str]) -> StoreResult<()> {
-            let sql = format!("SELECT id FROM users WHERE id IN ({}) ORDER BY id{}", placeholders(1, padded_len(ids.len())), $lock);
+            let sql = format!("SELECT id FROM users WHERE id IN ({}) ORDER BY id{}", placeholders(1, padded_len(ids.len())), $key_lock);
             let mut query = sqlx::query_scalar::<_, String>(AssertSqlSafe(sql));
             for id in padded(ids) {
                 query = query.bind(id.to_string());
             }
             query.fetch_all(&mut *conn).await?;
+            Ok(())
+        }
+
+        /// Locks what a group of bookings will lock, first and in the documented order: the
+        /// holds' shows (shared), then the holds' seats by seat id. Booked one after another,
+        /// their seats would be locked in the order of the bookings, and a group of claims
+        /// locking seats in id order waited on them while they waited on it. The hold rows are
+        /// left to each booking's own update: locked here and then updated in the booking's
+        /// savepoint, every one became a multixact (the update cost 0.7 ms instead of 0.09).
+        async fn lock_for_bookings(conn: &mut Conn, hold_ids: &[String]) -> StoreResult<()> {
+            if $lock.is_empty() || hold_ids.is_empty() {
+                return Ok(());
+            }
+            let listed = placeholders(1, padded_len(hold_ids.len()));
+            for sql in [
+                format!("SELECT id FROM shows WHERE id IN (SELECT show_id FROM holds WHERE id IN ({listed})) ORDER BY id{}", $share),
+                format!("SELECT seat_id FROM show_seats WHERE hold_id IN ({listed}) AND state = 'held' ORDER BY seat_id{}", $lock),
+            ] {
+                let mut query = sqlx::query(AssertSqlSafe(sql));
+                for id in padded(hold_ids) {
+                    query = query.bind(id.clone());
+                }
+                query.execute(&mut *conn).await?;
+            }
             Ok(())
         }
 
@@ -1794,6 +1821,10 @@ macro_rules! store_engine {
             /// standing places sold by all of them last, one update per area, in area order.
             async fn decide_booking_group(&self, group: &[BookingClaim]) -> StoreResult<Vec<BookingAnswer>> {
                 let mut w = self.begin_write().await?;
+                let mut holds: Vec<String> = group.iter().map(|BookingClaim(cmd)| cmd.hold_id.to_string()).collect();
+                holds.sort_unstable();
+                holds.dedup();
+                lock_for_bookings(&mut *w.tx, &holds).await?;
                 let mut answers: Vec<BookingAnswer> = Vec::with_capacity(group.len());
                 let mut booked = Vec::new();
                 let mut places: BTreeMap<(String, String), i64> = BTreeMap::new();

@@ -1,9 +1,12 @@
-//! Group commit: claims on one show that arrive while that show's transactions are in flight
-//! wait, and then go together in one transaction, in the order they arrived. A flash sale is
-//! thousands of small claims on one show; alone, each pays a transaction's round trips and
-//! commit, which on a busy machine cost far more than the claim itself. Grouped, the show is
-//! read once, the customers' standings in one statement, the seats locked and claimed in one
-//! statement each, and everything is written and committed once.
+//! Group commit: claims that arrive while others of their line are in flight wait, and then go
+//! together in one transaction, in the order they arrived. A flash sale is thousands of small
+//! claims on one show; alone, each pays a transaction's round trips and commit (on SQLite, a
+//! sync to disk), which on a busy machine cost far more than the claim itself.
+//!
+//! New holds wait in a line per show: grouped, the show is read once, the customers' standings
+//! in one statement, the seats locked and claimed in one statement each, and every hold is
+//! written and committed at once. Bookings wait in one line: each runs exactly as alone in a
+//! savepoint of the group's transaction, and the group commits once.
 //!
 //! The queue only groups and hands out answers; what a group decides is the store's (its
 //! transaction) and core's (`inventory::grant_in_order`). A group never holds two claims of one

@@ -64,6 +64,7 @@ store_engine!(
     PgStore,
     sqlx::Postgres,
     lock = " FOR UPDATE",
+    key_lock = " FOR NO KEY UPDATE",
     share = " FOR SHARE",
     skip_locked = " FOR UPDATE SKIP LOCKED",
     fuse_writes = true,

@@ -58,6 +58,7 @@ store_engine!(
     SqliteStore,
     sqlx::Sqlite,
     lock = "",
+    key_lock = "",
     share = "",
     skip_locked = "",
     fuse_writes = false,
