@@ -60,6 +60,7 @@ pub async fn render(axum::extract::State(app): axum::extract::State<crate::AppSt
         metrics::counter!("boxoffice_grouped_commands_total", "kind" => kind)
             .absolute(stats.claims);
         metrics::gauge!("boxoffice_waiting_for_group", "kind" => kind).set(stats.waiting as f64);
+        metrics::counter!("boxoffice_failed_groups_total", "kind" => kind).absolute(stats.failed);
     }
     let body = handle().render();
     (

@@ -1051,8 +1051,10 @@ macro_rules! store_engine {
         let seat_count = hold.items.iter().filter(|i| i.seat_id.is_some()).count() as u64;
         let sold = sqlx::query(
             // By the hold alone: with the show as well, a generic plan read the show's seats.
-            "UPDATE show_seats SET state = 'sold', booking_id = $1, hold_id = NULL, held_until = NULL \
-             WHERE hold_id = $2 AND state = 'held'",
+            // Locked in seat-id order (the subquery), like every claim's.
+            concat!("UPDATE show_seats SET state = 'sold', booking_id = $1, hold_id = NULL, held_until = NULL \
+             WHERE hold_id = $2 AND state = 'held' \
+             AND seat_id IN (SELECT seat_id FROM show_seats WHERE hold_id = $2 ORDER BY seat_id", $lock, ")"),
         )
         .bind(cmd.booking_id.to_string())
         .bind(hold.id.to_string())
@@ -1558,6 +1560,7 @@ macro_rules! store_engine {
                     Ok(answers) => answers,
                     Err(error) => {
                         tracing::warn!(%error, claims = group.len(), "a group of holds failed; each goes alone");
+                        self.holds_waiting.note_failed();
                         group.iter().map(|_| None).collect()
                     }
                 }
@@ -1811,6 +1814,7 @@ macro_rules! store_engine {
                     Ok(answers) => answers,
                     Err(error) => {
                         tracing::warn!(%error, bookings = group.len(), "a group of bookings failed; each goes alone");
+                        self.bookings_waiting.note_failed();
                         group.iter().map(|_| None).collect()
                     }
                 }
@@ -1911,7 +1915,13 @@ macro_rules! store_engine {
                     .bind(booking.tickets.len() as i64)
                     .execute(&mut *conn)
                     .await?;
-                sqlx::query("UPDATE show_seats SET state = 'free', booking_id = NULL WHERE booking_id = $1 AND state = 'sold'")
+                // Locked in seat-id order (the subquery), like every claim's.
+                sqlx::query(concat!(
+                    "UPDATE show_seats SET state = 'free', booking_id = NULL WHERE booking_id = $1 AND state = 'sold' \
+                     AND seat_id IN (SELECT seat_id FROM show_seats WHERE booking_id = $1 ORDER BY seat_id",
+                    $lock,
+                    ")"
+                ))
                     .bind(id.to_string())
                     .execute(&mut *conn)
                     .await?;
@@ -2722,10 +2732,13 @@ macro_rules! store_engine {
                 }
                 sqlx::query(concat!("SELECT id FROM shows WHERE id = $1", $share)).bind(hold.show_id.to_string()).execute(&mut *conn).await?;
                 let (retired, returns) = retire_holds(conn, std::slice::from_ref(&id.to_string()), "released").await?;
-                sqlx::query(
+                sqlx::query(concat!(
                     "UPDATE show_seats SET state = 'free', hold_id = NULL, held_until = NULL \
-                     WHERE hold_id = $1 AND state = 'held'",
-                )
+                     WHERE hold_id = $1 AND state = 'held' \
+                     AND seat_id IN (SELECT seat_id FROM show_seats WHERE hold_id = $1 ORDER BY seat_id",
+                    $lock,
+                    ")"
+                ))
                 .bind(id.to_string())
                 .execute(&mut *conn)
                 .await?;
@@ -2811,9 +2824,11 @@ macro_rules! store_engine {
                             last.seat_ids.push(SeatId::from_trusted(seat));
                         }
                     }
+                    let listed = placeholders(1, ids.len());
                     let sql = format!(
-                        "UPDATE show_seats SET state = 'free', hold_id = NULL, held_until = NULL WHERE state = 'held' AND hold_id IN ({})",
-                        placeholders(1, ids.len())
+                        "UPDATE show_seats SET state = 'free', hold_id = NULL, held_until = NULL WHERE state = 'held' AND hold_id IN ({listed}) \
+                         AND seat_id IN (SELECT seat_id FROM show_seats WHERE hold_id IN ({listed}) ORDER BY seat_id{})",
+                        $lock
                     );
                     let mut query = sqlx::query(AssertSqlSafe(sql));
                     for id in &ids {

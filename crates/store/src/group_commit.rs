@@ -36,6 +36,7 @@ pub(crate) struct Queue<M, A> {
     max_group: usize,
     groups: AtomicU64,
     grouped: AtomicU64,
+    failed: AtomicU64,
 }
 
 struct Line<M, A> {
@@ -55,6 +56,8 @@ pub struct GroupStats {
     pub claims: u64,
     /// Claims waiting for their group now.
     pub waiting: usize,
+    /// Groups whose transaction failed before its commit (each of their claims went alone).
+    pub failed: u64,
 }
 
 /// The store's groups: new holds (a line per show) and bookings (one line).
@@ -72,6 +75,7 @@ impl<M: Member, A: Send + 'static> Queue<M, A> {
             max_group: max_group.max(1),
             groups: AtomicU64::new(0),
             grouped: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
         })
     }
 
@@ -80,7 +84,13 @@ impl<M: Member, A: Send + 'static> Queue<M, A> {
             groups: self.groups.load(Ordering::Relaxed),
             claims: self.grouped.load(Ordering::Relaxed),
             waiting: self.lock().values().map(|line| line.waiting.len()).sum(),
+            failed: self.failed.load(Ordering::Relaxed),
         }
+    }
+
+    /// Counts a group whose transaction failed.
+    pub(crate) fn note_failed(&self) {
+        self.failed.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Waits in the member's line for its group to be decided. `run` decides a group (the
@@ -336,7 +346,8 @@ mod tests {
             GroupStats {
                 groups: 2,
                 claims: 6,
-                waiting: 0
+                waiting: 0,
+                failed: 0
             }
         );
         assert!(queue.lock().is_empty(), "an idle line is forgotten");

@@ -1215,6 +1215,61 @@ async fn bookings_lined_up_are_decided_together_as_if_alone(engine: Engine) {
     assert_eq!(after.waiting, 0);
 }
 
+/// Groups of claims and of bookings racing on the same seats never fail (a deadlock between
+/// them would roll a whole group back and send every claim in it alone, after a second's wait
+/// for the deadlock to be found): customers hold pairs of seats in both orders, book them and
+/// cancel, round after round; afterwards every seat is free again.
+async fn racing_groups_of_holds_and_bookings_never_fail(engine: Engine) {
+    let f = Arc::new(Fixture::new(engine).await);
+    let labels = ["A1", "A2", "A3", "A4", "A5", "B1", "B2", "B3", "B4"];
+    let mut customers = Vec::new();
+    for i in 0..32 {
+        customers.push(f.customer(&format!("c{i}@example.com")).await);
+    }
+    for round in 0..12 {
+        let racers: Vec<_> = customers
+            .iter()
+            .enumerate()
+            .map(|(i, customer)| {
+                let (f, customer) = (f.clone(), customer.clone());
+                let first = (i * 5 + round) % labels.len();
+                let pair = [labels[first], labels[(first + 1 + i % 3) % labels.len()]];
+                tokio::spawn(async move {
+                    let Ok(hold) = f.seats(&customer, &pair, f.now).await else {
+                        return;
+                    };
+                    let booking = f.confirm(&hold, &customer, f.now).await.unwrap();
+                    f.store
+                        .cancel_booking(
+                            &booking.id,
+                            &customer,
+                            f.now,
+                            boxoffice_core::ledger::RefundTo::Card,
+                            None,
+                        )
+                        .await
+                        .unwrap();
+                })
+            })
+            .collect();
+        for racer in racers {
+            racer.await.unwrap();
+        }
+    }
+    let stats = f.store.group_stats();
+    assert_eq!(
+        (stats.holds.failed, stats.bookings.failed),
+        (0, 0),
+        "{stats:?}"
+    );
+    let map = f.map(f.now).await;
+    assert!(
+        map.seats
+            .iter()
+            .all(|s| s.state != SeatState::Sold && s.state != SeatState::Held)
+    );
+}
+
 /// Anti-hoarding under a race: one customer's holds on a show, sent all at once on different
 /// seats (tabs, scripts), get one live hold; the others are refused and hold nothing.
 async fn a_customers_racing_holds_get_one(engine: Engine) {
@@ -2119,6 +2174,7 @@ conformance!(
     racing_claims_sell_each_seat_once,
     claims_lined_up_are_decided_together_as_if_alone,
     bookings_lined_up_are_decided_together_as_if_alone,
+    racing_groups_of_holds_and_bookings_never_fail,
     a_customers_racing_holds_get_one,
     racing_general_admission_stays_within_capacity,
     general_admission_paths_racing_keep_the_counters,

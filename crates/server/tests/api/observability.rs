@@ -61,6 +61,7 @@ async fn metrics_count_requests_and_sales(engine: Engine) {
         "boxoffice_commit_groups_total{kind=\"hold\"}",
         "boxoffice_grouped_commands_total{kind=\"booking\"}",
         "boxoffice_waiting_for_group{kind=\"hold\"}",
+        "boxoffice_failed_groups_total{kind=\"booking\"}",
     ] {
         assert!(
             metrics.contains(expected),
