@@ -257,7 +257,7 @@ macro_rules! store_engine {
         use boxoffice_core::waiting::Room;
         $crate::accounts::accounts_engine!($store, $db, lock = $lock);
         $crate::outbox::outbox_engine!($store, $db, lock = $lock, skip_locked = $skip_locked);
-        $crate::payments::payments_engine!($store, $db);
+        $crate::payments::payments_engine!($store, $db, lock = $lock);
         $crate::ledger::ledger_engine!($store, $db, lock = $lock);
         $crate::checkin::checkin_engine!($store, $db, share = $share);
         $crate::promo::promo_engine!($store, $db, lock = $lock);

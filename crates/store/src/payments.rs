@@ -33,7 +33,7 @@ pub struct Payment {
 }
 
 macro_rules! payments_engine {
-    ($store:ty, $db:ty) => {
+    ($store:ty, $db:ty, lock = $lock:literal) => {
         use boxoffice_core::payment::PaymentState;
         use $crate::PaymentStore;
         use $crate::payments::Payment;
@@ -246,10 +246,14 @@ macro_rules! payments_engine {
                     .bind(now.unix_ms())
                     .execute(&mut *conn)
                     .await?;
-                sqlx::query(
+                // Locked in seat-id order (the subquery), like every claim's.
+                sqlx::query(concat!(
                     "UPDATE show_seats SET held_until = (SELECT expires_at FROM holds WHERE holds.id = $1) \
-                     WHERE hold_id = $1 AND state = 'held'",
-                )
+                     WHERE hold_id = $1 AND state = 'held' \
+                     AND seat_id IN (SELECT seat_id FROM show_seats WHERE hold_id = $1 ORDER BY seat_id",
+                    $lock,
+                    ")"
+                ))
                 .bind(id.to_string())
                 .execute(&mut *conn)
                 .await?;
