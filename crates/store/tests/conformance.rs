@@ -855,32 +855,11 @@ async fn racing_claims_sell_each_seat_once(engine: Engine) {
     );
 }
 
-/// Waits until the store's groups of claims are as `done` wants them.
-async fn lined_up(store: &dyn Store, done: impl Fn(boxoffice_store::GroupCommits) -> bool) {
-    for _ in 0..10_000 {
-        if done(store.group_stats()) {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
-    }
-    panic!("the claims never lined up: {:?}", store.group_stats());
-}
-
-/// Group commit: claims arriving while their show's transactions are busy wait in line and are
-/// then decided together, each as if it had run alone, in the order it arrived. Another
-/// connection keeps the show busy (its row locked on PostgreSQL, the write lock on SQLite): the
-/// first two claims take off and wait for it, and the rest line up one by one behind them, so
-/// the order, and with it every outcome, is known.
-async fn claims_lined_up_are_decided_together_as_if_alone(engine: Engine) {
+/// Another connection that keeps the show's transactions waiting until it is dropped: the
+/// show's row locked on PostgreSQL, the database's write lock taken on SQLite.
+async fn keep_the_show_busy(f: &Fixture, engine: Engine) -> Box<dyn std::any::Any + Send> {
     use sqlx::Connection;
-    let f = Arc::new(Fixture::new(engine).await);
-    let mut c = Vec::new();
-    for i in 0..12 {
-        c.push(f.customer(&format!("c{i}@example.com")).await);
-    }
-    f.seats(&c[11], &["A1"], f.now).await.unwrap();
-    let before = f.store.group_stats().holds;
-    let busy: Box<dyn std::any::Any + Send> = match engine {
+    match engine {
         Engine::Postgres => {
             let mut busy = sqlx::PgConnection::connect(&f._db.url).await.unwrap();
             sqlx::query("BEGIN").execute(&mut busy).await.unwrap();
@@ -899,7 +878,34 @@ async fn claims_lined_up_are_decided_together_as_if_alone(engine: Engine) {
                 .unwrap();
             Box::new(busy)
         }
-    };
+    }
+}
+
+/// Waits until the store's groups of claims are as `done` wants them.
+async fn lined_up(store: &dyn Store, done: impl Fn(boxoffice_store::GroupCommits) -> bool) {
+    for _ in 0..10_000 {
+        if done(store.group_stats()) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    panic!("the claims never lined up: {:?}", store.group_stats());
+}
+
+/// Group commit: claims arriving while their show's transactions are busy wait in line and are
+/// then decided together, each as if it had run alone, in the order it arrived. Another
+/// connection keeps the show busy (its row locked on PostgreSQL, the write lock on SQLite): the
+/// first two claims take off and wait for it, and the rest line up one by one behind them, so
+/// the order, and with it every outcome, is known.
+async fn claims_lined_up_are_decided_together_as_if_alone(engine: Engine) {
+    let f = Arc::new(Fixture::new(engine).await);
+    let mut c = Vec::new();
+    for i in 0..12 {
+        c.push(f.customer(&format!("c{i}@example.com")).await);
+    }
+    f.seats(&c[11], &["A1"], f.now).await.unwrap();
+    let before = f.store.group_stats().holds;
+    let busy = keep_the_show_busy(&f, engine).await;
     let seats = |labels: &[&str]| HoldRequest::Seats(labels.iter().map(|l| f.seat(l)).collect());
     let places = |quantity| {
         HoldRequest::Areas(vec![AreaQuantity {
@@ -1009,7 +1015,6 @@ async fn claims_lined_up_are_decided_together_as_if_alone(engine: Engine) {
 /// decided together, each in a savepoint of one transaction, exactly as alone: a refusal undoes
 /// only its own writes, and the standing places of all of them are sold once the group is done.
 async fn bookings_lined_up_are_decided_together_as_if_alone(engine: Engine) {
-    use sqlx::Connection;
     let f = Arc::new(Fixture::new(engine).await);
     let mut c = Vec::new();
     for i in 0..9 {
@@ -1045,26 +1050,7 @@ async fn bookings_lined_up_are_decided_together_as_if_alone(engine: Engine) {
         (4, 4),
     ];
     let before = f.store.group_stats().bookings;
-    let busy: Box<dyn std::any::Any + Send> = match engine {
-        Engine::Postgres => {
-            let mut busy = sqlx::PgConnection::connect(&f._db.url).await.unwrap();
-            sqlx::query("BEGIN").execute(&mut busy).await.unwrap();
-            sqlx::query("SELECT id FROM shows WHERE id = $1 FOR UPDATE")
-                .bind(f.show.id.to_string())
-                .execute(&mut busy)
-                .await
-                .unwrap();
-            Box::new(busy)
-        }
-        Engine::Sqlite => {
-            let mut busy = sqlx::SqliteConnection::connect(&f._db.url).await.unwrap();
-            sqlx::query("BEGIN IMMEDIATE")
-                .execute(&mut busy)
-                .await
-                .unwrap();
-            Box::new(busy)
-        }
-    };
+    let busy = keep_the_show_busy(&f, engine).await;
     let mut answers = Vec::new();
     for (i, (who, hold)) in bookings.into_iter().enumerate() {
         let (f2, customer, hold) = (f.clone(), c[who].clone(), holds[hold].clone());
