@@ -405,7 +405,7 @@ macro_rules! store_engine {
             }
         }
 
-        /// Where the customer stands on the show, in one statement (`customer_standings`).
+        /// Where the customer stands on the show, in one statement (`standing_rows`).
         async fn customer_standing(conn: &mut Conn, user_id: &str, show_id: &str, now: Timestamp) -> StoreResult<CustomerStanding> {
             let mut rows = standing_rows(conn, &[user_id], show_id, now).await?;
             Ok(CustomerStanding::of(rows.remove(user_id).unwrap_or_default(), now))
@@ -916,57 +916,6 @@ macro_rules! store_engine {
             let mut writes = Writes::<$db>::new(FUSE_WRITES);
             hold_rows_into(&mut writes, hold, promo_id);
             run_writes(conn, writes).await
-        }
-
-        /// A group's new holds (without promo codes) and their items, in two statements whose
-        /// rows are padded (`padded_len`) with rows that are left out.
-        async fn insert_new_holds<'a>(conn: &mut Conn, holds: impl Iterator<Item = &'a Hold> + Clone) -> StoreResult<()> {
-            let count = holds.clone().count();
-            if count == 0 {
-                return Ok(());
-            }
-            let mut sql = sqlx::QueryBuilder::<$db>::new(
-                "WITH added (id, show_id, user_id, state, total_minor, currency, created_at, expires_at) AS (",
-            );
-            let rows = holds.clone().map(Some).chain(std::iter::repeat_n(None, padded_len(count) - count));
-            sql.push_values(rows, |mut row, hold: Option<&Hold>| {
-                row.push_bind(hold.map_or_else(String::new, |h| h.id.to_string()))
-                    .push_bind(hold.map_or_else(String::new, |h| h.show_id.to_string()))
-                    .push_bind(hold.map_or_else(String::new, |h| h.user_id.to_string()))
-                    .push_bind(hold.map_or("", |h| h.state.as_str()))
-                    .push_bind(hold.map_or(0, |h| h.total.amount_minor))
-                    .push_bind(hold.map_or_else(String::new, |h| h.total.currency.to_string()))
-                    .push_bind(hold.map_or(0, |h| h.created_at.unix_ms()))
-                    .push_bind(hold.map_or(0, |h| h.expires_at.unix_ms()));
-            });
-            sql.push(
-                ") INSERT INTO holds (id, show_id, user_id, state, total_minor, currency, created_at, expires_at, discount_minor, points_redeemed) \
-                 SELECT id, show_id, user_id, state, total_minor, currency, created_at, expires_at, 0, 0 FROM added WHERE id <> ''",
-            );
-            sql.build().execute(&mut *conn).await?;
-            let items: Vec<(&Hold, usize, &HoldItem)> =
-                holds.flat_map(|hold| hold.items.iter().enumerate().map(move |(position, item)| (hold, position, item))).collect();
-            let mut sql = sqlx::QueryBuilder::<$db>::new(
-                "WITH added (hold_id, position, show_id, seat_id, area_id, label, category, quantity, unit_price_minor) AS (",
-            );
-            let rows = items.iter().map(Some).chain(std::iter::repeat_n(None, padded_len(items.len()) - items.len()));
-            sql.push_values(rows, |mut row, item: Option<&(&Hold, usize, &HoldItem)>| {
-                row.push_bind(item.map_or_else(String::new, |(h, _, _)| h.id.to_string()))
-                    .push_bind(item.map_or(0, |(_, position, _)| *position as i64))
-                    .push_bind(item.map_or_else(String::new, |(h, _, _)| h.show_id.to_string()))
-                    .push_bind(item.and_then(|(_, _, i)| i.seat_id.as_ref().map(|s| s.to_string())))
-                    .push_bind(item.and_then(|(_, _, i)| i.area_id.as_ref().map(|a| a.to_string())))
-                    .push_bind(item.map_or_else(String::new, |(_, _, i)| i.label.clone()))
-                    .push_bind(item.map_or_else(String::new, |(_, _, i)| i.category.clone()))
-                    .push_bind(item.map_or(0, |(_, _, i)| i.quantity))
-                    .push_bind(item.map_or(0, |(_, _, i)| i.unit_price_minor));
-            });
-            sql.push(
-                ") INSERT INTO hold_items (hold_id, position, show_id, seat_id, area_id, label, category, quantity, unit_price_minor) \
-                 SELECT hold_id, position, show_id, seat_id, area_id, label, category, quantity, unit_price_minor FROM added WHERE hold_id <> ''",
-            );
-            sql.build().execute(&mut *conn).await?;
-            Ok(())
         }
 
         /// The hold's row and its items, as the caller's `writes`.
@@ -1544,26 +1493,13 @@ macro_rules! store_engine {
                     let store = self.clone();
                     let run = move |group: Vec<HoldClaim>| {
                         let store = store.clone();
-                        async move { store.hold_group(group).await }
+                        async move { store.decide_hold_group(&group).await }
                     };
                     if let Some(Some(decided)) = self.holds_waiting.join(claim, run).await {
                         return decided.map(Outcome::Done);
                     }
                 }
                 self.try_create_hold(cmd, chosen, idem).await
-            }
-
-            /// Decides a group of new holds of one show in one transaction; when it fails before
-            /// its commit (rolled back), every claim goes alone.
-            async fn hold_group(&self, group: Vec<HoldClaim>) -> Vec<HoldAnswer> {
-                match self.decide_hold_group(&group).await {
-                    Ok(answers) => answers,
-                    Err(error) => {
-                        tracing::warn!(%error, claims = group.len(), "a group of holds failed; each goes alone");
-                        self.holds_waiting.note_failed();
-                        group.iter().map(|_| None).collect()
-                    }
-                }
             }
 
             /// The lone path's rules for each claim in arrival order, with the work shared: the
@@ -1724,7 +1660,11 @@ macro_rules! store_engine {
                     }
                 }
 
-                insert_new_holds(conn, holds.iter().map(|(_, hold)| hold)).await?;
+                let mut writes = Writes::<$db>::new(FUSE_WRITES);
+                for (_, hold) in &holds {
+                    hold_rows_into(&mut writes, hold, None);
+                }
+                run_writes(conn, writes).await?;
                 if let Err(error) = w.tx.commit().await {
                     // Whether it committed is not known: no claim may go again alone.
                     let lost = |_| Some(Err(StoreError::Database(sqlx::Error::Io(std::io::Error::other(format!("a group of holds failed to commit: {error}"))))));
@@ -1799,24 +1739,11 @@ macro_rules! store_engine {
                 let store = self.clone();
                 let run = move |group: Vec<BookingClaim>| {
                     let store = store.clone();
-                    async move { store.booking_group(group).await }
+                    async move { store.decide_booking_group(&group).await }
                 };
                 match self.bookings_waiting.join(BookingClaim(cmd.clone()), run).await {
                     Some(Some(decided)) => decided.map(Outcome::Done),
                     _ => self.try_confirm_hold(cmd, None).await,
-                }
-            }
-
-            /// Decides a group of bookings in one transaction; when it fails before its commit
-            /// (rolled back), every booking goes alone.
-            async fn booking_group(&self, group: Vec<BookingClaim>) -> Vec<BookingAnswer> {
-                match self.decide_booking_group(&group).await {
-                    Ok(answers) => answers,
-                    Err(error) => {
-                        tracing::warn!(%error, bookings = group.len(), "a group of bookings failed; each goes alone");
-                        self.bookings_waiting.note_failed();
-                        group.iter().map(|_| None).collect()
-                    }
                 }
             }
 

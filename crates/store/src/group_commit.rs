@@ -88,19 +88,15 @@ impl<M: Member, A: Send + 'static> Queue<M, A> {
         }
     }
 
-    /// Counts a group whose transaction failed.
-    pub(crate) fn note_failed(&self) {
-        self.failed.fetch_add(1, Ordering::Relaxed);
-    }
-
     /// Waits in the member's line for its group to be decided. `run` decides a group (the
-    /// answers in the members' order); it is used only if this call starts a flight, which is
-    /// a task of its own: a request that goes away does not take its group's transaction with
-    /// it. `None` when the group was lost (its flight panicked): the caller goes alone.
+    /// answers in the members' order, or an error when its transaction failed before its
+    /// commit); it is used only if this call starts a flight, which is a task of its own: a
+    /// request that goes away does not take its group's transaction with it. `None` when the
+    /// group failed or was lost (its flight panicked): the caller goes alone.
     pub(crate) async fn join<F, Fut>(self: &Arc<Self>, member: M, run: F) -> Option<A>
     where
         F: Fn(Vec<M>) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Vec<A>> + Send + 'static,
+        Fut: Future<Output = Result<Vec<A>, crate::StoreError>> + Send + 'static,
     {
         let (answer, answered) = oneshot::channel();
         let line = member.line().to_owned();
@@ -225,15 +221,24 @@ impl<M: Member, A: Send + 'static> Flight<M, A> {
     async fn fly<F, Fut>(mut self, run: F)
     where
         F: Fn(Vec<M>) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Vec<A>> + Send + 'static,
+        Fut: Future<Output = Result<Vec<A>, crate::StoreError>> + Send + 'static,
     {
         while let Some(group) = self.queue.next_group(&self.line) {
             let (members, answers): (Vec<M>, Vec<oneshot::Sender<A>>) =
                 group.into_iter().map(|w| (w.member, w.answer)).unzip();
-            let decided = run(members).await;
-            for (answer, decided) in answers.into_iter().zip(decided) {
-                // A member whose request went away gets no answer; its hold lapses.
-                let _ = answer.send(decided);
+            let claims = members.len();
+            match run(members).await {
+                Ok(decided) => {
+                    for (answer, decided) in answers.into_iter().zip(decided) {
+                        // A member whose request went away gets no answer; its hold lapses.
+                        let _ = answer.send(decided);
+                    }
+                }
+                Err(error) => {
+                    // Rolled back: told nothing, every member goes alone.
+                    tracing::warn!(%error, line = %self.line, claims, "a group failed; each of its claims goes alone");
+                    self.queue.failed.fetch_add(1, Ordering::Relaxed);
+                }
             }
         }
         self.landed = true;
@@ -287,15 +292,14 @@ mod tests {
         }
     }
 
+    type Answers = std::pin::Pin<Box<dyn Future<Output = crate::StoreResult<Vec<u32>>> + Send>>;
+
     /// A runner that waits for `gate` before its first group, records every group's values
     /// and answers each claim with ten times its value.
     fn runner(
         gate: Arc<Notify>,
         seen: Arc<StdMutex<Vec<Vec<u32>>>>,
-    ) -> impl Fn(Vec<Claim>) -> std::pin::Pin<Box<dyn Future<Output = Vec<u32>> + Send>>
-    + Send
-    + Sync
-    + 'static {
+    ) -> impl Fn(Vec<Claim>) -> Answers + Send + Sync + 'static {
         move |group: Vec<Claim>| {
             let (gate, seen) = (gate.clone(), seen.clone());
             Box::pin(async move {
@@ -306,15 +310,17 @@ mod tests {
                 if first {
                     gate.notified().await;
                 }
-                group.iter().map(|c| c.value * 10).collect()
+                Ok(group.iter().map(|c| c.value * 10).collect())
             })
         }
     }
 
-    #[tokio::test]
-    async fn claims_arriving_during_a_flight_go_together_in_order() {
-        let queue: Arc<Queue<Claim, u32>> = Queue::new(1, 64);
-        let (gate, seen) = (Arc::new(Notify::new()), Arc::new(StdMutex::new(Vec::new())));
+    /// The first claim (c0, value 0), once its flight is running and held at `gate`.
+    async fn in_flight(
+        queue: &Arc<Queue<Claim, u32>>,
+        gate: &Arc<Notify>,
+        seen: &Arc<StdMutex<Vec<Vec<u32>>>>,
+    ) -> tokio::task::JoinHandle<Option<u32>> {
         let first = tokio::spawn({
             let (queue, run) = (queue.clone(), runner(gate.clone(), seen.clone()));
             async move { queue.join(claim("c0", 0), run).await }
@@ -322,6 +328,14 @@ mod tests {
         while seen.lock().unwrap().is_empty() {
             tokio::task::yield_now().await;
         }
+        first
+    }
+
+    #[tokio::test]
+    async fn claims_arriving_during_a_flight_go_together_in_order() {
+        let queue: Arc<Queue<Claim, u32>> = Queue::new(1, 64);
+        let (gate, seen) = (Arc::new(Notify::new()), Arc::new(StdMutex::new(Vec::new())));
+        let first = in_flight(&queue, &gate, &seen).await;
         let waiting: Vec<_> = (1..=5)
             .map(|i| {
                 let (queue, run) = (queue.clone(), runner(gate.clone(), seen.clone()));
@@ -357,13 +371,7 @@ mod tests {
     async fn a_group_holds_one_claim_per_customer_and_no_more_than_its_size() {
         let queue: Arc<Queue<Claim, u32>> = Queue::new(1, 3);
         let (gate, seen) = (Arc::new(Notify::new()), Arc::new(StdMutex::new(Vec::new())));
-        let first = tokio::spawn({
-            let (queue, run) = (queue.clone(), runner(gate.clone(), seen.clone()));
-            async move { queue.join(claim("c0", 0), run).await }
-        });
-        while seen.lock().unwrap().is_empty() {
-            tokio::task::yield_now().await;
-        }
+        let first = in_flight(&queue, &gate, &seen).await;
         // Customer a twice: its second claim waits for the group after its first.
         let customers = ["a", "a", "b", "c", "d"];
         let mut waiting = Vec::new();
@@ -389,11 +397,26 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_failed_group_sends_its_claims_alone_and_is_counted() {
+        let queue: Arc<Queue<Claim, u32>> = Queue::new(1, 64);
+        let failing =
+            |_: Vec<Claim>| async move { Err(crate::StoreError::Corrupt("rolled back".into())) };
+        assert_eq!(
+            queue.join(claim("c0", 0), failing).await,
+            None,
+            "the member goes alone"
+        );
+        let stats = queue.stats();
+        assert_eq!((stats.groups, stats.failed), (1, 1));
+        assert!(queue.lock().is_empty(), "the line is idle again");
+    }
+
+    #[tokio::test]
     async fn a_lost_flight_sends_its_group_alone_and_the_line_goes_on() {
         let queue: Arc<Queue<Claim, u32>> = Queue::new(1, 64);
         let panicking = |group: Vec<Claim>| async move {
             assert!(group.is_empty(), "a group's transaction panicked");
-            Vec::new()
+            Ok(Vec::new())
         };
         let lost = queue.join(claim("c0", 0), panicking).await;
         assert_eq!(lost, None, "the member is told to go alone");
