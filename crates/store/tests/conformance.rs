@@ -881,6 +881,15 @@ async fn keep_the_show_busy(f: &Fixture, engine: Engine) -> Box<dyn std::any::An
     }
 }
 
+/// The labels of the map's seats in `state`, in the map's order.
+fn labels_in(map: &SeatMap, state: SeatState) -> Vec<&str> {
+    map.seats
+        .iter()
+        .filter(|s| s.state == state)
+        .map(|s| s.label.as_str())
+        .collect()
+}
+
 /// Waits until the store's groups of claims are as `done` wants them.
 async fn lined_up(store: &dyn Store, done: impl Fn(boxoffice_store::GroupCommits) -> bool) {
     for _ in 0..10_000 {
@@ -991,12 +1000,7 @@ async fn claims_lined_up_are_decided_together_as_if_alone(engine: Engine) {
     );
 
     let map = f.map(f.now).await;
-    let held: Vec<&str> = map
-        .seats
-        .iter()
-        .filter(|s| s.state == SeatState::Held)
-        .map(|s| s.label.as_str())
-        .collect();
+    let held = labels_in(&map, SeatState::Held);
     assert_eq!(
         held.len(),
         7,
@@ -1162,12 +1166,7 @@ async fn bookings_lined_up_are_decided_together_as_if_alone(engine: Engine) {
     );
 
     let map = f.map(f.now).await;
-    let sold: Vec<&str> = map
-        .seats
-        .iter()
-        .filter(|s| s.state == SeatState::Sold)
-        .map(|s| s.label.as_str())
-        .collect();
+    let sold = labels_in(&map, SeatState::Sold);
     assert_eq!(
         sold,
         ["A1", "A2", "B1", "B2"],
