@@ -16,7 +16,8 @@
 //! changes its counters as its last statement and holds that row only until it commits.
 //! Scheduling locks venue rows (by id) alone. A group of new holds (`group_commit`) takes the
 //! same locks in the same order for all its claims: the show, its customers by id, the seats by
-//! id (those best-available chose without waiting), the areas by id.
+//! id (those best-available chose without waiting), the areas by id. A group of bookings: the
+//! holds' shows (shared), the holds by id, their seats by id, the areas by id.
 
 use sqlx::{Database, Transaction};
 use tokio::sync::OwnedMutexGuard;
@@ -480,28 +481,92 @@ macro_rules! store_engine {
             Ok(())
         }
 
-        /// Locks what a group of bookings will lock, first and in the documented order: the
-        /// holds' shows (shared), then the holds' seats by seat id. Booked one after another,
-        /// their seats would be locked in the order of the bookings, and a group of claims
-        /// locking seats in id order waited on them while they waited on it. The hold rows are
-        /// left to each booking's own update: locked here and then updated in the booking's
-        /// savepoint, every one became a multixact (the update cost 0.7 ms instead of 0.09).
-        async fn lock_for_bookings(conn: &mut Conn, hold_ids: &[String]) -> StoreResult<()> {
-            if $lock.is_empty() || hold_ids.is_empty() {
-                return Ok(());
+        /// The shows of these holds (`hold_ids` sorted), taken shared in id order, by id.
+        async fn share_shows_of_holds(conn: &mut Conn, hold_ids: &[String]) -> StoreResult<BTreeMap<String, Show>> {
+            let sql = format!(
+                "SELECT id FROM shows WHERE id IN (SELECT show_id FROM holds WHERE id IN ({})) ORDER BY id{}",
+                placeholders(1, padded_len(hold_ids.len())),
+                $share
+            );
+            let mut query = sqlx::query_scalar::<_, String>(AssertSqlSafe(sql));
+            for id in padded(hold_ids) {
+                query = query.bind(id.clone());
             }
-            let listed = placeholders(1, padded_len(hold_ids.len()));
-            for sql in [
-                format!("SELECT id FROM shows WHERE id IN (SELECT show_id FROM holds WHERE id IN ({listed})) ORDER BY id{}", $share),
-                format!("SELECT seat_id FROM show_seats WHERE hold_id IN ({listed}) AND state = 'held' ORDER BY seat_id{}", $lock),
-            ] {
-                let mut query = sqlx::query(AssertSqlSafe(sql));
-                for id in padded(hold_ids) {
-                    query = query.bind(id.clone());
+            let mut shows = BTreeMap::new();
+            for id in query.fetch_all(&mut *conn).await? {
+                if let Some(show) = load_show(conn, &id).await? {
+                    shows.insert(id, show);
                 }
-                query.execute(&mut *conn).await?;
             }
-            Ok(())
+            Ok(shows)
+        }
+
+        /// Locks these holds (`hold_ids` sorted) in id order and reads them with their items,
+        /// by id. Locked and then updated by the same transaction, not a savepoint of it: a
+        /// row locked by a transaction and updated by its savepoint becomes a multixact.
+        async fn lock_holds(conn: &mut Conn, hold_ids: &[String]) -> StoreResult<BTreeMap<String, Hold>> {
+            let sql = format!(
+                "SELECT h.id, h.show_id, h.user_id, h.state, h.total_minor, h.currency, h.discount_minor, h.promo_code, \
+                 h.created_at, h.expires_at, h.points_redeemed, \
+                 hi.seat_id, hi.area_id, hi.label, hi.category, hi.quantity, hi.unit_price_minor \
+                 FROM (SELECT * FROM holds WHERE id IN ({}) ORDER BY id{}) h \
+                 LEFT JOIN hold_items hi ON hi.hold_id = h.id ORDER BY h.id, hi.position",
+                placeholders(1, padded_len(hold_ids.len())),
+                $lock
+            );
+            let mut query = sqlx::query_as::<_, HoldWithItemRow>(AssertSqlSafe(sql));
+            for id in padded(hold_ids) {
+                query = query.bind(id.clone());
+            }
+            holds_from_rows(query.fetch_all(&mut *conn).await?)
+        }
+
+        /// Locks the seats these holds (`hold_ids` sorted) still hold, in seat-id order (like
+        /// every claim), and counts them per hold.
+        async fn lock_held_seats(conn: &mut Conn, hold_ids: &[String]) -> StoreResult<BTreeMap<String, u64>> {
+            let sql = format!(
+                "SELECT hold_id FROM show_seats WHERE hold_id IN ({}) AND state = 'held' ORDER BY seat_id{}",
+                placeholders(1, padded_len(hold_ids.len())),
+                $lock
+            );
+            let mut query = sqlx::query_scalar::<_, String>(AssertSqlSafe(sql));
+            for id in padded(hold_ids) {
+                query = query.bind(id.clone());
+            }
+            let mut held = BTreeMap::new();
+            for hold in query.fetch_all(&mut *conn).await? {
+                *held.entry(hold).or_default() += 1;
+            }
+            Ok(held)
+        }
+
+        /// The holds of the bookings converted and their seats sold to them, as the caller's
+        /// `writes`: unconditional, so only under the locks `decide_booking_group` decided by.
+        fn convert_holds_into(writes: &mut Writes<$db>, confirmed: &[Confirmed<'_>]) {
+            writes.add(|sql| {
+                sql.push("UPDATE holds SET state = 'converted' WHERE id IN (");
+                let mut ids = sql.separated(", ");
+                for Confirmed { hold, .. } in confirmed {
+                    ids.push_bind(hold.id.to_string());
+                }
+                ids.push_unseparated(")");
+            });
+            let seated: Vec<&Confirmed<'_>> = confirmed.iter().filter(|c| seats_of(&c.hold) > 0).collect();
+            if seated.is_empty() {
+                return;
+            }
+            writes.add(|sql| {
+                sql.push("UPDATE show_seats SET state = 'sold', hold_id = NULL, held_until = NULL, booking_id = CASE hold_id");
+                for Confirmed { hold, booking, .. } in &seated {
+                    sql.push(" WHEN ").push_bind(hold.id.to_string()).push(" THEN ").push_bind(booking.id.to_string());
+                }
+                sql.push(" END WHERE state = 'held' AND hold_id IN (");
+                let mut ids = sql.separated(", ");
+                for Confirmed { hold, .. } in &seated {
+                    ids.push_bind(hold.id.to_string());
+                }
+                ids.push_unseparated(")");
+            });
         }
 
         /// A show's seat as a group of claims finds it under lock.
@@ -954,14 +1019,6 @@ macro_rules! store_engine {
             });
         }
 
-        /// When a booking's standing places are sold: in its own writes (alone), or by the
-        /// caller after every booking of a group (area rows come last in the lock order).
-        #[derive(Clone, Copy, PartialEq)]
-        enum SellPlaces {
-            Now,
-            Later,
-        }
-
         /// Moves `quantity` standing places of the show's area from held to sold, in `writes`.
         fn sell_places_into(writes: &mut Writes<$db>, show_id: &str, area: &str, quantity: i64) {
             writes.add(|sql| {
@@ -977,9 +1034,9 @@ macro_rules! store_engine {
         }
 
         /// A booking's work in the caller's transaction: the hold converted, its seats sold,
-        /// the booking, tickets, ledger, rewards, payment and event written; the standing places
-        /// sold now, or returned (area, places) for the caller to sell later.
-        async fn book_in(conn: &mut Conn, cmd: &ConfirmHold, sell: SellPlaces) -> StoreResult<(Booking, Vec<(String, i64)>)> {
+        /// the booking, tickets, ledger, rewards, payment and event written, and its standing
+        /// places sold.
+        async fn book_in(conn: &mut Conn, cmd: &ConfirmHold) -> StoreResult<Booking> {
         let hold = load_hold(conn, cmd.hold_id.as_str()).await?.ok_or(DomainError::NotFound("hold"))?;
         hold.check_confirmable(&cmd.user_id, cmd.now)?;
         let (show, _) = share_show(conn, hold.show_id.as_str()).await?.ok_or(DomainError::NotFound("show"))?;
@@ -997,7 +1054,6 @@ macro_rules! store_engine {
         if converted != 1 {
             return Err(DomainError::HoldExpired.into());
         }
-        let seat_count = hold.items.iter().filter(|i| i.seat_id.is_some()).count() as u64;
         let sold = sqlx::query(
             // By the hold alone: with the show as well, a generic plan read the show's seats.
             // Locked in seat-id order (the subquery), like every claim's.
@@ -1010,85 +1066,150 @@ macro_rules! store_engine {
         .execute(&mut *conn)
         .await?
         .rows_affected();
-        if sold != seat_count {
+        if sold != seats_of(&hold) {
             // A seat left this hold (expired and claimed elsewhere); sell nothing.
             return Err(DomainError::HoldExpired.into());
         }
-        let booking = Booking {
-            id: cmd.booking_id.clone(),
-            show_id: hold.show_id.clone(),
-            user_id: hold.user_id.clone(),
-            hold_id: hold.id.clone(),
-            state: BookingState::Confirmed,
-            total: hold.total.clone(),
-            payment_reference: cmd.payment_reference.clone(),
-            refund: None,
-            wallet_minor: cmd.wallet_minor,
-            refunded_minor: None,
-            tickets: hold
-                .items
-                .iter()
-                .flat_map(|item| (0..item.quantity).map(move |_| item))
-                .map(|item| {
-                    let id = TicketId::generate();
-                    let claims = boxoffice_core::ticket::TicketClaims {
-                        ticket_id: id.clone(),
-                        show_id: hold.show_id.clone(),
-                        organizer_id: show.organizer_id.clone(),
-                        seat: item.label.clone(),
-                        holder: hold.user_id.clone(),
-                        valid_from: show.starts_at.plus_minutes(-boxoffice_core::ticket::DOORS_OPEN_HOURS * 60),
-                        valid_until: show.ends_at.plus_minutes(boxoffice_core::ticket::VALID_AFTER_END_HOURS * 60),
-                    };
-                    boxoffice_core::booking::Ticket {
-                        code: (cmd.sign_ticket)(&claims),
-                        id,
-                        seat_id: item.seat_id.clone(),
-                        area_id: item.area_id.clone(),
-                        label: item.label.clone(),
-                        category: item.category.clone(),
-                        price_minor: item.unit_price_minor,
-                    }
-                })
-                .collect(),
-            created_at: cmd.now,
-            cancelled_at: None,
-        };
-        if !(0..=booking.total.amount_minor).contains(&cmd.wallet_minor) {
-            return Err(DomainError::invalid("payment.wallet_minor", "must be between 0 and the total").into());
-        }
+        let booking = booking_of(cmd, &hold, &show)?;
+        let one = [Confirmed { cmd, hold, show, booking }];
+        let Confirmed { hold, show, booking, .. } = &one[0];
         // The rest is written together (one statement on PostgreSQL), rows pointed at first.
         let mut writes = Writes::<$db>::new(FUSE_WRITES);
-        writes.insert("INSERT INTO bookings (id, hold_id, show_id, user_id, state, total_minor, currency, payment_reference, \
-                 created_at, cancelled_at, wallet_minor, ticket_count)", |row| {
-            row.push_bind(booking.id.to_string())
-                .push_bind(booking.hold_id.to_string())
-                .push_bind(booking.show_id.to_string())
-                .push_bind(booking.user_id.to_string())
-                .push_bind(booking.state.as_str())
-                .push_bind(booking.total.amount_minor)
-                .push_bind(booking.total.currency.to_string())
-                .push_bind(booking.payment_reference.clone())
-                .push_bind(booking.created_at.unix_ms())
-                .push_bind(None::<i64>)
-                .push_bind(booking.wallet_minor)
-                .push_bind(booking.tickets.len() as i64);
-        });
-        writes.add(|sql| {
-            sql.push("INSERT INTO customer_tickets (user_id, show_id, tickets) VALUES (")
-                .push_bind(booking.user_id.to_string())
-                .push(", ")
-                .push_bind(booking.show_id.to_string())
-                .push(", ")
-                .push_bind(booking.tickets.len() as i64)
-                .push(") ON CONFLICT (user_id, show_id) DO UPDATE SET tickets = customer_tickets.tickets + excluded.tickets");
-        });
+        booking_rows_into(&mut writes, &one)?;
         let paid = ledger::payment_transfers(&show.organizer_id, &booking.user_id, booking.total.amount_minor, cmd.wallet_minor);
         post_into(conn, &mut writes, "booking_paid", booking.id.as_str(), booking.total.currency.as_str(), &paid, cmd.now).await?;
-        if !booking.tickets.is_empty() {
+        if let Some(payment) = &cmd.payment_id {
+            // The payment row points at the booking, which must be written first.
+            run_writes(conn, std::mem::replace(&mut writes, Writes::new(FUSE_WRITES))).await?;
+            settle_payment(conn, payment, &booking.id, cmd.now).await?;
+        }
+        if let Some(paid) = paid_with(cmd, booking) {
+            if paid.idempotency_key.is_some() {
+                // Its own statement, so a second payment under the key is told apart.
+                run_writes(conn, std::mem::replace(&mut writes, Writes::new(FUSE_WRITES))).await?;
+                insert_payment_row(conn, &paid, Some(show.organizer_id.as_str())).await?;
+            } else {
+                payment_rows_into(&mut writes, &paid, show.organizer_id.as_str());
+            }
+        }
+        booking_confirmed_into(&mut writes, &one[0]);
+        // Area rows last: the one row every standing sale of the show goes through is
+        // locked only from here to the commit.
+        for (area, quantity) in area_quantities(&hold.items) {
+            sell_places_into(&mut writes, hold.show_id.as_str(), area, quantity);
+        }
+        run_writes(conn, writes).await?;
+        let [Confirmed { booking, .. }] = one;
+        Ok(booking)
+        }
+
+        /// A booking decided and about to be written, with what its rows are made of.
+        struct Confirmed<'a> {
+            cmd: &'a ConfirmHold,
+            hold: Hold,
+            show: Show,
+            booking: Booking,
+        }
+
+        /// The hold's reserved seats.
+        fn seats_of(hold: &Hold) -> u64 {
+            hold.items.iter().filter(|i| i.seat_id.is_some()).count() as u64
+        }
+
+        /// The booking the command makes of the hold, its tickets signed; nothing written.
+        fn booking_of(cmd: &ConfirmHold, hold: &Hold, show: &Show) -> StoreResult<Booking> {
+            let booking = Booking {
+                id: cmd.booking_id.clone(),
+                show_id: hold.show_id.clone(),
+                user_id: hold.user_id.clone(),
+                hold_id: hold.id.clone(),
+                state: BookingState::Confirmed,
+                total: hold.total.clone(),
+                payment_reference: cmd.payment_reference.clone(),
+                refund: None,
+                wallet_minor: cmd.wallet_minor,
+                refunded_minor: None,
+                tickets: hold
+                    .items
+                    .iter()
+                    .flat_map(|item| (0..item.quantity).map(move |_| item))
+                    .map(|item| {
+                        let id = TicketId::generate();
+                        let claims = boxoffice_core::ticket::TicketClaims {
+                            ticket_id: id.clone(),
+                            show_id: hold.show_id.clone(),
+                            organizer_id: show.organizer_id.clone(),
+                            seat: item.label.clone(),
+                            holder: hold.user_id.clone(),
+                            valid_from: show.starts_at.plus_minutes(-boxoffice_core::ticket::DOORS_OPEN_HOURS * 60),
+                            valid_until: show.ends_at.plus_minutes(boxoffice_core::ticket::VALID_AFTER_END_HOURS * 60),
+                        };
+                        boxoffice_core::booking::Ticket {
+                            code: (cmd.sign_ticket)(&claims),
+                            id,
+                            seat_id: item.seat_id.clone(),
+                            area_id: item.area_id.clone(),
+                            label: item.label.clone(),
+                            category: item.category.clone(),
+                            price_minor: item.unit_price_minor,
+                        }
+                    })
+                    .collect(),
+                created_at: cmd.now,
+                cancelled_at: None,
+            };
+            if !(0..=booking.total.amount_minor).contains(&cmd.wallet_minor) {
+                return Err(DomainError::invalid("payment.wallet_minor", "must be between 0 and the total").into());
+            }
+            Ok(booking)
+        }
+
+        /// The payment that succeeded at once for the booking, as it is recorded with it.
+        fn paid_with(cmd: &ConfirmHold, booking: &Booking) -> Option<$crate::Payment> {
+            cmd.new_payment.as_ref().map(|payment| $crate::Payment {
+                state: boxoffice_core::payment::PaymentState::Succeeded,
+                booking_id: Some(booking.id.clone()),
+                updated_at: cmd.now,
+                ..payment.clone()
+            })
+        }
+
+        /// The rows of the bookings that point at nothing but their booking and the customer (the
+        /// bookings, each customer's booked tickets, the tickets, the rewards), as the caller's
+        /// `writes`, one insert per table for all of them, bookings first.
+        fn booking_rows_into(writes: &mut Writes<$db>, confirmed: &[Confirmed<'_>]) -> StoreResult<()> {
+            for Confirmed { booking, .. } in confirmed {
+                writes.insert("INSERT INTO bookings (id, hold_id, show_id, user_id, state, total_minor, currency, payment_reference, \
+                         created_at, cancelled_at, wallet_minor, ticket_count)", |row| {
+                    row.push_bind(booking.id.to_string())
+                        .push_bind(booking.hold_id.to_string())
+                        .push_bind(booking.show_id.to_string())
+                        .push_bind(booking.user_id.to_string())
+                        .push_bind(booking.state.as_str())
+                        .push_bind(booking.total.amount_minor)
+                        .push_bind(booking.total.currency.to_string())
+                        .push_bind(booking.payment_reference.clone())
+                        .push_bind(booking.created_at.unix_ms())
+                        .push_bind(None::<i64>)
+                        .push_bind(booking.wallet_minor)
+                        .push_bind(booking.tickets.len() as i64);
+                });
+            }
+            // One row per customer and show: an upsert may not touch a row twice.
+            let mut tickets_of: BTreeMap<(&str, &str), i64> = BTreeMap::new();
+            for Confirmed { booking, .. } in confirmed {
+                *tickets_of.entry((booking.user_id.as_str(), booking.show_id.as_str())).or_default() += booking.tickets.len() as i64;
+            }
             writes.add(|sql| {
-                sql.push("INSERT INTO tickets (id, booking_id, position, seat_id, area_id, label, category, price_minor, code) ")
-                    .push_values(booking.tickets.iter().enumerate(), |mut row, (position, ticket)| {
+                sql.push("INSERT INTO customer_tickets (user_id, show_id, tickets) ")
+                    .push_values(&tickets_of, |mut row, ((user, show), tickets)| {
+                        row.push_bind(user.to_string()).push_bind(show.to_string()).push_bind(*tickets);
+                    })
+                    .push(" ON CONFLICT (user_id, show_id) DO UPDATE SET tickets = customer_tickets.tickets + excluded.tickets");
+            });
+            for Confirmed { booking, .. } in confirmed {
+                for (position, ticket) in booking.tickets.iter().enumerate() {
+                    writes.insert("INSERT INTO tickets (id, booking_id, position, seat_id, area_id, label, category, price_minor, code)", |row| {
                         row.push_bind(ticket.id.to_string())
                             .push_bind(booking.id.to_string())
                             .push_bind(position as i64)
@@ -1099,47 +1220,25 @@ macro_rules! store_engine {
                             .push_bind(ticket.price_minor)
                             .push_bind(ticket.code.clone());
                     });
-            });
-        }
-        reward_booking(&mut writes, &booking, &hold, &show, cmd.scratch_draw, cmd.now)?;
-        if let Some(payment) = &cmd.payment_id {
-            // The payment row points at the booking, which must be written first.
-            run_writes(conn, std::mem::replace(&mut writes, Writes::new(FUSE_WRITES))).await?;
-            settle_payment(conn, payment, &booking.id, cmd.now).await?;
-        }
-        if let Some(payment) = &cmd.new_payment {
-            let paid = $crate::Payment {
-                state: boxoffice_core::payment::PaymentState::Succeeded,
-                booking_id: Some(booking.id.clone()),
-                updated_at: cmd.now,
-                ..payment.clone()
-            };
-            if paid.idempotency_key.is_some() {
-                // Its own statement, so a second payment under the key is told apart.
-                run_writes(conn, std::mem::replace(&mut writes, Writes::new(FUSE_WRITES))).await?;
-                insert_payment_row(conn, &paid, Some(show.organizer_id.as_str())).await?;
-            } else {
-                payment_rows_into(&mut writes, &paid, show.organizer_id.as_str());
+                }
             }
-        }
-        emit_into(
-            &mut writes,
-            show.organizer_id.as_str(),
-            EventKind::BookingConfirmed,
-            booking.id.as_str(),
-            serde_json::json!({ "booking": booking }),
-            cmd.now,
-        );
-        // Area rows last: the one row every standing sale of the show goes through is
-        // locked only from here to the commit.
-        let places: Vec<(String, i64)> = area_quantities(&hold.items).into_iter().map(|(area, quantity)| (area.to_owned(), quantity)).collect();
-        if sell == SellPlaces::Now {
-            for (area, quantity) in &places {
-                sell_places_into(&mut writes, hold.show_id.as_str(), area, *quantity);
+            for Confirmed { cmd, hold, show, booking } in confirmed {
+                reward_booking(writes, booking, hold, show, cmd.scratch_draw, cmd.now)?;
             }
+            Ok(())
         }
-        run_writes(conn, writes).await?;
-        Ok((booking, if sell == SellPlaces::Now { Vec::new() } else { places }))
+
+        /// The booking's `booking_confirmed` event, as one of the caller's `writes`.
+        fn booking_confirmed_into(writes: &mut Writes<$db>, confirmed: &Confirmed<'_>) {
+            let Confirmed { cmd, show, booking, .. } = confirmed;
+            emit_into(
+                writes,
+                show.organizer_id.as_str(),
+                EventKind::BookingConfirmed,
+                booking.id.as_str(),
+                serde_json::json!({ "booking": booking }),
+                cmd.now,
+            );
         }
 
         /// Records the answer under the key, in the caller's transaction. `false` means another
@@ -1724,16 +1823,17 @@ macro_rules! store_engine {
 
             async fn try_confirm_hold(&self, cmd: ConfirmHold, idem: Option<&IdempotencyKey>) -> StoreResult<Outcome<Booking>> {
                 let mut w = self.begin_write().await?;
-                let (booking, _) = book_in(&mut *w.tx, &cmd, SellPlaces::Now).await?;
+                let booking = book_in(&mut *w.tx, &cmd).await?;
                 finish(self, w, idem, booking, cmd.now).await
             }
 
-            /// A booking, grouped with the others arriving meanwhile (group commit: one
-            /// transaction, each booking in a savepoint of its own), unless it has an
-            /// idempotency key (the lone path tells a twin under the key apart) or the group
-            /// could not decide it.
+            /// A booking, grouped with the others arriving meanwhile (group commit), when it is
+            /// paid by card alone: a wallet's share must be locked and checked, a payment under
+            /// a key or one decided earlier can be refused by its own write, and an idempotency
+            /// key's twin is told apart by the lone path.
             async fn try_confirm_hold_grouped(&self, cmd: ConfirmHold, idem: Option<&IdempotencyKey>) -> StoreResult<Outcome<Booking>> {
-                if idem.is_some() {
+                let by_card_alone = cmd.wallet_minor == 0 && cmd.payment_id.is_none() && cmd.new_payment.as_ref().is_none_or(|p| p.idempotency_key.is_none());
+                if idem.is_some() || !by_card_alone {
                     return self.try_confirm_hold(cmd, idem).await;
                 }
                 let store = self.clone();
@@ -1747,57 +1847,93 @@ macro_rules! store_engine {
                 }
             }
 
-            /// Each booking exactly as alone, in a savepoint of the group's transaction (a
-            /// refusal rolls back only its own writes; a database error sends it alone), and the
-            /// standing places sold by all of them last, one update per area, in area order.
+            /// A group of bookings paid by card, decided as if one after another in arrival
+            /// order, from what their holds' rows show under lock: the shows shared, the holds
+            /// and then their seats locked in id order (release and expiry take them in the
+            /// same order). Refusals are decided before anything is written; then every row of
+            /// every booking is written at once (one statement on PostgreSQL, one insert per
+            /// table), standing places last, and committed once.
             async fn decide_booking_group(&self, group: &[BookingClaim]) -> StoreResult<Vec<BookingAnswer>> {
                 let mut w = self.begin_write().await?;
-                let mut holds: Vec<String> = group.iter().map(|BookingClaim(cmd)| cmd.hold_id.to_string()).collect();
-                holds.sort_unstable();
-                holds.dedup();
-                lock_for_bookings(&mut *w.tx, &holds).await?;
+                let conn = &mut *w.tx;
+                let mut hold_ids: Vec<String> = group.iter().map(|BookingClaim(cmd)| cmd.hold_id.to_string()).collect();
+                hold_ids.sort_unstable();
+                hold_ids.dedup();
+                let shows = share_shows_of_holds(conn, &hold_ids).await?;
+                let mut holds = lock_holds(conn, &hold_ids).await?;
+                let held_seats = lock_held_seats(conn, &hold_ids).await?;
                 let mut answers: Vec<BookingAnswer> = Vec::with_capacity(group.len());
-                let mut booked = Vec::new();
-                let mut places: BTreeMap<(String, String), i64> = BTreeMap::new();
-                for (i, BookingClaim(cmd)) in group.iter().enumerate() {
-                    let mut one = sqlx::Acquire::begin(&mut w.tx).await?;
-                    match book_in(&mut *one, cmd, SellPlaces::Later).await {
-                        Ok((booking, sold)) => {
-                            one.commit().await?;
-                            for (area, quantity) in sold {
-                                *places.entry((area, booking.show_id.to_string())).or_default() += quantity;
-                            }
-                            answers.push(None);
-                            booked.push((i, booking));
+                let mut confirmed: Vec<Confirmed<'_>> = Vec::new();
+                for BookingClaim(cmd) in group {
+                    let decided = (|| {
+                        let hold = holds.get_mut(cmd.hold_id.as_str()).ok_or(DomainError::NotFound("hold"))?;
+                        hold.check_confirmable(&cmd.user_id, cmd.now)?;
+                        let show = shows.get(hold.show_id.as_str()).ok_or(DomainError::NotFound("show"))?;
+                        if show.state != boxoffice_core::catalog::ShowState::Scheduled {
+                            return Err(DomainError::NotOnSale("the show was cancelled".into()).into());
                         }
-                        Err(StoreError::Domain(refused)) => {
-                            one.rollback().await?;
-                            answers.push(Some(Err(refused.into())));
+                        if held_seats.get(hold.id.as_str()).copied().unwrap_or(0) != seats_of(hold) {
+                            // A seat left this hold (expired and claimed elsewhere).
+                            return Err(DomainError::HoldExpired.into());
                         }
-                        Err(error) => {
-                            one.rollback().await?;
-                            tracing::debug!(%error, "a booking of a group goes alone");
-                            answers.push(None);
+                        let booking = booking_of(cmd, hold, show)?;
+                        let kept = hold.clone();
+                        hold.state = HoldState::Converted;
+                        Ok::<_, StoreError>(Confirmed { cmd, hold: kept, show: show.clone(), booking })
+                    })();
+                    match decided {
+                        Ok(booking) => {
+                            answers.push(Some(Ok(booking.booking.clone())));
+                            confirmed.push(booking);
                         }
+                        Err(refused) => answers.push(Some(Err(refused))),
                     }
                 }
-                let mut writes = Writes::<$db>::new(FUSE_WRITES);
-                for ((area, show), quantity) in &places {
-                    sell_places_into(&mut writes, show, area, *quantity);
+                if confirmed.is_empty() {
+                    return Ok(answers);
                 }
-                run_writes(&mut *w.tx, writes).await?;
+                let mut writes = Writes::<$db>::new(FUSE_WRITES);
+                booking_rows_into(&mut writes, &confirmed)?;
+                convert_holds_into(&mut writes, &confirmed);
+                let mut postings = Vec::with_capacity(confirmed.len());
+                for Confirmed { show, booking, .. } in &confirmed {
+                    let currency = booking.total.currency.as_str();
+                    // Paid by card alone: no wallet is taken from, so nothing to lock or check.
+                    let paid = ledger::payment_transfers(&show.organizer_id, &booking.user_id, booking.total.amount_minor, 0);
+                    postings.push(Posting { kind: "booking_paid", reference: booking.id.as_str(), currency, entries: ledger::entries(&paid, currency)? });
+                }
+                let mut accounts: Vec<String> = postings.iter().flat_map(|p| accounts_of(&p.entries)).collect();
+                accounts.sort_unstable();
+                accounts.dedup();
+                open_accounts_into(&mut writes, &accounts, group[0].0.now);
+                postings_into(&mut writes, &postings, group[0].0.now);
+                let payments: Vec<Option<$crate::Payment>> = confirmed.iter().map(|c| paid_with(c.cmd, &c.booking)).collect();
+                for paid in payments.iter().flatten() {
+                    payment_row_into(&mut writes, paid);
+                }
+                for (one, paid) in confirmed.iter().zip(&payments) {
+                    if let Some(paid) = paid {
+                        payment_event_into(&mut writes, paid, one.show.organizer_id.as_str());
+                    }
+                    booking_confirmed_into(&mut writes, one);
+                }
+                let mut places: BTreeMap<(&str, &str), i64> = BTreeMap::new();
+                for Confirmed { hold, .. } in &confirmed {
+                    for (area, quantity) in area_quantities(&hold.items) {
+                        *places.entry((hold.show_id.as_str(), area)).or_default() += quantity;
+                    }
+                }
+                for ((show, area), quantity) in places {
+                    sell_places_into(&mut writes, show, area, quantity);
+                }
+                run_writes(conn, writes).await?;
                 if let Err(error) = w.tx.commit().await {
                     // Whether it committed is not known: no booking may go again alone.
                     let lost = |_| Some(Err(StoreError::Database(sqlx::Error::Io(std::io::Error::other(format!("a group of bookings failed to commit: {error}"))))));
                     return Ok(group.iter().map(lost).collect());
                 }
-                for (i, booking) in booked {
-                    answers[i] = Some(Ok(booking));
-                }
                 Ok(answers)
             }
-
-
 
             async fn try_cancel_booking(
                 &self,

@@ -70,9 +70,7 @@ macro_rules! ledger_engine {
             if entries.is_empty() {
                 return Ok(());
             }
-            let mut accounts: Vec<String> = entries.iter().map(|e| e.account.clone()).collect();
-            accounts.sort();
-            accounts.dedup();
+            let accounts = accounts_of(&entries);
             let debited: Vec<(&String, i64)> = accounts
                 .iter()
                 .map(|account| (account, entries.iter().filter(|e| e.account == *account).map(|e| e.amount_minor).sum::<i64>()))
@@ -80,13 +78,7 @@ macro_rules! ledger_engine {
                 .collect();
             let mut known = Writes::<$db>::new(FUSE_WRITES);
             let opened = if debited.is_empty() { &mut *writes } else { &mut known };
-            opened.add(|sql| {
-                sql.push("INSERT INTO ledger_accounts (id, created_at) ")
-                    .push_values(&accounts, |mut row, account| {
-                        row.push_bind(account.clone()).push_bind(now.unix_ms());
-                    })
-                    .push(" ON CONFLICT (id) DO NOTHING");
-            });
+            open_accounts_into(opened, &accounts, now);
             run_writes(conn, known).await?;
             for (account, change) in debited {
                 sqlx::query(concat!("SELECT id FROM ledger_accounts WHERE id = $1", $lock))
@@ -97,21 +89,60 @@ macro_rules! ledger_engine {
                     return Err(DomainError::PaymentDeclined("there is not enough in your wallet".into()).into());
                 }
             }
-            let id = format!("ltx_{}", uuid::Uuid::now_v7().simple());
-            writes.insert("INSERT INTO ledger_transactions (id, kind, reference, currency, created_at)", |row| {
-                row.push_bind(id.clone())
-                    .push_bind(kind.to_owned())
-                    .push_bind(reference.to_owned())
-                    .push_bind(currency.to_owned())
-                    .push_bind(now.unix_ms());
-            });
+            postings_into(writes, &[Posting { kind, reference, currency, entries }], now);
+            Ok(())
+        }
+
+        /// One balanced transaction of the ledger, as `postings_into` writes it.
+        struct Posting<'a> {
+            kind: &'a str,
+            reference: &'a str,
+            currency: &'a str,
+            entries: Vec<ledger::Entry>,
+        }
+
+        /// The accounts the entries move, sorted, each once.
+        fn accounts_of(entries: &[ledger::Entry]) -> Vec<String> {
+            let mut accounts: Vec<String> = entries.iter().map(|e| e.account.clone()).collect();
+            accounts.sort();
+            accounts.dedup();
+            accounts
+        }
+
+        /// Opens the accounts that are not open yet, as one of the caller's `writes`.
+        fn open_accounts_into(writes: &mut Writes<$db>, accounts: &[String], now: Timestamp) {
+            if accounts.is_empty() {
+                return;
+            }
             writes.add(|sql| {
-                sql.push("INSERT INTO ledger_entries (transaction_id, position, account_id, amount_minor) ")
-                    .push_values(entries.iter().enumerate(), |mut row, (position, entry)| {
+                sql.push("INSERT INTO ledger_accounts (id, created_at) ")
+                    .push_values(accounts, |mut row, account| {
+                        row.push_bind(account.clone()).push_bind(now.unix_ms());
+                    })
+                    .push(" ON CONFLICT (id) DO NOTHING");
+            });
+        }
+
+        /// The postings' transactions, then all their entries, as the caller's `writes` (one
+        /// insert each): their accounts must be open, or opened by the same writes.
+        fn postings_into(writes: &mut Writes<$db>, postings: &[Posting<'_>], now: Timestamp) {
+            let ids: Vec<String> = postings.iter().map(|_| format!("ltx_{}", uuid::Uuid::now_v7().simple())).collect();
+            for (posting, id) in postings.iter().zip(&ids) {
+                writes.insert("INSERT INTO ledger_transactions (id, kind, reference, currency, created_at)", |row| {
+                    row.push_bind(id.clone())
+                        .push_bind(posting.kind.to_owned())
+                        .push_bind(posting.reference.to_owned())
+                        .push_bind(posting.currency.to_owned())
+                        .push_bind(now.unix_ms());
+                });
+            }
+            for (posting, id) in postings.iter().zip(&ids) {
+                for (position, entry) in posting.entries.iter().enumerate() {
+                    writes.insert("INSERT INTO ledger_entries (transaction_id, position, account_id, amount_minor)", |row| {
                         row.push_bind(id.clone()).push_bind(position as i64).push_bind(entry.account.clone()).push_bind(entry.amount_minor);
                     });
-            });
-            Ok(())
+                }
+            }
         }
 
         async fn account_balance(conn: &mut Conn, account: &str) -> StoreResult<i64> {

@@ -119,6 +119,12 @@ macro_rules! payments_engine {
         /// A second payment under one Idempotency-Key fails the whole statement: `insert_payment_row`
         /// tells it apart.
         fn payment_rows_into(writes: &mut Writes<$db>, payment: &Payment, organizer: &str) {
+            payment_row_into(writes, payment);
+            payment_event_into(writes, payment, organizer);
+        }
+
+        /// The payment's row alone, as one of the caller's `writes`.
+        fn payment_row_into(writes: &mut Writes<$db>, payment: &Payment) {
             writes.insert(&format!("INSERT INTO payments ({PAYMENT_COLUMNS})"), |row| {
                 row.push_bind(payment.id.to_string())
                     .push_bind(payment.hold_id.to_string())
@@ -137,6 +143,10 @@ macro_rules! payments_engine {
                     .push_bind(payment.created_at.unix_ms())
                     .push_bind(payment.updated_at.unix_ms());
             });
+        }
+
+        /// The outbox event of a payment already decided, as one of the caller's `writes`.
+        fn payment_event_into(writes: &mut Writes<$db>, payment: &Payment, organizer: &str) {
             if let Some(kind) = payment_event(payment.state) {
                 emit_into(writes, organizer, kind, payment.id.as_str(), serde_json::json!({ "payment": payment }), payment.updated_at);
             }

@@ -488,9 +488,24 @@ pub struct HoldWithItemRow {
 
 /// The hold those rows tell, items in their order; `None` when there were no rows.
 pub fn hold_from_rows(rows: Vec<HoldWithItemRow>) -> Result<Option<Hold>, StoreError> {
-    let mut items = Vec::with_capacity(rows.len());
-    let mut hold = None;
+    Ok(holds_from_rows(rows)?.into_values().next())
+}
+
+/// The holds those rows tell (each hold's rows one after another, items in their order), by id.
+pub fn holds_from_rows(
+    rows: Vec<HoldWithItemRow>,
+) -> Result<std::collections::BTreeMap<String, Hold>, StoreError> {
+    let mut holds = std::collections::BTreeMap::new();
+    let mut current: Option<(HoldRow, Vec<HoldItemRow>)> = None;
     for row in rows {
+        if current
+            .as_ref()
+            .is_some_and(|(hold, _)| hold.id != row.hold.id)
+        {
+            let (hold, items) = current.take().expect("a hold being read");
+            holds.insert(hold.id.clone(), hold.into_hold(items)?);
+        }
+        let (_, items) = current.get_or_insert_with(|| (row.hold, Vec::new()));
         if let (Some(label), Some(category), Some(quantity), Some(unit_price_minor)) =
             (row.label, row.category, row.quantity, row.unit_price_minor)
         {
@@ -503,9 +518,11 @@ pub fn hold_from_rows(rows: Vec<HoldWithItemRow>) -> Result<Option<Hold>, StoreE
                 unit_price_minor,
             });
         }
-        hold.get_or_insert(row.hold);
     }
-    hold.map(|hold| hold.into_hold(items)).transpose()
+    if let Some((hold, items)) = current {
+        holds.insert(hold.id.clone(), hold.into_hold(items)?);
+    }
+    Ok(holds)
 }
 
 #[derive(sqlx::FromRow)]

@@ -1013,11 +1013,17 @@ async fn claims_lined_up_are_decided_together_as_if_alone(engine: Engine) {
         "the nine claims that lined up went as one group: {before:?} → {after:?}"
     );
     assert_eq!(after.waiting, 0);
+    assert_eq!(
+        after.failed, before.failed,
+        "no group failed and went alone"
+    );
 }
 
 /// Group commit for bookings: bookings arriving while the first two wait for a busy show are
-/// decided together, each in a savepoint of one transaction, exactly as alone: a refusal undoes
-/// only its own writes, and the standing places of all of them are sold once the group is done.
+/// decided together in one transaction, each exactly as alone and in arrival order: a refusal
+/// writes nothing, a hold booked earlier in the group is booked for the later claim, and the
+/// standing places of all of them are sold once the group is done. A booking with a share from
+/// the wallet does not join a group: it goes alone.
 async fn bookings_lined_up_are_decided_together_as_if_alone(engine: Engine) {
     let f = Arc::new(Fixture::new(engine).await);
     let mut c = Vec::new();
@@ -1038,9 +1044,9 @@ async fn bookings_lined_up_are_decided_together_as_if_alone(engine: Engine) {
         .release_hold(&holds[5].id, &c[5], f.now)
         .await
         .unwrap();
-    // (who confirms, which hold): the eighth customer tries the fifth's hold, the fifth asks for
-    // more from its wallet than the total (refused after its hold and seat were written), the
-    // seventh pays after its hold ran out, and the fourth confirms its hold twice.
+    // (who confirms, which hold): the ninth customer tries the fifth's hold before the fifth
+    // books it, the sixth books a released hold, the eighth pays after its hold ran out, and the
+    // fourth confirms its hold twice.
     let bookings: [(usize, usize); 10] = [
         (0, 0),
         (1, 1),
@@ -1064,28 +1070,7 @@ async fn bookings_lined_up_are_decided_together_as_if_alone(engine: Engine) {
             f.now
         };
         answers.push(tokio::spawn(async move {
-            if who != 4 {
-                return f2.confirm(&hold, &customer, at).await;
-            }
-            let cmd = ConfirmHold {
-                scratch_draw: 0.5,
-                payment_id: None,
-                new_payment: None,
-                wallet_minor: hold.total.amount_minor + 1,
-                booking_id: BookingId::generate(),
-                hold_id: hold.id.clone(),
-                user_id: customer,
-                payment_reference: "wallet".into(),
-                now: at,
-                sign_ticket: Arc::new(|claims| format!("signed:{}", claims.ticket_id)),
-            };
-            f2.store
-                .confirm_hold(cmd, None)
-                .await
-                .map(|outcome| match outcome {
-                    Outcome::Done(booking) => booking,
-                    Outcome::Replayed(_) => panic!("no key was given"),
-                })
+            f2.confirm(&hold, &customer, at).await
         }));
         if i < 2 {
             lined_up(&*f.store, |s| {
@@ -1101,7 +1086,7 @@ async fn bookings_lined_up_are_decided_together_as_if_alone(engine: Engine) {
     for answer in answers {
         outcomes.push(answer.await.unwrap());
     }
-    for booked in [0, 1, 2, 6] {
+    for booked in [0, 1, 2, 6, 9] {
         assert!(
             outcomes[booked].is_ok(),
             "booking {booked}: {:?}",
@@ -1156,28 +1141,13 @@ async fn bookings_lined_up_are_decided_together_as_if_alone(engine: Engine) {
         }
     }
 
-    assert!(
-        matches!(
-            &outcomes[9],
-            Err(StoreError::Domain(DomainError::Validation(_)))
-        ),
-        "{:?}",
-        outcomes[9]
-    );
-
     let map = f.map(f.now).await;
     let sold = labels_in(&map, SeatState::Sold);
     assert_eq!(
         sold,
-        ["A1", "A2", "B1", "B2"],
+        ["A1", "A2", "A4", "B1", "B2"],
         "the refused bookings sold nothing"
     );
-    assert_eq!(
-        f.state_of("A4", f.now).await,
-        SeatState::Held,
-        "the refused wallet booking left its hold as it was"
-    );
-    f.confirm(&holds[4], &c[4], f.now).await.unwrap();
     assert_eq!(
         (map.areas[0].sold, map.areas[0].held, map.areas[0].free),
         (5, 0, 5)
@@ -1198,6 +1168,33 @@ async fn bookings_lined_up_are_decided_together_as_if_alone(engine: Engine) {
         "the bookings that lined up went together: {before:?} → {after:?}"
     );
     assert_eq!(after.waiting, 0);
+    assert_eq!(
+        after.failed, before.failed,
+        "no group failed and went alone"
+    );
+
+    // A share from the wallet goes alone (its wallet is locked and checked there): asking for
+    // more than the total is refused and leaves the hold as it was.
+    let hold = f.seats(&c[5], &["A5"], f.now).await.unwrap();
+    let cmd = ConfirmHold {
+        scratch_draw: 0.5,
+        payment_id: None,
+        new_payment: None,
+        wallet_minor: hold.total.amount_minor + 1,
+        booking_id: BookingId::generate(),
+        hold_id: hold.id.clone(),
+        user_id: c[5].clone(),
+        payment_reference: "wallet".into(),
+        now: f.now,
+        sign_ticket: Arc::new(|claims| format!("signed:{}", claims.ticket_id)),
+    };
+    let refused = f.store.confirm_hold(cmd, None).await;
+    assert!(
+        matches!(refused, Err(StoreError::Domain(DomainError::Validation(_)))),
+        "{refused:?}"
+    );
+    assert_eq!(f.store.group_stats().bookings.claims, after.claims);
+    assert_eq!(f.state_of("A5", f.now).await, SeatState::Held);
 }
 
 /// Groups of claims and of bookings racing on the same seats never fail (a deadlock between
