@@ -983,6 +983,23 @@ macro_rules! store_engine {
             run_writes(conn, writes).await
         }
 
+        /// Deletes holds this transaction wrote (and their items), which it found it cannot
+        /// grant after all.
+        async fn delete_holds(conn: &mut Conn, ids: &[String]) -> StoreResult<()> {
+            if ids.is_empty() {
+                return Ok(());
+            }
+            let listed = placeholders(1, ids.len());
+            for sql in [format!("DELETE FROM hold_items WHERE hold_id IN ({listed})"), format!("DELETE FROM holds WHERE id IN ({listed})")] {
+                let mut query = sqlx::query(AssertSqlSafe(sql));
+                for id in ids {
+                    query = query.bind(id.clone());
+                }
+                query.execute(&mut *conn).await?;
+            }
+            Ok(())
+        }
+
         /// The hold's row and its items, as the caller's `writes`.
         fn hold_rows_into(writes: &mut Writes<$db>, hold: &Hold, promo_id: Option<&str>) {
             writes.insert("INSERT INTO holds (id, show_id, user_id, state, total_minor, currency, created_at, expires_at, \
@@ -1726,6 +1743,10 @@ macro_rules! store_engine {
                 // Standing places last (area rows end the lock order), area by area: all of an
                 // area's claims with one update when they fit together, else one by one; a claim
                 // that does not fit goes alone, where lapsed holds are retired before a refusal.
+                // Every hold's rows are written first: the area's row, which every standing sale of
+                // the show waits for, is then locked only from its update to the commit (taken
+                // before the rows, it stayed locked while their foreign keys were checked), and the
+                // rows of a claim that did not fit are deleted again.
                 let mut per_area: BTreeMap<&str, Vec<(usize, Vec<HoldItem>)>> = BTreeMap::new();
                 let mut areas: BTreeMap<&str, Result<HoldItem, DomainError>> = BTreeMap::new();
                 for (i, want) in &wants {
@@ -1749,21 +1770,28 @@ macro_rules! store_engine {
                         Err(refused) => answers[*i] = Some(Err(refused.into())),
                     }
                 }
-                for (area, claims) in per_area {
-                    let together: i64 = claims.iter().map(|(_, items)| items[0].quantity).sum();
-                    let all_fit = take_places_if_room(conn, show_id, area, together).await?;
-                    for (i, items) in claims {
-                        if all_fit || take_places_if_room(conn, show_id, area, items[0].quantity).await? {
-                            holds.push((i, new_hold(&group[i].cmd, &show, items, None, 0, (0, 0))));
-                        }
-                    }
-                }
-
+                let placing: Vec<(&str, Vec<(usize, Hold)>)> = per_area
+                    .into_iter()
+                    .map(|(area, claims)| (area, claims.into_iter().map(|(i, items)| (i, new_hold(&group[i].cmd, &show, items, None, 0, (0, 0)))).collect()))
+                    .collect();
                 let mut writes = Writes::<$db>::new(FUSE_WRITES);
-                for (_, hold) in &holds {
+                for (_, hold) in holds.iter().chain(placing.iter().flat_map(|(_, claims)| claims)) {
                     hold_rows_into(&mut writes, hold, None);
                 }
                 run_writes(conn, writes).await?;
+                let mut unplaced = Vec::new();
+                for (area, claims) in placing {
+                    let together: i64 = claims.iter().map(|(_, hold)| hold.items[0].quantity).sum();
+                    let all_fit = take_places_if_room(conn, show_id, area, together).await?;
+                    for (i, hold) in claims {
+                        if all_fit || take_places_if_room(conn, show_id, area, hold.items[0].quantity).await? {
+                            holds.push((i, hold));
+                        } else {
+                            unplaced.push(hold.id.to_string());
+                        }
+                    }
+                }
+                delete_holds(conn, &unplaced).await?;
                 if let Err(error) = w.tx.commit().await {
                     // Whether it committed is not known: no claim may go again alone.
                     let lost = |_| Some(Err(StoreError::Database(sqlx::Error::Io(std::io::Error::other(format!("a group of holds failed to commit: {error}"))))));
@@ -1852,7 +1880,7 @@ macro_rules! store_engine {
             /// and then their seats locked in id order (release and expiry take them in the
             /// same order). Refusals are decided before anything is written; then every row of
             /// every booking is written at once (one statement on PostgreSQL, one insert per
-            /// table), standing places last, and committed once.
+            /// table), the standing places sold by a statement of their own, and committed once.
             async fn decide_booking_group(&self, group: &[BookingClaim]) -> StoreResult<Vec<BookingAnswer>> {
                 let mut w = self.begin_write().await?;
                 let conn = &mut *w.tx;
@@ -1923,10 +1951,15 @@ macro_rules! store_engine {
                         *places.entry((hold.show_id.as_str(), area)).or_default() += quantity;
                     }
                 }
-                for ((show, area), quantity) in places {
-                    sell_places_into(&mut writes, show, area, quantity);
-                }
                 run_writes(conn, writes).await?;
+                // Its own statement, after the rows: in the rows' statement the area's row, which
+                // every standing sale of the show waits for, stayed locked while the foreign keys
+                // of every row were checked.
+                let mut sales = Writes::<$db>::new(FUSE_WRITES);
+                for ((show, area), quantity) in places {
+                    sell_places_into(&mut sales, show, area, quantity);
+                }
+                run_writes(conn, sales).await?;
                 if let Err(error) = w.tx.commit().await {
                     // Whether it committed is not known: no booking may go again alone.
                     let lost = |_| Some(Err(StoreError::Database(sqlx::Error::Io(std::io::Error::other(format!("a group of bookings failed to commit: {error}"))))));
