@@ -5,8 +5,9 @@
 //!
 //! New holds wait in a line per show: grouped, the show is read once, the customers' standings
 //! in one statement, the seats locked and claimed in one statement each, and every hold is
-//! written and committed at once. Bookings wait in one line: each runs exactly as alone in a
-//! savepoint of the group's transaction, and the group commits once.
+//! written and committed at once. Bookings paid by card wait in one line: their holds and seats
+//! are locked and read in one statement each, every booking is decided from them as alone, and
+//! all of them are written with one statement and committed at once.
 //!
 //! The queue only groups and hands out answers; what a group decides is the store's (its
 //! transaction) and core's (`inventory::grant_in_order`). A group never holds two claims of one
