@@ -355,12 +355,10 @@ macro_rules! store_engine {
 
         /// The hold and its items in one read.
         async fn load_hold(conn: &mut Conn, id: &str) -> StoreResult<Option<Hold>> {
-            let rows: Vec<HoldWithItemRow> = sqlx::query_as(concat!(
-                "SELECT h.id, h.show_id, h.user_id, h.state, h.total_minor, h.currency, h.discount_minor, h.promo_code, ",
-                "h.created_at, h.expires_at, h.points_redeemed, ",
-                "hi.seat_id, hi.area_id, hi.label, hi.category, hi.quantity, hi.unit_price_minor ",
-                "FROM holds h LEFT JOIN hold_items hi ON hi.hold_id = h.id WHERE h.id = $1 ORDER BY hi.position"
-            ))
+            let sql = format!(
+                "SELECT {HOLD_WITH_ITEM_COLUMNS} FROM holds h LEFT JOIN hold_items hi ON hi.hold_id = h.id WHERE h.id = $1 ORDER BY hi.position"
+            );
+            let rows: Vec<HoldWithItemRow> = sqlx::query_as(AssertSqlSafe(sql))
             .bind(id)
             .fetch_all(&mut *conn)
             .await?;
@@ -506,10 +504,7 @@ macro_rules! store_engine {
         /// row locked by a transaction and updated by its savepoint becomes a multixact.
         async fn lock_holds(conn: &mut Conn, hold_ids: &[String]) -> StoreResult<BTreeMap<String, Hold>> {
             let sql = format!(
-                "SELECT h.id, h.show_id, h.user_id, h.state, h.total_minor, h.currency, h.discount_minor, h.promo_code, \
-                 h.created_at, h.expires_at, h.points_redeemed, \
-                 hi.seat_id, hi.area_id, hi.label, hi.category, hi.quantity, hi.unit_price_minor \
-                 FROM (SELECT * FROM holds WHERE id IN ({}) ORDER BY id{}) h \
+                "SELECT {HOLD_WITH_ITEM_COLUMNS} FROM (SELECT * FROM holds WHERE id IN ({}) ORDER BY id{}) h \
                  LEFT JOIN hold_items hi ON hi.hold_id = h.id ORDER BY h.id, hi.position",
                 placeholders(1, padded_len(hold_ids.len())),
                 $lock

@@ -472,6 +472,11 @@ pub struct HoldRow {
     pub points_redeemed: i64,
 }
 
+/// The columns of `HoldWithItemRow`, from holds `h` left-joined with their items `hi`.
+pub const HOLD_WITH_ITEM_COLUMNS: &str = "h.id, h.show_id, h.user_id, h.state, h.total_minor, h.currency, \
+    h.discount_minor, h.promo_code, h.created_at, h.expires_at, h.points_redeemed, \
+    hi.seat_id, hi.area_id, hi.label, hi.category, hi.quantity, hi.unit_price_minor";
+
 /// One row of a hold read together with its items: the hold, and one of its items (none, all
 /// null, for a hold without items).
 #[derive(sqlx::FromRow)]
