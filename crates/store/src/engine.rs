@@ -1919,17 +1919,17 @@ macro_rules! store_engine {
                 booking_rows_into(&mut writes, &confirmed)?;
                 convert_holds_into(&mut writes, &confirmed);
                 let mut postings = Vec::with_capacity(confirmed.len());
-                for Confirmed { show, booking, .. } in &confirmed {
+                for Confirmed { cmd, show, booking, .. } in &confirmed {
                     let currency = booking.total.currency.as_str();
                     // Paid by card alone: no wallet is taken from, so nothing to lock or check.
                     let paid = ledger::payment_transfers(&show.organizer_id, &booking.user_id, booking.total.amount_minor, 0);
-                    postings.push(Posting { kind: "booking_paid", reference: booking.id.as_str(), currency, entries: ledger::entries(&paid, currency)? });
+                    postings.push(Posting { kind: "booking_paid", reference: booking.id.as_str(), currency, entries: ledger::entries(&paid, currency)?, at: cmd.now });
                 }
                 let mut accounts: Vec<String> = postings.iter().flat_map(|p| accounts_of(&p.entries)).collect();
                 accounts.sort_unstable();
                 accounts.dedup();
                 open_accounts_into(&mut writes, &accounts, group[0].0.now);
-                postings_into(&mut writes, &postings, group[0].0.now);
+                postings_into(&mut writes, &postings);
                 let payments: Vec<Option<$crate::Payment>> = confirmed.iter().map(|c| paid_with(c.cmd, &c.booking)).collect();
                 for paid in payments.iter().flatten() {
                     payment_row_into(&mut writes, paid);

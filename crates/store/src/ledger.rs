@@ -89,7 +89,7 @@ macro_rules! ledger_engine {
                     return Err(DomainError::PaymentDeclined("there is not enough in your wallet".into()).into());
                 }
             }
-            postings_into(writes, &[Posting { kind, reference, currency, entries }], now);
+            postings_into(writes, &[Posting { kind, reference, currency, entries, at: now }]);
             Ok(())
         }
 
@@ -99,6 +99,7 @@ macro_rules! ledger_engine {
             reference: &'a str,
             currency: &'a str,
             entries: Vec<ledger::Entry>,
+            at: Timestamp,
         }
 
         /// The accounts the entries move, sorted, each once.
@@ -125,7 +126,7 @@ macro_rules! ledger_engine {
 
         /// The postings' transactions, then all their entries, as the caller's `writes` (one
         /// insert each): their accounts must be open, or opened by the same writes.
-        fn postings_into(writes: &mut Writes<$db>, postings: &[Posting<'_>], now: Timestamp) {
+        fn postings_into(writes: &mut Writes<$db>, postings: &[Posting<'_>]) {
             let ids: Vec<String> = postings.iter().map(|_| format!("ltx_{}", uuid::Uuid::now_v7().simple())).collect();
             for (posting, id) in postings.iter().zip(&ids) {
                 writes.insert("INSERT INTO ledger_transactions (id, kind, reference, currency, created_at)", |row| {
@@ -133,7 +134,7 @@ macro_rules! ledger_engine {
                         .push_bind(posting.kind.to_owned())
                         .push_bind(posting.reference.to_owned())
                         .push_bind(posting.currency.to_owned())
-                        .push_bind(now.unix_ms());
+                        .push_bind(posting.at.unix_ms());
                 });
             }
             for (posting, id) in postings.iter().zip(&ids) {
