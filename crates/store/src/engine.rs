@@ -479,19 +479,23 @@ macro_rules! store_engine {
             Ok(())
         }
 
+        /// `head`, the hold ids as a list padded to a few lengths (`padded`), then `tail`.
+        fn by_hold_ids(head: &str, hold_ids: &[String], tail: &str) -> sqlx::QueryBuilder<$db> {
+            let mut query = sqlx::QueryBuilder::new(head);
+            let mut ids = query.separated(", ");
+            for id in padded(hold_ids) {
+                ids.push_bind(id.clone());
+            }
+            query.push(tail);
+            query
+        }
+
         /// The shows of these holds (`hold_ids` sorted), taken shared in id order, by id.
         async fn share_shows_of_holds(conn: &mut Conn, hold_ids: &[String]) -> StoreResult<BTreeMap<String, Show>> {
-            let sql = format!(
-                "SELECT id FROM shows WHERE id IN (SELECT show_id FROM holds WHERE id IN ({})) ORDER BY id{}",
-                placeholders(1, padded_len(hold_ids.len())),
-                $share
-            );
-            let mut query = sqlx::query_scalar::<_, String>(AssertSqlSafe(sql));
-            for id in padded(hold_ids) {
-                query = query.bind(id.clone());
-            }
+            let mut query = by_hold_ids("SELECT id FROM shows WHERE id IN (SELECT show_id FROM holds WHERE id IN (", hold_ids, concat!(")) ORDER BY id", $share));
+            let ids: Vec<String> = query.build_query_scalar().fetch_all(&mut *conn).await?;
             let mut shows = BTreeMap::new();
-            for id in query.fetch_all(&mut *conn).await? {
+            for id in ids {
                 if let Some(show) = load_show(conn, &id).await? {
                     shows.insert(id, show);
                 }
@@ -503,33 +507,19 @@ macro_rules! store_engine {
         /// by id. Locked and then updated by the same transaction, not a savepoint of it: a
         /// row locked by a transaction and updated by its savepoint becomes a multixact.
         async fn lock_holds(conn: &mut Conn, hold_ids: &[String]) -> StoreResult<BTreeMap<String, Hold>> {
-            let sql = format!(
-                "SELECT {HOLD_WITH_ITEM_COLUMNS} FROM (SELECT * FROM holds WHERE id IN ({}) ORDER BY id{}) h \
-                 LEFT JOIN hold_items hi ON hi.hold_id = h.id ORDER BY h.id, hi.position",
-                placeholders(1, padded_len(hold_ids.len())),
-                $lock
-            );
-            let mut query = sqlx::query_as::<_, HoldWithItemRow>(AssertSqlSafe(sql));
-            for id in padded(hold_ids) {
-                query = query.bind(id.clone());
-            }
-            holds_from_rows(query.fetch_all(&mut *conn).await?)
+            let head = format!("SELECT {HOLD_WITH_ITEM_COLUMNS} FROM (SELECT * FROM holds WHERE id IN (");
+            let tail = concat!(") ORDER BY id", $lock, ") h LEFT JOIN hold_items hi ON hi.hold_id = h.id ORDER BY h.id, hi.position");
+            let mut query = by_hold_ids(&head, hold_ids, tail);
+            holds_from_rows(query.build_query_as().fetch_all(&mut *conn).await?)
         }
 
         /// Locks the seats these holds (`hold_ids` sorted) still hold, in seat-id order (like
         /// every claim), and counts them per hold.
         async fn lock_held_seats(conn: &mut Conn, hold_ids: &[String]) -> StoreResult<BTreeMap<String, u64>> {
-            let sql = format!(
-                "SELECT hold_id FROM show_seats WHERE hold_id IN ({}) AND state = 'held' ORDER BY seat_id{}",
-                placeholders(1, padded_len(hold_ids.len())),
-                $lock
-            );
-            let mut query = sqlx::query_scalar::<_, String>(AssertSqlSafe(sql));
-            for id in padded(hold_ids) {
-                query = query.bind(id.clone());
-            }
+            let mut query = by_hold_ids("SELECT hold_id FROM show_seats WHERE hold_id IN (", hold_ids, concat!(") AND state = 'held' ORDER BY seat_id", $lock));
+            let holds: Vec<String> = query.build_query_scalar().fetch_all(&mut *conn).await?;
             let mut held = BTreeMap::new();
-            for hold in query.fetch_all(&mut *conn).await? {
+            for hold in holds {
                 *held.entry(hold).or_default() += 1;
             }
             Ok(held)

@@ -901,6 +901,21 @@ async fn lined_up(store: &dyn Store, done: impl Fn(boxoffice_store::GroupCommits
     panic!("the claims never lined up: {:?}", store.group_stats());
 }
 
+/// Waits until the `i`-th claim (from 0) of a line has its place there: the first two take off
+/// as groups of their own (two flights per line), every later one waits behind them.
+async fn in_line(
+    store: &dyn Store,
+    i: usize,
+    before: boxoffice_store::GroupStats,
+    line: fn(boxoffice_store::GroupCommits) -> boxoffice_store::GroupStats,
+) {
+    if i < 2 {
+        lined_up(store, |s| line(s).groups == before.groups + i as u64 + 1).await;
+    } else {
+        lined_up(store, |s| line(s).waiting == i - 1).await;
+    }
+}
+
 /// Group commit: claims arriving while their show's transactions are busy wait in line and are
 /// then decided together, each as if it had run alone, in the order it arrived. Another
 /// connection keeps the show busy (its row locked on PostgreSQL, the write lock on SQLite): the
@@ -945,14 +960,7 @@ async fn claims_lined_up_are_decided_together_as_if_alone(engine: Engine) {
         answers.push(tokio::spawn(async move {
             f2.hold(&customer, request, f2.now).await
         }));
-        if i < 2 {
-            lined_up(&*f.store, |s| {
-                s.holds.groups == before.groups + i as u64 + 1
-            })
-            .await;
-        } else {
-            lined_up(&*f.store, |s| s.holds.waiting == i - 1).await;
-        }
+        in_line(&*f.store, i, before, |s| s.holds).await;
     }
     drop(busy);
     let mut outcomes = Vec::new();
@@ -1072,14 +1080,7 @@ async fn bookings_lined_up_are_decided_together_as_if_alone(engine: Engine) {
         answers.push(tokio::spawn(async move {
             f2.confirm(&hold, &customer, at).await
         }));
-        if i < 2 {
-            lined_up(&*f.store, |s| {
-                s.bookings.groups == before.groups + i as u64 + 1
-            })
-            .await;
-        } else {
-            lined_up(&*f.store, |s| s.bookings.waiting == i - 1).await;
-        }
+        in_line(&*f.store, i, before, |s| s.bookings).await;
     }
     drop(busy);
     let mut outcomes = Vec::new();
