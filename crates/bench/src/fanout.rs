@@ -126,27 +126,29 @@ pub async fn run(api: &Api, options: &Options) -> anyhow::Result<Report> {
                     continue;
                 };
                 let received = Instant::now();
-                if let Some(seq) = field(&text, "\"seq\":", ',').and_then(|s| s.parse().ok()) {
-                    if last_seq.is_some_and(|last| seq != last + 1) {
-                        seen.gaps += 1;
+                for event in events(&text) {
+                    if let Some(seq) = field(event, "", ',').and_then(|s| s.parse().ok()) {
+                        if last_seq.is_some_and(|last| seq != last + 1) {
+                            seen.gaps += 1;
+                        }
+                        last_seq = Some(seq);
                     }
-                    last_seq = Some(seq);
-                }
-                let held = text.contains("\"type\":\"seat_held\"");
-                if !held && !text.contains("\"type\":\"seat_released\"") {
-                    continue;
-                }
-                let Some(seller) = field(&text, "\"seat_ids\":[\"", '"')
-                    .and_then(|seat| seats.iter().position(|s| s == seat))
-                else {
-                    continue;
-                };
-                let n = &mut occurrences[seller][usize::from(held)];
-                *n += 1;
-                if let Some(at) = sent.read().expect("sent lock").get(&(seller, held, *n)) {
-                    seen.latencies
-                        .record(received.saturating_duration_since(*at));
-                    seen.delivered += 1;
+                    let held = event.contains("\"type\":\"seat_held\"");
+                    if !held && !event.contains("\"type\":\"seat_released\"") {
+                        continue;
+                    }
+                    let Some(seller) = field(event, "\"seat_ids\":[\"", '"')
+                        .and_then(|seat| seats.iter().position(|s| s == seat))
+                    else {
+                        continue;
+                    };
+                    let n = &mut occurrences[seller][usize::from(held)];
+                    *n += 1;
+                    if let Some(at) = sent.read().expect("sent lock").get(&(seller, held, *n)) {
+                        seen.latencies
+                            .record(received.saturating_duration_since(*at));
+                        seen.delivered += 1;
+                    }
                 }
             }
             seen
@@ -274,6 +276,12 @@ pub async fn run(api: &Api, options: &Options) -> anyhow::Result<Report> {
     })
 }
 
+/// The events of one message (one object, or several in order as an array), each from just
+/// after its opening `{"seq":`, which every numbered event starts with.
+fn events(text: &str) -> impl Iterator<Item = &str> {
+    text.split("{\"seq\":").skip(1)
+}
+
 /// The text after `start` up to `end` (no JSON parse: viewers must keep up with the server).
 fn field<'a>(text: &'a str, start: &str, end: char) -> Option<&'a str> {
     let from = text.find(start)? + start.len();
@@ -300,7 +308,25 @@ async fn resident_memory(options: &Options) -> Option<u64> {
 
 #[cfg(test)]
 mod tests {
-    use super::field;
+    use super::{events, field};
+
+    #[test]
+    fn a_batch_is_read_event_by_event() {
+        let one = r#"{"seq":3,"type":"seat_sold","show_id":"shw_1","seat_ids":["seat_1"]}"#;
+        let batch = format!(
+            r#"[{one},{{"seq":4,"type":"availability","show_id":"shw_1","areas":[{{"area_id":"ar_1"}}]}}]"#
+        );
+        let seqs = |text: &str| -> Vec<String> {
+            events(text)
+                .map(|e| field(e, "", ',').unwrap().to_owned())
+                .collect()
+        };
+        assert_eq!(seqs(one), ["3"]);
+        assert_eq!(seqs(&batch), ["3", "4"]);
+        let first = events(&batch).next().unwrap();
+        assert_eq!(field(first, "\"seat_ids\":[\"", '"'), Some("seat_1"));
+        assert_eq!(events(r#"{"type":"error","detail":"x"}"#).count(), 0);
+    }
 
     #[test]
     fn fields_are_cut_from_the_text() {

@@ -56,7 +56,7 @@ async fn try_call(
     Some(Reply::from(request.send().await.ok()?).await)
 }
 
-use boxoffice_testkit::ws::next_json;
+use boxoffice_testkit::ws::{Socket, next_json};
 
 /// What one client saw: bookings acknowledged (id, tickets), bookings it cancelled, and
 /// cancellations whose answer never came (the instance died: they may or may not have happened).
@@ -217,9 +217,12 @@ async fn three_instances_sell_one_show_without_overselling_and_survive_a_kill() 
     let area = map["areas"][0]["id"].clone();
 
     // A viewer on instance 1 follows the show throughout.
-    let (mut viewer, _) = tokio_tungstenite::connect_async(instances[0].ws_url())
-        .await
-        .expect("websocket");
+    let mut viewer = Socket::from(
+        tokio_tungstenite::connect_async(instances[0].ws_url())
+            .await
+            .expect("websocket")
+            .0,
+    );
     let subscribe = json!({"type": "subscribe", "show_id": show_id}).to_string();
     viewer.send(Message::Text(subscribe.into())).await.unwrap();
     assert_eq!(next_json(&mut viewer).await["type"], "snapshot");
@@ -599,9 +602,12 @@ async fn sigterm_closes_live_sockets_with_a_close_frame_and_exits_cleanly() {
     let db = TestDatabase::fresh(Engine::Sqlite).await;
     let mut instance = Instance::start(binary(), &db.url, &settings(None)).await;
     let (_, show) = instance.show_with("org@example.com", 4, 10, 4).await;
-    let (mut viewer, _) = tokio_tungstenite::connect_async(instance.ws_url())
-        .await
-        .unwrap();
+    let mut viewer = Socket::from(
+        tokio_tungstenite::connect_async(instance.ws_url())
+            .await
+            .unwrap()
+            .0,
+    );
     let subscribe = json!({"type": "subscribe", "show_id": show["id"]}).to_string();
     viewer.send(Message::Text(subscribe.into())).await.unwrap();
     assert_eq!(next_json(&mut viewer).await["type"], "snapshot");

@@ -220,7 +220,8 @@
         socket.onmessage = (event) => {
           let message;
           try { message = JSON.parse(event.data); } catch (e) { return; }
-          onMessage(message);
+          // Changes sent together arrive as one array, in order.
+          (Array.isArray(message) ? message : [message]).forEach(onMessage);
         };
         socket.onclose = () => {
           onState(false);

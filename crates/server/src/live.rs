@@ -8,14 +8,18 @@
 //! consumer costs the server nothing beyond the ring. Availability per category is coalesced:
 //! at most one `availability` event per show per tick, however many seats change. Changes that
 //! follow a send closely are held back for the show's batch interval and then handed over
-//! together, so a busy show wakes each viewer once per batch rather than once per change.
+//! together as one WebSocket message (a JSON array of the events in order), so a busy show
+//! costs each viewer one wake-up and one write per batch rather than one per change: the
+//! writes, not the changes, are what a crowd of viewers costs. The batch interval grows to
+//! half again the time the last delivery took to reach nine in ten of the show's viewers, so
+//! a machine that writes slowly batches more instead of queueing change behind change.
 
 use crate::cluster::RedisLink;
 use boxoffice_core::ids::{AreaId, SeatId, ShowId};
 use boxoffice_core::inventory::{AreaView, CategoryAvailability};
 use serde::Serialize;
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::broadcast;
@@ -25,6 +29,8 @@ use tokio_tungstenite::tungstenite::Utf8Bytes;
 const RING: usize = 256;
 /// Frames kept per show for `Last-Event-ID` resume.
 const REPLAY: usize = 512;
+/// The longest a slow spread makes changes wait for the next batch.
+const MAX_BATCH: Duration = Duration::from_secs(1);
 /// A show nobody watches and nothing happened to for this long is forgotten.
 const IDLE: Duration = Duration::from_secs(120);
 /// Where instances publish a show's changes: `bo:show:{show_id}`.
@@ -154,6 +160,69 @@ pub struct Frame {
     pub json: Utf8Bytes,
 }
 
+/// What one send hands a show's viewers: changes in order (or one snapshot), with the
+/// WebSocket message that carries them, serialized once for every viewer.
+#[derive(Clone, Debug)]
+pub struct Delivery {
+    pub frames: Arc<[Frame]>,
+    /// One event's JSON object, or several events as one JSON array.
+    pub message: Utf8Bytes,
+    tally: Arc<Tally>,
+}
+
+/// How far one delivery has spread: once nine in ten of the viewers it was sent to have taken
+/// it, the time that took is the show's spread (a few stalled viewers do not hold it up).
+#[derive(Debug)]
+struct Tally {
+    sent_at: Instant,
+    owed: usize,
+    taken: AtomicUsize,
+    spread: Arc<AtomicU64>,
+}
+
+impl Delivery {
+    /// A viewer has taken this delivery into its own queue.
+    pub fn taken(&self) {
+        let tally = &self.tally;
+        if tally.taken.fetch_add(1, Ordering::Relaxed) + 1 == tally.owed {
+            let spread = tally.sent_at.elapsed();
+            tally
+                .spread
+                .store(spread.as_micros() as u64, Ordering::Relaxed);
+            crate::metrics::live_spread(spread);
+        }
+    }
+
+    fn of(frames: Vec<Frame>, viewers: usize, spread: &Arc<AtomicU64>) -> Self {
+        let message = match frames.as_slice() {
+            [one] => one.json.clone(),
+            many => {
+                let length = many.iter().map(|f| f.json.len() + 1).sum::<usize>() + 1;
+                let mut array = String::with_capacity(length);
+                array.push('[');
+                for (i, frame) in many.iter().enumerate() {
+                    if i > 0 {
+                        array.push(',');
+                    }
+                    array.push_str(frame.json.as_str());
+                }
+                array.push(']');
+                Utf8Bytes::from(array)
+            }
+        };
+        Self {
+            frames: frames.into(),
+            message,
+            tally: Arc::new(Tally {
+                sent_at: Instant::now(),
+                owed: (viewers * 9).div_ceil(10),
+                taken: AtomicUsize::new(0),
+                spread: spread.clone(),
+            }),
+        }
+    }
+}
+
 #[derive(Serialize)]
 struct Envelope<'a> {
     show_id: &'a ShowId,
@@ -162,7 +231,7 @@ struct Envelope<'a> {
 }
 
 struct Channel {
-    sender: broadcast::Sender<Frame>,
+    sender: broadcast::Sender<Delivery>,
     /// The last number given to a change.
     last_seq: u64,
     /// The last number handed to the viewers (`pending` holds the ones in between).
@@ -174,6 +243,8 @@ struct Channel {
     pending: Vec<Frame>,
     last_sent: Option<Instant>,
     flush_armed: bool,
+    /// How long the last delivery took to reach most viewers, in microseconds.
+    spread: Arc<AtomicU64>,
 }
 
 impl Channel {
@@ -187,18 +258,34 @@ impl Channel {
             pending: Vec::new(),
             last_sent: None,
             flush_armed: false,
+            spread: Arc::new(AtomicU64::new(0)),
         }
     }
 
-    fn send(&mut self, frame: Frame) {
-        self.sent_seq = frame.seq;
-        let _ = self.sender.send(frame);
+    fn deliver(&self, frames: Vec<Frame>) {
+        let delivery = Delivery::of(frames, self.sender.receiver_count(), &self.spread);
+        let _ = self.sender.send(delivery);
     }
 
-    /// Hands every held-back change to the viewers.
+    /// How long changes after a send are held back: the configured share for this audience,
+    /// or half again the last delivery's spread when writing to the viewers takes longer (up
+    /// to a second), so a show whose viewers are still being written to batches instead.
+    fn batch(&self, limits: &LiveLimits) -> Duration {
+        let viewers = self.sender.receiver_count() as f64;
+        let share = (viewers / limits.full_batch_viewers.max(1) as f64).min(1.0);
+        let spread = Duration::from_micros(self.spread.load(Ordering::Relaxed));
+        limits
+            .batch
+            .mul_f64(share)
+            .max(spread.mul_f64(1.5).min(MAX_BATCH))
+    }
+
+    /// Hands every held-back change to the viewers, in one delivery.
     fn flush(&mut self) {
-        for frame in std::mem::take(&mut self.pending) {
-            self.send(frame);
+        let pending = std::mem::take(&mut self.pending);
+        if let Some(last) = pending.last() {
+            self.sent_seq = last.seq;
+            self.deliver(pending);
         }
         self.last_sent = Some(Instant::now());
         self.flush_armed = false;
@@ -338,7 +425,7 @@ impl Live {
     }
 
     /// Starts following a show: frames after the returned sequence arrive on the receiver.
-    pub fn subscribe(&self, show: &ShowId) -> (broadcast::Receiver<Frame>, u64) {
+    pub fn subscribe(&self, show: &ShowId) -> (broadcast::Receiver<Delivery>, u64) {
         let mut channels = self.channels.lock().expect("live lock");
         let channel = channels.entry(show.clone()).or_insert_with(Channel::new);
         channel.touched = Instant::now();
@@ -449,9 +536,7 @@ impl Live {
         while channel.replay.len() > REPLAY {
             channel.replay.pop_front();
         }
-        let viewers = channel.sender.receiver_count() as f64;
-        let share = (viewers / self.limits.full_batch_viewers.max(1) as f64).min(1.0);
-        let batch = self.limits.batch.mul_f64(share);
+        let batch = channel.batch(&self.limits);
         let quiet =
             channel.pending.is_empty() && channel.last_sent.is_none_or(|at| at.elapsed() >= batch);
         match tokio::runtime::Handle::try_current() {
@@ -472,10 +557,10 @@ impl Live {
                     });
                 }
             }
-            // A quiet show, or no runtime to flush later: at once, after anything held.
+            // A quiet show, or no runtime to flush later: at once, with anything held.
             _ => {
+                channel.pending.push(frame);
                 channel.flush();
-                channel.send(frame);
             }
         }
         drop(channels);
@@ -493,7 +578,7 @@ impl Live {
         };
         channel.flush();
         let frame = snapshot_frame(show, channel.sent_seq, seat_map);
-        let _ = channel.sender.send(frame);
+        channel.deliver(vec![frame]);
     }
 
     /// Every show somebody here watches needs a fresh snapshot (the link to other instances was
@@ -667,6 +752,10 @@ async fn follow_redis(app: crate::state::AppState, redis: Arc<RedisLink>) {
 mod tests {
     use super::*;
 
+    fn seqs_of(delivery: &Delivery) -> Vec<u64> {
+        delivery.frames.iter().map(|f| f.seq).collect()
+    }
+
     /// A live layer whose shows hold changes back for `batch`, whatever their audience.
     fn batching(batch: Duration) -> Live {
         Live::new(
@@ -697,7 +786,9 @@ mod tests {
             .await;
         }
         live.publish(&b, Change::ShowChanged).await;
-        let seqs: Vec<u64> = (0..3).map(|_| viewer.try_recv().unwrap().seq).collect();
+        let seqs: Vec<u64> = (0..3)
+            .flat_map(|_| seqs_of(&viewer.try_recv().unwrap()))
+            .collect();
         assert_eq!(seqs, [1, 2, 3], "show b's change has its own numbering");
         assert!(viewer.try_recv().is_err());
         let frame = live.since(&a, 1).unwrap();
@@ -771,10 +862,15 @@ mod tests {
         let show = ShowId::generate();
         let (mut early, _) = live.subscribe(&show);
         live.publish(&show, Change::ShowChanged).await;
+        let first = early.try_recv().unwrap();
         assert_eq!(
-            early.try_recv().unwrap().seq,
-            1,
+            seqs_of(&first),
+            [1],
             "the first change of a quiet show goes out at once"
+        );
+        assert_eq!(
+            first.message, first.frames[0].json,
+            "alone, a change is its own message"
         );
         live.publish(&show, Change::ShowChanged).await;
         live.publish(&show, Change::ShowChanged).await;
@@ -800,15 +896,26 @@ mod tests {
         );
         live.deliver_snapshot(&show, b"{}");
         for viewer in [&mut early, &mut late] {
-            let got: Vec<(u64, bool)> = (0..3)
-                .map(|_| viewer.try_recv().unwrap())
-                .map(|f| (f.seq, f.snapshot))
-                .collect();
+            let held = viewer.try_recv().unwrap();
+            let snapshot = viewer.try_recv().unwrap();
             assert_eq!(
-                got,
-                [(2, false), (3, false), (3, true)],
+                (
+                    seqs_of(&held),
+                    seqs_of(&snapshot),
+                    snapshot.frames[0].snapshot
+                ),
+                (vec![2, 3], vec![3], true),
                 "a snapshot sends what was held first, and counts it"
             );
+            let message: serde_json::Value = serde_json::from_str(held.message.as_str()).unwrap();
+            let told: Vec<_> = message
+                .as_array()
+                .expect("an array")
+                .iter()
+                .map(|e| e["seq"].clone())
+                .collect();
+            assert_eq!(told, [2, 3], "the held changes are one message, in order");
+            assert_eq!(message[1]["type"], "show_changed");
         }
     }
 
@@ -822,13 +929,50 @@ mod tests {
         }
         let mut seqs = Vec::new();
         while seqs.len() < 3 {
-            let frame = tokio::time::timeout(Duration::from_secs(30), viewer.recv())
+            let delivery = tokio::time::timeout(Duration::from_secs(30), viewer.recv())
                 .await
                 .expect("held changes are sent without another change to push them")
                 .unwrap();
-            seqs.push(frame.seq);
+            seqs.extend(seqs_of(&delivery));
         }
         assert_eq!(seqs, [1, 2, 3]);
+    }
+
+    #[tokio::test]
+    async fn a_slow_spread_holds_the_next_changes_back_for_longer() {
+        let live = batching(Duration::ZERO);
+        let show = ShowId::generate();
+        let batch = || {
+            let channels = live.channels.lock().unwrap();
+            channels[&show].batch(&live.limits)
+        };
+        let mut viewers: Vec<_> = (0..10).map(|_| live.subscribe(&show).0).collect();
+        live.publish(&show, Change::ShowChanged).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        for viewer in &mut viewers[..8] {
+            viewer.try_recv().unwrap().taken();
+        }
+        assert_eq!(
+            batch(),
+            Duration::ZERO,
+            "eight in ten have not made it a spread"
+        );
+        viewers[8].try_recv().unwrap().taken();
+        let slow = batch();
+        assert!(
+            slow >= Duration::from_millis(450) && slow <= MAX_BATCH,
+            "half again the 300 ms the ninth viewer took, the tenth never asked: {slow:?}"
+        );
+        live.publish(&show, Change::ShowChanged).await;
+        assert!(
+            viewers[0].try_recv().is_err(),
+            "the next change waits for the longer batch"
+        );
+        let held = tokio::time::timeout(Duration::from_secs(30), viewers[0].recv())
+            .await
+            .expect("and then goes out by itself")
+            .unwrap();
+        assert_eq!(seqs_of(&held), [2]);
     }
 
     #[test]

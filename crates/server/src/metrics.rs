@@ -126,6 +126,11 @@ pub fn live_event(kind: &'static str) {
     metrics::counter!("boxoffice_live_events_total", "type" => kind).increment(1);
 }
 
+/// How long a delivery took to reach nine in ten of its show's viewers here.
+pub fn live_spread(took: std::time::Duration) {
+    metrics::histogram!("boxoffice_live_spread_duration_seconds").record(took.as_secs_f64());
+}
+
 /// A viewer fell a whole ring behind (or could not be written to) and was cut off.
 pub fn slow_consumer_dropped(transport: &'static str) {
     metrics::counter!("boxoffice_live_slow_consumers_dropped_total", "transport" => transport)

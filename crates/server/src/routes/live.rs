@@ -1,6 +1,7 @@
 //! The live endpoints: a WebSocket that follows any number of shows and an SSE stream per show.
 //! Both start with a snapshot (the seat map and the sequence it is current to) and then send
-//! each numbered change; a client that sees a sequence jump re-fetches. Each WebSocket has a
+//! each numbered change (on the WebSocket, changes batched together share one message, a JSON
+//! array); a client that sees a sequence jump re-fetches. Each WebSocket has a
 //! bounded outbox: a viewer that cannot keep up is closed (code 1013), never buffered for.
 
 use crate::error::{ApiError, ApiResult};
@@ -64,7 +65,8 @@ fn at_capacity() -> ApiError {
     description = "Send `{\"type\":\"subscribe\",\"show_id\":…}` or `unsubscribe`. Per show the \
         server sends a `snapshot` (the seat map and its `seq`), then `seat_held`, `seat_released`, \
         `seat_sold`, `availability`, `show_changed`, `show_cancelled`, `queue_position`, `checked_in`, each with the \
-        show's next `seq`, and `resync` when changes may have been missed (a fresh `snapshot` follows); on a gap, subscribe again. Bad messages get an `error` message. Pings every \
+        show's next `seq`, and `resync` when changes may have been missed (a fresh `snapshot` follows); on a gap, subscribe again. Changes sent together come as one message: a \
+        JSON array of the events in order. Bad messages get an `error` message. Pings every \
         heartbeat; a client silent for two heartbeats, or too slow to read, is closed.",
     responses((status = 101, description = "Switching to the WebSocket protocol"), (status = "4XX", description = "A problem: see the type", body = crate::error::Problem, content_type = "application/problem+json")),
 )]
@@ -374,17 +376,20 @@ async fn forward(app: AppState, show: ShowId, outbox: mpsc::Sender<Message>, clo
             return;
         }
     };
-    let mut next = Some(snapshot);
+    let mut next = Some(snapshot.json);
     loop {
-        let frame = match next.take() {
-            Some(frame) => frame,
+        let message = match next.take() {
+            Some(message) => message,
             None => match changes.recv().await {
-                Ok(frame) => frame,
+                Ok(delivery) => {
+                    delivery.taken();
+                    delivery.message.clone()
+                }
                 Err(broadcast::error::RecvError::Lagged(_)) => return closer.too_slow(),
                 Err(broadcast::error::RecvError::Closed) => return,
             },
         };
-        if outbox.try_send(Message::Text(frame.json)).is_err() {
+        if outbox.try_send(Message::Text(message)).is_err() {
             return closer.too_slow();
         }
     }
@@ -435,15 +440,19 @@ async fn show_events(
     let live = tokio_stream::StreamExt::map_while(changes, move |change| {
         let _still_open = &permit;
         match change {
-            Ok(frame) => Some(frame),
+            Ok(delivery) => {
+                delivery.taken();
+                Some(futures_util::stream::iter(delivery.frames.to_vec()))
+            }
             Err(_lagged) => {
                 crate::metrics::slow_consumer_dropped("sse");
                 None
             }
         }
     });
+    // Each change is an event of its own (with its sequence as the id), batched or not.
     let events = futures_util::stream::iter(first)
-        .chain(live)
+        .chain(live.flatten())
         .map(|frame| {
             Ok::<_, std::convert::Infallible>(
                 Event::default()

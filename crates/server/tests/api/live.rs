@@ -290,10 +290,12 @@ async fn connect_with_small_window(app: &TestApp) -> Socket {
     let stream = socket.connect(address).await.unwrap();
     let url = format!("ws://{address}/api/v1/ws");
     let stream = tokio_tungstenite::MaybeTlsStream::Plain(stream);
-    tokio_tungstenite::client_async(url, stream)
-        .await
-        .expect("websocket")
-        .0
+    Socket::from(
+        tokio_tungstenite::client_async(url, stream)
+            .await
+            .expect("websocket")
+            .0,
+    )
 }
 
 async fn a_viewer_that_stops_reading_is_cut_off_and_holds_up_no_one(engine: Engine) {
