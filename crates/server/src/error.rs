@@ -69,18 +69,39 @@ impl From<StoreError> for ApiError {
     }
 }
 
+/// The members every problem document has, written straight from borrowed parts (refused holds
+/// are errors, and a flash sale makes many of them).
+#[derive(serde::Serialize)]
+struct ProblemHead<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    title: &'static str,
+    status: u16,
+    detail: &'a str,
+}
+
 /// A problem document; `extra` adds kind-specific members such as `errors` or `seat_ids`.
 pub fn problem_response(status: StatusCode, kind: &str, detail: &str, extra: Value) -> Response {
-    let mut body = json!({
-        "type": kind,
-        "title": title_of(kind),
-        "status": status.as_u16(),
-        "detail": detail,
-    });
-    if let (Some(body), Value::Object(extra)) = (body.as_object_mut(), extra) {
-        body.extend(extra);
+    let head = ProblemHead {
+        kind,
+        title: title_of(kind),
+        status: status.as_u16(),
+        detail,
+    };
+    let mut body = serde_json::to_vec(&head).expect("a problem serializes");
+    if let Value::Object(extra) = extra
+        && !extra.is_empty()
+    {
+        body.pop(); // the closing brace, which the extra members go before
+        for (name, value) in extra {
+            body.push(b',');
+            serde_json::to_writer(&mut body, &name).expect("a name serializes");
+            body.push(b':');
+            serde_json::to_writer(&mut body, &value).expect("a value serializes");
+        }
+        body.push(b'}');
     }
-    let mut response = (status, body.to_string()).into_response();
+    let mut response = (status, body).into_response();
     response
         .headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
@@ -322,7 +343,38 @@ pub async fn problems_everywhere(
 
 #[cfg(test)]
 mod stamp_tests {
-    use super::with_request_id;
+    use super::{problem_response, with_request_id};
+    use axum::http::StatusCode;
+    use serde_json::{Value, json};
+
+    async fn document(extra: Value) -> Value {
+        let response = problem_response(
+            StatusCode::CONFLICT,
+            "seat_unavailable",
+            "taken \"A1\"",
+            extra,
+        );
+        assert_eq!(response.headers()["content-type"], super::PROBLEM_JSON);
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        serde_json::from_slice(&body).expect("one JSON document")
+    }
+
+    #[tokio::test]
+    async fn a_problem_has_its_members_and_any_extra_ones() {
+        let plain = document(Value::Null).await;
+        assert_eq!(
+            plain,
+            json!({"type": "seat_unavailable", "title": "Seats or places are not available",
+                   "status": 409, "detail": "taken \"A1\""})
+        );
+        assert_eq!(document(json!({})).await, plain);
+        let extra = document(json!({"seat_ids": ["seat_1"], "n": 2})).await;
+        assert_eq!(extra["seat_ids"], json!(["seat_1"]));
+        assert_eq!(extra["n"], 2);
+        assert_eq!(extra["detail"], plain["detail"]);
+    }
 
     #[test]
     fn the_request_id_is_added_as_a_json_member() {

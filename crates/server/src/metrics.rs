@@ -38,16 +38,49 @@ pub async fn track(request: Request, next: Next) -> Response {
     let route = request
         .extensions()
         .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let method = request.method().to_string();
+        .map_or("unmatched", |p| interned(p.as_str()));
+    let method = method_label(request.method());
     let started = Instant::now();
     let response = next.run(request).await;
-    let status = response.status().as_u16().to_string();
-    metrics::counter!("boxoffice_http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status)
+    let status = interned(response.status().as_str());
+    metrics::counter!("boxoffice_http_requests_total", "method" => method, "route" => route, "status" => status)
         .increment(1);
     metrics::histogram!("boxoffice_http_request_duration_seconds", "method" => method, "route" => route)
         .record(started.elapsed().as_secs_f64());
     response
+}
+
+/// The standard methods by name; any other (a client may invent one) counts as `OTHER`, so
+/// the series stay few.
+fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        _ => "OTHER",
+    }
+}
+
+/// Label values that last as long as the process: matched routes and statuses are few and
+/// fixed, so each is kept once and labels borrow it instead of allocating on every request.
+fn interned(value: &str) -> &'static str {
+    static SEEN: std::sync::LazyLock<std::sync::RwLock<std::collections::HashSet<&'static str>>> =
+        std::sync::LazyLock::new(Default::default);
+    if let Some(known) = SEEN.read().expect("label lock").get(value) {
+        return known;
+    }
+    let mut seen = SEEN.write().expect("label lock");
+    if let Some(known) = seen.get(value) {
+        return known;
+    }
+    let kept: &'static str = Box::leak(value.to_owned().into_boxed_str());
+    seen.insert(kept);
+    kept
 }
 
 pub async fn render(axum::extract::State(app): axum::extract::State<crate::AppState>) -> Response {
