@@ -760,12 +760,14 @@ macro_rules! store_engine {
             };
             while from_rank <= last_rank {
                 let rows: Vec<CandidateRow> = sqlx::query_as(
-                    // Correlated primary-key probes rather than a join: the plan stays a range
-                    // scan of these rows whatever the statistics say (a join let PostgreSQL
-                    // choose to read the whole show once statistics existed).
+                    // One correlated primary-key probe per seat rather than a join: the plan
+                    // stays a range scan of these rows whatever the statistics say (a join let
+                    // PostgreSQL choose to read the whole show once statistics existed). Free
+                    // is `SeatState::effective` at `now`: free, or held past its time; a seat
+                    // the show does not sell counts as blocked.
                     "SELECT s.id, s.row_rank, s.number, s.x, \
-                     COALESCE((SELECT ss.state FROM show_seats ss WHERE ss.show_id = $1 AND ss.seat_id = s.id), 'blocked') AS state, \
-                     (SELECT ss.held_until FROM show_seats ss WHERE ss.show_id = $1 AND ss.seat_id = s.id) AS held_until \
+                     COALESCE((SELECT ss.state = 'free' OR (ss.state = 'held' AND ss.held_until <= $6) \
+                               FROM show_seats ss WHERE ss.show_id = $1 AND ss.seat_id = s.id), false) AS free \
                      FROM seats s WHERE s.venue_id = $2 AND s.category = $3 AND s.row_rank >= $4 AND s.row_rank < $5",
                 )
                 .bind(show.id.to_string())
@@ -773,11 +775,11 @@ macro_rules! store_engine {
                 .bind(category)
                 .bind(from_rank)
                 .bind(from_rank + rows_per_read)
+                .bind(now.unix_ms())
                 .fetch_all(&mut *conn)
                 .await?;
                 candidates.extend(rows.into_iter().map(|r| Candidate {
-                    free: SeatState::effective(&r.state, r.held_until.map(Timestamp::from_unix_ms), now) == SeatState::Free
-                        && !avoid.contains(&r.id),
+                    free: r.free && !avoid.contains(&r.id),
                     seat_id: SeatId::from_trusted(r.id),
                     row_rank: r.row_rank,
                     number: r.number,

@@ -453,8 +453,8 @@ pub struct CandidateRow {
     pub row_rank: i64,
     pub number: i64,
     pub x: f64,
-    pub state: String,
-    pub held_until: Option<i64>,
+    /// Free at the pick's moment (held seats past their time included).
+    pub free: bool,
 }
 
 #[derive(sqlx::FromRow)]

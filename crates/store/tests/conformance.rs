@@ -687,6 +687,37 @@ async fn best_available_picks_adjacent_seats(engine: Engine) {
     ));
 }
 
+async fn best_available_counts_a_seat_whose_hold_lapsed_as_free(engine: Engine) {
+    let f = Fixture::new(engine).await;
+    let (alice, bob, carol) = (
+        f.customer("alice@example.com").await,
+        f.customer("bob@example.com").await,
+        f.customer("carol@example.com").await,
+    );
+    let lapsing = f.seats(&alice, &["A3"], f.now).await.unwrap();
+    let three = || HoldRequest::BestAvailable {
+        category: "standard".into(),
+        quantity: 3,
+    };
+    let labels =
+        |hold: &Hold| -> Vec<String> { hold.items.iter().map(|i| i.label.clone()).collect() };
+    let while_held = f
+        .hold(&bob, three(), lapsing.expires_at.plus_ms(-1))
+        .await
+        .unwrap();
+    assert_eq!(
+        labels(&while_held),
+        ["B2", "B3", "B4"],
+        "A3 is held a moment longer"
+    );
+    let lapsed = f.hold(&carol, three(), lapsing.expires_at).await.unwrap();
+    assert_eq!(
+        labels(&lapsed),
+        ["A2", "A3", "A4"],
+        "once A3's hold has lapsed (not yet swept), row A has three together again"
+    );
+}
+
 /// Best-available does not queue behind a claim still deciding on its best seat (a crowd all
 /// wanting the front row would wait for each other, each holding a connection): it takes the
 /// next best. PostgreSQL only: SQLite lets one writer in at a time, so no claim is ever open
@@ -2152,6 +2183,7 @@ conformance!(
     waiting_rooms_are_kept_and_replaced,
     releases_and_the_sweeper_free_seats,
     best_available_picks_adjacent_seats,
+    best_available_counts_a_seat_whose_hold_lapsed_as_free,
     availability_counts_what_the_seat_map_shows,
     idempotent_commands_happen_once,
     racing_claims_sell_each_seat_once,
