@@ -28,6 +28,8 @@ struct Seen {
     latencies: Latencies,
     delivered: u64,
     gaps: u64,
+    /// WebSocket messages after the snapshot (a batch of changes is one).
+    messages: u64,
 }
 
 pub async fn run(api: &Api, options: &Options) -> anyhow::Result<Report> {
@@ -72,6 +74,7 @@ pub async fn run(api: &Api, options: &Options) -> anyhow::Result<Report> {
                 latencies: Latencies::default(),
                 delivered: 0,
                 gaps: 0,
+                messages: 0,
             };
             // Listening for the stop before anything else, so it cannot be missed.
             let stopped = stop.notified();
@@ -126,6 +129,7 @@ pub async fn run(api: &Api, options: &Options) -> anyhow::Result<Report> {
                     continue;
                 };
                 let received = Instant::now();
+                seen.messages += 1;
                 for event in events(&text) {
                     if let Some(seq) = field(event, "", ',').and_then(|s| s.parse().ok()) {
                         if last_seq.is_some_and(|last| seq != last + 1) {
@@ -241,12 +245,13 @@ pub async fn run(api: &Api, options: &Options) -> anyhow::Result<Report> {
     let memory_after = resident_memory(options).await;
     stop.notify_waiters();
     let mut latencies = Latencies::default();
-    let (mut delivered, mut gaps) = (0u64, 0u64);
+    let (mut delivered, mut gaps, mut messages) = (0u64, 0u64, 0u64);
     for viewer in viewers {
         let seen = viewer.await?;
         latencies.merge(&seen.latencies);
         delivered += seen.delivered;
         gaps += seen.gaps;
+        messages += seen.messages;
     }
     let expected = changes * options.clients as u64;
     let mb = |bytes: Option<u64>| bytes.map_or(0, |b| b / (1024 * 1024));
@@ -258,6 +263,7 @@ pub async fn run(api: &Api, options: &Options) -> anyhow::Result<Report> {
         rates_per_s: BTreeMap::from([
             ("changes".to_owned(), changes as f64 / selling),
             ("deliveries".to_owned(), delivered as f64 / selling),
+            ("messages".to_owned(), messages as f64 / selling),
         ]),
         counts: BTreeMap::from([
             ("viewers".to_owned(), options.clients as u64),
@@ -268,6 +274,7 @@ pub async fn run(api: &Api, options: &Options) -> anyhow::Result<Report> {
                 expected.saturating_sub(delivered),
             ),
             ("sequence_gaps".to_owned(), gaps),
+            ("messages".to_owned(), messages),
             ("server_rss_mb_before".to_owned(), mb(memory_before)),
             ("server_rss_mb_after".to_owned(), mb(memory_after)),
         ]),
