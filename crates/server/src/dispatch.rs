@@ -292,7 +292,7 @@ async fn refund_cards(app: &AppState) -> Result<(), StoreError> {
     let messages = app.store.unsent(Channel::CardRefunds, EVENT_BATCH).await?;
     let mut done = Vec::with_capacity(messages.len());
     for message in &messages {
-        if message.kind == EventKind::BookingRefunded && refund_card(app, message).await.is_err() {
+        if Channel::CardRefunds.carries(message.kind) && refund_card(app, message).await.is_err() {
             break;
         }
         done.push(message.id.clone());

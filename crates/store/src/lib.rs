@@ -385,6 +385,40 @@ pub enum Channel {
 }
 
 impl Channel {
+    /// Whether the channel sends events of this kind. The others are written already marked
+    /// sent on it, so its consumer never reads them and never rewrites their rows (every mark
+    /// is a new row version with an entry in each of the outbox's indexes).
+    pub fn carries(self, kind: boxoffice_core::outbox::EventKind) -> bool {
+        use boxoffice_core::outbox::EventKind as K;
+        match self {
+            Channel::Stream => true,
+            Channel::Mail => match kind {
+                K::BookingConfirmed
+                | K::BookingCancelled
+                | K::HoldExpired
+                | K::ShowChanged
+                | K::PaymentRefunded
+                | K::WaitlistOffered => true,
+                K::ShowCancelled | K::BookingRefunded | K::PaymentSucceeded | K::PaymentFailed => {
+                    false
+                }
+            },
+            Channel::Live => match kind {
+                K::ShowChanged
+                | K::ShowCancelled
+                | K::BookingConfirmed
+                | K::BookingCancelled
+                | K::HoldExpired => true,
+                K::BookingRefunded
+                | K::PaymentSucceeded
+                | K::PaymentFailed
+                | K::PaymentRefunded
+                | K::WaitlistOffered => false,
+            },
+            Channel::CardRefunds => kind == K::BookingRefunded,
+        }
+    }
+
     fn column(self) -> &'static str {
         match self {
             Channel::Stream => "streamed_at",

@@ -114,14 +114,22 @@ macro_rules! outbox_engine {
                 "id": id, "type": kind.as_str(), "created_at": now, "organizer_id": organizer_id, "data": data,
             })
             .to_string();
-            writes.insert("INSERT INTO outbox (id, organizer_id, kind, subject, body, created_at)", |row| {
-                row.push_bind(id.to_string())
-                    .push_bind(organizer_id.to_owned())
-                    .push_bind(kind.as_str())
-                    .push_bind(subject.to_owned())
-                    .push_bind(body)
-                    .push_bind(now.unix_ms());
-            });
+            // Sent already on the channels that never carry this kind.
+            let not_carried = |channel: $crate::Channel| (!channel.carries(kind)).then_some(now.unix_ms());
+            writes.insert(
+                "INSERT INTO outbox (id, organizer_id, kind, subject, body, created_at, mailed_at, announced_at, card_refunded_at)",
+                |row| {
+                    row.push_bind(id.to_string())
+                        .push_bind(organizer_id.to_owned())
+                        .push_bind(kind.as_str())
+                        .push_bind(subject.to_owned())
+                        .push_bind(body)
+                        .push_bind(now.unix_ms())
+                        .push_bind(not_carried($crate::Channel::Mail))
+                        .push_bind(not_carried($crate::Channel::Live))
+                        .push_bind(not_carried($crate::Channel::CardRefunds));
+                },
+            );
         }
 
         /// The organizer a show belongs to, for events about it and its bookings and holds.

@@ -1997,6 +1997,73 @@ async fn events_are_written_with_their_changes_and_delivered_in_order(engine: En
     );
 }
 
+async fn a_channel_is_handed_only_the_kinds_it_carries(engine: Engine) {
+    use boxoffice_core::outbox::EventKind;
+    use boxoffice_store::Channel;
+    let f = Fixture::new(engine).await;
+    let alice = f.customer("alice@example.com").await;
+    let hold = f.seats(&alice, &["A1"], f.now).await.unwrap();
+    let booking = f.confirm(&hold, &alice, f.now).await.unwrap();
+    f.store
+        .cancel_booking(
+            &booking.id,
+            &alice,
+            f.now,
+            boxoffice_core::ledger::RefundTo::Card,
+            None,
+        )
+        .await
+        .unwrap();
+    let written: Vec<EventKind> = f
+        .store
+        .messages_of(&f.tenant.id, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.kind)
+        .collect();
+    for kind in [
+        EventKind::BookingConfirmed,
+        EventKind::BookingCancelled,
+        EventKind::BookingRefunded,
+    ] {
+        assert!(written.contains(&kind), "{kind:?} among {written:?}");
+    }
+    for channel in [
+        Channel::Mail,
+        Channel::Live,
+        Channel::CardRefunds,
+        Channel::Stream,
+    ] {
+        let unsent: Vec<EventKind> = f
+            .store
+            .unsent(channel, 100)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| m.kind)
+            .collect();
+        let carried: Vec<EventKind> = written
+            .iter()
+            .copied()
+            .filter(|kind| channel.carries(*kind))
+            .collect();
+        assert_eq!(
+            unsent, carried,
+            "{channel:?} gets what it carries, in order"
+        );
+    }
+    assert_eq!(
+        f.store
+            .unsent(Channel::CardRefunds, 100)
+            .await
+            .unwrap()
+            .len(),
+        1,
+        "only the refund reaches the card refunds"
+    );
+}
+
 async fn told_events_are_ticked_off_by_kind_and_subject(engine: Engine) {
     use boxoffice_core::outbox::EventKind;
     use boxoffice_store::Channel;
@@ -2201,6 +2268,7 @@ conformance!(
     search_filters_on_both_engines,
     general_admission_counters_follow_every_path,
     told_events_are_ticked_off_by_kind_and_subject,
+    a_channel_is_handed_only_the_kinds_it_carries,
 );
 
 /// PostgreSQL only (SQLite keeps no statistics unless asked): a new venue's seats and a new
