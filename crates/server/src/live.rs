@@ -31,6 +31,10 @@ const RING: usize = 256;
 const REPLAY: usize = 512;
 /// The longest a slow spread makes changes wait for the next batch.
 const MAX_BATCH: Duration = Duration::from_secs(1);
+/// The batch interval as a multiple of the last spread: at 1.0 the server writes to its viewers
+/// all the time and requests queue behind the writes; at 2.0 changes wait longer than they
+/// save (10,000 viewers here: p99 420–650 ms at 1.0, 280–320 at 1.5, 380–400 at 2.0).
+const SPREAD_MARGIN: f64 = 1.5;
 /// A show nobody watches and nothing happened to for this long is forgotten.
 const IDLE: Duration = Duration::from_secs(120);
 /// Where instances publish a show's changes: `bo:show:{show_id}`.
@@ -277,7 +281,7 @@ impl Channel {
         limits
             .batch
             .mul_f64(share)
-            .max(spread.mul_f64(1.5).min(MAX_BATCH))
+            .max(spread.mul_f64(SPREAD_MARGIN).min(MAX_BATCH))
     }
 
     /// Hands every held-back change to the viewers, in one delivery.
