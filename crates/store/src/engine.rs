@@ -657,11 +657,12 @@ macro_rules! store_engine {
             let sql = format!(
                 "UPDATE show_seats SET state = 'held', hold_id = $1, held_until = $2, booking_id = NULL \
                  WHERE show_id = $3 AND seat_id IN ({listed}) \
-                 AND (state = 'free' OR (state = 'held' AND (held_until IS NULL OR held_until <= $4))) \
+                 AND {} \
                  AND seat_id IN (SELECT seat_id FROM show_seats WHERE show_id = $3 AND seat_id IN ({listed}) ORDER BY seat_id{}) \
                  RETURNING seat_id, \
                  (SELECT s.label FROM seats s WHERE s.id = show_seats.seat_id) AS label, \
                  (SELECT s.category FROM seats s WHERE s.id = show_seats.seat_id) AS category",
+                free_at("", "$4"),
                 if busy == Busy::Taken { $skip_locked } else { $lock }
             );
             let mut claim = sqlx::query_as::<_, (String, String, String)>(AssertSqlSafe(sql))
@@ -758,18 +759,18 @@ macro_rules! store_engine {
             let first_free = |candidates: &[Candidate]| {
                 candidates.iter().filter(|c| c.free).map(|c| c.row_rank).min().unwrap_or(last_rank + 1)
             };
+            // One correlated primary-key probe per seat rather than a join: the plan stays
+            // a range scan of these rows whatever the statistics say (a join let PostgreSQL
+            // choose to read the whole show once statistics existed). A seat the show does
+            // not sell counts as taken.
+            let read = format!(
+                "SELECT s.id, s.row_rank, s.number, s.x, \
+                 COALESCE((SELECT {} FROM show_seats ss WHERE ss.show_id = $1 AND ss.seat_id = s.id), false) AS free \
+                 FROM seats s WHERE s.venue_id = $2 AND s.category = $3 AND s.row_rank >= $4 AND s.row_rank < $5",
+                free_at("ss.", "$6")
+            );
             while from_rank <= last_rank {
-                let rows: Vec<CandidateRow> = sqlx::query_as(
-                    // One correlated primary-key probe per seat rather than a join: the plan
-                    // stays a range scan of these rows whatever the statistics say (a join let
-                    // PostgreSQL choose to read the whole show once statistics existed). Free
-                    // is `SeatState::effective` at `now`: free, or held past its time; a seat
-                    // the show does not sell counts as blocked.
-                    "SELECT s.id, s.row_rank, s.number, s.x, \
-                     COALESCE((SELECT ss.state = 'free' OR (ss.state = 'held' AND ss.held_until <= $6) \
-                               FROM show_seats ss WHERE ss.show_id = $1 AND ss.seat_id = s.id), false) AS free \
-                     FROM seats s WHERE s.venue_id = $2 AND s.category = $3 AND s.row_rank >= $4 AND s.row_rank < $5",
-                )
+                let rows: Vec<CandidateRow> = sqlx::query_as(AssertSqlSafe(read.as_str()))
                 .bind(show.id.to_string())
                 .bind(show.venue_id.to_string())
                 .bind(category)

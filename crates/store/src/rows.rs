@@ -669,6 +669,14 @@ pub fn padded<T>(values: &[T]) -> impl Iterator<Item = &T> {
         .chain(values.last().into_iter().cycle().take(extra))
 }
 
+/// The SQL condition that a `show_seats` row (columns prefixed `prefix`, e.g. `"ss."`) can be
+/// claimed at the moment bound as `now`: `SeatState::effective` is `Free` (free, or held past
+/// its time; a held row always has `held_until`). Claims and best-available's pick share it,
+/// so a pick never chooses a seat its claim would refuse.
+pub fn free_at(prefix: &str, now: &str) -> String {
+    format!("({prefix}state = 'free' OR ({prefix}state = 'held' AND {prefix}held_until <= {now}))")
+}
+
 /// `$start, $start+1, …` for an IN list of `count` values.
 pub fn placeholders(start: usize, count: usize) -> String {
     (start..start + count)

@@ -172,6 +172,20 @@ impl Fixture {
         .await
     }
 
+    /// Cancels the booking with the refund to the card, no idempotency key.
+    async fn cancel_to_card(&self, booking: &BookingId, user: &UserId, now: Timestamp) {
+        self.store
+            .cancel_booking(
+                booking,
+                user,
+                now,
+                boxoffice_core::ledger::RefundTo::Card,
+                None,
+            )
+            .await
+            .unwrap();
+    }
+
     async fn confirm(
         &self,
         hold: &Hold,
@@ -541,16 +555,7 @@ async fn ticket_limits_hold_across_orders(engine: Engine) {
     let pair = f.seats(&alice, &["A1", "A2"], f.now).await.unwrap();
     f.store.release_hold(&pair.id, &alice, f.now).await.unwrap();
     // A cancelled booking's tickets no longer count; another customer's never did.
-    f.store
-        .cancel_booking(
-            &booked.id,
-            &alice,
-            f.now,
-            boxoffice_core::ledger::RefundTo::Card,
-            None,
-        )
-        .await
-        .unwrap();
+    f.cancel_to_card(&booked.id, &alice, f.now).await;
     let six = f
         .seats(&alice, &["A1", "A2", "A3", "A4", "A5", "B1"], f.now)
         .await
@@ -1253,16 +1258,7 @@ async fn racing_groups_of_holds_and_bookings_never_fail(engine: Engine) {
                         return;
                     };
                     let booking = f.confirm(&hold, &customer, f.now).await.unwrap();
-                    f.store
-                        .cancel_booking(
-                            &booking.id,
-                            &customer,
-                            f.now,
-                            boxoffice_core::ledger::RefundTo::Card,
-                            None,
-                        )
-                        .await
-                        .unwrap();
+                    f.cancel_to_card(&booking.id, &customer, f.now).await;
                 })
             })
             .collect();
@@ -1759,16 +1755,8 @@ async fn general_admission_counters_follow_every_path(engine: Engine) {
     let area = f.map(c.expires_at).await.areas.remove(0);
     assert_eq!((area.sold, area.held, area.free), (3, 7, 0));
     assert!(f.places(&people[5], 1, c.expires_at).await.is_err());
-    f.store
-        .cancel_booking(
-            &booking.id,
-            &people[1],
-            c.expires_at,
-            boxoffice_core::ledger::RefundTo::Card,
-            None,
-        )
-        .await
-        .unwrap();
+    f.cancel_to_card(&booking.id, &people[1], c.expires_at)
+        .await;
     f.places(&people[5], 3, c.expires_at).await.unwrap();
     // d lapses without a sweep: the next claim retires it and gets its places.
     let after_d = d.expires_at;
@@ -1839,16 +1827,7 @@ async fn events_are_written_with_their_changes_and_delivered_in_order(engine: En
         .await
         .unwrap();
     let booking = f.confirm(&hold, &alice, after_deadline).await.unwrap();
-    f.store
-        .cancel_booking(
-            &booking.id,
-            &alice,
-            after_deadline,
-            boxoffice_core::ledger::RefundTo::Card,
-            None,
-        )
-        .await
-        .unwrap();
+    f.cancel_to_card(&booking.id, &alice, after_deadline).await;
     let expired = f
         .store
         .expire_holds(after_deadline.plus_ms(1), 10)
@@ -2004,16 +1983,7 @@ async fn a_channel_is_handed_only_the_kinds_it_carries(engine: Engine) {
     let alice = f.customer("alice@example.com").await;
     let hold = f.seats(&alice, &["A1"], f.now).await.unwrap();
     let booking = f.confirm(&hold, &alice, f.now).await.unwrap();
-    f.store
-        .cancel_booking(
-            &booking.id,
-            &alice,
-            f.now,
-            boxoffice_core::ledger::RefundTo::Card,
-            None,
-        )
-        .await
-        .unwrap();
+    f.cancel_to_card(&booking.id, &alice, f.now).await;
     let written: Vec<EventKind> = f
         .store
         .messages_of(&f.tenant.id, 100)
@@ -2074,16 +2044,7 @@ async fn told_events_are_ticked_off_by_kind_and_subject(engine: Engine) {
         let hold = f.seats(&alice, &[seat], f.now).await.unwrap();
         bookings.push(f.confirm(&hold, &alice, f.now).await.unwrap());
     }
-    f.store
-        .cancel_booking(
-            &bookings[0].id,
-            &alice,
-            f.now,
-            boxoffice_core::ledger::RefundTo::Card,
-            None,
-        )
-        .await
-        .unwrap();
+    f.cancel_to_card(&bookings[0].id, &alice, f.now).await;
     let untold = || async {
         let mut untold: Vec<(EventKind, String)> = f
             .store
