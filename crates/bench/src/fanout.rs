@@ -1,8 +1,10 @@
 //! The fan-out: K WebSocket viewers (the run's clients, spread over the targets) follow one show
 //! while a few sellers hold and release seats on it. Each change's delivery latency is measured
-//! per viewer from the moment its seller sent the request (so it includes the hold itself: an
-//! upper bound on commit-to-receipt); changes that never arrive and sequence gaps are counted;
-//! the servers' resident memory is read from their `/metrics` before and after.
+//! per viewer from the commit (the `announced_at` the server stamps on it right after committing;
+//! server and load generator share the machine's clock), and also from the moment its seller
+//! sent the request (so including the hold itself); the sellers' own hold and release latencies
+//! are reported beside. Changes that never arrive and sequence gaps are counted; the servers'
+//! resident memory is read from their `/metrics` before and after.
 
 use crate::api::Api;
 use crate::report::{Latencies, Report};
@@ -25,7 +27,10 @@ const PACE: Duration = Duration::from_millis(10);
 type Sent = RwLock<HashMap<(usize, bool, u32), Instant>>;
 
 struct Seen {
+    /// From the commit (the change's `announced_at`) to receipt.
     latencies: Latencies,
+    /// From the seller's request to receipt.
+    from_request: Latencies,
     delivered: u64,
     gaps: u64,
     /// WebSocket messages after the snapshot (a batch of changes is one).
@@ -72,6 +77,7 @@ pub async fn run(api: &Api, options: &Options) -> anyhow::Result<Report> {
         viewers.push(tokio::spawn(async move {
             let mut seen = Seen {
                 latencies: Latencies::default(),
+                from_request: Latencies::default(),
                 delivered: 0,
                 gaps: 0,
                 messages: 0,
@@ -129,6 +135,7 @@ pub async fn run(api: &Api, options: &Options) -> anyhow::Result<Report> {
                     continue;
                 };
                 let received = Instant::now();
+                let received_unix_us = unix_micros();
                 seen.messages += 1;
                 for event in events(&text) {
                     if let Some(seq) = field(event, "", ',').and_then(|s| s.parse().ok()) {
@@ -149,9 +156,18 @@ pub async fn run(api: &Api, options: &Options) -> anyhow::Result<Report> {
                     let n = &mut occurrences[seller][usize::from(held)];
                     *n += 1;
                     if let Some(at) = sent.read().expect("sent lock").get(&(seller, held, *n)) {
-                        seen.latencies
+                        seen.from_request
                             .record(received.saturating_duration_since(*at));
                         seen.delivered += 1;
+                    }
+                    // Milliseconds on the wire: the latency is over by less than one.
+                    if let Some(at) = field(event, "\"announced_at\":\"", '"')
+                        .and_then(boxoffice_core::clock::Timestamp::parse_rfc3339)
+                    {
+                        let at_us = at.unix_ms().saturating_mul(1000);
+                        seen.latencies.record(Duration::from_micros(
+                            received_unix_us.saturating_sub(at_us).max(0) as u64,
+                        ));
                     }
                 }
             }
@@ -187,6 +203,7 @@ pub async fn run(api: &Api, options: &Options) -> anyhow::Result<Report> {
                 .map(|rate| Duration::from_secs_f64(2.0 * SELLERS as f64 / rate));
             tokio::spawn(async move {
                 let api = api?;
+                let (mut holds, mut releases) = (Latencies::default(), Latencies::default());
                 let mut changes = 0u64;
                 let mut round = 0u32;
                 let body = json!({"show_id": show_id, "seat_ids": [seat]});
@@ -200,6 +217,7 @@ pub async fn run(api: &Api, options: &Options) -> anyhow::Result<Report> {
                     sent.write()
                         .expect("sent lock")
                         .insert((n, true, round), Instant::now());
+                    let asked = Instant::now();
                     let Some(hold) = api
                         .call(n, Method::POST, "/holds", Some(&token), Some(&body))
                         .await
@@ -207,10 +225,12 @@ pub async fn run(api: &Api, options: &Options) -> anyhow::Result<Report> {
                     else {
                         anyhow::bail!("seller {n} could not hold its seat");
                     };
+                    holds.record(asked.elapsed());
                     let id = hold.json()["id"].as_str().unwrap_or_default().to_owned();
                     sent.write()
                         .expect("sent lock")
                         .insert((n, false, round), Instant::now());
+                    let asked = Instant::now();
                     let released = api
                         .call(
                             n,
@@ -220,6 +240,7 @@ pub async fn run(api: &Api, options: &Options) -> anyhow::Result<Report> {
                             None,
                         )
                         .await;
+                    releases.record(asked.elapsed());
                     anyhow::ensure!(
                         released.is_some_and(|a| a.status == 200),
                         "seller {n} could not release its hold"
@@ -230,13 +251,17 @@ pub async fn run(api: &Api, options: &Options) -> anyhow::Result<Report> {
                         None => tokio::time::sleep(PACE).await,
                     }
                 }
-                Ok(changes)
+                Ok((changes, holds, releases))
             })
         })
         .collect();
     let mut changes = 0;
+    let (mut holds, mut releases) = (Latencies::default(), Latencies::default());
     for seller in sellers {
-        changes += seller.await??;
+        let (made, held, released) = seller.await??;
+        changes += made;
+        holds.merge(&held);
+        releases.merge(&released);
     }
     let selling = started.elapsed().as_secs_f64();
     // Let the last changes arrive before counting what is missing; memory is read while every
@@ -244,11 +269,12 @@ pub async fn run(api: &Api, options: &Options) -> anyhow::Result<Report> {
     tokio::time::sleep(Duration::from_secs(1)).await;
     let memory_after = resident_memory(options).await;
     stop.notify_waiters();
-    let mut latencies = Latencies::default();
+    let (mut latencies, mut from_request) = (Latencies::default(), Latencies::default());
     let (mut delivered, mut gaps, mut messages) = (0u64, 0u64, 0u64);
     for viewer in viewers {
         let seen = viewer.await?;
         latencies.merge(&seen.latencies);
+        from_request.merge(&seen.from_request);
         delivered += seen.delivered;
         gaps += seen.gaps;
         messages += seen.messages;
@@ -278,7 +304,12 @@ pub async fn run(api: &Api, options: &Options) -> anyhow::Result<Report> {
             ("server_rss_mb_before".to_owned(), mb(memory_before)),
             ("server_rss_mb_after".to_owned(), mb(memory_after)),
         ]),
-        latency: BTreeMap::from([("delivery".to_owned(), latencies.summary())]),
+        latency: BTreeMap::from([
+            ("delivery".to_owned(), latencies.summary()),
+            ("delivery_from_request".to_owned(), from_request.summary()),
+            ("hold".to_owned(), holds.summary()),
+            ("release".to_owned(), releases.summary()),
+        ]),
         ..Default::default()
     })
 }
@@ -287,6 +318,13 @@ pub async fn run(api: &Api, options: &Options) -> anyhow::Result<Report> {
 /// after its opening `{"seq":`, which every numbered event starts with.
 fn events(text: &str) -> impl Iterator<Item = &str> {
     text.split("{\"seq\":").skip(1)
+}
+
+/// Now, in microseconds since the Unix epoch (the clock the server stamps changes with).
+fn unix_micros() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_micros() as i64)
 }
 
 /// The text after `start` up to `end` (no JSON parse: viewers must keep up with the server).

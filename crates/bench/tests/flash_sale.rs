@@ -80,7 +80,11 @@ async fn fanout_counts_every_change_at_every_viewer() {
         report.counts["server_rss_mb_after"] > 0,
         "memory is read from /metrics"
     );
+    // Every delivery is timed from its commit (the change's announced_at) and from its request.
     assert_eq!(report.latency["delivery"].count, 80 * 6);
+    assert_eq!(report.latency["delivery_from_request"].count, 80 * 6);
+    assert_eq!(report.latency["hold"].count, 40);
+    assert_eq!(report.latency["release"].count, 40);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -15,6 +15,7 @@
 //! a machine that writes slowly batches more instead of queueing change behind change.
 
 use crate::cluster::RedisLink;
+use boxoffice_core::clock::{Clock, SystemClock, Timestamp};
 use boxoffice_core::ids::{AreaId, SeatId, ShowId};
 use boxoffice_core::inventory::{AreaView, CategoryAvailability};
 use serde::Serialize;
@@ -230,6 +231,10 @@ impl Delivery {
 #[derive(Serialize)]
 struct Envelope<'a> {
     show_id: &'a ShowId,
+    /// When this server announced the change: right after committing it (or, for a change an
+    /// instance stopped before announcing, when the outbox dispatcher made up for it). Viewers
+    /// can tell how far behind they are; the benchmark measures commit-to-receipt from it.
+    announced_at: Timestamp,
     #[serde(flatten)]
     change: &'a Change,
 }
@@ -476,6 +481,7 @@ impl Live {
         }
         let body = serde_json::to_string(&Envelope {
             show_id: show,
+            announced_at: SystemClock.now(),
             change: &change,
         })
         .expect("changes serialize");
@@ -779,6 +785,7 @@ mod tests {
         let (a, b) = (ShowId::generate(), ShowId::generate());
         let (mut viewer, start) = live.subscribe(&a);
         assert_eq!(start, 0);
+        let before = SystemClock.now();
         let seat = SeatId::generate();
         for _ in 0..3 {
             live.publish(
@@ -802,6 +809,12 @@ mod tests {
         assert_eq!(json["seq"], 2);
         assert_eq!(json["show_id"], a.to_string());
         assert_eq!(json["seat_ids"][0], seat.to_string());
+        let announced = json["announced_at"].as_str().unwrap();
+        let announced = Timestamp::parse_rfc3339(announced).unwrap();
+        assert!(
+            before <= announced && announced <= SystemClock.now(),
+            "stamped when published: {announced:?}"
+        );
         assert!(
             live.since(&a, 7).is_none(),
             "a future sequence cannot be resumed"

@@ -65,7 +65,7 @@ fn at_capacity() -> ApiError {
     description = "Send `{\"type\":\"subscribe\",\"show_id\":…}` or `unsubscribe`. Per show the \
         server sends a `snapshot` (the seat map and its `seq`), then `seat_held`, `seat_released`, \
         `seat_sold`, `availability`, `show_changed`, `show_cancelled`, `queue_position`, `checked_in`, each with the \
-        show's next `seq`, and `resync` when changes may have been missed (a fresh `snapshot` follows); on a gap, subscribe again. Changes sent together come as one message: a \
+        show's next `seq` and `announced_at` (when it was announced, right after its commit), and `resync` when changes may have been missed (a fresh `snapshot` follows); on a gap, subscribe again. Changes sent together come as one message: a \
         JSON array of the events in order. Bad messages get an `error` message. Pings every \
         heartbeat; a client silent for two heartbeats, or too slow to read, is closed.",
     responses((status = 101, description = "Switching to the WebSocket protocol"), (status = "4XX", description = "A problem: see the type", body = crate::error::Problem, content_type = "application/problem+json")),
