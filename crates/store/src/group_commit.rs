@@ -48,6 +48,9 @@ struct Line<M, A> {
 struct Waiter<M, A> {
     member: M,
     answer: oneshot::Sender<A>,
+    /// The span of the request that waits (its request id): what the group logs about this
+    /// claim is logged there, since the group runs in a task of its own.
+    span: tracing::Span,
 }
 
 /// Groups run and the claims they carried, for the metrics.
@@ -107,7 +110,11 @@ impl<M: Member, A: Send + 'static> Queue<M, A> {
                 waiting: VecDeque::new(),
                 flights: 0,
             });
-            waiting.waiting.push_back(Waiter { member, answer });
+            waiting.waiting.push_back(Waiter {
+                member,
+                answer,
+                span: tracing::Span::current(),
+            });
             let room = waiting.flights < self.flights_per_line;
             if room {
                 waiting.flights += 1;
@@ -225,9 +232,15 @@ impl<M: Member, A: Send + 'static> Flight<M, A> {
         Fut: Future<Output = Result<Vec<A>, crate::StoreError>> + Send + 'static,
     {
         while let Some(group) = self.queue.next_group(&self.line) {
-            let (members, answers): (Vec<M>, Vec<oneshot::Sender<A>>) =
-                group.into_iter().map(|w| (w.member, w.answer)).unzip();
-            let claims = members.len();
+            let claims = group.len();
+            let mut members = Vec::with_capacity(claims);
+            let mut answers = Vec::with_capacity(claims);
+            let mut spans = Vec::with_capacity(claims);
+            for waiter in group {
+                members.push(waiter.member);
+                answers.push(waiter.answer);
+                spans.push(waiter.span);
+            }
             match run(members).await {
                 Ok(decided) => {
                     for (answer, decided) in answers.into_iter().zip(decided) {
@@ -236,8 +249,13 @@ impl<M: Member, A: Send + 'static> Flight<M, A> {
                     }
                 }
                 Err(error) => {
-                    // Rolled back: told nothing, every member goes alone.
-                    tracing::warn!(%error, line = %self.line, claims, "a group failed; each of its claims goes alone");
+                    // Rolled back: told nothing, every member goes alone (and each member's request
+                    // logs why, under its own request id).
+                    for span in spans {
+                        span.in_scope(|| {
+                            tracing::warn!(%error, line = %self.line, claims, "a group failed; each of its claims goes alone");
+                        });
+                    }
                     self.queue.failed.fetch_add(1, Ordering::Relaxed);
                 }
             }
@@ -397,15 +415,47 @@ mod tests {
         );
     }
 
+    /// Log lines written on this thread while it lives.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<StdMutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
     #[tokio::test]
     async fn a_failed_group_sends_its_claims_alone_and_is_counted() {
+        use tracing::Instrument;
+        let logs = Captured::default();
+        let writer = logs.clone();
+        let _logging = tracing::subscriber::set_default(
+            tracing_subscriber::fmt()
+                .with_ansi(false)
+                .with_writer(move || writer.clone())
+                .finish(),
+        );
         let queue: Arc<Queue<Claim, u32>> = Queue::new(1, 64);
         let failing =
             |_: Vec<Claim>| async move { Err(crate::StoreError::Corrupt("rolled back".into())) };
+        let request = tracing::info_span!("request", request_id = "req-7");
         assert_eq!(
-            queue.join(claim("c0", 0), failing).await,
+            queue
+                .join(claim("c0", 0), failing)
+                .instrument(request)
+                .await,
             None,
             "the member goes alone"
+        );
+        let logged = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+        assert!(
+            logged.contains("request_id=\"req-7\"") && logged.contains("a group failed"),
+            "the failure is logged under the waiting request's id: {logged}"
         );
         let stats = queue.stats();
         assert_eq!((stats.groups, stats.failed), (1, 1));
