@@ -239,7 +239,9 @@ impl AppState {
     /// so the answer to whoever freed them does not wait).
     pub fn places_came_back(&self, show: &ShowId) {
         let (app, show) = (self.clone(), show.clone());
-        tokio::spawn(async move { crate::waitlist::serve(&app, &show).await });
+        // In the freeing request's span: what it logs carries that request's id.
+        let serving = async move { crate::waitlist::serve(&app, &show).await };
+        tokio::spawn(tracing::Instrument::in_current_span(serving));
     }
 
     pub fn forget_show(&self, show: &ShowId) {
