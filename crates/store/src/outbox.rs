@@ -117,7 +117,7 @@ macro_rules! outbox_engine {
             // Sent already on the channels that never carry this kind.
             let not_carried = |channel: $crate::Channel| (!channel.carries(kind)).then_some(now.unix_ms());
             writes.insert(
-                "INSERT INTO outbox (id, organizer_id, kind, subject, body, created_at, mailed_at, announced_at, card_refunded_at)",
+                "INSERT INTO outbox (id, organizer_id, kind, subject, body, created_at, mailed_at, announced_at, card_refunded_at, fanned_out_at)",
                 |row| {
                     row.push_bind(id.to_string())
                         .push_bind(organizer_id.to_owned())
@@ -127,7 +127,15 @@ macro_rules! outbox_engine {
                         .push_bind(now.unix_ms())
                         .push_bind(not_carried($crate::Channel::Mail))
                         .push_bind(not_carried($crate::Channel::Live))
-                        .push_bind(not_carried($crate::Channel::CardRefunds));
+                        .push_bind(not_carried($crate::Channel::CardRefunds))
+                        // Fanned out already when its organizer has no endpoint: there is nobody
+                        // to deliver it to, and marking it later rewrote every event of a sale.
+                        // An endpoint receives the events of changes made after it was created.
+                        .push("CASE WHEN EXISTS (SELECT 1 FROM webhook_endpoints e WHERE e.organizer_id = ")
+                        .push_bind_unseparated(organizer_id.to_owned())
+                        .push_unseparated(" AND e.deleted_at IS NULL) THEN NULL ELSE ")
+                        .push_bind_unseparated(now.unix_ms())
+                        .push_unseparated(" END");
                 },
             );
         }

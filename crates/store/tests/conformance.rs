@@ -1976,6 +1976,54 @@ async fn events_are_written_with_their_changes_and_delivered_in_order(engine: En
     );
 }
 
+/// An endpoint receives the events of changes made after it was created: events of an
+/// organizer with no endpoint are written already fanned out (nobody to deliver them to).
+async fn an_endpoint_gets_the_events_after_it_was_created(engine: Engine) {
+    use boxoffice_core::outbox::EventKind;
+    use boxoffice_store::WebhookEndpoint;
+    let f = Fixture::new(engine).await;
+    let alice = f.customer("alice@example.com").await;
+    let before = f.seats(&alice, &["A1"], f.now).await.unwrap();
+    let early = f.confirm(&before, &alice, f.now).await.unwrap();
+    assert_eq!(
+        f.store.fan_out(f.now, 100).await.unwrap(),
+        0,
+        "no endpoint: nothing to fan out"
+    );
+    let endpoint = WebhookEndpoint {
+        id: WebhookId::generate(),
+        organizer_id: f.tenant.id.clone(),
+        url: "http://127.0.0.1:9/hooks".into(),
+        secret: "whsec_test".into(),
+        event_types: vec![EventKind::BookingConfirmed],
+        created_at: f.now,
+    };
+    f.store.insert_webhook(&endpoint).await.unwrap();
+    let after = f.seats(&alice, &["A2"], f.now).await.unwrap();
+    let late = f.confirm(&after, &alice, f.now).await.unwrap();
+    assert_eq!(f.store.fan_out(f.now, 100).await.unwrap(), 1);
+    let due = f.store.claim_deliveries(f.now, 30_000, 10).await.unwrap();
+    let about: Vec<&str> = due
+        .iter()
+        .map(|d| {
+            let body: serde_json::Value = serde_json::from_str(&d.body).unwrap();
+            assert_eq!(body["type"], "booking.confirmed");
+            if body["data"]["booking"]["id"] == early.id.as_str() {
+                "early"
+            } else {
+                assert_eq!(body["data"]["booking"]["id"], late.id.as_str());
+                "late"
+            }
+        })
+        .collect();
+    assert_eq!(about, ["late"], "only the booking made after the endpoint");
+
+    // Deleted, the endpoint is nobody again.
+    f.store.delete_webhook(&endpoint.id, f.now).await.unwrap();
+    f.cancel_to_card(&late.id, &alice, f.now).await;
+    assert_eq!(f.store.fan_out(f.now, 100).await.unwrap(), 0);
+}
+
 async fn a_channel_is_handed_only_the_kinds_it_carries(engine: Engine) {
     use boxoffice_core::outbox::EventKind;
     use boxoffice_store::Channel;
@@ -2230,6 +2278,7 @@ conformance!(
     general_admission_counters_follow_every_path,
     told_events_are_ticked_off_by_kind_and_subject,
     a_channel_is_handed_only_the_kinds_it_carries,
+    an_endpoint_gets_the_events_after_it_was_created,
 );
 
 /// PostgreSQL only (SQLite keeps no statistics unless asked): a new venue's seats and a new
