@@ -415,7 +415,7 @@ mod tests {
         );
     }
 
-    /// Log lines written on this thread while it lives.
+    /// What the test's log subscriber wrote.
     #[derive(Clone, Default)]
     struct Captured(Arc<StdMutex<Vec<u8>>>);
 
