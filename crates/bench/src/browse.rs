@@ -10,12 +10,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 pub async fn run(api: &Api, options: &Options) -> anyhow::Result<Report> {
-    let run = format!(
-        "browse{}",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)?
-            .as_millis()
-    );
+    let run = format!("browse{}", crate::unix_ms());
     let sale = flash_sale::set_up(api, options, &run).await?;
     let paths = Arc::new([
         "/events?limit=20".to_owned(),

@@ -38,12 +38,7 @@ struct Seen {
 }
 
 pub async fn run(api: &Api, options: &Options) -> anyhow::Result<Report> {
-    let run = format!(
-        "fanout{}",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)?
-            .as_millis()
-    );
+    let run = format!("fanout{}", crate::unix_ms());
     let sale = flash_sale::set_up(api, options, &run).await?;
     anyhow::ensure!(
         sale.seat_ids.len() >= SELLERS,
@@ -135,7 +130,7 @@ pub async fn run(api: &Api, options: &Options) -> anyhow::Result<Report> {
                     continue;
                 };
                 let received = Instant::now();
-                let received_unix_us = unix_micros();
+                let received_unix_us = crate::unix_micros();
                 seen.messages += 1;
                 for event in events(&text) {
                     if let Some(seq) = field(event, "", ',').and_then(|s| s.parse().ok()) {
@@ -214,10 +209,10 @@ pub async fn run(api: &Api, options: &Options) -> anyhow::Result<Report> {
                 {
                     let began = Instant::now();
                     round += 1;
+                    let asked = Instant::now();
                     sent.write()
                         .expect("sent lock")
-                        .insert((n, true, round), Instant::now());
-                    let asked = Instant::now();
+                        .insert((n, true, round), asked);
                     let Some(hold) = api
                         .call(n, Method::POST, "/holds", Some(&token), Some(&body))
                         .await
@@ -227,10 +222,10 @@ pub async fn run(api: &Api, options: &Options) -> anyhow::Result<Report> {
                     };
                     holds.record(asked.elapsed());
                     let id = hold.json()["id"].as_str().unwrap_or_default().to_owned();
+                    let asked = Instant::now();
                     sent.write()
                         .expect("sent lock")
-                        .insert((n, false, round), Instant::now());
-                    let asked = Instant::now();
+                        .insert((n, false, round), asked);
                     let released = api
                         .call(
                             n,
@@ -318,13 +313,6 @@ pub async fn run(api: &Api, options: &Options) -> anyhow::Result<Report> {
 /// after its opening `{"seq":`, which every numbered event starts with.
 fn events(text: &str) -> impl Iterator<Item = &str> {
     text.split("{\"seq\":").skip(1)
-}
-
-/// Now, in microseconds since the Unix epoch (the clock the server stamps changes with).
-fn unix_micros() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |since| since.as_micros() as i64)
 }
 
 /// The text after `start` up to `end` (no JSON parse: viewers must keep up with the server).

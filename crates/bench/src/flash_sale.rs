@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 const PASSWORD: &str = "bench password 123";
 const CARD: &str = "4242424242424242";
@@ -26,13 +26,6 @@ pub struct Sale {
     pub seat_ids: Vec<String>,
     pub area_id: String,
     pub capacity: i64,
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 /// A fresh organizer, venue, event and show for this run, so runs never see each other's sales.
@@ -75,7 +68,7 @@ pub async fn set_up(api: &Api, options: &Options, run: &str) -> anyhow::Result<S
         )
         .await?;
     // Far ahead, so the show is on sale whatever the server's clock says (tests move theirs).
-    let starts_at = Timestamp::from_unix_ms(now_ms()).plus_minutes(10 * 366 * 24 * 60);
+    let starts_at = Timestamp::from_unix_ms(crate::unix_ms()).plus_minutes(10 * 366 * 24 * 60);
     let mut prices = json!({"standard": 5000});
     if options.ga_capacity > 0 {
         prices["standing"] = json!(3000);
@@ -147,7 +140,7 @@ impl Client {
         path: &str,
         body: Option<&Value>,
     ) -> Op {
-        let invoke_ms = now_ms();
+        let invoke_ms = crate::unix_ms();
         let answer = api
             .call(
                 self.index,
@@ -177,7 +170,7 @@ impl Client {
 }
 
 pub async fn run(api: &Api, options: &Options) -> anyhow::Result<Report> {
-    let run = format!("{}", now_ms());
+    let run = format!("{}", crate::unix_ms());
     let sale = Arc::new(set_up(api, options, &run).await?);
     let tokens = customers(api, options.clients * ACCOUNTS_PER_CLIENT, &run).await?;
     let budget = Arc::new(AtomicU64::new(options.max_requests.unwrap_or(u64::MAX)));

@@ -17,6 +17,19 @@ pub use report::Report;
 
 use std::time::Duration;
 
+/// The wall clock in microseconds since the Unix epoch: the clock the server stamps changes
+/// with (same machine), and what names a run's organizer and accounts.
+pub(crate) fn unix_micros() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_micros() as i64)
+}
+
+/// [`unix_micros`] in milliseconds.
+pub(crate) fn unix_ms() -> i64 {
+    unix_micros() / 1000
+}
+
 #[derive(Clone, Debug)]
 pub struct Options {
     /// Base URLs of the servers (`http://127.0.0.1:8080`); clients are spread across them.

@@ -51,12 +51,7 @@ pub async fn run(api: &Api, options: &Options) -> anyhow::Result<Report> {
 }
 
 async fn over_http(api: &Api, options: &Options) -> anyhow::Result<Report> {
-    let run = format!(
-        "queue{}",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)?
-            .as_millis()
-    );
+    let run = format!("queue{}", crate::unix_ms());
     let sale = flash_sale::set_up(api, options, &run).await?;
     api.must(
         Method::PUT,
