@@ -481,6 +481,7 @@ impl Live {
         }
         let body = serde_json::to_string(&Envelope {
             show_id: show,
+            // The wall clock, not the app's (tests move that one): viewers compare it with theirs.
             announced_at: SystemClock.now(),
             change: &change,
         })
