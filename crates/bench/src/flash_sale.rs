@@ -170,6 +170,11 @@ impl Client {
 }
 
 pub async fn run(api: &Api, options: &Options) -> anyhow::Result<Report> {
+    anyhow::ensure!(
+        (0.0..=1.0).contains(&options.pay_share),
+        "the share of holds paid must be between 0 and 1, not {}",
+        options.pay_share
+    );
     let run = format!("{}", crate::unix_ms());
     let sale = Arc::new(set_up(api, options, &run).await?);
     let tokens = customers(api, options.clients * ACCOUNTS_PER_CLIENT, &run).await?;
@@ -177,6 +182,7 @@ pub async fn run(api: &Api, options: &Options) -> anyhow::Result<Report> {
     let started = Instant::now();
     let deadline = started + options.duration;
     let api = Arc::new(Api::new(&options.targets, options.clients)?);
+    let pay_share = options.pay_share;
     let mut tasks = Vec::new();
     for (index, accounts) in tokens.chunks(ACCOUNTS_PER_CLIENT).enumerate() {
         let (api, sale, budget, accounts) =
@@ -201,7 +207,7 @@ pub async fn run(api: &Api, options: &Options) -> anyhow::Result<Report> {
                 };
                 let hold = client.timed(&api, OpKind::Hold, Method::POST, "/holds", Some(&body)).await;
                 let Some(hold_id) = hold.hold_id.clone().filter(|_| hold.outcome == Outcome::Ok) else { continue };
-                if rng.random_bool(0.8) {
+                if rng.random_bool(pay_share) {
                     let pay = json!({"hold_id": hold_id, "payment": {"method": "card", "card_number": CARD}});
                     let booked = client.timed(&api, OpKind::Book, Method::POST, "/bookings", Some(&pay)).await;
                     if let (Outcome::Ok, Some(booking)) = (booked.outcome, booked.booking_id.clone())

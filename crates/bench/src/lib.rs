@@ -53,6 +53,9 @@ pub struct Options {
     /// `fanout`: seat changes per second the sellers make together; `None` is as fast as they
     /// can, 10 ms apart (the servers' saturation point, where latency is mostly queueing).
     pub change_rate: Option<f64>,
+    /// `flash-sale`: the share of granted holds a client pays for (0.8 in the scripted runs);
+    /// the rest it releases. 0 measures the hold path alone: every granted hold is released.
+    pub pay_share: f64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

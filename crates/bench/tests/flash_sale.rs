@@ -20,6 +20,7 @@ async fn a_short_sale_is_recorded_and_checked(engine: Engine) {
         redis_url: None,
         // Paced, as `--rate` runs are: 80 changes at 200 a second.
         change_rate: Some(200.0),
+        pay_share: 0.8,
     };
     let report = boxoffice_bench::run(Scenario::FlashSale, &options)
         .await
@@ -53,6 +54,46 @@ async fn postgres_short_sale() {
     a_short_sale_is_recorded_and_checked(Engine::Postgres).await;
 }
 
+/// `--pay-share 0`: the hold path alone, every granted hold released and none paid.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sale_where_nobody_pays_releases_every_granted_hold() {
+    let app = TestApp::spawn(Engine::Sqlite).await;
+    let options = Options {
+        targets: vec![app.base.clone()],
+        clients: 4,
+        duration: Duration::from_secs(30),
+        max_requests: Some(120),
+        seats: 20,
+        ga_capacity: 15,
+        pg_url: None,
+        ceiling_duration: Duration::from_secs(1),
+        people: 1,
+        redis_url: None,
+        change_rate: None,
+        pay_share: 0.0,
+    };
+    let report = boxoffice_bench::run(Scenario::FlashSale, &options)
+        .await
+        .expect("the run completes");
+    assert!(
+        report.checker.as_ref().is_some_and(|v| v.clean),
+        "{}",
+        report.table()
+    );
+    assert_eq!(report.counts["bookings"], 0);
+    assert!(report.counts["holds_granted"] > 0, "{}", report.table());
+    assert_eq!(report.counts["releases"], report.counts["holds_granted"]);
+    assert_eq!(report.sold, Some((0, 35)), "nothing is sold");
+
+    let out_of_range = Options {
+        pay_share: 1.5,
+        max_requests: Some(1),
+        ..options
+    };
+    let refused = boxoffice_bench::run(Scenario::FlashSale, &out_of_range).await;
+    assert!(refused.is_err_and(|e| e.to_string().contains("between 0 and 1")));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fanout_counts_every_change_at_every_viewer() {
     let app = TestApp::spawn(Engine::Sqlite).await;
@@ -68,6 +109,7 @@ async fn fanout_counts_every_change_at_every_viewer() {
         people: 1,
         redis_url: None,
         change_rate: None,
+        pay_share: 0.8,
     };
     let report = boxoffice_bench::run(Scenario::Fanout, &options)
         .await
@@ -103,6 +145,7 @@ async fn queue_join_measures_the_line_over_http_and_in_process() {
         people: 5_000,
         redis_url: Some(redis.url()),
         change_rate: None,
+        pay_share: 0.8,
     };
     let report = boxoffice_bench::run(Scenario::QueueJoin, &options)
         .await

@@ -250,6 +250,10 @@ struct BenchArgs {
     /// fanout: seat changes per second, all sellers together (default: as fast as they can).
     #[arg(long)]
     rate: Option<f64>,
+    /// flash-sale: the share of granted holds paid (the rest are released); 0 measures the
+    /// hold path alone.
+    #[arg(long, default_value_t = 0.8)]
+    pay_share: f64,
     /// Print the report as JSON instead of a table.
     #[arg(long)]
     json: bool,
@@ -274,6 +278,7 @@ async fn bench(args: BenchArgs) -> anyhow::Result<()> {
         people: args.people.max(1),
         redis_url: args.redis_url,
         change_rate: args.rate.filter(|r| *r > 0.0),
+        pay_share: args.pay_share,
     };
     let report = boxoffice_bench::run(scenario, &options).await?;
     if args.json {
