@@ -34,15 +34,100 @@ pub(crate) struct WriteTx<DB: Database> {
 /// data-modifying CTE (a booking's ten inserts and updates made ten round trips, each one a wait
 /// for the other side to be scheduled on a busy machine); on SQLite, which has no such CTEs and
 /// no round trips, one after another in the order they were added, so a row a foreign key needs
-/// must be added before the row that points at it. The CTEs of one statement run in no promised
-/// order, so rows whose order matters (outbox events, numbered by a sequence) go to one table
-/// through `insert`, which gathers consecutive rows into one `INSERT … VALUES`, in order.
+/// must be added before the row that points at it.
+///
+/// Rows go through `insert`. Fused, every row of one table is one insert, whatever came
+/// between, and its rows are one JSON parameter (`json_populate_recordset`), in the order they
+/// were added: the statement's text then depends on which tables it writes, not on how many
+/// rows, so PostgreSQL parses and plans it once per connection instead of once per group (with
+/// a `VALUES` list per group size, a sale made a thousand texts that no statement cache kept,
+/// and planning them was an eighth of the machine). The CTEs of one statement run in no
+/// promised order, so rows whose order matters (outbox events, numbered by a sequence) must go
+/// to one table. Unfused, consecutive rows of one table are one `INSERT … VALUES`.
 pub(crate) struct Writes<DB: Database> {
     fused: bool,
     statements: Vec<sqlx::QueryBuilder<DB>>,
     count: usize,
-    /// The head of the insert the last rows went to, while it takes more rows.
-    open_insert: Option<String>,
+    /// Unfused: the head of the insert the last rows went to, while it takes more rows, and
+    /// what follows its rows.
+    open_insert: Option<(String, &'static str)>,
+    /// Fused: whether a CTE is open (its closing parenthesis not written yet).
+    open: bool,
+    /// Fused: each table's rows, in the order its first row came.
+    tables: Vec<TableRows>,
+}
+
+/// One table's rows of a fused `Writes`.
+struct TableRows {
+    head: String,
+    select: Option<&'static str>,
+    tail: &'static str,
+    rows: Vec<serde_json::Value>,
+}
+
+/// An insert of `Writes`: `head` is `INSERT INTO table (columns)`; fused, the row's values are
+/// the columns in order, and `select` (over the rows as `r`) is what is inserted when a column
+/// is computed rather than given; `tail` follows the rows (`ON CONFLICT …`).
+#[derive(Clone, Copy)]
+pub(crate) struct Insert<'a> {
+    pub head: &'a str,
+    pub select: Option<&'static str>,
+    pub tail: &'static str,
+}
+
+impl<'a> Insert<'a> {
+    pub(crate) const fn into(head: &'a str) -> Self {
+        Self {
+            head,
+            select: None,
+            tail: "",
+        }
+    }
+
+    pub(crate) const fn then(self, tail: &'static str) -> Self {
+        Self { tail, ..self }
+    }
+
+    pub(crate) const fn selecting(self, select: &'static str) -> Self {
+        Self {
+            select: Some(select),
+            ..self
+        }
+    }
+}
+
+/// One row of an insert being added to `Writes`.
+pub(crate) enum Row<'r, 'q, DB: Database> {
+    Values(sqlx::query_builder::Separated<'r, DB, &'static str>),
+    Json(&'q mut Vec<serde_json::Value>),
+}
+
+impl<DB: Database> Row<'_, '_, DB> {
+    /// The next column's value.
+    pub(crate) fn push_bind<T>(&mut self, value: T) -> &mut Self
+    where
+        T: for<'e> sqlx::Encode<'e, DB> + sqlx::Type<DB> + serde::Serialize + Send + 'static,
+    {
+        match self {
+            Row::Values(separated) => {
+                separated.push_bind(value);
+            }
+            Row::Json(values) => values.push(serde_json::to_value(&value).unwrap_or_default()),
+        }
+        self
+    }
+
+    /// A column computed in SQL: `values` writes it into a `VALUES` row; a fused insert
+    /// computes it in its `select` instead.
+    pub(crate) fn push_computed(
+        &mut self,
+        values: impl FnOnce(&mut sqlx::query_builder::Separated<'_, DB, &'static str>),
+    ) -> &mut Self {
+        if let Row::Values(separated) = self {
+            values(separated);
+        }
+        self
+    }
 }
 
 impl<DB: Database> Writes<DB> {
@@ -52,6 +137,8 @@ impl<DB: Database> Writes<DB> {
             statements: Vec::new(),
             count: 0,
             open_insert: None,
+            open: false,
+            tables: Vec::new(),
         }
     }
 
@@ -60,35 +147,76 @@ impl<DB: Database> Writes<DB> {
         write(self.start());
     }
 
-    /// Adds a row to `head` (`INSERT INTO table (columns)`): `row` binds its values. Rows added
-    /// one after another to the same head are one insert, in the order they were added.
-    pub(crate) fn insert(
+    /// Adds a row to `insert`: `row` pushes its values, one per column, in order.
+    pub(crate) fn insert<'h>(
         &mut self,
-        head: &str,
-        row: impl FnOnce(&mut sqlx::query_builder::Separated<'_, DB, &'static str>),
+        insert: impl Into<Insert<'h>>,
+        row: impl FnOnce(&mut Row<'_, '_, DB>),
     ) {
-        let statement = if self.open_insert.as_deref() == Some(head) {
-            let statement = self.last();
-            statement.push(", (");
-            statement
+        let insert = insert.into();
+        if self.fused {
+            let mut values = Vec::new();
+            row(&mut Row::Json(&mut values));
+            let object: serde_json::Map<String, serde_json::Value> = columns_of(insert.head)
+                .zip(values)
+                .map(|(c, v)| (c.to_owned(), v))
+                .collect();
+            match self.tables.iter_mut().find(|t| t.head == insert.head) {
+                Some(table) => table.rows.push(object.into()),
+                None => self.tables.push(TableRows {
+                    head: insert.head.to_owned(),
+                    select: insert.select,
+                    tail: insert.tail,
+                    rows: vec![object.into()],
+                }),
+            }
+            return;
+        }
+        if self
+            .open_insert
+            .as_ref()
+            .is_some_and(|(head, _)| head == insert.head)
+        {
+            self.last().push(", (");
         } else {
-            let statement = self.start();
-            statement.push(head).push(" VALUES (");
-            statement
-        };
-        row(&mut statement.separated(", "));
+            self.start().push(insert.head).push(" VALUES (");
+        }
+        let statement = self.last();
+        row(&mut Row::Values(statement.separated(", ")));
         statement.push(")");
-        self.open_insert = Some(head.to_owned());
+        self.open_insert = Some((insert.head.to_owned(), insert.tail));
     }
 
     /// The statements to execute, in order.
-    pub(crate) fn into_statements(mut self) -> Vec<sqlx::QueryBuilder<DB>> {
+    pub(crate) fn into_statements(mut self) -> Vec<sqlx::QueryBuilder<DB>>
+    where
+        String: for<'e> sqlx::Encode<'e, DB> + sqlx::Type<DB>,
+    {
         self.finish_write();
-        if self.fused
-            && let Some(statement) = self.statements.first_mut()
-        {
-            // Data-modifying CTEs run whether or not the main query reads them.
-            statement.push(" SELECT 1");
+        if self.fused {
+            for table in std::mem::take(&mut self.tables) {
+                let (name, columns) = table_of(&table.head);
+                let select = table
+                    .select
+                    .map_or_else(|| columns.to_owned(), str::to_owned);
+                let rows = serde_json::Value::Array(table.rows).to_string();
+                let statement = self.start();
+                statement
+                    .push(&table.head)
+                    .push(format_args!(
+                        " SELECT {select} FROM json_populate_recordset(NULL::{name}, CAST("
+                    ))
+                    .push_bind(rows)
+                    .push(" AS json)) r");
+                if !table.tail.is_empty() {
+                    statement.push(" ").push(table.tail);
+                }
+                self.finish_write();
+            }
+            if let Some(statement) = self.statements.first_mut() {
+                // Data-modifying CTEs run whether or not the main query reads them.
+                statement.push(" SELECT 1");
+            }
         }
         self.statements
     }
@@ -106,19 +234,51 @@ impl<DB: Database> Writes<DB> {
             let n = self.count;
             self.statements[0].push(format_args!(", w{n} AS ("));
         }
+        self.open = true;
         self.last()
     }
 
     fn finish_write(&mut self) {
-        self.open_insert = None;
-        if self.fused && self.count > 0 {
+        if let Some((_, tail)) = self.open_insert.take()
+            && !tail.is_empty()
+        {
+            self.last().push(" ").push(tail);
+        }
+        if self.fused && self.open {
             self.last().push(")");
         }
+        self.open = false;
     }
 
     fn last(&mut self) -> &mut sqlx::QueryBuilder<DB> {
         self.statements.last_mut().expect("a write was started")
     }
+}
+
+impl<'a> From<&'a str> for Insert<'a> {
+    fn from(head: &'a str) -> Self {
+        Insert::into(head)
+    }
+}
+
+impl<'a> From<&'a String> for Insert<'a> {
+    fn from(head: &'a String) -> Self {
+        Insert::into(head)
+    }
+}
+
+/// The table and the column list of `INSERT INTO table (columns)`.
+fn table_of(head: &str) -> (&str, &str) {
+    let rest = head
+        .trim_start()
+        .trim_start_matches("INSERT INTO")
+        .trim_start();
+    let (name, columns) = rest.split_once('(').unwrap_or((rest, ""));
+    (name.trim(), columns.trim_end().trim_end_matches(')'))
+}
+
+fn columns_of(head: &str) -> impl Iterator<Item = &str> {
+    table_of(head).1.split(',').map(str::trim)
 }
 
 /// Where best-available starts reading a show's category: the first row that had a free seat
@@ -236,7 +396,7 @@ impl BestAvailableHints {
 
 macro_rules! store_engine {
     ($store:ty, $db:ty, lock = $lock:literal, key_lock = $key_lock:literal, share = $share:literal, skip_locked = $skip_locked:literal, fuse_writes = $fuse_writes:literal, refresh_statistics = $refresh_statistics:literal) => {
-        use $crate::engine::{WriteTx, Writes};
+        use $crate::engine::{Insert, WriteTx, Writes};
         use $crate::group_commit::{BookingAnswer, BookingClaim, HoldAnswer, HoldClaim};
 
         /// Whether `Writes` go as one statement on this engine.
@@ -528,27 +688,55 @@ macro_rules! store_engine {
         /// The holds of the bookings converted and their seats sold to them, as the caller's
         /// `writes`: unconditional, so only under the locks `decide_booking_group` decided by.
         fn convert_holds_into(writes: &mut Writes<$db>, confirmed: &[Confirmed<'_>]) {
+            let hold_ids: Vec<String> = confirmed.iter().map(|c| c.hold.id.to_string()).collect();
+            let seated: Vec<(String, String)> = confirmed
+                .iter()
+                .filter(|c| seats_of(&c.hold) > 0)
+                .map(|c| (c.hold.id.to_string(), c.booking.id.to_string()))
+                .collect();
+            // The holds by an id list padded (`padded`) to a few lengths: planned for each
+            // list, it stays a primary-key lookup however small the table was when a cached
+            // plan would have been made (a generic plan from a sale's first seconds scanned
+            // the whole table for every group after).
             writes.add(|sql| {
                 sql.push("UPDATE holds SET state = 'converted' WHERE id IN (");
                 let mut ids = sql.separated(", ");
-                for Confirmed { hold, .. } in confirmed {
-                    ids.push_bind(hold.id.to_string());
+                for id in padded(&hold_ids) {
+                    ids.push_bind(id.clone());
                 }
                 ids.push_unseparated(")");
             });
-            let seated: Vec<&Confirmed<'_>> = confirmed.iter().filter(|c| seats_of(&c.hold) > 0).collect();
+            if FUSE_WRITES {
+                // The seats by one JSON parameter, so that the statement's text does not change
+                // with the number of bookings (see `Writes`); `show_seats` is written (and its
+                // statistics refreshed) with the show, so the join is planned from its real size.
+                if seated.is_empty() {
+                    return;
+                }
+                let sold: Vec<serde_json::Value> = seated.iter().map(|(hold, booking)| serde_json::json!({"hold_id": hold, "booking_id": booking})).collect();
+                let sold = serde_json::Value::from(sold).to_string();
+                writes.add(|sql| {
+                    sql.push(
+                        "UPDATE show_seats SET state = 'sold', hold_id = NULL, held_until = NULL, booking_id = r.booking_id \
+                         FROM json_populate_recordset(NULL::show_seats, CAST(",
+                    )
+                    .push_bind(sold)
+                    .push(" AS json)) r WHERE show_seats.state = 'held' AND show_seats.hold_id = r.hold_id");
+                });
+                return;
+            }
             if seated.is_empty() {
                 return;
             }
             writes.add(|sql| {
                 sql.push("UPDATE show_seats SET state = 'sold', hold_id = NULL, held_until = NULL, booking_id = CASE hold_id");
-                for Confirmed { hold, booking, .. } in &seated {
-                    sql.push(" WHEN ").push_bind(hold.id.to_string()).push(" THEN ").push_bind(booking.id.to_string());
+                for (hold, booking) in padded(&seated) {
+                    sql.push(" WHEN ").push_bind(hold.clone()).push(" THEN ").push_bind(booking.clone());
                 }
                 sql.push(" END WHERE state = 'held' AND hold_id IN (");
                 let mut ids = sql.separated(", ");
-                for Confirmed { hold, .. } in &seated {
-                    ids.push_bind(hold.id.to_string());
+                for (hold, _) in padded(&seated) {
+                    ids.push_bind(hold.clone());
                 }
                 ids.push_unseparated(")");
             });
@@ -1008,20 +1196,19 @@ macro_rules! store_engine {
             if hold.items.is_empty() {
                 return;
             }
-            writes.add(|sql| {
-                sql.push("INSERT INTO hold_items (hold_id, position, show_id, seat_id, area_id, label, category, quantity, unit_price_minor) ")
-                    .push_values(hold.items.iter().enumerate(), |mut row, (position, item)| {
-                        row.push_bind(hold.id.to_string())
-                            .push_bind(position as i64)
-                            .push_bind(hold.show_id.to_string())
-                            .push_bind(item.seat_id.as_ref().map(|s| s.to_string()))
-                            .push_bind(item.area_id.as_ref().map(|a| a.to_string()))
-                            .push_bind(item.label.clone())
-                            .push_bind(item.category.clone())
-                            .push_bind(item.quantity)
-                            .push_bind(item.unit_price_minor);
-                    });
-            });
+            for (position, item) in hold.items.iter().enumerate() {
+                writes.insert("INSERT INTO hold_items (hold_id, position, show_id, seat_id, area_id, label, category, quantity, unit_price_minor)", |row| {
+                    row.push_bind(hold.id.to_string())
+                        .push_bind(position as i64)
+                        .push_bind(hold.show_id.to_string())
+                        .push_bind(item.seat_id.as_ref().map(|s| s.to_string()))
+                        .push_bind(item.area_id.as_ref().map(|a| a.to_string()))
+                        .push_bind(item.label.clone())
+                        .push_bind(item.category.clone())
+                        .push_bind(item.quantity)
+                        .push_bind(item.unit_price_minor);
+                });
+            }
         }
 
         /// Moves `quantity` standing places of the show's area from held to sold, in `writes`.
@@ -1205,13 +1392,13 @@ macro_rules! store_engine {
             for Confirmed { booking, .. } in confirmed {
                 *tickets_of.entry((booking.user_id.as_str(), booking.show_id.as_str())).or_default() += booking.tickets.len() as i64;
             }
-            writes.add(|sql| {
-                sql.push("INSERT INTO customer_tickets (user_id, show_id, tickets) ")
-                    .push_values(&tickets_of, |mut row, ((user, show), tickets)| {
-                        row.push_bind(user.to_string()).push_bind(show.to_string()).push_bind(*tickets);
-                    })
-                    .push(" ON CONFLICT (user_id, show_id) DO UPDATE SET tickets = customer_tickets.tickets + excluded.tickets");
-            });
+            let upsert = Insert::into("INSERT INTO customer_tickets (user_id, show_id, tickets)")
+                .then("ON CONFLICT (user_id, show_id) DO UPDATE SET tickets = customer_tickets.tickets + excluded.tickets");
+            for ((user, show), tickets) in &tickets_of {
+                writes.insert(upsert, |row| {
+                    row.push_bind(user.to_string()).push_bind(show.to_string()).push_bind(*tickets);
+                });
+            }
             for Confirmed { booking, .. } in confirmed {
                 for (position, ticket) in booking.tickets.iter().enumerate() {
                     writes.insert("INSERT INTO tickets (id, booking_id, position, seat_id, area_id, label, category, price_minor, code)", |row| {
@@ -2996,13 +3183,13 @@ pub(crate) use store_engine;
 
 #[cfg(test)]
 mod tests {
-    use super::Writes;
+    use super::{Insert, Writes};
 
     const EVENTS: &str = "INSERT INTO outbox (id, kind)";
 
     fn three_writes<DB: sqlx::Database>(writes: &mut Writes<DB>)
     where
-        for<'a> &'a str: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+        &'static str: for<'e> sqlx::Encode<'e, DB> + sqlx::Type<DB>,
     {
         writes.insert(EVENTS, |row| {
             row.push_bind("e1").push_bind("paid");
@@ -3020,16 +3207,15 @@ mod tests {
     }
 
     #[test]
-    fn fused_writes_are_one_statement_and_rows_in_a_row_one_insert_in_order() {
+    fn fused_writes_are_one_statement_and_a_tables_rows_one_insert_whatever_came_between() {
         let mut writes = Writes::<sqlx::Postgres>::new(true);
         three_writes(&mut writes);
         let statements = writes.into_statements();
         assert_eq!(statements.len(), 1);
         assert_eq!(
             statements[0].sql().as_str(),
-            "WITH w1 AS (INSERT INTO outbox (id, kind) VALUES ($1, $2), ($3, $4)), \
-             w2 AS (UPDATE show_areas SET sold = sold + 1 WHERE area_id = $5), \
-             w3 AS (INSERT INTO outbox (id, kind) VALUES ($6, $7)) SELECT 1"
+            "WITH w1 AS (UPDATE show_areas SET sold = sold + 1 WHERE area_id = $1), \
+             w2 AS (INSERT INTO outbox (id, kind) SELECT id, kind FROM json_populate_recordset(NULL::outbox, CAST($2 AS json)) r) SELECT 1"
         );
     }
 
@@ -3049,6 +3235,30 @@ mod tests {
                 "UPDATE show_areas SET sold = sold + 1 WHERE area_id = ?",
                 "INSERT INTO outbox (id, kind) VALUES (?, ?)",
             ]
+        );
+    }
+
+    #[test]
+    fn an_insert_with_a_tail_ends_with_it_after_its_last_row() {
+        let upsert = Insert::into("INSERT INTO counts (id, n)").then("ON CONFLICT (id) DO NOTHING");
+        let mut unfused = Writes::<sqlx::Sqlite>::new(false);
+        let mut fused = Writes::<sqlx::Postgres>::new(true);
+        for id in ["a", "b"] {
+            unfused.insert(upsert, |row| {
+                row.push_bind(id).push_bind(1_i64);
+            });
+            fused.insert(upsert, |row| {
+                row.push_bind(id).push_bind(1_i64);
+            });
+        }
+        assert_eq!(
+            unfused.into_statements()[0].sql().as_str(),
+            "INSERT INTO counts (id, n) VALUES (?, ?), (?, ?) ON CONFLICT (id) DO NOTHING"
+        );
+        assert_eq!(
+            fused.into_statements()[0].sql().as_str(),
+            "WITH w1 AS (INSERT INTO counts (id, n) SELECT id, n FROM json_populate_recordset(NULL::counts, CAST($1 AS json)) r \
+             ON CONFLICT (id) DO NOTHING) SELECT 1"
         );
     }
 

@@ -115,13 +115,12 @@ macro_rules! ledger_engine {
             if accounts.is_empty() {
                 return;
             }
-            writes.add(|sql| {
-                sql.push("INSERT INTO ledger_accounts (id, created_at) ")
-                    .push_values(accounts, |mut row, account| {
-                        row.push_bind(account.clone()).push_bind(now.unix_ms());
-                    })
-                    .push(" ON CONFLICT (id) DO NOTHING");
-            });
+            let open = Insert::into("INSERT INTO ledger_accounts (id, created_at)").then("ON CONFLICT (id) DO NOTHING");
+            for account in accounts {
+                writes.insert(open, |row| {
+                    row.push_bind(account.clone()).push_bind(now.unix_ms());
+                });
+            }
         }
 
         /// The postings' transactions, then all their entries, as the caller's `writes` (one

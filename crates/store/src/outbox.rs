@@ -116,28 +116,32 @@ macro_rules! outbox_engine {
             .to_string();
             // Sent already on the channels that never carry this kind.
             let not_carried = |channel: $crate::Channel| (!channel.carries(kind)).then_some(now.unix_ms());
-            writes.insert(
-                "INSERT INTO outbox (id, organizer_id, kind, subject, body, created_at, mailed_at, announced_at, card_refunded_at, fanned_out_at)",
-                |row| {
-                    row.push_bind(id.to_string())
-                        .push_bind(organizer_id.to_owned())
-                        .push_bind(kind.as_str())
-                        .push_bind(subject.to_owned())
-                        .push_bind(body)
-                        .push_bind(now.unix_ms())
-                        .push_bind(not_carried($crate::Channel::Mail))
-                        .push_bind(not_carried($crate::Channel::Live))
-                        .push_bind(not_carried($crate::Channel::CardRefunds))
-                        // Fanned out already when its organizer has no endpoint: there is nobody
-                        // to deliver it to, and marking it later rewrote every event of a sale.
-                        // An endpoint receives the events of changes made after it was created.
-                        .push("CASE WHEN EXISTS (SELECT 1 FROM webhook_endpoints e WHERE e.organizer_id = ")
-                        .push_bind_unseparated(organizer_id.to_owned())
-                        .push_unseparated(" AND e.deleted_at IS NULL) THEN NULL ELSE ")
-                        .push_bind_unseparated(now.unix_ms())
-                        .push_unseparated(" END");
-                },
-            );
+            const HEAD: &str = "INSERT INTO outbox (id, organizer_id, kind, subject, body, created_at, mailed_at, announced_at, card_refunded_at, fanned_out_at)";
+            // Fanned out already when its organizer has no endpoint: there is nobody to deliver
+            // it to, and marking it later rewrote every event of a sale. An endpoint receives the
+            // events of changes made after it was created.
+            const SELECT: &str = "id, organizer_id, kind, subject, body, created_at, mailed_at, announced_at, card_refunded_at, \
+                 CASE WHEN EXISTS (SELECT 1 FROM webhook_endpoints e WHERE e.organizer_id = r.organizer_id AND e.deleted_at IS NULL) \
+                 THEN NULL ELSE r.created_at END";
+            writes.insert(Insert::into(HEAD).selecting(SELECT), |row| {
+                row.push_bind(id.to_string())
+                    .push_bind(organizer_id.to_owned())
+                    .push_bind(kind.as_str())
+                    .push_bind(subject.to_owned())
+                    .push_bind(body)
+                    .push_bind(now.unix_ms())
+                    .push_bind(not_carried($crate::Channel::Mail))
+                    .push_bind(not_carried($crate::Channel::Live))
+                    .push_bind(not_carried($crate::Channel::CardRefunds))
+                    .push_computed(|values| {
+                        values
+                            .push("CASE WHEN EXISTS (SELECT 1 FROM webhook_endpoints e WHERE e.organizer_id = ")
+                            .push_bind_unseparated(organizer_id.to_owned())
+                            .push_unseparated(" AND e.deleted_at IS NULL) THEN NULL ELSE ")
+                            .push_bind_unseparated(now.unix_ms())
+                            .push_unseparated(" END");
+                    });
+            });
         }
 
         /// The organizer a show belongs to, for events about it and its bookings and holds.
