@@ -39,9 +39,9 @@ pub(crate) struct WriteTx<DB: Database> {
 /// Rows go through `insert`. Fused, every row of one table is one insert, whatever came
 /// between, and its rows are one JSON parameter (`json_populate_recordset`), in the order they
 /// were added: the statement's text then depends on which tables it writes, not on how many
-/// rows, so PostgreSQL parses and plans it once per connection instead of once per group (with
-/// a `VALUES` list per group size, a sale made a thousand texts that no statement cache kept,
-/// and planning them was an eighth of the machine). The CTEs of one statement run in no
+/// rows, so PostgreSQL can keep it prepared instead of parsing and planning it for each group
+/// (with a `VALUES` list per group size, a capacity sale made a thousand texts, more than any
+/// connection's statement cache kept). The CTEs of one statement run in no
 /// promised order, so rows whose order matters (outbox events, numbered by a sequence) must go
 /// to one table. Unfused, consecutive rows of one table are one `INSERT … VALUES`.
 pub(crate) struct Writes<DB: Database> {
