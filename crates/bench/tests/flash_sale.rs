@@ -5,22 +5,32 @@ use boxoffice_bench::{Options, Scenario};
 use boxoffice_testkit::{Engine, TestApp};
 use std::time::Duration;
 
-async fn a_short_sale_is_recorded_and_checked(engine: Engine) {
-    let app = TestApp::spawn(engine).await;
-    let options = Options {
-        targets: vec![app.base.clone()],
-        clients: 8,
+/// A small run against `target`: 20 seats, no standing area, 1 s ceilings; each test says what
+/// it changes.
+fn small_run(target: &str, clients: usize, requests: u64) -> Options {
+    Options {
+        targets: vec![target.to_owned()],
+        clients,
         duration: Duration::from_secs(30),
-        max_requests: Some(300),
+        max_requests: Some(requests),
         seats: 20,
-        ga_capacity: 15,
+        ga_capacity: 0,
         pg_url: None,
         ceiling_duration: Duration::from_secs(1),
         people: 1,
         redis_url: None,
+        change_rate: None,
+        pay_share: 0.8,
+    }
+}
+
+async fn a_short_sale_is_recorded_and_checked(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let options = Options {
+        ga_capacity: 15,
         // Paced, as `--rate` runs are: 80 changes at 200 a second.
         change_rate: Some(200.0),
-        pay_share: 0.8,
+        ..small_run(&app.base, 8, 300)
     };
     let report = boxoffice_bench::run(Scenario::FlashSale, &options)
         .await
@@ -59,18 +69,9 @@ async fn postgres_short_sale() {
 async fn a_sale_where_nobody_pays_releases_every_granted_hold() {
     let app = TestApp::spawn(Engine::Sqlite).await;
     let options = Options {
-        targets: vec![app.base.clone()],
-        clients: 4,
-        duration: Duration::from_secs(30),
-        max_requests: Some(120),
-        seats: 20,
         ga_capacity: 15,
-        pg_url: None,
-        ceiling_duration: Duration::from_secs(1),
-        people: 1,
-        redis_url: None,
-        change_rate: None,
         pay_share: 0.0,
+        ..small_run(&app.base, 4, 120)
     };
     let report = boxoffice_bench::run(Scenario::FlashSale, &options)
         .await
@@ -97,20 +98,7 @@ async fn a_sale_where_nobody_pays_releases_every_granted_hold() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fanout_counts_every_change_at_every_viewer() {
     let app = TestApp::spawn(Engine::Sqlite).await;
-    let options = Options {
-        targets: vec![app.base.clone()],
-        clients: 6,
-        duration: Duration::from_secs(30),
-        max_requests: Some(80),
-        seats: 20,
-        ga_capacity: 0,
-        pg_url: None,
-        ceiling_duration: Duration::from_secs(1),
-        people: 1,
-        redis_url: None,
-        change_rate: None,
-        pay_share: 0.8,
-    };
+    let options = small_run(&app.base, 6, 80);
     let report = boxoffice_bench::run(Scenario::Fanout, &options)
         .await
         .expect("the run completes");
@@ -134,18 +122,9 @@ async fn queue_join_measures_the_line_over_http_and_in_process() {
     let app = TestApp::spawn(Engine::Sqlite).await;
     let redis = boxoffice_testkit::redis::RedisServer::start().await;
     let options = Options {
-        targets: vec![app.base.clone()],
-        clients: 4,
-        duration: Duration::from_secs(30),
-        max_requests: Some(40),
-        seats: 20,
-        ga_capacity: 0,
-        pg_url: None,
-        ceiling_duration: Duration::from_secs(1),
         people: 5_000,
         redis_url: Some(redis.url()),
-        change_rate: None,
-        pay_share: 0.8,
+        ..small_run(&app.base, 4, 40)
     };
     let report = boxoffice_bench::run(Scenario::QueueJoin, &options)
         .await
