@@ -57,12 +57,14 @@ pub(crate) struct Writes<DB: Database> {
     tables: Vec<TableRows>,
 }
 
-/// One table's rows of a fused `Writes`.
+/// One table's rows of a fused `Writes`: its columns, read once from the head, and its rows
+/// as the text of a JSON array of objects, written as they come.
 struct TableRows {
     head: String,
+    columns: Vec<String>,
     select: Option<&'static str>,
     tail: &'static str,
-    rows: Vec<serde_json::Value>,
+    rows: String,
 }
 
 /// An insert of `Writes`: `head` is `INSERT INTO table (columns)`; fused, the row's values are
@@ -112,7 +114,9 @@ impl<DB: Database> Row<'_, '_, DB> {
             Row::Values(separated) => {
                 separated.push_bind(value);
             }
-            Row::Json(values) => values.push(serde_json::to_value(&value).unwrap_or_default()),
+            Row::Json(values) => {
+                values.push(serde_json::to_value(&value).expect("a column value is plain JSON"))
+            }
         }
         self
     }
@@ -157,19 +161,28 @@ impl<DB: Database> Writes<DB> {
         if self.fused {
             let mut values = Vec::new();
             row(&mut Row::Json(&mut values));
-            let object: serde_json::Map<String, serde_json::Value> = columns_of(insert.head)
-                .zip(values)
-                .map(|(c, v)| (c.to_owned(), v))
-                .collect();
-            match self.tables.iter_mut().find(|t| t.head == insert.head) {
-                Some(table) => table.rows.push(object.into()),
-                None => self.tables.push(TableRows {
-                    head: insert.head.to_owned(),
-                    select: insert.select,
-                    tail: insert.tail,
-                    rows: vec![object.into()],
-                }),
-            }
+            let index = match self.tables.iter().position(|t| t.head == insert.head) {
+                Some(index) => index,
+                None => {
+                    self.tables.push(TableRows {
+                        head: insert.head.to_owned(),
+                        columns: columns_of(insert.head).map(str::to_owned).collect(),
+                        select: insert.select,
+                        tail: insert.tail,
+                        rows: String::new(),
+                    });
+                    self.tables.len() - 1
+                }
+            };
+            let table = &mut self.tables[index];
+            table
+                .rows
+                .push(if table.rows.is_empty() { '[' } else { ',' });
+            let object: serde_json::Map<String, serde_json::Value> =
+                table.columns.iter().cloned().zip(values).collect();
+            table
+                .rows
+                .push_str(&serde_json::Value::Object(object).to_string());
             return;
         }
         if self
@@ -199,7 +212,7 @@ impl<DB: Database> Writes<DB> {
                 let select = table
                     .select
                     .map_or_else(|| columns.to_owned(), str::to_owned);
-                let rows = serde_json::Value::Array(table.rows).to_string();
+                let rows = table.rows + "]";
                 let statement = self.start();
                 statement
                     .push(&table.head)
@@ -706,13 +719,13 @@ macro_rules! store_engine {
                 }
                 ids.push_unseparated(")");
             });
+            if seated.is_empty() {
+                return;
+            }
             if FUSE_WRITES {
                 // The seats by one JSON parameter, so that the statement's text does not change
                 // with the number of bookings (see `Writes`); `show_seats` is written (and its
                 // statistics refreshed) with the show, so the join is planned from its real size.
-                if seated.is_empty() {
-                    return;
-                }
                 let sold: Vec<serde_json::Value> = seated.iter().map(|(hold, booking)| serde_json::json!({"hold_id": hold, "booking_id": booking})).collect();
                 let sold = serde_json::Value::from(sold).to_string();
                 writes.add(|sql| {
@@ -723,9 +736,6 @@ macro_rules! store_engine {
                     .push_bind(sold)
                     .push(" AS json)) r WHERE show_seats.state = 'held' AND show_seats.hold_id = r.hold_id");
                 });
-                return;
-            }
-            if seated.is_empty() {
                 return;
             }
             writes.add(|sql| {
