@@ -88,7 +88,11 @@ pub async fn render(axum::extract::State(app): axum::extract::State<crate::AppSt
         metrics::gauge!("boxoffice_process_resident_memory_bytes").set(bytes as f64);
     }
     let groups = app.store.group_stats();
-    for (kind, stats) in [("hold", groups.holds), ("booking", groups.bookings)] {
+    for (kind, stats) in [
+        ("hold", groups.holds),
+        ("booking", groups.bookings),
+        ("release", groups.releases),
+    ] {
         metrics::counter!("boxoffice_commit_groups_total", "kind" => kind).absolute(stats.groups);
         metrics::counter!("boxoffice_grouped_commands_total", "kind" => kind)
             .absolute(stats.claims);

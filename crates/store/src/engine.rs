@@ -410,7 +410,7 @@ impl BestAvailableHints {
 macro_rules! store_engine {
     ($store:ty, $db:ty, lock = $lock:literal, key_lock = $key_lock:literal, share = $share:literal, skip_locked = $skip_locked:literal, fuse_writes = $fuse_writes:literal, refresh_statistics = $refresh_statistics:literal) => {
         use $crate::engine::{Insert, WriteTx, Writes};
-        use $crate::group_commit::{BookingAnswer, BookingClaim, HoldAnswer, HoldClaim};
+        use $crate::group_commit::{BookingAnswer, BookingClaim, HoldAnswer, HoldClaim, ReleaseAnswer, ReleaseClaim};
 
         /// Whether `Writes` go as one statement on this engine.
         const FUSE_WRITES: bool = $fuse_writes;
@@ -663,10 +663,15 @@ macro_rules! store_engine {
             query
         }
 
+        /// Takes the shows of these holds (`hold_ids` sorted) shared, in id order; their ids.
+        async fn share_show_ids_of_holds(conn: &mut Conn, hold_ids: &[String]) -> StoreResult<Vec<String>> {
+            let mut query = by_hold_ids("SELECT id FROM shows WHERE id IN (SELECT show_id FROM holds WHERE id IN (", hold_ids, concat!(")) ORDER BY id", $share));
+            Ok(query.build_query_scalar().fetch_all(&mut *conn).await?)
+        }
+
         /// The shows of these holds (`hold_ids` sorted), taken shared in id order, by id.
         async fn share_shows_of_holds(conn: &mut Conn, hold_ids: &[String]) -> StoreResult<BTreeMap<String, Show>> {
-            let mut query = by_hold_ids("SELECT id FROM shows WHERE id IN (SELECT show_id FROM holds WHERE id IN (", hold_ids, concat!(")) ORDER BY id", $share));
-            let ids: Vec<String> = query.build_query_scalar().fetch_all(&mut *conn).await?;
+            let ids = share_show_ids_of_holds(conn, hold_ids).await?;
             let mut shows = BTreeMap::new();
             for id in ids {
                 if let Some(show) = load_show(conn, &id).await? {
@@ -1745,6 +1750,107 @@ macro_rules! store_engine {
         }
 
         impl $store {
+            /// One release in a transaction of its own: what a group does, for one hold.
+            async fn release_hold_alone(&self, id: &HoldId, user_id: &UserId, now: Timestamp) -> StoreResult<Hold> {
+                let mut w = self.begin_write().await?;
+                let conn = &mut *w.tx;
+                let hold = load_hold(conn, id.as_str()).await?.filter(|h| &h.user_id == user_id);
+                let hold = hold.ok_or(DomainError::NotFound("hold"))?;
+                if hold.state == HoldState::Converted {
+                    return Err(DomainError::HoldAlreadyBooked.into());
+                }
+                sqlx::query(concat!("SELECT id FROM shows WHERE id = $1", $share)).bind(hold.show_id.to_string()).execute(&mut *conn).await?;
+                let (retired, returns) = retire_holds(conn, std::slice::from_ref(&id.to_string()), "released").await?;
+                sqlx::query(concat!(
+                    "UPDATE show_seats SET state = 'free', hold_id = NULL, held_until = NULL \
+                     WHERE hold_id = $1 AND state = 'held' \
+                     AND seat_id IN (SELECT seat_id FROM show_seats WHERE hold_id = $1 ORDER BY seat_id",
+                    $lock,
+                    ")"
+                ))
+                .bind(id.to_string())
+                .execute(&mut *conn)
+                .await?;
+                give_back(conn, returns).await?;
+                let seats: Vec<String> = hold.items.iter().filter_map(|i| i.seat_id.as_ref().map(|s| s.to_string())).collect();
+                let first_row = first_row_of(conn, &seats).await;
+                w.tx.commit().await?;
+                self.hint_freed(hold.show_id.as_str(), first_row);
+                // Released now, or already over (expired, released before) as it was read.
+                let state = if retired.is_empty() { hold.state } else { HoldState::Released };
+                Ok(Hold { state, ..hold }.as_of(now))
+            }
+
+            /// A group of releases, each decided as alone from its hold's row under lock: the
+            /// shows shared and the holds locked in id order, then the seats of the holds still
+            /// active freed in seat-id order and their standing places given back last, area by
+            /// area (the lock order of every claim), and committed once. A hold already over
+            /// (expired, released) is answered as it is and a booked one refused, as alone.
+            async fn decide_release_group(&self, group: &[ReleaseClaim]) -> StoreResult<Vec<ReleaseAnswer>> {
+                let mut w = self.begin_write().await?;
+                let conn = &mut *w.tx;
+                let mut hold_ids: Vec<String> = group.iter().map(|c| c.hold_id.to_string()).collect();
+                hold_ids.sort_unstable();
+                hold_ids.dedup();
+                share_show_ids_of_holds(conn, &hold_ids).await?;
+                let mut holds = lock_holds(conn, &hold_ids).await?;
+                let mut answers = Vec::with_capacity(group.len());
+                let mut released: Vec<String> = Vec::new();
+                let mut returns: BTreeMap<(String, String), i64> = BTreeMap::new();
+                for claim in group {
+                    let hold = holds.get_mut(claim.hold_id.as_str()).filter(|h| h.user_id == claim.user_id);
+                    let answer = match hold {
+                        None => Err(DomainError::NotFound("hold").into()),
+                        Some(hold) if hold.state == HoldState::Converted => Err(DomainError::HoldAlreadyBooked.into()),
+                        Some(hold) => {
+                            if hold.state == HoldState::Active {
+                                released.push(hold.id.to_string());
+                                for (area, quantity) in area_quantities(&hold.items) {
+                                    *returns.entry((hold.show_id.to_string(), area.to_owned())).or_default() += quantity;
+                                }
+                                hold.state = HoldState::Released;
+                            }
+                            Ok(hold.clone().as_of(claim.now))
+                        }
+                    };
+                    answers.push(answer);
+                }
+                if released.is_empty() {
+                    return Ok(answers);
+                }
+                let mut retire = by_hold_ids("UPDATE holds SET state = 'released' WHERE id IN (", &released, ")");
+                retire.build().execute(&mut *conn).await?;
+                // The seats locked in seat-id order (the subquery), whatever plan the update gets;
+                // each freed seat's row rank comes back for best-available's hint.
+                let mut free = sqlx::QueryBuilder::<$db>::new("UPDATE show_seats SET state = 'free', hold_id = NULL, held_until = NULL WHERE state = 'held' AND hold_id IN (");
+                let mut ids = free.separated(", ");
+                for id in padded(&released) {
+                    ids.push_bind(id.clone());
+                }
+                free.push(") AND (show_id, seat_id) IN (SELECT show_id, seat_id FROM show_seats WHERE state = 'held' AND hold_id IN (");
+                let mut ids = free.separated(", ");
+                for id in padded(&released) {
+                    ids.push_bind(id.clone());
+                }
+                free.push(concat!(
+                    ") ORDER BY seat_id",
+                    $lock,
+                    ") RETURNING show_id, (SELECT s.row_rank FROM seats s WHERE s.id = show_seats.seat_id)"
+                ));
+                let freed: Vec<(String, i64)> = free.build_query_as().fetch_all(&mut *conn).await?;
+                give_back(conn, AreaReturns(returns.into_iter().map(|((show, area), quantity)| (show, area, quantity)).collect())).await?;
+                w.tx.commit().await?;
+                let mut first_rows: BTreeMap<String, i64> = BTreeMap::new();
+                for (show, rank) in freed {
+                    let first = first_rows.entry(show).or_insert(rank);
+                    *first = (*first).min(rank);
+                }
+                for (show, rank) in first_rows {
+                    self.hint_freed(&show, Ok(Some(rank)));
+                }
+                Ok(answers)
+            }
+
             /// After many rows land at once (a show's seats, a venue's layout), PostgreSQL's
             /// statistics describe the table as it was until autovacuum looks (up to a minute),
             /// and plans made meanwhile (a flash sale starts at once) can be far off: with the
@@ -2264,7 +2370,7 @@ macro_rules! store_engine {
             }
 
             fn group_stats(&self) -> $crate::GroupCommits {
-                $crate::GroupCommits { holds: self.holds_waiting.stats(), bookings: self.bookings_waiting.stats() }
+                $crate::GroupCommits { holds: self.holds_waiting.stats(), bookings: self.bookings_waiting.stats(), releases: self.releases_waiting.stats() }
             }
 
             fn pool_stats(&self) -> $crate::PoolStats {
@@ -3003,34 +3109,19 @@ macro_rules! store_engine {
                 load_hold(&mut *conn, id.as_str()).await
             }
 
+            /// A release, grouped with the others arriving meanwhile (group commit); alone when
+            /// its group could not be decided.
             async fn release_hold(&self, id: &HoldId, user_id: &UserId, now: Timestamp) -> StoreResult<Hold> {
-                let mut w = self.begin_write().await?;
-                let conn = &mut *w.tx;
-                let hold = load_hold(conn, id.as_str()).await?.filter(|h| &h.user_id == user_id);
-                let hold = hold.ok_or(DomainError::NotFound("hold"))?;
-                if hold.state == HoldState::Converted {
-                    return Err(DomainError::HoldAlreadyBooked.into());
+                let claim = ReleaseClaim { hold_id: id.clone(), user_id: user_id.clone(), now };
+                let store = self.clone();
+                let run = move |group: Vec<ReleaseClaim>| {
+                    let store = store.clone();
+                    async move { store.decide_release_group(&group).await }
+                };
+                match self.releases_waiting.join(claim, run).await {
+                    Some(decided) => decided,
+                    None => self.release_hold_alone(id, user_id, now).await,
                 }
-                sqlx::query(concat!("SELECT id FROM shows WHERE id = $1", $share)).bind(hold.show_id.to_string()).execute(&mut *conn).await?;
-                let (retired, returns) = retire_holds(conn, std::slice::from_ref(&id.to_string()), "released").await?;
-                sqlx::query(concat!(
-                    "UPDATE show_seats SET state = 'free', hold_id = NULL, held_until = NULL \
-                     WHERE hold_id = $1 AND state = 'held' \
-                     AND seat_id IN (SELECT seat_id FROM show_seats WHERE hold_id = $1 ORDER BY seat_id",
-                    $lock,
-                    ")"
-                ))
-                .bind(id.to_string())
-                .execute(&mut *conn)
-                .await?;
-                give_back(conn, returns).await?;
-                let seats: Vec<String> = hold.items.iter().filter_map(|i| i.seat_id.as_ref().map(|s| s.to_string())).collect();
-                let first_row = first_row_of(conn, &seats).await;
-                w.tx.commit().await?;
-                self.hint_freed(hold.show_id.as_str(), first_row);
-                // Released now, or already over (expired, released before) as it was read.
-                let state = if retired.is_empty() { hold.state } else { HoldState::Released };
-                Ok(Hold { state, ..hold }.as_of(now))
             }
 
             async fn set_area_capacity(&self, show: &ShowId, area: &AreaId, capacity: i64, now: Timestamp) -> StoreResult<()> {

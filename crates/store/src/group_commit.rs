@@ -7,7 +7,9 @@
 //! in one statement, the seats locked and claimed in one statement each, and every hold is
 //! written and committed at once. Bookings paid by card wait in one line: their holds and seats
 //! are locked and read in one statement each, every booking is decided from them as alone, and
-//! all of them are written with one statement and committed at once.
+//! all of them are written with one statement and committed at once. Releases wait in one line:
+//! their holds are locked in one statement, their seats freed in one and each area's places given
+//! back in one, and committed at once.
 //!
 //! The queue only groups and hands out answers; what a group decides is the store's (its
 //! transaction) and core's (`inventory::grant_in_order`). A group never holds two claims of one
@@ -64,11 +66,12 @@ pub struct GroupStats {
     pub failed: u64,
 }
 
-/// The store's groups: new holds (a line per show) and bookings (one line).
+/// The store's groups: new holds (a line per show), bookings and releases (one line each).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct GroupCommits {
     pub holds: GroupStats,
     pub bookings: GroupStats,
+    pub releases: GroupStats,
 }
 
 impl<M: Member, A: Send + 'static> Queue<M, A> {
@@ -214,6 +217,31 @@ pub(crate) type BookingAnswer = Option<crate::StoreResult<boxoffice_core::bookin
 pub(crate) type BookingQueue = Queue<BookingClaim, BookingAnswer>;
 
 pub(crate) fn booking_queue() -> Arc<BookingQueue> {
+    Queue::new(2, 64)
+}
+
+/// A customer's release of a hold waiting for its group. Releases of every show share one line.
+pub(crate) struct ReleaseClaim {
+    pub hold_id: boxoffice_core::ids::HoldId,
+    pub user_id: boxoffice_core::ids::UserId,
+    pub now: boxoffice_core::Timestamp,
+}
+
+impl Member for ReleaseClaim {
+    fn line(&self) -> &str {
+        "releases"
+    }
+    fn customer(&self) -> &str {
+        self.user_id.as_str()
+    }
+}
+
+/// A group's answer to one release: the hold as released (or as it already was).
+pub(crate) type ReleaseAnswer = crate::StoreResult<boxoffice_core::hold::Hold>;
+
+pub(crate) type ReleaseQueue = Queue<ReleaseClaim, ReleaseAnswer>;
+
+pub(crate) fn release_queue() -> Arc<ReleaseQueue> {
     Queue::new(2, 64)
 }
 

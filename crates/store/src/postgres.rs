@@ -22,6 +22,7 @@ pub struct PgStore {
     best_hints: std::sync::Arc<crate::engine::BestAvailableHints>,
     holds_waiting: std::sync::Arc<crate::group_commit::HoldQueue>,
     bookings_waiting: std::sync::Arc<crate::group_commit::BookingQueue>,
+    releases_waiting: std::sync::Arc<crate::group_commit::ReleaseQueue>,
 }
 
 impl PgStore {
@@ -49,6 +50,7 @@ impl PgStore {
             best_hints: Default::default(),
             holds_waiting: crate::group_commit::hold_queue(),
             bookings_waiting: crate::group_commit::booking_queue(),
+            releases_waiting: crate::group_commit::release_queue(),
         })
     }
 

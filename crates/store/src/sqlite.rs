@@ -17,6 +17,7 @@ pub struct SqliteStore {
     best_hints: Arc<crate::engine::BestAvailableHints>,
     holds_waiting: Arc<crate::group_commit::HoldQueue>,
     bookings_waiting: Arc<crate::group_commit::BookingQueue>,
+    releases_waiting: Arc<crate::group_commit::ReleaseQueue>,
 }
 
 impl SqliteStore {
@@ -41,6 +42,7 @@ impl SqliteStore {
             best_hints: Default::default(),
             holds_waiting: crate::group_commit::hold_queue(),
             bookings_waiting: crate::group_commit::booking_queue(),
+            releases_waiting: crate::group_commit::release_queue(),
         })
     }
 

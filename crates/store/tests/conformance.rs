@@ -1234,6 +1234,127 @@ async fn bookings_lined_up_are_decided_together_as_if_alone(engine: Engine) {
     assert_eq!(f.state_of("A5", f.now).await, SeatState::Held);
 }
 
+/// Group commit for releases: releases arriving while the first two wait for a busy show are
+/// decided together, each as alone: a hold that is someone else's is not found, a booked one is
+/// refused and stays sold, one released before is answered as it is, one whose time ran out is
+/// released; every other hold's seats and standing places are free again afterwards.
+async fn releases_lined_up_are_decided_together_as_if_alone(engine: Engine) {
+    let f = Arc::new(Fixture::new(engine).await);
+    let mut c = Vec::new();
+    for i in 0..9 {
+        c.push(f.customer(&format!("c{i}@example.com")).await);
+    }
+    let holds = [
+        f.seats(&c[0], &["B1"], f.now).await.unwrap(),
+        f.seats(&c[1], &["B2"], f.now).await.unwrap(),
+        f.places(&c[2], 3, f.now).await.unwrap(),
+        f.seats(&c[3], &["A1", "A2"], f.now).await.unwrap(),
+        f.seats(&c[4], &["A4"], f.now).await.unwrap(),
+        f.seats(&c[5], &["A5"], f.now).await.unwrap(),
+        f.places(&c[6], 2, f.now).await.unwrap(),
+        f.seats(&c[7], &["A3"], f.now).await.unwrap(),
+    ];
+    f.confirm(&holds[4], &c[4], f.now).await.unwrap();
+    f.store
+        .release_hold(&holds[5].id, &c[5], f.now)
+        .await
+        .unwrap();
+    // (who releases, which hold): the ninth customer tries the first's hold, the fifth
+    // releases its booked hold, the sixth its released one, the eighth after its hold ran out.
+    let releases: [(usize, usize); 8] = [
+        (1, 1),
+        (8, 0),
+        (2, 2),
+        (3, 3),
+        (4, 4),
+        (5, 5),
+        (6, 6),
+        (7, 7),
+    ];
+    let before = f.store.group_stats().releases;
+    let busy = keep_the_show_busy(&f, engine).await;
+    let mut answers = Vec::new();
+    for (i, (who, hold)) in releases.into_iter().enumerate() {
+        let (f2, customer, hold) = (f.clone(), c[who].clone(), holds[hold].id.clone());
+        let at = if who == 7 {
+            f.now.plus_minutes(11)
+        } else {
+            f.now
+        };
+        answers.push(tokio::spawn(async move {
+            f2.store.release_hold(&hold, &customer, at).await
+        }));
+        in_line(&*f.store, i, before, |s| s.releases).await;
+    }
+    drop(busy);
+    let mut outcomes = Vec::new();
+    for answer in answers {
+        outcomes.push(answer.await.unwrap());
+    }
+    let state = |i: usize| match &outcomes[i] {
+        Ok(hold) => hold.state,
+        Err(e) => panic!("release {i} failed: {e:?}"),
+    };
+    for released in [0, 2, 3, 6, 7] {
+        assert_eq!(state(released), HoldState::Released, "release {released}");
+    }
+    assert_eq!(
+        state(5),
+        HoldState::Released,
+        "released before, answered as it is"
+    );
+    assert!(
+        matches!(
+            &outcomes[1],
+            Err(StoreError::Domain(DomainError::NotFound("hold")))
+        ),
+        "{:?}",
+        outcomes[1]
+    );
+    assert!(
+        matches!(
+            &outcomes[4],
+            Err(StoreError::Domain(DomainError::HoldAlreadyBooked))
+        ),
+        "{:?}",
+        outcomes[4]
+    );
+
+    let map = f.map(f.now).await;
+    assert_eq!(
+        labels_in(&map, SeatState::Sold),
+        ["A4"],
+        "the booked seat stays sold"
+    );
+    assert_eq!(
+        labels_in(&map, SeatState::Held),
+        ["B1"],
+        "only the hold another customer tried to release is still held"
+    );
+    assert_eq!(
+        (map.areas[0].sold, map.areas[0].held, map.areas[0].free),
+        (0, 0, 10),
+        "both holds' standing places are back"
+    );
+    assert_eq!(
+        f.store.active_holds(f.now).await.unwrap(),
+        1,
+        "c0's hold is the one left"
+    );
+    // What the group gave back can be taken again.
+    f.seats(&c[8], &["A1", "A2"], f.now).await.unwrap();
+    f.places(&c[2], 3, f.now).await.unwrap();
+    let after = f.store.group_stats().releases;
+    assert!(
+        (after.claims - before.claims) - (after.groups - before.groups) >= 5,
+        "the six releases that lined up went as one group: {before:?} → {after:?}"
+    );
+    assert_eq!(
+        after.failed, before.failed,
+        "no group failed and went alone"
+    );
+}
+
 /// Groups of claims and of bookings racing on the same seats never fail (a deadlock between
 /// them would roll a whole group back and send every claim in it alone, after a second's wait
 /// for the deadlock to be found): customers hold pairs of seats in both orders, book them and
@@ -2265,6 +2386,7 @@ conformance!(
     racing_claims_sell_each_seat_once,
     claims_lined_up_are_decided_together_as_if_alone,
     bookings_lined_up_are_decided_together_as_if_alone,
+    releases_lined_up_are_decided_together_as_if_alone,
     racing_groups_of_holds_and_bookings_never_fail,
     a_customers_racing_holds_get_one,
     racing_general_admission_stays_within_capacity,

@@ -62,6 +62,7 @@ async fn metrics_count_requests_and_sales(engine: Engine) {
         "boxoffice_grouped_commands_total{kind=\"booking\"}",
         "boxoffice_waiting_for_group{kind=\"hold\"}",
         "boxoffice_failed_groups_total{kind=\"booking\"}",
+        "boxoffice_grouped_commands_total{kind=\"release\"}",
     ] {
         assert!(
             metrics.contains(expected),
