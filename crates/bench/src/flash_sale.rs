@@ -280,6 +280,7 @@ pub async fn run(api: &Api, options: &Options) -> anyhow::Result<Report> {
             .collect(),
         sold: Some((checked.sold, sale.seat_ids.len() as i64 + sale.capacity)),
         checker: Some(checked.verdict),
+        show_id: Some(sale.show_id.clone()),
         ceilings: Default::default(),
     })
 }

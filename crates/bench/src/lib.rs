@@ -2,7 +2,8 @@
 //! process, records every client operation (invoke, then ok / fail / unknown), checks the
 //! history against what the servers say afterwards, and measures the ceilings of the parts
 //! underneath in the same run (a trivial route; PostgreSQL's own pgbench on the claim
-//! statement; redis-benchmark on the line's `ZADD`) so results read as ratios.
+//! statement and on the hold path's own transactions; redis-benchmark on the line's `ZADD`) so
+//! results read as ratios.
 
 mod api;
 mod browse;
@@ -94,6 +95,10 @@ pub async fn run(scenario: Scenario, options: &Options) -> anyhow::Result<Report
     report.ceilings.http = Some(ceilings::http(options).await?);
     if let Some(url) = &options.pg_url {
         report.ceilings.pgbench = Some(ceilings::pgbench(url, options).await?);
+        if let Some(show) = &report.show_id {
+            report.ceilings.pgbench_hold_path =
+                ceilings::pgbench_hold_path(url, show, options).await?;
+        }
     }
     if let Some(url) = &options.redis_url {
         report.ceilings.redis = Some(ceilings::redis(url, options).await?);

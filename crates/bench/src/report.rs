@@ -110,6 +110,10 @@ pub struct RedisCeiling {
 pub struct Ceilings {
     pub http: Option<HttpCeiling>,
     pub pgbench: Option<PgbenchCeiling>,
+    /// pgbench running the hold path's own transactions (a hold of one seat and its release),
+    /// for a flash sale on PostgreSQL.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pgbench_hold_path: Option<PgbenchCeiling>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub redis: Option<RedisCeiling>,
 }
@@ -129,6 +133,9 @@ pub struct Report {
     pub sold: Option<(i64, i64)>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub checker: Option<Verdict>,
+    /// The show a flash sale sold (the hold path's ceiling runs on it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub show_id: Option<String>,
     pub ceilings: Ceilings,
 }
 
@@ -185,6 +192,31 @@ impl Report {
                 "  ceiling pgbench ({} clients): {:.1} tps, avg {:.2} ms — {}\n",
                 p.clients, p.transactions_per_s, p.latency_avg_ms, p.statement
             );
+        }
+        if let Some(p) = &self.ceilings.pgbench_hold_path {
+            out += &format!(
+                "  ceiling pgbench, the hold path ({} clients): {:.1} holds+releases/s, avg {:.2} ms — {}\n",
+                p.clients, p.transactions_per_s, p.latency_avg_ms, p.statement
+            );
+        }
+        let granted = self
+            .rates_per_s
+            .get("holds_granted")
+            .copied()
+            .unwrap_or(0.0);
+        for (name, ceiling) in [
+            ("the claim statement", &self.ceilings.pgbench),
+            ("the hold path", &self.ceilings.pgbench_hold_path),
+        ] {
+            if let Some(p) = ceiling
+                .as_ref()
+                .filter(|p| p.transactions_per_s > 0.0 && granted > 0.0)
+            {
+                out += &format!(
+                    "  granted holds / pgbench on {name}: {:.1} %\n",
+                    100.0 * granted / p.transactions_per_s
+                );
+            }
         }
         if let Some(r) = &self.ceilings.redis {
             out += &format!(

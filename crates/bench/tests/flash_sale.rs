@@ -95,6 +95,63 @@ async fn a_sale_where_nobody_pays_releases_every_granted_hold() {
     assert!(refused.is_err_and(|e| e.to_string().contains("between 0 and 1")));
 }
 
+/// On PostgreSQL the run ends with both pgbench ceilings: the claim statement on a scratch
+/// table, and the hold path's own statements on the sale's show, which leave nothing behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_ceilings_run_the_claim_and_the_hold_path_through_pgbench() {
+    let app = TestApp::spawn(Engine::Postgres).await;
+    let options = Options {
+        pay_share: 0.0,
+        pg_url: Some(app.database_url().to_owned()),
+        ..small_run(&app.base, 4, 60)
+    };
+    let report = boxoffice_bench::run(Scenario::FlashSale, &options)
+        .await
+        .expect("the run and its ceilings complete");
+    let claim = report
+        .ceilings
+        .pgbench
+        .as_ref()
+        .expect("the claim's ceiling");
+    assert!(claim.transactions_per_s > 0.0, "{}", report.table());
+    let hold_path = report
+        .ceilings
+        .pgbench_hold_path
+        .as_ref()
+        .expect("the hold path's ceiling");
+    assert!(hold_path.transactions_per_s > 0.0, "{}", report.table());
+    assert!([4, 8, 16].contains(&hold_path.clients));
+    assert!(
+        hold_path.clients <= 20,
+        "no more clients than free seats (20): {}",
+        hold_path.clients
+    );
+    assert!(
+        report
+            .table()
+            .contains("granted holds / pgbench on the hold path"),
+        "{}",
+        report.table()
+    );
+    use sqlx::Connection;
+    let mut db = sqlx::PgConnection::connect(app.database_url())
+        .await
+        .unwrap();
+    let (left, held, scratch): (i64, i64, i64) = sqlx::query_as(
+        "SELECT (SELECT COUNT(*) FROM holds WHERE id LIKE 'hld\\_bench%'), \
+         (SELECT COUNT(*) FROM show_seats WHERE state <> 'free'), \
+         (SELECT COUNT(*) FROM pg_class WHERE relname LIKE 'bench\\_%')",
+    )
+    .fetch_one(&mut db)
+    .await
+    .unwrap();
+    assert_eq!(
+        (left, held, scratch),
+        (0, 0, 0),
+        "the ceilings' holds, held seats and scratch tables are gone"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fanout_counts_every_change_at_every_viewer() {
     let app = TestApp::spawn(Engine::Sqlite).await;

@@ -32,6 +32,11 @@ impl TestApp {
         Self::spawn_with(engine, |_| {}).await
     }
 
+    /// The server's database, for tools that reach it directly (the bench's pgbench ceilings).
+    pub fn database_url(&self) -> &str {
+        &self._db.url
+    }
+
     /// The settings every test server uses: cheap password hashing, a fast sweeper and live
     /// tick, and rate limits far above what a test sends (the rate-limit tests set their own).
     pub fn test_config() -> boxoffice_server::Config {
