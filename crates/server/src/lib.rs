@@ -75,6 +75,7 @@ pub async fn state(
     Ok(AppState::new(Inner {
         live: live::Live::new(redis.clone(), config.live.clone()),
         live_receipts: Default::default(),
+        waitlist_rounds: Default::default(),
         sessions: auth::SessionCache::new(config.session_cache_ms),
         limiter: ratelimit::Limiter::new(&config.rate_limits, redis.clone()),
         waiting: waiting_room::WaitingRooms::new(

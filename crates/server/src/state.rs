@@ -175,6 +175,8 @@ pub struct Inner {
     pub live: Live,
     /// Outbox events already told to viewers here, to be ticked off by the next dispatch round.
     pub live_receipts: std::sync::Mutex<Vec<(boxoffice_core::outbox::EventKind, String)>>,
+    /// Shows whose waitlist round runs here, and whether places came back since it began.
+    pub waitlist_rounds: std::sync::Mutex<std::collections::HashMap<ShowId, bool>>,
     pub sessions: crate::auth::SessionCache,
     pub waiting: crate::waiting_room::WaitingRooms,
     pub limiter: crate::ratelimit::Limiter,
@@ -192,6 +194,25 @@ pub struct Inner {
 
 #[derive(Clone)]
 pub struct AppState(Arc<Inner>);
+
+/// A show's waitlist round in the background; its place is given up when it ends, however it
+/// ends (a round that panicked must not keep the next one out).
+struct WaitlistRound {
+    app: AppState,
+    show: ShowId,
+    /// Ended as it should, its place given up already (by then maybe another round's).
+    ended: bool,
+}
+
+impl Drop for WaitlistRound {
+    fn drop(&mut self) {
+        if !self.ended
+            && let Ok(mut rounds) = self.app.waitlist_rounds.lock()
+        {
+            rounds.remove(&self.show);
+        }
+    }
+}
 
 impl AppState {
     pub fn new(inner: Inner) -> Self {
@@ -232,15 +253,43 @@ impl AppState {
         }
     }
 
-    /// Drops what this process remembers about the show.
-    /// The show's terms changed here: what this process remembers of it is out of date (the
-    /// outbox tells viewers and other instances).
     /// Places on the show came back: its waitlist, if any, gets them first (in the background,
-    /// so the answer to whoever freed them does not wait).
+    /// so the answer to whoever freed them does not wait). One round of a show at a time: places
+    /// that come back while a round runs send it round once more when it ends, so a flash sale's
+    /// thousands of releases a second cost a few rounds, not a read of the waitlist each.
     pub fn places_came_back(&self, show: &ShowId) {
+        {
+            let mut rounds = self.waitlist_rounds.lock().expect("waitlist rounds");
+            if let Some(again) = rounds.get_mut(show) {
+                *again = true;
+                return;
+            }
+            rounds.insert(show.clone(), false);
+        }
         let (app, show) = (self.clone(), show.clone());
+        let round = WaitlistRound {
+            app: app.clone(),
+            show: show.clone(),
+            ended: false,
+        };
         // In the freeing request's span: what it logs carries that request's id.
-        let serving = async move { crate::waitlist::serve(&app, &show).await };
+        let serving = async move {
+            // The whole guard moves in (not only the field written), to be dropped here.
+            let mut round = round;
+            loop {
+                crate::waitlist::serve(&app, &show).await;
+                let mut rounds = app.waitlist_rounds.lock().expect("waitlist rounds");
+                match rounds.get_mut(&show) {
+                    Some(again) if *again => *again = false,
+                    _ => {
+                        // Under the lock: places that come back from now on start a round.
+                        rounds.remove(&show);
+                        round.ended = true;
+                        break;
+                    }
+                }
+            }
+        };
         tokio::spawn(tracing::Instrument::in_current_span(serving));
     }
 
