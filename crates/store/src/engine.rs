@@ -408,7 +408,7 @@ impl BestAvailableHints {
 }
 
 macro_rules! store_engine {
-    ($store:ty, $db:ty, lock = $lock:literal, key_lock = $key_lock:literal, share = $share:literal, skip_locked = $skip_locked:literal, fuse_writes = $fuse_writes:literal, refresh_statistics = $refresh_statistics:literal) => {
+    ($store:ty, $db:ty, lock = $lock:literal, key_lock = $key_lock:literal, share = $share:literal, skip_locked = $skip_locked:literal, items_of_each_hold = $items_of_each_hold:literal, fuse_writes = $fuse_writes:literal, refresh_statistics = $refresh_statistics:literal) => {
         use $crate::engine::{Insert, WriteTx, Writes};
         use $crate::group_commit::{BookingAnswer, BookingClaim, HoldAnswer, HoldClaim, ReleaseAnswer, ReleaseClaim};
 
@@ -529,7 +529,8 @@ macro_rules! store_engine {
         /// The hold and its items in one read.
         async fn load_hold(conn: &mut Conn, id: &str) -> StoreResult<Option<Hold>> {
             let sql = format!(
-                "SELECT {HOLD_WITH_ITEM_COLUMNS} FROM holds h LEFT JOIN hold_items hi ON hi.hold_id = h.id WHERE h.id = $1 ORDER BY hi.position"
+                "SELECT {HOLD_WITH_ITEM_COLUMNS} FROM holds h {} WHERE h.id = $1 ORDER BY hi.position",
+                $items_of_each_hold
             );
             let rows: Vec<HoldWithItemRow> = sqlx::query_as(AssertSqlSafe(sql))
             .bind(id)
@@ -686,7 +687,7 @@ macro_rules! store_engine {
         /// row locked by a transaction and updated by its savepoint becomes a multixact.
         async fn lock_holds(conn: &mut Conn, hold_ids: &[String]) -> StoreResult<BTreeMap<String, Hold>> {
             let head = format!("SELECT {HOLD_WITH_ITEM_COLUMNS} FROM (SELECT * FROM holds WHERE id IN (");
-            let tail = concat!(") ORDER BY id", $lock, ") h LEFT JOIN hold_items hi ON hi.hold_id = h.id ORDER BY h.id, hi.position");
+            let tail = concat!(") ORDER BY id", $lock, ") h ", $items_of_each_hold, " ORDER BY h.id, hi.position");
             let mut query = by_hold_ids(&head, hold_ids, tail);
             holds_from_rows(query.build_query_as().fetch_all(&mut *conn).await?)
         }

@@ -63,6 +63,7 @@ store_engine!(
     key_lock = "",
     share = "",
     skip_locked = "",
+    items_of_each_hold = "LEFT JOIN hold_items hi ON hi.hold_id = h.id",
     fuse_writes = false,
     refresh_statistics = false
 );
