@@ -206,9 +206,12 @@ struct WaitlistRound {
 
 impl Drop for WaitlistRound {
     fn drop(&mut self) {
-        if !self.ended
-            && let Ok(mut rounds) = self.app.waitlist_rounds.lock()
-        {
+        if !self.ended {
+            let mut rounds = self
+                .app
+                .waitlist_rounds
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
             rounds.remove(&self.show);
         }
     }
@@ -259,7 +262,10 @@ impl AppState {
     /// thousands of releases a second cost a few rounds, not a read of the waitlist each.
     pub fn places_came_back(&self, show: &ShowId) {
         {
-            let mut rounds = self.waitlist_rounds.lock().expect("waitlist rounds");
+            let mut rounds = self
+                .waitlist_rounds
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
             if let Some(again) = rounds.get_mut(show) {
                 *again = true;
                 return;
@@ -278,7 +284,10 @@ impl AppState {
             let mut round = round;
             loop {
                 crate::waitlist::serve(&app, &show).await;
-                let mut rounds = app.waitlist_rounds.lock().expect("waitlist rounds");
+                let mut rounds = app
+                    .waitlist_rounds
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
                 match rounds.get_mut(&show) {
                     Some(again) if *again => *again = false,
                     _ => {

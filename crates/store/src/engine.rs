@@ -1762,6 +1762,11 @@ macro_rules! store_engine {
                 }
                 sqlx::query(concat!("SELECT id FROM shows WHERE id = $1", $share)).bind(hold.show_id.to_string()).execute(&mut *conn).await?;
                 let (retired, returns) = retire_holds(conn, std::slice::from_ref(&id.to_string()), "released").await?;
+                // Not retired: read again under retire's lock, for a hold booked since it was read.
+                let hold = if retired.is_empty() { load_hold(conn, id.as_str()).await?.ok_or(DomainError::NotFound("hold"))? } else { hold };
+                if hold.state == HoldState::Converted {
+                    return Err(DomainError::HoldAlreadyBooked.into());
+                }
                 sqlx::query(concat!(
                     "UPDATE show_seats SET state = 'free', hold_id = NULL, held_until = NULL \
                      WHERE hold_id = $1 AND state = 'held' \
@@ -1797,6 +1802,9 @@ macro_rules! store_engine {
                 let mut holds = lock_holds(conn, &hold_ids).await?;
                 let mut answers = Vec::with_capacity(group.len());
                 let mut released: Vec<String> = Vec::new();
+                // Every hold released here or over already: seats still held under its id are
+                // freed too, as alone (a cancelled show's holds are retired with their seats left).
+                let mut freeing: Vec<String> = Vec::new();
                 let mut returns: BTreeMap<(String, String), i64> = BTreeMap::new();
                 for claim in group {
                     let hold = holds.get_mut(claim.hold_id.as_str()).filter(|h| h.user_id == claim.user_id);
@@ -1804,6 +1812,7 @@ macro_rules! store_engine {
                         None => Err(DomainError::NotFound("hold").into()),
                         Some(hold) if hold.state == HoldState::Converted => Err(DomainError::HoldAlreadyBooked.into()),
                         Some(hold) => {
+                            freeing.push(hold.id.to_string());
                             if hold.state == HoldState::Active {
                                 released.push(hold.id.to_string());
                                 for (area, quantity) in area_quantities(&hold.items) {
@@ -1816,21 +1825,23 @@ macro_rules! store_engine {
                     };
                     answers.push(answer);
                 }
-                if released.is_empty() {
+                if freeing.is_empty() {
                     return Ok(answers);
                 }
-                let mut retire = by_hold_ids("UPDATE holds SET state = 'released' WHERE id IN (", &released, ")");
-                retire.build().execute(&mut *conn).await?;
+                if !released.is_empty() {
+                    let mut retire = by_hold_ids("UPDATE holds SET state = 'released' WHERE id IN (", &released, ")");
+                    retire.build().execute(&mut *conn).await?;
+                }
                 // The seats locked in seat-id order (the subquery), whatever plan the update gets;
                 // each freed seat's row rank comes back for best-available's hint.
                 let mut free = sqlx::QueryBuilder::<$db>::new("UPDATE show_seats SET state = 'free', hold_id = NULL, held_until = NULL WHERE state = 'held' AND hold_id IN (");
                 let mut ids = free.separated(", ");
-                for id in padded(&released) {
+                for id in padded(&freeing) {
                     ids.push_bind(id.clone());
                 }
                 free.push(") AND (show_id, seat_id) IN (SELECT show_id, seat_id FROM show_seats WHERE state = 'held' AND hold_id IN (");
                 let mut ids = free.separated(", ");
-                for id in padded(&released) {
+                for id in padded(&freeing) {
                     ids.push_bind(id.clone());
                 }
                 free.push(concat!(
