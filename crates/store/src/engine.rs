@@ -1121,11 +1121,19 @@ macro_rules! store_engine {
         /// Claims the items' standing places on the area counters, in area order, each with one
         /// conditional update, so an area row is locked only from here to the commit (area rows
         /// come last in the lock order: every general-admission sale of a show goes through
-        /// the one row). Only when a place does not fit are the show's lapsed holds retired and
-        /// the claim tried again.
+        /// the one row). For one area, only when its places do not fit are the show's lapsed
+        /// holds retired and the claim tried again.
         async fn take_area_places(conn: &mut Conn, show_id: &str, items: &[HoldItem], now: Timestamp) -> StoreResult<()> {
-            let mut retired = false;
-            for (area, quantity) in area_quantities(items) {
+            let per_area = area_quantities(items);
+            // Places in several areas: the lapsed holds are retired before the first area's row
+            // is locked, since holds come before areas in the lock order; retired only once a later
+            // area is found full, they were locked while an earlier area's row was held, and a
+            // release or the sweeper locking them the other way round deadlocked with it.
+            let mut retired = per_area.len() > 1;
+            if retired {
+                retire_lapsed_area_holds(conn, show_id, now).await?;
+            }
+            for (area, quantity) in per_area {
                 loop {
                     if take_places_if_room(conn, show_id, area, quantity).await? {
                         break;
