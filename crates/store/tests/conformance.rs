@@ -1401,6 +1401,98 @@ async fn racing_groups_of_holds_and_bookings_never_fail(engine: Engine) {
     );
 }
 
+/// A hold released and booked at the same moment (two tabs, a retried request) ends one way or
+/// the other, never both: when the booking is acknowledged the release is refused and the seats
+/// and places are sold; when the release wins the booking is refused and they are free again.
+/// Rounds of eight customers racing at once (half on seats, half on standing places), so that
+/// releases and bookings meet in groups, until the show has nothing left.
+async fn a_hold_released_and_booked_at_once_ends_one_way(engine: Engine) {
+    let f = Arc::new(Fixture::new(engine).await);
+    let mut customers = Vec::new();
+    for i in 0..8 {
+        customers.push(f.customer(&format!("c{i}@example.com")).await);
+    }
+    let (mut booked_seats, mut booked_places, mut released) = (0, 0, 0);
+    for round in 0..8 {
+        let map = f.map(f.now).await;
+        let mut free_seats = labels_in(&map, SeatState::Free)
+            .into_iter()
+            .map(str::to_owned)
+            .collect::<Vec<_>>();
+        let mut free_places = map.areas[0].free;
+        let mut racers = Vec::new();
+        for (i, customer) in customers.iter().enumerate() {
+            let hold = if i % 2 == 0 {
+                let Some(label) = free_seats.pop() else {
+                    continue;
+                };
+                f.seats(customer, &[label.as_str()], f.now).await.unwrap()
+            } else {
+                if free_places == 0 {
+                    continue;
+                }
+                free_places -= 1;
+                f.places(customer, 1, f.now).await.unwrap()
+            };
+            let (f, customer) = (f.clone(), customer.clone());
+            racers.push(tokio::spawn(async move {
+                let (booked, let_go) = if (i + round) % 2 == 0 {
+                    tokio::join!(
+                        f.confirm(&hold, &customer, f.now),
+                        f.store.release_hold(&hold.id, &customer, f.now)
+                    )
+                } else {
+                    let (let_go, booked) = tokio::join!(
+                        f.store.release_hold(&hold.id, &customer, f.now),
+                        f.confirm(&hold, &customer, f.now)
+                    );
+                    (booked, let_go)
+                };
+                (hold, booked, let_go)
+            }));
+        }
+        if racers.is_empty() {
+            break;
+        }
+        for racer in racers {
+            let (hold, booked, let_go) = racer.await.unwrap();
+            match (&booked, &let_go) {
+                (Ok(_), Err(StoreError::Domain(DomainError::HoldAlreadyBooked))) => {
+                    if hold.items[0].seat_id.is_some() {
+                        booked_seats += 1;
+                    } else {
+                        booked_places += 1;
+                    }
+                }
+                (Err(StoreError::Domain(_)), Ok(h)) if h.state == HoldState::Released => {
+                    released += 1
+                }
+                _ => panic!("round {round}: booked {booked:?}, released {let_go:?}"),
+            }
+        }
+        let map = f.map(f.now).await;
+        assert_eq!(
+            labels_in(&map, SeatState::Sold).len(),
+            booked_seats,
+            "round {round}: a seat is sold exactly when its booking was acknowledged"
+        );
+        assert!(
+            labels_in(&map, SeatState::Held).is_empty(),
+            "round {round}: nothing stays held"
+        );
+        let area = &map.areas[0];
+        assert_eq!(
+            (area.sold, area.held, area.free),
+            (booked_places, 0, 10 - booked_places),
+            "round {round}: places sold exactly for the acknowledged bookings"
+        );
+    }
+    assert!(
+        booked_seats as i64 + booked_places > 0 && released > 0,
+        "both ways happened: {booked_seats} + {booked_places} booked, {released} released"
+    );
+}
+
 /// Anti-hoarding under a race: one customer's holds on a show, sent all at once on different
 /// seats (tabs, scripts), get one live hold; the others are refused and hold nothing.
 async fn a_customers_racing_holds_get_one(engine: Engine) {
@@ -2388,6 +2480,7 @@ conformance!(
     bookings_lined_up_are_decided_together_as_if_alone,
     releases_lined_up_are_decided_together_as_if_alone,
     racing_groups_of_holds_and_bookings_never_fail,
+    a_hold_released_and_booked_at_once_ends_one_way,
     a_customers_racing_holds_get_one,
     racing_general_admission_stays_within_capacity,
     general_admission_paths_racing_keep_the_counters,
