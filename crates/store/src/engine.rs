@@ -1759,42 +1759,6 @@ macro_rules! store_engine {
         }
 
         impl $store {
-            /// One release in a transaction of its own: what a group does, for one hold.
-            async fn release_hold_alone(&self, id: &HoldId, user_id: &UserId, now: Timestamp) -> StoreResult<Hold> {
-                let mut w = self.begin_write().await?;
-                let conn = &mut *w.tx;
-                let hold = load_hold(conn, id.as_str()).await?.filter(|h| &h.user_id == user_id);
-                let hold = hold.ok_or(DomainError::NotFound("hold"))?;
-                if hold.state == HoldState::Converted {
-                    return Err(DomainError::HoldAlreadyBooked.into());
-                }
-                sqlx::query(concat!("SELECT id FROM shows WHERE id = $1", $share)).bind(hold.show_id.to_string()).execute(&mut *conn).await?;
-                let (retired, returns) = retire_holds(conn, std::slice::from_ref(&id.to_string()), "released").await?;
-                // Not retired: read again under retire's lock, for a hold booked since it was read.
-                let hold = if retired.is_empty() { load_hold(conn, id.as_str()).await?.ok_or(DomainError::NotFound("hold"))? } else { hold };
-                if hold.state == HoldState::Converted {
-                    return Err(DomainError::HoldAlreadyBooked.into());
-                }
-                sqlx::query(concat!(
-                    "UPDATE show_seats SET state = 'free', hold_id = NULL, held_until = NULL \
-                     WHERE hold_id = $1 AND state = 'held' \
-                     AND seat_id IN (SELECT seat_id FROM show_seats WHERE hold_id = $1 ORDER BY seat_id",
-                    $lock,
-                    ")"
-                ))
-                .bind(id.to_string())
-                .execute(&mut *conn)
-                .await?;
-                give_back(conn, returns).await?;
-                let seats: Vec<String> = hold.items.iter().filter_map(|i| i.seat_id.as_ref().map(|s| s.to_string())).collect();
-                let first_row = first_row_of(conn, &seats).await;
-                w.tx.commit().await?;
-                self.hint_freed(hold.show_id.as_str(), first_row);
-                // Released now, or already over (expired, released before) as it was read.
-                let state = if retired.is_empty() { hold.state } else { HoldState::Released };
-                Ok(Hold { state, ..hold }.as_of(now))
-            }
-
             /// A group of releases, each decided as alone from its hold's row under lock: the
             /// shows shared and the holds locked in id order, then the seats of the holds still
             /// active freed in seat-id order and their standing places given back last, area by
@@ -3129,8 +3093,8 @@ macro_rules! store_engine {
                 load_hold(&mut *conn, id.as_str()).await
             }
 
-            /// A release, grouped with the others arriving meanwhile (group commit); alone when
-            /// its group could not be decided.
+            /// A release, grouped with the others arriving meanwhile (group commit); in a group of
+            /// its own when its group could not be decided.
             async fn release_hold(&self, id: &HoldId, user_id: &UserId, now: Timestamp) -> StoreResult<Hold> {
                 let claim = ReleaseClaim { hold_id: id.clone(), user_id: user_id.clone(), now };
                 let store = self.clone();
@@ -3140,7 +3104,11 @@ macro_rules! store_engine {
                 };
                 match self.releases_waiting.join(claim, run).await {
                     Some(decided) => decided,
-                    None => self.release_hold_alone(id, user_id, now).await,
+                    // The group failed (a deadlock, a lost connection): once more, as a group of one.
+                    None => {
+                        let alone = ReleaseClaim { hold_id: id.clone(), user_id: user_id.clone(), now };
+                        self.decide_release_group(std::slice::from_ref(&alone)).await?.remove(0)
+                    }
                 }
             }
 
