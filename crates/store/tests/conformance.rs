@@ -212,6 +212,26 @@ impl Fixture {
         }
     }
 
+    /// Nine customers, the first eight with a hold each (c0 B1, c1 B2, c2 three standing places,
+    /// c3 A1+A2, c4 A4, c5 A5, c6 two standing places, c7 A3), as the lined-up group tests start.
+    async fn eight_holds(&self) -> (Vec<UserId>, [Hold; 8]) {
+        let mut c = Vec::new();
+        for i in 0..9 {
+            c.push(self.customer(&format!("c{i}@example.com")).await);
+        }
+        let holds = [
+            self.seats(&c[0], &["B1"], self.now).await.unwrap(),
+            self.seats(&c[1], &["B2"], self.now).await.unwrap(),
+            self.places(&c[2], 3, self.now).await.unwrap(),
+            self.seats(&c[3], &["A1", "A2"], self.now).await.unwrap(),
+            self.seats(&c[4], &["A4"], self.now).await.unwrap(),
+            self.seats(&c[5], &["A5"], self.now).await.unwrap(),
+            self.places(&c[6], 2, self.now).await.unwrap(),
+            self.seats(&c[7], &["A3"], self.now).await.unwrap(),
+        ];
+        (c, holds)
+    }
+
     async fn map(&self, now: Timestamp) -> SeatMap {
         self.store.seat_map(&self.show, now).await.unwrap()
     }
@@ -1070,20 +1090,7 @@ async fn claims_lined_up_are_decided_together_as_if_alone(engine: Engine) {
 /// the wallet does not join a group: it goes alone.
 async fn bookings_lined_up_are_decided_together_as_if_alone(engine: Engine) {
     let f = Arc::new(Fixture::new(engine).await);
-    let mut c = Vec::new();
-    for i in 0..9 {
-        c.push(f.customer(&format!("c{i}@example.com")).await);
-    }
-    let holds = [
-        f.seats(&c[0], &["B1"], f.now).await.unwrap(),
-        f.seats(&c[1], &["B2"], f.now).await.unwrap(),
-        f.places(&c[2], 3, f.now).await.unwrap(),
-        f.seats(&c[3], &["A1", "A2"], f.now).await.unwrap(),
-        f.seats(&c[4], &["A4"], f.now).await.unwrap(),
-        f.seats(&c[5], &["A5"], f.now).await.unwrap(),
-        f.places(&c[6], 2, f.now).await.unwrap(),
-        f.seats(&c[7], &["A3"], f.now).await.unwrap(),
-    ];
+    let (c, holds) = f.eight_holds().await;
     f.store
         .release_hold(&holds[5].id, &c[5], f.now)
         .await
@@ -1240,20 +1247,7 @@ async fn bookings_lined_up_are_decided_together_as_if_alone(engine: Engine) {
 /// released; every other hold's seats and standing places are free again afterwards.
 async fn releases_lined_up_are_decided_together_as_if_alone(engine: Engine) {
     let f = Arc::new(Fixture::new(engine).await);
-    let mut c = Vec::new();
-    for i in 0..9 {
-        c.push(f.customer(&format!("c{i}@example.com")).await);
-    }
-    let holds = [
-        f.seats(&c[0], &["B1"], f.now).await.unwrap(),
-        f.seats(&c[1], &["B2"], f.now).await.unwrap(),
-        f.places(&c[2], 3, f.now).await.unwrap(),
-        f.seats(&c[3], &["A1", "A2"], f.now).await.unwrap(),
-        f.seats(&c[4], &["A4"], f.now).await.unwrap(),
-        f.seats(&c[5], &["A5"], f.now).await.unwrap(),
-        f.places(&c[6], 2, f.now).await.unwrap(),
-        f.seats(&c[7], &["A3"], f.now).await.unwrap(),
-    ];
+    let (c, holds) = f.eight_holds().await;
     f.confirm(&holds[4], &c[4], f.now).await.unwrap();
     f.store
         .release_hold(&holds[5].id, &c[5], f.now)
