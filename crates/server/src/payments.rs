@@ -275,7 +275,7 @@ pub async fn pay(
         return answer_for(existing);
     }
     let now = app.clock.now();
-    let (hold, in_progress) = app
+    let (hold, being_decided) = app
         .store
         .hold_to_pay(&hold_id)
         .await?
@@ -305,15 +305,9 @@ pub async fn pay(
     }
     let card_minor = hold.total.amount_minor - wallet_minor;
     let card_amount = Money::new(card_minor, hold.total.currency.clone());
-    if let Some(open) = in_progress.iter().find(|p| {
-        matches!(
-            p.state,
-            PaymentState::RequiresAction | PaymentState::Processing
-        )
-    }) {
+    if let Some(open) = being_decided {
         return Err(DomainError::Conflict(format!(
-            "payment {} for this hold is still being decided",
-            open.id
+            "payment {open} for this hold is still being decided"
         ))
         .into());
     }
@@ -585,25 +579,6 @@ async fn refund_unbookable(app: &AppState, payment: &Payment) -> ApiResult<()> {
             )
             .await?;
         tracing::info!(payment = %payment.id, "a late payment success was refunded");
-    }
-    Ok(())
-}
-
-/// The customer let the hold go: a payment still waiting for their bank's check is cancelled
-/// (one the provider is already deciding runs on; if it succeeds, it is refunded).
-pub async fn abandon(app: &AppState, hold: &HoldId) -> ApiResult<()> {
-    for payment in app.store.payments_of_hold(hold).await? {
-        if payment.state == PaymentState::RequiresAction {
-            app.store
-                .move_payment(
-                    &payment.id,
-                    &[PaymentState::RequiresAction],
-                    PaymentState::Cancelled,
-                    Some("the customer released the seats"),
-                    app.clock.now(),
-                )
-                .await?;
-        }
     }
     Ok(())
 }

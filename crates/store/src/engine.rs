@@ -539,6 +539,24 @@ macro_rules! store_engine {
             $crate::rows::hold_from_rows(rows)
         }
 
+        /// The hold with the first of its payments still being decided (waiting for the
+        /// customer's bank or for the provider), in one statement: what paying for it checks.
+        async fn load_hold_to_pay(conn: &mut Conn, id: &str) -> StoreResult<Option<(Hold, Option<PaymentId>)>> {
+            let sql = format!(
+                "SELECT {HOLD_WITH_ITEM_COLUMNS}, \
+                 (SELECT MIN(p.id) FROM payments p WHERE p.hold_id = h.id AND p.state IN ('requires_action', 'processing')) AS open_payment \
+                 FROM holds h {} WHERE h.id = $1 ORDER BY hi.position",
+                $items_of_each_hold
+            );
+            let rows: Vec<HoldToPayRow> = sqlx::query_as(AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_all(&mut *conn)
+            .await?;
+            let open = rows.first().and_then(|r| r.open_payment.clone()).map(PaymentId::from_trusted);
+            let hold = $crate::rows::hold_from_rows(rows.into_iter().map(|r| r.hold).collect())?;
+            Ok(hold.map(|hold| (hold, open)))
+        }
+
         async fn load_booking(conn: &mut Conn, row: BookingRow) -> StoreResult<Booking> {
             load_bookings(conn, vec![row]).await?.pop().ok_or_else(|| StoreError::Corrupt("a booking vanished while read".into()))
         }
@@ -1822,6 +1840,19 @@ macro_rules! store_engine {
                     ") RETURNING show_id, (SELECT s.row_rank FROM seats s WHERE s.id = show_seats.seat_id)"
                 ));
                 let freed: Vec<(String, i64)> = free.build_query_as().fetch_all(&mut *conn).await?;
+                // A payment still waiting for the customer's bank ends with its hold (one the
+                // provider is already deciding runs on, and is refunded if it succeeds). Payment
+                // rows come after seats, as in a booking.
+                let now = group.iter().map(|c| c.now).max().unwrap_or(group[0].now);
+                let mut cancel = sqlx::QueryBuilder::<$db>::new(
+                    "UPDATE payments SET state = 'cancelled', failure_reason = 'the customer released the seats', updated_at = ",
+                );
+                cancel.push_bind(now.unix_ms()).push(" WHERE state = 'requires_action' AND hold_id IN (");
+                let mut ids = cancel.separated(", ");
+                for id in padded(&freeing) {
+                    ids.push_bind(id.clone());
+                }
+                cancel.push(")").build().execute(&mut *conn).await?;
                 give_back(conn, AreaReturns(returns.into_iter().map(|((show, area), quantity)| (show, area, quantity)).collect())).await?;
                 w.tx.commit().await?;
                 let mut first_rows: BTreeMap<String, i64> = BTreeMap::new();

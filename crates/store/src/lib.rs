@@ -503,9 +503,9 @@ pub trait PaymentStore: Send + Sync {
     async fn payment_by_key(&self, user: &UserId, key: &str) -> StoreResult<Option<Payment>>;
     /// Every payment tried for a hold, oldest first.
     async fn payments_of_hold(&self, hold: &HoldId) -> StoreResult<Vec<Payment>>;
-    /// The hold and every payment tried for it, read on one connection: what paying for it
-    /// checks first (each call of its own costs a connection's checkout and its ping back).
-    async fn hold_to_pay(&self, hold: &HoldId) -> StoreResult<Option<(Hold, Vec<Payment>)>>;
+    /// The hold and the first of its payments still being decided (requires action or
+    /// processing), read by one statement: what paying for it checks first.
+    async fn hold_to_pay(&self, hold: &HoldId) -> StoreResult<Option<(Hold, Option<PaymentId>)>>;
     /// Moves a payment that is in one of `from` to `to`, with its outbox event; `None` when it
     /// was not in `from` (a repeated or late outcome changes nothing).
     async fn move_payment(
@@ -788,6 +788,9 @@ pub trait Store:
         idem: Option<&IdempotencyKey>,
     ) -> StoreResult<Outcome<Hold>>;
     async fn hold(&self, id: &HoldId) -> StoreResult<Option<Hold>>;
+    /// The customer lets the hold go: its seats and places are freed, and a payment of it still
+    /// waiting for the customer's bank is cancelled in the same transaction. Releasing a hold
+    /// that is over already answers it as it is.
     async fn release_hold(
         &self,
         id: &HoldId,

@@ -200,10 +200,9 @@ macro_rules! payments_engine {
                 load_payments_of_hold(&mut *conn, hold.as_str()).await
             }
 
-            async fn hold_to_pay(&self, hold: &HoldId) -> StoreResult<Option<(Hold, Vec<Payment>)>> {
+            async fn hold_to_pay(&self, hold: &HoldId) -> StoreResult<Option<(Hold, Option<PaymentId>)>> {
                 let mut conn = self.pool.acquire().await?;
-                let Some(found) = load_hold(&mut *conn, hold.as_str()).await? else { return Ok(None) };
-                Ok(Some((found, load_payments_of_hold(&mut *conn, hold.as_str()).await?)))
+                load_hold_to_pay(&mut *conn, hold.as_str()).await
             }
 
             async fn payment_by_reference(&self, reference: &str) -> StoreResult<Option<Payment>> {

@@ -491,6 +491,14 @@ pub struct HoldWithItemRow {
     pub unit_price_minor: Option<i64>,
 }
 
+/// A row of a hold read with its items and the first of its payments still being decided.
+#[derive(sqlx::FromRow)]
+pub struct HoldToPayRow {
+    #[sqlx(flatten)]
+    pub hold: HoldWithItemRow,
+    pub open_payment: Option<String>,
+}
+
 /// The hold those rows tell, items in their order; `None` when there were no rows.
 pub fn hold_from_rows(rows: Vec<HoldWithItemRow>) -> Result<Option<Hold>, StoreError> {
     Ok(holds_from_rows(rows)?.into_values().next())

@@ -2339,6 +2339,106 @@ async fn told_events_are_ticked_off_by_kind_and_subject(engine: Engine) {
     assert_eq!(untold().await, expected);
 }
 
+/// Paying for a hold first reads the hold with a payment of it still being decided; letting the
+/// hold go cancels a payment still waiting for the customer's bank, in the release's own
+/// transaction, and leaves one the provider is deciding to run on.
+async fn a_release_cancels_the_payment_waiting_for_the_bank(engine: Engine) {
+    use boxoffice_core::payment::PaymentState;
+    let f = Fixture::new(engine).await;
+    let alice = f.customer("alice@example.com").await;
+    let bob = f.customer("bob@example.com").await;
+    let payment_for = |hold: &Hold, state: PaymentState| {
+        let id = PaymentId::generate();
+        boxoffice_store::Payment {
+            provider_reference: format!("ref-{id}"),
+            id,
+            hold_id: hold.id.clone(),
+            user_id: hold.user_id.clone(),
+            show_id: hold.show_id.clone(),
+            amount: hold.total.clone(),
+            wallet_minor: 0,
+            method: "card".into(),
+            card_last4: "4242".into(),
+            state,
+            booking_id: None,
+            failure_reason: None,
+            idempotency_key: None,
+            created_at: f.now,
+            updated_at: f.now,
+        }
+    };
+    let waiting_hold = f.seats(&alice, &["A1"], f.now).await.unwrap();
+    let deciding_hold = f.seats(&bob, &["A2"], f.now).await.unwrap();
+    let (_, nothing_open) = f
+        .store
+        .hold_to_pay(&waiting_hold.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(nothing_open, None);
+    let failed = payment_for(&waiting_hold, PaymentState::Failed);
+    f.store.insert_payment(&failed).await.unwrap();
+    let waiting = payment_for(&waiting_hold, PaymentState::RequiresAction);
+    f.store.insert_payment(&waiting).await.unwrap();
+    let deciding = payment_for(&deciding_hold, PaymentState::Processing);
+    f.store.insert_payment(&deciding).await.unwrap();
+    let (read, open) = f
+        .store
+        .hold_to_pay(&waiting_hold.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(read, waiting_hold.clone().as_of(f.now));
+    assert_eq!(
+        open,
+        Some(waiting.id.clone()),
+        "a failed payment is not being decided"
+    );
+    assert_eq!(
+        f.store.hold_to_pay(&HoldId::generate()).await.unwrap(),
+        None
+    );
+
+    let later = f.now.plus_minutes(1);
+    f.store
+        .release_hold(&waiting_hold.id, &alice, later)
+        .await
+        .unwrap();
+    f.store
+        .release_hold(&deciding_hold.id, &bob, later)
+        .await
+        .unwrap();
+    let cancelled = f.store.payment(&waiting.id).await.unwrap().unwrap();
+    assert_eq!(cancelled.state, PaymentState::Cancelled);
+    assert_eq!(
+        cancelled.failure_reason.as_deref(),
+        Some("the customer released the seats")
+    );
+    assert_eq!(cancelled.updated_at, later);
+    assert_eq!(
+        f.store.payment(&failed.id).await.unwrap().unwrap().state,
+        PaymentState::Failed
+    );
+    assert_eq!(
+        f.store.payment(&deciding.id).await.unwrap().unwrap().state,
+        PaymentState::Processing
+    );
+    let (_, still) = f
+        .store
+        .hold_to_pay(&deciding_hold.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(still, Some(deciding.id.clone()));
+    let (_, none_left) = f
+        .store
+        .hold_to_pay(&waiting_hold.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(none_left, None);
+}
+
 /// A card booking's rows are written together (one statement on PostgreSQL): every one of them
 /// lands, the payment's event comes before the booking's, and a refused booking writes none.
 async fn a_card_booking_writes_everything_and_its_events_in_order(engine: Engine) {
@@ -2473,6 +2573,7 @@ conformance!(
     claims_lined_up_are_decided_together_as_if_alone,
     bookings_lined_up_are_decided_together_as_if_alone,
     releases_lined_up_are_decided_together_as_if_alone,
+    a_release_cancels_the_payment_waiting_for_the_bank,
     racing_groups_of_holds_and_bookings_never_fail,
     a_hold_released_and_booked_at_once_ends_one_way,
     a_customers_racing_holds_get_one,

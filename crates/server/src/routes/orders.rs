@@ -236,7 +236,6 @@ async fn release_hold(
         .store
         .release_hold(&id, &actor.user_id, app.clock.now())
         .await?;
-    crate::payments::abandon(&app, &id).await?;
     let seat_ids = seats_of(&released.items);
     app.announce(&released.show_id, Change::SeatReleased { seat_ids })
         .await;
