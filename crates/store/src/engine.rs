@@ -309,6 +309,19 @@ pub(crate) struct BestAvailableHints {
         std::sync::Mutex<std::collections::HashMap<(String, String), (i64, std::time::Instant)>>,
     claiming:
         std::sync::Mutex<std::collections::HashMap<String, std::collections::HashSet<String>>>,
+    /// Where picks of a show's category read, by (show, category), for `LAYOUT_LIFETIME`: a
+    /// layout changes only before anything is sold or held, and a pick is only a proposal.
+    layouts: std::sync::Mutex<
+        std::collections::HashMap<(String, String), (PickLayout, std::time::Instant)>,
+    >,
+}
+
+/// Where a pick reads: the show's venue, and the last row with seats of the category.
+#[derive(Clone, Debug)]
+pub(crate) struct PickLayout {
+    pub(crate) show_id: String,
+    pub(crate) venue_id: String,
+    pub(crate) last_rank: i64,
 }
 
 /// Seats a pick of this process is claiming; given up when dropped.
@@ -333,6 +346,10 @@ impl Drop for Claiming<'_> {
 }
 
 const HINT_LIFETIME: std::time::Duration = std::time::Duration::from_secs(1);
+/// How long a show's layout is used without reading it again: a layout replaced meanwhile (on
+/// another instance; here the replacement forgets them) can only make a pick propose worse
+/// seats or fail, and a failed pick is made again from the database.
+const LAYOUT_LIFETIME: std::time::Duration = std::time::Duration::from_secs(10);
 /// Hints kept at most; beyond it the memory starts over.
 const HINTS_KEPT: usize = 10_000;
 
@@ -372,6 +389,32 @@ impl BestAvailableHints {
         }
     }
 
+    /// The layout picks of the show's category read, if this process read it lately.
+    pub(crate) fn layout(&self, show: &str, category: &str) -> Option<PickLayout> {
+        let layouts = self.layouts.lock().expect("best-available layouts");
+        layouts
+            .get(&(show.to_owned(), category.to_owned()))
+            .filter(|(_, at)| at.elapsed() < LAYOUT_LIFETIME)
+            .map(|(layout, _)| layout.clone())
+    }
+
+    pub(crate) fn know_layout(&self, show: &str, category: &str, layout: &PickLayout) {
+        let mut layouts = self.layouts.lock().expect("best-available layouts");
+        if layouts.len() >= HINTS_KEPT {
+            layouts.clear();
+        }
+        layouts.insert(
+            (show.to_owned(), category.to_owned()),
+            (layout.clone(), std::time::Instant::now()),
+        );
+    }
+
+    /// The venue's layout was replaced: picks read it again.
+    pub(crate) fn forget_layouts_of(&self, venue: &str) {
+        let mut layouts = self.layouts.lock().expect("best-available layouts");
+        layouts.retain(|_, (layout, _)| layout.venue_id != venue);
+    }
+
     /// The seats of the show other picks here are claiming.
     pub(crate) fn being_claimed(&self, show: &str) -> Vec<String> {
         let claiming = self.claiming.lock().expect("best-available claims");
@@ -409,7 +452,7 @@ impl BestAvailableHints {
 
 macro_rules! store_engine {
     ($store:ty, $db:ty, lock = $lock:literal, key_lock = $key_lock:literal, share = $share:literal, skip_locked = $skip_locked:literal, items_of_each_hold = $items_of_each_hold:literal, fuse_writes = $fuse_writes:literal, refresh_statistics = $refresh_statistics:literal) => {
-        use $crate::engine::{Insert, WriteTx, Writes};
+        use $crate::engine::{Insert, PickLayout, WriteTx, Writes};
         use $crate::group_commit::{BookingAnswer, BookingClaim, HoldAnswer, HoldClaim, ReleaseAnswer, ReleaseClaim};
 
         /// Whether `Writes` go as one statement on this engine.
@@ -961,10 +1004,12 @@ macro_rules! store_engine {
         /// venue is not read whole when the front has room; `claim_seats` then decides under
         /// lock, and the caller chooses again if someone was faster.
         async fn pick_best_available(conn: &mut Conn, show: &Show, pick: &Pick<'_>, now: Timestamp) -> StoreResult<(Vec<SeatId>, i64)> {
-            let Pick { category, quantity, scattered_ok, avoid, start_rank } = *pick;
-            // Two rows first (usually enough: picks start at the first row with room), then
-            // twice as many each time, so a nearly full hall is still read in a few steps.
-            let mut rows_per_read: i64 = 2;
+            let layout = layout_of(conn, show, pick.category).await?;
+            pick_in(conn, &layout, pick, now).await
+        }
+
+        /// The show's venue and the last row of its seats of `category`: where a pick reads.
+        async fn layout_of(conn: &mut Conn, show: &Show, category: &str) -> StoreResult<PickLayout> {
             let last_rank: Option<i64> = sqlx::query_scalar(
                 "SELECT row_rank FROM seats WHERE venue_id = $1 AND category = $2 ORDER BY row_rank DESC LIMIT 1",
             )
@@ -975,6 +1020,16 @@ macro_rules! store_engine {
             let Some(last_rank) = last_rank else {
                 return Err(DomainError::invalid("best_available.category", "this show has no seats in that category").into());
             };
+            Ok(PickLayout { show_id: show.id.to_string(), venue_id: show.venue_id.to_string(), last_rank })
+        }
+
+        /// `pick_best_available` in a layout already read.
+        async fn pick_in(conn: &mut Conn, layout: &PickLayout, pick: &Pick<'_>, now: Timestamp) -> StoreResult<(Vec<SeatId>, i64)> {
+            let Pick { category, quantity, scattered_ok, avoid, start_rank } = *pick;
+            let last_rank = layout.last_rank;
+            // Two rows first (usually enough: picks start at the first row with room), then
+            // twice as many each time, so a nearly full hall is still read in a few steps.
+            let mut rows_per_read: i64 = 2;
             let mut candidates: Vec<Candidate> = Vec::new();
             let mut from_rank = start_rank;
             // The first row with a free seat, for the next pick's hint.
@@ -993,8 +1048,8 @@ macro_rules! store_engine {
             );
             while from_rank <= last_rank {
                 let rows: Vec<CandidateRow> = sqlx::query_as(AssertSqlSafe(read.as_str()))
-                .bind(show.id.to_string())
-                .bind(show.venue_id.to_string())
+                .bind(layout.show_id.as_str())
+                .bind(layout.venue_id.as_str())
                 .bind(category)
                 .bind(from_rank)
                 .bind(from_rank + rows_per_read)
@@ -1020,7 +1075,7 @@ macro_rules! store_engine {
                 Some(picked) => Ok((picked, first_free(&candidates))),
                 // Never sold out on the word of a hint: the rows before it may have room again.
                 None if start_rank > 0 => {
-                    Box::pin(pick_best_available(conn, show, &Pick { start_rank: 0, ..*pick }, now)).await
+                    Box::pin(pick_in(conn, layout, &Pick { start_rank: 0, ..*pick }, now)).await
                 }
                 None => Err(DomainError::CapacityUnavailable { area: category.to_owned(), available, requested: quantity }.into()),
             }
@@ -2544,6 +2599,7 @@ macro_rules! store_engine {
                     insert_inventory(conn, &show.id, venue.id.as_str()).await?;
                 }
                 w.tx.commit().await?;
+                self.best_hints.forget_layouts_of(venue.id.as_str());
                 // The layout's seats and every show's seats at it were written again.
                 self.refresh_statistics("seats").await;
                 self.refresh_statistics("show_seats").await;
@@ -3082,16 +3138,30 @@ macro_rules! store_engine {
                         let chosen = match &cmd.request {
                             HoldRequest::BestAvailable { category, quantity } => {
                                 let mut conn = self.pool.acquire().await?;
-                                let show = load_show(&mut *conn, cmd.show_id.as_str()).await?.ok_or(DomainError::NotFound("show"))?;
-                                show.check_on_sale(cmd.now)?;
-                                let start = self.best_hints.start(show.id.as_str(), category);
+                                let show_id = cmd.show_id.as_str();
+                                let start = self.best_hints.start(show_id, category);
                                 let mut around = avoid.clone();
-                                around.extend(self.best_hints.being_claimed(show.id.as_str()));
-                                let (seats, first_free) =
-                                    pick_best_available(&mut *conn, &show, &Pick { category, quantity: *quantity, scattered_ok: true, avoid: &around, start_rank: start }, cmd.now).await?;
-                                self.best_hints.remember(show.id.as_str(), category, first_free);
+                                around.extend(self.best_hints.being_claimed(show_id));
+                                let pick = Pick { category, quantity: *quantity, scattered_ok: true, avoid: &around, start_rank: start };
+                                // In a layout this process knows, the pick alone: the group checks
+                                // the show. Any refusal is given on what the database says now.
+                                let known = match self.best_hints.layout(show_id, category) {
+                                    Some(layout) => pick_in(&mut *conn, &layout, &pick, cmd.now).await.ok(),
+                                    None => None,
+                                };
+                                let (seats, first_free) = match known {
+                                    Some(picked) => picked,
+                                    None => {
+                                        let show = load_show(&mut *conn, show_id).await?.ok_or(DomainError::NotFound("show"))?;
+                                        show.check_on_sale(cmd.now)?;
+                                        let layout = layout_of(&mut *conn, &show, category).await?;
+                                        self.best_hints.know_layout(show_id, category, &layout);
+                                        pick_in(&mut *conn, &layout, &pick, cmd.now).await?
+                                    }
+                                };
+                                self.best_hints.remember(show_id, category, first_free);
                                 let ids: Vec<String> = seats.iter().map(|s| s.to_string()).collect();
-                                match self.best_hints.claim(show.id.as_str(), &ids) {
+                                match self.best_hints.claim(show_id, &ids) {
                                     Ok(marked) => claiming = Some(marked),
                                     // Another pick here chose one of them meanwhile: choose again.
                                     Err(raced) if attempt < attempts => {

@@ -712,6 +712,62 @@ async fn best_available_picks_adjacent_seats(engine: Engine) {
     ));
 }
 
+/// Picks remember a show's layout for a while; a layout replaced (here, or by another instance
+/// on the same database) is still picked from as it is now.
+async fn best_available_picks_from_a_replaced_layout(engine: Engine) {
+    let f = Fixture::new(engine).await;
+    let elsewhere = f._db.store().await;
+    let alice = f.customer("alice@example.com").await;
+    let best = |quantity| HoldRequest::BestAvailable {
+        category: "standard".into(),
+        quantity,
+    };
+    let layout_with = |rows: serde_json::Value| {
+        let input: VenueInput = serde_json::from_value(serde_json::json!({
+            "name": "Hall", "city": "Berlin",
+            "sections": [{"name": "Stalls", "rows": rows}],
+            "areas": [{"name": "Floor", "category": "standing", "capacity": 10}]
+        }))
+        .unwrap();
+        let mut venue = input.into_venue(f.tenant.id.clone(), f.now).unwrap();
+        venue.id = f.venue.id.clone();
+        venue
+    };
+    let first = f.hold(&alice, best(2), f.now).await.unwrap();
+    f.store
+        .release_hold(&first.id, &alice, f.now)
+        .await
+        .unwrap();
+
+    // Replaced by another instance: six together only in a row behind the rows this store's
+    // picks read up to; they find it once their own reading of the layout falls short.
+    let longer = layout_with(serde_json::json!([
+        {"label": "A", "count": 1, "category": "standard"},
+        {"label": "B", "count": 1, "category": "standard"},
+        {"label": "C", "count": 6, "category": "standard"}
+    ]));
+    elsewhere.replace_layout(&longer, f.now).await.unwrap();
+    let six = f.hold(&alice, best(6), f.now).await.unwrap();
+    let labels: Vec<_> = six.items.iter().map(|i| i.label.as_str()).collect();
+    assert_eq!(labels, ["C1", "C2", "C3", "C4", "C5", "C6"]);
+    f.store.release_hold(&six.id, &alice, f.now).await.unwrap();
+
+    // Replaced here: the next pick reads the new layout, whose only six together are in its
+    // last row (with the old one remembered, six scattered over the front rows would do).
+    let mut rows: Vec<serde_json::Value> = ["A", "B", "C", "D", "E", "F"]
+        .iter()
+        .map(|label| serde_json::json!({"label": label, "count": 3, "category": "standard"}))
+        .collect();
+    rows.push(serde_json::json!({"label": "G", "count": 6, "category": "standard"}));
+    f.store
+        .replace_layout(&layout_with(rows.into()), f.now)
+        .await
+        .unwrap();
+    let together = f.hold(&alice, best(6), f.now).await.unwrap();
+    let labels: Vec<_> = together.items.iter().map(|i| i.label.as_str()).collect();
+    assert_eq!(labels, ["G1", "G2", "G3", "G4", "G5", "G6"]);
+}
+
 async fn best_available_counts_a_seat_whose_hold_lapsed_as_free(engine: Engine) {
     let f = Fixture::new(engine).await;
     let (alice, bob, carol) = (
@@ -2566,6 +2622,7 @@ conformance!(
     waiting_rooms_are_kept_and_replaced,
     releases_and_the_sweeper_free_seats,
     best_available_picks_adjacent_seats,
+    best_available_picks_from_a_replaced_layout,
     best_available_counts_a_seat_whose_hold_lapsed_as_free,
     availability_counts_what_the_seat_map_shows,
     idempotent_commands_happen_once,
