@@ -111,7 +111,7 @@ const HOLD_PICK: &str = "SELECT s.show_id, s.seat_id, c.user_id, h.hold_id, h.no
 /// A hold of one named seat as the store's group of one sends it, then its release: the show
 /// read and shared, the customer locked and their standing read, the seat locked and claimed,
 /// the hold and its item written; then the show shared, the hold locked and read with its
-/// items, retired and its seat freed. The parameters are those the store binds (pgbench's
+/// items, retired, its seat freed and a payment of it waiting for the bank cancelled. The parameters are those the store binds (pgbench's
 /// `-M prepared` sends them, as sqlx does, to statements prepared once per connection).
 const HOLD_PATH: &str = "BEGIN;
 SELECT s.*, (SELECT o.state FROM organizers o WHERE o.id = s.organizer_id) AS organizer_state, p.category AS price_category, p.amount_minor AS price_amount_minor, p.locked AS price_locked FROM (SELECT id, event_id, organizer_id, venue_id, state, starts_at, ends_at, on_sale_at, off_sale_at, currency, hold_minutes, max_tickets_per_order, max_tickets_per_customer, format, language, created_at, cancelled_at FROM shows WHERE id = :show_id FOR SHARE) s LEFT JOIN show_prices p ON p.show_id = s.id;
@@ -126,6 +126,7 @@ SELECT id FROM shows WHERE id IN (SELECT show_id FROM holds WHERE id IN (:hold_i
 SELECT h.id, h.show_id, h.user_id, h.state, h.total_minor, h.currency, h.discount_minor, h.promo_code, h.created_at, h.expires_at, h.points_redeemed, hi.seat_id, hi.area_id, hi.label, hi.category, hi.quantity, hi.unit_price_minor FROM (SELECT * FROM holds WHERE id IN (:hold_id) ORDER BY id FOR UPDATE) h LEFT JOIN LATERAL (SELECT * FROM hold_items i WHERE i.hold_id = h.id OFFSET 0) hi ON true ORDER BY h.id, hi.position;
 UPDATE holds SET state = 'released' WHERE id IN (:hold_id);
 UPDATE show_seats SET state = 'free', hold_id = NULL, held_until = NULL WHERE state = 'held' AND hold_id IN (:hold_id) AND (show_id, seat_id) IN (SELECT show_id, seat_id FROM show_seats WHERE state = 'held' AND hold_id IN (:hold_id) ORDER BY seat_id FOR UPDATE) RETURNING show_id, (SELECT s.row_rank FROM seats s WHERE s.id = show_seats.seat_id);
+UPDATE payments SET state = 'cancelled', failure_reason = 'the customer released the seats', updated_at = :now_ms WHERE state = 'requires_action' AND hold_id IN (:hold_id);
 COMMIT;
 ";
 
@@ -213,7 +214,7 @@ async fn measure_hold_path(
             .is_none_or(|b| transactions_per_s > b.transactions_per_s)
         {
             best = Some(PgbenchCeiling {
-                statement: "a hold of one seat and its release, as the store sends them (13 statements, two commits); the best of 8, 16 and the run's clients".into(),
+                statement: "a hold of one seat and its release, as the store sends them (14 statements, two commits); the best of 8, 16 and the run's clients".into(),
                 clients,
                 transactions_per_s,
                 latency_avg_ms,
