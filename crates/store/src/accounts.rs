@@ -200,6 +200,7 @@ macro_rules! accounts_engine {
             }
 
             async fn insert_invitation(&self, invitation: &Invitation) -> StoreResult<()> {
+                let mut w = self.begin_write().await?;
                 sqlx::query(
                     "INSERT INTO invitations (id, organizer_id, email, role, state, invited_by, created_at) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -211,8 +212,9 @@ macro_rules! accounts_engine {
                 .bind(invitation.state.as_str())
                 .bind(invitation.invited_by.to_string())
                 .bind(invitation.created_at.unix_ms())
-                .execute(&self.pool)
+                .execute(&mut *w.tx)
                 .await?;
+                w.tx.commit().await?;
                 Ok(())
             }
 
@@ -331,7 +333,9 @@ macro_rules! accounts_engine {
             }
 
             async fn revoke_session(&self, id: &SessionId) -> StoreResult<()> {
-                sqlx::query("UPDATE sessions SET state = 'revoked' WHERE id = $1").bind(id.to_string()).execute(&self.pool).await?;
+                let mut w = self.begin_write().await?;
+                sqlx::query("UPDATE sessions SET state = 'revoked' WHERE id = $1").bind(id.to_string()).execute(&mut *w.tx).await?;
+                w.tx.commit().await?;
                 Ok(())
             }
 

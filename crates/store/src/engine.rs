@@ -2507,12 +2507,23 @@ macro_rules! store_engine {
             }
 
             async fn secret(&self, name: &str, candidate: &str) -> StoreResult<String> {
+                const READ: &str = "SELECT value FROM app_secrets WHERE name = $1";
+                // Read first: once it exists no caller writes. Written like every write (on
+                // SQLite, behind the one writer's gate): the first bookings of a sale all ask at
+                // once, and writes around the gate waited in SQLite's busy handler, whose sleeps
+                // grow, for up to two seconds.
+                if let Some(value) = sqlx::query_scalar(READ).bind(name).fetch_optional(&self.pool).await? {
+                    return Ok(value);
+                }
+                let mut w = self.begin_write().await?;
                 sqlx::query("INSERT INTO app_secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
                     .bind(name)
                     .bind(candidate)
-                    .execute(&self.pool)
+                    .execute(&mut *w.tx)
                     .await?;
-                Ok(sqlx::query_scalar("SELECT value FROM app_secrets WHERE name = $1").bind(name).fetch_one(&self.pool).await?)
+                let value = sqlx::query_scalar(READ).bind(name).fetch_one(&mut *w.tx).await?;
+                w.tx.commit().await?;
+                Ok(value)
             }
 
             async fn insert_venue(&self, venue: &Venue, idem: Option<&IdempotencyKey>) -> StoreResult<Outcome<()>> {
@@ -2541,13 +2552,15 @@ macro_rules! store_engine {
             }
 
             async fn update_venue_details(&self, venue: &Venue) -> StoreResult<()> {
+                let mut w = self.begin_write().await?;
                 sqlx::query("UPDATE venues SET name = $2, city = $3, timezone = $4 WHERE id = $1")
                     .bind(venue.id.to_string())
                     .bind(venue.name.clone())
                     .bind(venue.city.clone())
                     .bind(venue.timezone.clone())
-                    .execute(&self.pool)
+                    .execute(&mut *w.tx)
                     .await?;
+                w.tx.commit().await?;
                 Ok(())
             }
 

@@ -1695,6 +1695,21 @@ async fn secrets_are_created_once(engine: Engine) {
     let f = Fixture::new(engine).await;
     assert_eq!(f.store.secret("jwt", "first").await.unwrap(), "first");
     assert_eq!(f.store.secret("jwt", "second").await.unwrap(), "first");
+    // The first bookings of a sale all ask for the show's ticket key at once: one is kept.
+    let racing: Vec<_> = (0..32)
+        .map(|i| {
+            let store = f.store.clone();
+            tokio::spawn(async move { store.secret("tickets", &format!("candidate {i}")).await })
+        })
+        .collect();
+    let mut kept = std::collections::BTreeSet::new();
+    for answer in racing {
+        kept.insert(answer.await.unwrap().unwrap());
+    }
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    let kept = kept.pop_first().unwrap();
+    assert!(kept.starts_with("candidate "), "{kept}");
+    assert_eq!(f.store.secret("tickets", "late").await.unwrap(), kept);
 }
 
 async fn sessions_rotate_and_die_on_reuse(engine: Engine) {
