@@ -1,14 +1,14 @@
 //! The in-process availability filter: what this process learned recently about seats and
 //! places that are taken, so a request that is sure to be refused is refused without a
 //! database round trip. It is a filter, never the judge: every fact lapses after a short time
-//! (and all facts of a show are dropped when this process frees something in it), so it can
-//! only ever be stale towards "taken" for that long; whatever it lets through, the database
-//! transaction decides.
+//! (and what this process frees is forgotten at once: the freed seats and every count of the
+//! show), so it can only ever be stale towards "taken" for that long; whatever it lets through,
+//! the database transaction decides.
 
 use crate::Timestamp;
 use crate::error::DomainError;
 use crate::hold::HoldRequest;
-use crate::ids::ShowId;
+use crate::ids::{SeatId, ShowId};
 use std::collections::HashMap;
 
 /// Shows tracked at once; the oldest is forgotten beyond this.
@@ -161,9 +161,22 @@ impl AvailabilityFilter {
         }
     }
 
-    /// Something in the show was freed here: forget everything learned about it.
+    /// Something in the show was freed here, or changed in a way not known seat by seat:
+    /// forget everything learned about it.
     pub fn forget(&mut self, show: &ShowId) {
         self.shows.remove(show);
+    }
+
+    /// These seats of the show were freed here (and places may have come back with them): what
+    /// was learned about them and every count of the show is forgotten. What is known of the
+    /// show's other seats stays true, so a sale with releases keeps its filter.
+    pub fn freed(&mut self, show: &ShowId, seat_ids: &[SeatId]) {
+        if let Some(facts) = self.shows.get_mut(show) {
+            for seat in seat_ids {
+                facts.seats.remove(seat.as_str());
+            }
+            facts.short.clear();
+        }
     }
 }
 
@@ -264,6 +277,57 @@ mod tests {
         assert!(
             filter.check(&ShowId::generate(), &best, now).is_ok(),
             "facts belong to their show"
+        );
+    }
+
+    #[test]
+    fn freed_seats_and_counts_are_forgotten_and_the_rest_kept() {
+        let mut filter = AvailabilityFilter::new(1_000);
+        let show = ShowId::generate();
+        let (a, b, c) = (SeatId::generate(), SeatId::generate(), SeatId::generate());
+        let now = Timestamp::from_unix_ms(0);
+        let held = HoldRequest::Seats(vec![a.clone(), b.clone()]);
+        filter.learn(&show, &held, Ok(()), now);
+        let area = AreaId::generate();
+        let places = HoldRequest::Areas(vec![AreaQuantity {
+            area_id: area.clone(),
+            quantity: 2,
+        }]);
+        filter.learn(
+            &show,
+            &places,
+            Err(&DomainError::CapacityUnavailable {
+                area: area.to_string(),
+                available: 0,
+                requested: 2,
+            }),
+            now,
+        );
+        assert!(filter.check(&show, &places, now).is_err());
+        filter.freed(&show, std::slice::from_ref(&a));
+        assert!(
+            filter
+                .check(&show, &HoldRequest::Seats(vec![a.clone()]), now)
+                .is_ok(),
+            "the freed seat"
+        );
+        assert_eq!(
+            filter.check(&show, &HoldRequest::Seats(vec![b.clone(), c]), now),
+            Err(DomainError::SeatUnavailable {
+                seat_ids: vec![b.to_string()]
+            }),
+            "a seat not freed is still known taken"
+        );
+        assert!(
+            filter.check(&show, &places, now).is_ok(),
+            "places may have come back with the seats"
+        );
+        filter.freed(&ShowId::generate(), std::slice::from_ref(&b));
+        assert!(
+            filter
+                .check(&show, &HoldRequest::Seats(vec![b.clone()]), now)
+                .is_err(),
+            "seats of another show"
         );
     }
 }

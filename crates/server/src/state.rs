@@ -231,7 +231,17 @@ impl AppState {
         if matches!(change, Change::ShowChanged | Change::ShowCancelled) {
             self.waiting.forget(show);
         }
-        self.forget(show, change.frees());
+        match &change {
+            // Freed seat by seat: the filter keeps what it knows of the show's other seats.
+            Change::SeatReleased { seat_ids } => {
+                self.filter
+                    .lock()
+                    .expect("filter lock")
+                    .freed(show, seat_ids);
+                self.forget(show, false);
+            }
+            _ => self.forget(show, change.frees()),
+        }
         self.live.publish(show, change).await
     }
 

@@ -440,6 +440,20 @@ async fn the_filter_refuses_known_taken_seats_for_a_moment_only(engine: Engine) 
     app.call(Method::POST, "/holds", Some(&bob.token), Some(body.clone()))
         .await
         .problem(409, "seat_unavailable");
+    // Another seat freed here forgets that seat only: what is known of A1 stays.
+    let carol = app.register("carol@example.com", "customer").await;
+    let other =
+        json!({"show_id": show_id, "seat_ids": seat_ids(&app.seat_map(show_id).await, &["B1"])});
+    let carols = app
+        .call(Method::POST, "/holds", Some(&carol.token), Some(other))
+        .await;
+    assert_eq!(carols.status, StatusCode::CREATED, "{}", carols.body);
+    let carols = format!("/holds/{}", carols.body["id"].as_str().unwrap());
+    app.call(Method::DELETE, &carols, Some(&carol.token), None)
+        .await;
+    app.call(Method::POST, "/holds", Some(&bob.token), Some(body.clone()))
+        .await
+        .problem(409, "seat_unavailable");
     let window = boxoffice_server::Config::default().filter_fact_ms;
     app.clock.advance_ms(window - 1);
     app.call(Method::POST, "/holds", Some(&bob.token), Some(body.clone()))
