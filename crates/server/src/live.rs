@@ -122,16 +122,24 @@ impl Change {
         }
     }
 
-    /// Whether something may have been freed: facts learned about taken seats are stale.
-    pub fn frees(&self) -> bool {
-        matches!(
-            self,
-            Change::SeatReleased { .. }
-                | Change::ShowChanged
-                | Change::ShowCancelled
-                | Change::Resync
-        )
+    /// What it may have freed: what the filter learned about those seats is stale.
+    pub fn freed(&self) -> Freed<'_> {
+        match self {
+            Change::SeatReleased { seat_ids } => Freed::Seats(seat_ids),
+            Change::ShowChanged | Change::ShowCancelled | Change::Resync => Freed::Anything,
+            _ => Freed::Nothing,
+        }
     }
+}
+
+/// What a change of a show may have freed.
+#[derive(Clone, Copy, Debug)]
+pub enum Freed<'a> {
+    Nothing,
+    /// These seats, and places that may have come back with them.
+    Seats(&'a [SeatId]),
+    /// Anything: not known seat by seat.
+    Anything,
 }
 
 #[derive(Clone, Debug, Serialize, PartialEq, utoipa::ToSchema)]
@@ -679,7 +687,7 @@ pub async fn run(app: crate::state::AppState, mut shutdown: tokio::sync::watch::
             }
         }
         for show in stale {
-            app.forget(&show, true);
+            app.forget(&show, Freed::Anything);
             if let Ok(seat_map) = crate::routes::catalog::seat_map_json(&app, &show).await {
                 app.live.deliver_snapshot(&show, &seat_map);
             }
@@ -745,11 +753,19 @@ async fn follow_redis(app: crate::state::AppState, redis: Arc<RedisLink>) {
                     app.waiting.forget(&show);
                 }
                 if kind != "availability" && kind != "queue_position" {
+                    // Which seats another instance freed is not in the message.
                     let frees = matches!(
                         kind,
                         "seat_released" | "show_changed" | "show_cancelled" | "resync"
                     );
-                    app.forget(&show, frees);
+                    app.forget(
+                        &show,
+                        if frees {
+                            Freed::Anything
+                        } else {
+                            Freed::Nothing
+                        },
+                    );
                 }
                 app.live.deliver_published(&show, &payload);
             }

@@ -4,7 +4,7 @@
 use crate::auth::{PasswordCost, Passwords, Tokens};
 use crate::cache::Scope;
 use crate::idempotency::InFlight;
-use crate::live::{Change, Live, LiveLimits};
+use crate::live::{Change, Freed, Live, LiveLimits};
 use crate::ratelimit::RateLimits;
 use base64::Engine as _;
 use boxoffice_core::Clock;
@@ -231,17 +231,7 @@ impl AppState {
         if matches!(change, Change::ShowChanged | Change::ShowCancelled) {
             self.waiting.forget(show);
         }
-        match &change {
-            // Freed seat by seat: the filter keeps what it knows of the show's other seats.
-            Change::SeatReleased { seat_ids } => {
-                self.filter
-                    .lock()
-                    .expect("filter lock")
-                    .freed(show, seat_ids);
-                self.forget(show, false);
-            }
-            _ => self.forget(show, change.frees()),
-        }
+        self.forget(show, change.freed());
         self.live.publish(show, change).await
     }
 
@@ -314,12 +304,20 @@ impl AppState {
 
     pub fn forget_show(&self, show: &ShowId) {
         self.waiting.forget(show);
-        self.forget(show, true);
+        self.forget(show, Freed::Anything);
     }
 
-    pub fn forget(&self, show: &ShowId, freed: bool) {
-        if freed {
-            self.filter.lock().expect("filter lock").forget(show);
+    /// The show's reads are out of date, and what the filter learned about what was freed: a
+    /// release here forgets its seats only, so the filter keeps what it knows of the others.
+    pub fn forget(&self, show: &ShowId, freed: Freed<'_>) {
+        match freed {
+            Freed::Nothing => {}
+            Freed::Seats(seat_ids) => self
+                .filter
+                .lock()
+                .expect("filter lock")
+                .freed(show, seat_ids),
+            Freed::Anything => self.filter.lock().expect("filter lock").forget(show),
         }
         self.reads.invalidate(&Scope::Show(show.clone()));
     }
