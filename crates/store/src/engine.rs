@@ -570,11 +570,16 @@ macro_rules! store_engine {
         }
 
         /// The hold and its items in one read.
-        async fn load_hold(conn: &mut Conn, id: &str) -> StoreResult<Option<Hold>> {
-            let sql = format!(
-                "SELECT {HOLD_WITH_ITEM_COLUMNS} FROM holds h {} WHERE h.id = $1 ORDER BY hi.position",
+        /// One hold by id (`$1`), a row per item in order, with `extra` columns of it after them.
+        fn hold_by_id(extra: &str) -> String {
+            format!(
+                "SELECT {HOLD_WITH_ITEM_COLUMNS}{extra} FROM holds h {} WHERE h.id = $1 ORDER BY hi.position",
                 $items_of_each_hold
-            );
+            )
+        }
+
+        async fn load_hold(conn: &mut Conn, id: &str) -> StoreResult<Option<Hold>> {
+            let sql = hold_by_id("");
             let rows: Vec<HoldWithItemRow> = sqlx::query_as(AssertSqlSafe(sql))
             .bind(id)
             .fetch_all(&mut *conn)
@@ -585,11 +590,8 @@ macro_rules! store_engine {
         /// The hold with the first of its payments still being decided (waiting for the
         /// customer's bank or for the provider), in one statement: what paying for it checks.
         async fn load_hold_to_pay(conn: &mut Conn, id: &str) -> StoreResult<Option<(Hold, Option<PaymentId>)>> {
-            let sql = format!(
-                "SELECT {HOLD_WITH_ITEM_COLUMNS}, \
-                 (SELECT MIN(p.id) FROM payments p WHERE p.hold_id = h.id AND p.state IN ('requires_action', 'processing')) AS open_payment \
-                 FROM holds h {} WHERE h.id = $1 ORDER BY hi.position",
-                $items_of_each_hold
+            let sql = hold_by_id(
+                ", (SELECT MIN(p.id) FROM payments p WHERE p.hold_id = h.id AND p.state IN ('requires_action', 'processing')) AS open_payment",
             );
             let rows: Vec<HoldToPayRow> = sqlx::query_as(AssertSqlSafe(sql))
             .bind(id)

@@ -2410,6 +2410,33 @@ async fn told_events_are_ticked_off_by_kind_and_subject(engine: Engine) {
     assert_eq!(untold().await, expected);
 }
 
+/// A card payment of the whole hold by its customer, in `state`.
+fn card_payment(
+    hold: &Hold,
+    state: boxoffice_core::payment::PaymentState,
+    key: Option<&str>,
+    now: Timestamp,
+) -> boxoffice_store::Payment {
+    let id = PaymentId::generate();
+    boxoffice_store::Payment {
+        provider_reference: format!("ref-{id}"),
+        id,
+        hold_id: hold.id.clone(),
+        user_id: hold.user_id.clone(),
+        show_id: hold.show_id.clone(),
+        amount: hold.total.clone(),
+        wallet_minor: 0,
+        method: "card".into(),
+        card_last4: "4242".into(),
+        state,
+        booking_id: None,
+        failure_reason: None,
+        idempotency_key: key.map(str::to_owned),
+        created_at: now,
+        updated_at: now,
+    }
+}
+
 /// Paying for a hold first reads the hold with a payment of it still being decided; letting the
 /// hold go cancels a payment still waiting for the customer's bank, in the release's own
 /// transaction, and leaves one the provider is deciding to run on.
@@ -2418,26 +2445,6 @@ async fn a_release_cancels_the_payment_waiting_for_the_bank(engine: Engine) {
     let f = Fixture::new(engine).await;
     let alice = f.customer("alice@example.com").await;
     let bob = f.customer("bob@example.com").await;
-    let payment_for = |hold: &Hold, state: PaymentState| {
-        let id = PaymentId::generate();
-        boxoffice_store::Payment {
-            provider_reference: format!("ref-{id}"),
-            id,
-            hold_id: hold.id.clone(),
-            user_id: hold.user_id.clone(),
-            show_id: hold.show_id.clone(),
-            amount: hold.total.clone(),
-            wallet_minor: 0,
-            method: "card".into(),
-            card_last4: "4242".into(),
-            state,
-            booking_id: None,
-            failure_reason: None,
-            idempotency_key: None,
-            created_at: f.now,
-            updated_at: f.now,
-        }
-    };
     let waiting_hold = f.seats(&alice, &["A1"], f.now).await.unwrap();
     let deciding_hold = f.seats(&bob, &["A2"], f.now).await.unwrap();
     let (_, nothing_open) = f
@@ -2447,11 +2454,11 @@ async fn a_release_cancels_the_payment_waiting_for_the_bank(engine: Engine) {
         .unwrap()
         .unwrap();
     assert_eq!(nothing_open, None);
-    let failed = payment_for(&waiting_hold, PaymentState::Failed);
+    let failed = card_payment(&waiting_hold, PaymentState::Failed, None, f.now);
     f.store.insert_payment(&failed).await.unwrap();
-    let waiting = payment_for(&waiting_hold, PaymentState::RequiresAction);
+    let waiting = card_payment(&waiting_hold, PaymentState::RequiresAction, None, f.now);
     f.store.insert_payment(&waiting).await.unwrap();
-    let deciding = payment_for(&deciding_hold, PaymentState::Processing);
+    let deciding = card_payment(&deciding_hold, PaymentState::Processing, None, f.now);
     f.store.insert_payment(&deciding).await.unwrap();
     let (read, open) = f
         .store
@@ -2517,23 +2524,6 @@ async fn a_card_booking_writes_everything_and_its_events_in_order(engine: Engine
     use boxoffice_core::payment::PaymentState;
     let f = Fixture::new(engine).await;
     let alice = f.customer("alice@example.com").await;
-    let card_payment = |hold: &Hold, key: Option<&str>| boxoffice_store::Payment {
-        id: PaymentId::generate(),
-        hold_id: hold.id.clone(),
-        user_id: alice.clone(),
-        show_id: hold.show_id.clone(),
-        amount: hold.total.clone(),
-        wallet_minor: 0,
-        method: "card".into(),
-        card_last4: "4242".into(),
-        state: PaymentState::Processing,
-        provider_reference: format!("ref-{}", hold.id),
-        booking_id: None,
-        failure_reason: None,
-        idempotency_key: key.map(str::to_owned),
-        created_at: f.now,
-        updated_at: f.now,
-    };
     let sign: boxoffice_store::TicketSigner =
         Arc::new(|claims| format!("signed:{}", claims.ticket_id));
     let confirm =
@@ -2552,7 +2542,7 @@ async fn a_card_booking_writes_everything_and_its_events_in_order(engine: Engine
 
     // Refused (more from the wallet than the total): nothing is written.
     let hold = f.seats(&alice, &["A1", "A2"], f.now).await.unwrap();
-    let payment = card_payment(&hold, None);
+    let payment = card_payment(&hold, PaymentState::Processing, None, f.now);
     let refused = f
         .store
         .confirm_hold(confirm(&hold, &payment, hold.total.amount_minor + 1), None)
@@ -2576,7 +2566,7 @@ async fn a_card_booking_writes_everything_and_its_events_in_order(engine: Engine
         } else {
             f.seats(&alice, &labels, f.now).await.unwrap()
         };
-        let payment = card_payment(&hold, key);
+        let payment = card_payment(&hold, PaymentState::Processing, key, f.now);
         let Outcome::Done(booking) = f
             .store
             .confirm_hold(confirm(&hold, &payment, 0), None)
