@@ -500,16 +500,25 @@ macro_rules! store_engine {
         }
 
         /// The show, its prices and its organizer's state (sales stop when suspended) in one
-        /// statement; `lock` is the engine's clause for taking the show's row, and `customer`'s
-        /// user row is locked too when given (after the show's: the subquery reads the locked
-        /// show row, so it runs above the show's lock).
-        async fn read_show(conn: &mut Conn, id: &str, lock: &str, customer: Option<&str>) -> StoreResult<Option<(Show, Option<String>)>> {
+        /// statement; `lock` is the engine's clause for taking the show's row, and the
+        /// `customers`' user rows (sorted) are locked too, in id order, with the engine's key
+        /// lock (after the show's: the subquery reads the locked show row, so it runs above the
+        /// show's lock). What the customers hold must be read by a later statement, which sees
+        /// whatever a transaction that had one of them locked committed.
+        async fn read_show(conn: &mut Conn, id: &str, lock: &str, customers: &[&str]) -> StoreResult<Option<(Show, Option<String>)>> {
+            // The customers' lock is the engine's key lock: their holds and bookings point at
+            // the rows, and those inserts must not wait for it.
             // The show's lock inside, on its one row: the join gives a row per price, and a lock
-            // clause outside would lock the show once per price.
-            let customer_lock = if customer.is_some() {
-                concat!(", (SELECT u.id FROM users u WHERE u.id = $2 AND s.id IS NOT NULL", $key_lock, ") AS locked_customer")
+            // clause outside would lock the show once per price (the customers are locked again
+            // per price, which the second time finds them locked by this transaction already).
+            let customer_lock = if customers.is_empty() {
+                String::new()
             } else {
-                ""
+                format!(
+                    ", (SELECT COUNT(*) FROM (SELECT u.id FROM users u WHERE u.id IN ({}) AND s.id IS NOT NULL ORDER BY u.id{}) l) AS locked_customers",
+                    placeholders(2, padded_len(customers.len())),
+                    $key_lock
+                )
             };
             let sql = format!(
                 "SELECT s.*, (SELECT o.state FROM organizers o WHERE o.id = s.organizer_id) AS organizer_state, \
@@ -517,21 +526,23 @@ macro_rules! store_engine {
                  FROM (SELECT {SHOW_COLUMNS} FROM shows WHERE id = $1{lock}) s LEFT JOIN show_prices p ON p.show_id = s.id"
             );
             let mut query = sqlx::query_as::<_, ShowWithPriceRow>(AssertSqlSafe(sql)).bind(id.to_owned());
-            if let Some(customer) = customer {
-                query = query.bind(customer.to_owned());
+            if !customers.is_empty() {
+                for customer in padded(customers) {
+                    query = query.bind(customer.to_string());
+                }
             }
             show_from_rows(query.fetch_all(&mut *conn).await?)
         }
 
         async fn load_show(conn: &mut Conn, id: &str) -> StoreResult<Option<Show>> {
-            Ok(read_show(conn, id, "", None).await?.map(|(show, _)| show))
+            Ok(read_show(conn, id, "", &[]).await?.map(|(show, _)| show))
         }
 
         /// Takes the show's row shared (a cancellation or a waitlist round, which take it
         /// exclusively, wait for this transaction, or it sees theirs) and reads the show and its
         /// organizer's state with the same statement.
         async fn share_show(conn: &mut Conn, id: &str) -> StoreResult<Option<(Show, Option<String>)>> {
-            read_show(conn, id, $share, None).await
+            read_show(conn, id, $share, &[]).await
         }
 
         /// The show's standing areas as a seat map shows them (held counts only live holds).
@@ -704,18 +715,6 @@ macro_rules! store_engine {
             Taken,
         }
 
-        /// Locks the customers' user rows, in id order (`ids` sorted). The engine's key lock: the
-        /// customer's bookings and holds point at the row, and their inserts must not wait for it.
-        async fn lock_customers(conn: &mut Conn, ids: &[&str]) -> StoreResult<()> {
-            let sql = format!("SELECT id FROM users WHERE id IN ({}) ORDER BY id{}", placeholders(1, padded_len(ids.len())), $key_lock);
-            let mut query = sqlx::query_scalar::<_, String>(AssertSqlSafe(sql));
-            for id in padded(ids) {
-                query = query.bind(id.to_string());
-            }
-            query.fetch_all(&mut *conn).await?;
-            Ok(())
-        }
-
         /// `head`, the hold ids as a list padded to a few lengths (`padded`), then `tail`.
         fn by_hold_ids(head: &str, hold_ids: &[String], tail: &str) -> sqlx::QueryBuilder<$db> {
             let mut query = sqlx::QueryBuilder::new(head);
@@ -829,24 +828,38 @@ macro_rules! store_engine {
             category: String,
         }
 
-        /// Locks the show's rows of these seats (`ids` sorted) in seat-id order and reads them;
-        /// with `Busy::Taken`, a row another transaction has locked is passed over and missing
-        /// from the answer, like a seat the show does not have.
-        async fn lock_seats(conn: &mut Conn, show_id: &str, ids: &[String], busy: Busy) -> StoreResult<BTreeMap<String, LockedSeat>> {
-            if ids.is_empty() {
+        /// Locks the show's rows of these seats and reads them: the `waiting` ones (sorted) in
+        /// seat-id order, waiting for any other transaction that has one locked (`Busy::Wait`),
+        /// then the `passing` ones (sorted), where a row another transaction has locked is passed
+        /// over and missing from the answer, like a seat the show does not have (`Busy::Taken`).
+        async fn lock_seats(conn: &mut Conn, show_id: &str, waiting: &[String], passing: &[String]) -> StoreResult<BTreeMap<String, LockedSeat>> {
+            // One statement for both kinds: the waiting seats' part runs first, so they are
+            // locked before the passed-over ones, each part in seat-id order.
+            let parts: Vec<(&[String], Busy)> = [(waiting, Busy::Wait), (passing, Busy::Taken)].into_iter().filter(|(ids, _)| !ids.is_empty()).collect();
+            if parts.is_empty() {
                 return Ok(BTreeMap::new());
             }
-            let sql = format!(
-                "SELECT seat_id, state, held_until, \
-                 (SELECT s.label FROM seats s WHERE s.id = show_seats.seat_id) AS label, \
-                 (SELECT s.category FROM seats s WHERE s.id = show_seats.seat_id) AS category \
-                 FROM show_seats WHERE show_id = $1 AND seat_id IN ({}) ORDER BY seat_id{}",
-                placeholders(2, padded_len(ids.len())),
-                if busy == Busy::Taken { $skip_locked } else { $lock }
-            );
+            let mut next = 2;
+            let sql = parts
+                .iter()
+                .map(|(ids, busy)| {
+                    let listed = placeholders(next, padded_len(ids.len()));
+                    next += padded_len(ids.len());
+                    format!(
+                        "SELECT * FROM (SELECT seat_id, state, held_until, \
+                         (SELECT s.label FROM seats s WHERE s.id = show_seats.seat_id) AS label, \
+                         (SELECT s.category FROM seats s WHERE s.id = show_seats.seat_id) AS category \
+                         FROM show_seats WHERE show_id = $1 AND seat_id IN ({listed}) ORDER BY seat_id{}) AS locked",
+                        if *busy == Busy::Taken { $skip_locked } else { $lock }
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(" UNION ALL ");
             let mut query = sqlx::query_as::<_, (String, String, Option<i64>, String, String)>(AssertSqlSafe(sql)).bind(show_id.to_owned());
-            for id in padded(ids) {
-                query = query.bind(id.clone());
+            for (ids, _) in &parts {
+                for id in padded(ids) {
+                    query = query.bind(id.clone());
+                }
             }
             Ok(query
                 .fetch_all(&mut *conn)
@@ -1996,14 +2009,13 @@ macro_rules! store_engine {
                 let show_id = first.cmd.show_id.as_str();
                 let since = group.iter().map(|c| c.cmd.now).min().unwrap_or(first.cmd.now);
                 let mut answers: Vec<HoldAnswer> = group.iter().map(|_| None).collect();
-                let mut w = self.begin_write().await?;
-                let conn = &mut *w.tx;
-                let Some((show, organizer_state)) = read_show(conn, show_id, $share, None).await? else {
-                    return Ok(group.iter().map(|_| Some(Err(DomainError::NotFound("show").into()))).collect());
-                };
                 let mut customers: Vec<&str> = group.iter().map(|c| c.cmd.user_id.as_str()).collect();
                 customers.sort_unstable();
-                lock_customers(conn, &customers).await?;
+                let mut w = self.begin_write().await?;
+                let conn = &mut *w.tx;
+                let Some((show, organizer_state)) = read_show(conn, show_id, $share, &customers).await? else {
+                    return Ok(group.iter().map(|_| Some(Err(DomainError::NotFound("show").into()))).collect());
+                };
                 let mut standings = standing_rows(conn, &customers, show_id, since).await?;
 
                 let mut wants: Vec<(usize, Want)> = Vec::new();
@@ -2035,7 +2047,7 @@ macro_rules! store_engine {
 
                 // Seats: the named ones locked waiting (in seat-id order, like every claim),
                 // then best-available's, passing over rows another transaction has locked.
-                let sorted = |busy: Busy, locked: &BTreeMap<String, LockedSeat>| -> Vec<String> {
+                let sorted = |busy: Busy, besides: &[String]| -> Vec<String> {
                     let ids: std::collections::BTreeSet<String> = wants
                         .iter()
                         .filter_map(|(_, want)| match want {
@@ -2044,13 +2056,12 @@ macro_rules! store_engine {
                         })
                         .flatten()
                         .map(|id| id.to_string())
-                        .filter(|id| !locked.contains_key(id))
+                        .filter(|id| besides.binary_search(id).is_err())
                         .collect();
                     ids.into_iter().collect()
                 };
-                let mut seats = lock_seats(conn, show_id, &sorted(Busy::Wait, &BTreeMap::new()), Busy::Wait).await?;
-                let passing = sorted(Busy::Taken, &seats);
-                seats.extend(lock_seats(conn, show_id, &passing, Busy::Taken).await?);
+                let waiting = sorted(Busy::Wait, &[]);
+                let seats = lock_seats(conn, show_id, &waiting, &sorted(Busy::Taken, &waiting)).await?;
                 let seat_claims: Vec<(usize, &[SeatId], Busy)> = wants
                     .iter()
                     .filter_map(|(i, want)| match want {
@@ -2172,7 +2183,7 @@ macro_rules! store_engine {
                 // One customer's holds run one at a time, so two tabs cannot both pass the limit:
                 // the customer's row is locked with the show's read, and what the customer holds
                 // is read by the next statement, which sees whatever the other tab committed.
-                let (show, organizer_state) = read_show(conn, cmd.show_id.as_str(), $share, Some(cmd.user_id.as_str()))
+                let (show, organizer_state) = read_show(conn, cmd.show_id.as_str(), $share, &[cmd.user_id.as_str()])
                     .await?
                     .ok_or(DomainError::NotFound("show"))?;
                 show.check_on_sale(cmd.now)?;

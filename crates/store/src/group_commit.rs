@@ -33,8 +33,9 @@ pub(crate) trait Member: Send + 'static {
 /// The lines of waiting claims, one per show.
 pub(crate) struct Queue<M, A> {
     lines: Mutex<HashMap<String, Line<M, A>>>,
-    /// Groups of one show in flight at once: more than one keeps the show's work going while a
-    /// group waits for its commit, and contended seats are still decided by row locks.
+    /// Groups of one line in flight at once: more than one keeps the line's work going while a
+    /// group waits for its commit (contended seats are still decided by row locks), at the
+    /// price of smaller groups (`FLIGHTS_PER_LINE`).
     flights_per_line: usize,
     max_group: usize,
     groups: AtomicU64,
@@ -191,12 +192,18 @@ impl Member for HoldClaim {
 /// transaction failed before its commit, or the claim needs what only the lone path does).
 pub(crate) type HoldAnswer = Option<crate::StoreResult<boxoffice_core::hold::Hold>>;
 
-/// Holds waiting for their group, per show: two groups of a show in flight at once, at most 64
+/// Groups of a line in flight at once. One: on two cores a second flight only split the claims
+/// into smaller groups that each paid a transaction's statements and commit, and made a show's
+/// groups wait for each other's row locks (alternating runs of the capacity sale, PostgreSQL:
+/// granted holds +6 %, hold p99 64 → 56 ms; SQLite +14 %; BENCHMARKS.md, thirteenth session).
+const FLIGHTS_PER_LINE: usize = 1;
+
+/// Holds waiting for their group, per show: one group of a show in flight at a time, at most 64
 /// claims in a group.
 pub(crate) type HoldQueue = Queue<HoldClaim, HoldAnswer>;
 
 pub(crate) fn hold_queue() -> Arc<HoldQueue> {
-    Queue::new(2, 64)
+    Queue::new(FLIGHTS_PER_LINE, 64)
 }
 
 /// A booking waiting for its group. Bookings of every show share one line.
@@ -217,7 +224,7 @@ pub(crate) type BookingAnswer = Option<crate::StoreResult<boxoffice_core::bookin
 pub(crate) type BookingQueue = Queue<BookingClaim, BookingAnswer>;
 
 pub(crate) fn booking_queue() -> Arc<BookingQueue> {
-    Queue::new(2, 64)
+    Queue::new(FLIGHTS_PER_LINE, 64)
 }
 
 /// A customer's release of a hold waiting for its group. Releases of every show share one line.
@@ -242,7 +249,7 @@ pub(crate) type ReleaseAnswer = crate::StoreResult<boxoffice_core::hold::Hold>;
 pub(crate) type ReleaseQueue = Queue<ReleaseClaim, ReleaseAnswer>;
 
 pub(crate) fn release_queue() -> Arc<ReleaseQueue> {
-    Queue::new(2, 64)
+    Queue::new(FLIGHTS_PER_LINE, 64)
 }
 
 /// One flight of a line: runs groups while claims wait.

@@ -1013,25 +1013,25 @@ async fn lined_up(store: &dyn Store, done: impl Fn(boxoffice_store::GroupCommits
     panic!("the claims never lined up: {:?}", store.group_stats());
 }
 
-/// Waits until the `i`-th claim (from 0) of a line has its place there: the first two take off
-/// as groups of their own (two flights per line), every later one waits behind them.
+/// Waits until the `i`-th claim (from 0) of a line has its place there: the first takes off as
+/// a group of its own (one flight per line), every later one waits behind it.
 async fn in_line(
     store: &dyn Store,
     i: usize,
     before: boxoffice_store::GroupStats,
     line: fn(boxoffice_store::GroupCommits) -> boxoffice_store::GroupStats,
 ) {
-    if i < 2 {
-        lined_up(store, |s| line(s).groups == before.groups + i as u64 + 1).await;
+    if i == 0 {
+        lined_up(store, |s| line(s).groups == before.groups + 1).await;
     } else {
-        lined_up(store, |s| line(s).waiting == i - 1).await;
+        lined_up(store, |s| line(s).waiting == i).await;
     }
 }
 
 /// Group commit: claims arriving while their show's transactions are busy wait in line and are
 /// then decided together, each as if it had run alone, in the order it arrived. Another
 /// connection keeps the show busy (its row locked on PostgreSQL, the write lock on SQLite): the
-/// first two claims take off and wait for it, and the rest line up one by one behind them, so
+/// first claim takes off and waits for it, and the rest line up one by one behind it, so
 /// the order, and with it every outcome, is known.
 async fn claims_lined_up_are_decided_together_as_if_alone(engine: Engine) {
     let f = Arc::new(Fixture::new(engine).await);
@@ -1055,7 +1055,7 @@ async fn claims_lined_up_are_decided_together_as_if_alone(engine: Engine) {
     };
     let requests = [
         seats(&["B1"]),                               // 0: takes off, granted
-        seats(&["B2"]),                               // 1: takes off, granted
+        seats(&["B2"]),                               // 1: granted
         seats(&["A1", "A2"]),                         // 2: A1 is held by c11
         seats(&["A2"]),                               // 3: granted: 2 took nothing
         seats(&["A2", "A3"]),                         // 4: A2 went to 3, earlier in the group
@@ -1139,7 +1139,7 @@ async fn claims_lined_up_are_decided_together_as_if_alone(engine: Engine) {
     );
 }
 
-/// Group commit for bookings: bookings arriving while the first two wait for a busy show are
+/// Group commit for bookings: bookings arriving while the first waits for a busy show are
 /// decided together in one transaction, each exactly as alone and in arrival order: a refusal
 /// writes nothing, a hold booked earlier in the group is booked for the later claim, and the
 /// standing places of all of them are sold once the group is done. A booking with a share from
@@ -1297,7 +1297,7 @@ async fn bookings_lined_up_are_decided_together_as_if_alone(engine: Engine) {
     assert_eq!(f.state_of("A5", f.now).await, SeatState::Held);
 }
 
-/// Group commit for releases: releases arriving while the first two wait for a busy show are
+/// Group commit for releases: releases arriving while the first waits for a busy show are
 /// decided together, each as alone: a hold that is someone else's is not found, a booked one is
 /// refused and stays sold, one released before is answered as it is, one whose time ran out is
 /// released; every other hold's seats and standing places are free again afterwards.
