@@ -114,10 +114,9 @@ const HOLD_PICK: &str = "SELECT s.show_id, s.seat_id, c.user_id, h.hold_id, h.no
 /// items, retired, its seat freed and a payment of it waiting for the bank cancelled. The parameters are those the store binds (pgbench's
 /// `-M prepared` sends them, as sqlx does, to statements prepared once per connection).
 const HOLD_PATH: &str = "BEGIN;
-SELECT s.*, (SELECT o.state FROM organizers o WHERE o.id = s.organizer_id) AS organizer_state, p.category AS price_category, p.amount_minor AS price_amount_minor, p.locked AS price_locked FROM (SELECT id, event_id, organizer_id, venue_id, state, starts_at, ends_at, on_sale_at, off_sale_at, currency, hold_minutes, max_tickets_per_order, max_tickets_per_customer, format, language, created_at, cancelled_at FROM shows WHERE id = :show_id FOR SHARE) s LEFT JOIN show_prices p ON p.show_id = s.id;
-SELECT id FROM users WHERE id IN (:user_id) ORDER BY id FOR NO KEY UPDATE;
+SELECT s.*, (SELECT o.state FROM organizers o WHERE o.id = s.organizer_id) AS organizer_state, p.category AS price_category, p.amount_minor AS price_amount_minor, p.locked AS price_locked, (SELECT COUNT(*) FROM (SELECT u.id FROM users u WHERE u.id IN (:user_id) AND s.id IS NOT NULL ORDER BY u.id FOR NO KEY UPDATE) l) AS locked_customers FROM (SELECT id, event_id, organizer_id, venue_id, state, starts_at, ends_at, on_sale_at, off_sale_at, currency, hold_minutes, max_tickets_per_order, max_tickets_per_customer, format, language, created_at, cancelled_at FROM shows WHERE id = :show_id FOR SHARE) s LEFT JOIN show_prices p ON p.show_id = s.id;
 SELECT h.user_id, h.state, h.expires_at, CAST(COALESCE((SELECT SUM(hi.quantity) FROM hold_items hi WHERE hi.hold_id = h.id), 0) AS BIGINT) FROM holds h WHERE h.user_id IN (:user_id) AND h.show_id = :show_id AND h.state IN ('active', 'expired') AND (h.state = 'active' OR h.expires_at > CAST(:since_ms AS BIGINT)) UNION ALL SELECT c.id, 'booked', 0, COALESCE((SELECT t.tickets FROM customer_tickets t WHERE t.user_id = c.id AND t.show_id = :show_id), 0) FROM (SELECT column1 AS id FROM (VALUES (CAST(:user_id AS TEXT))) AS listed) c;
-SELECT seat_id, state, held_until, (SELECT s.label FROM seats s WHERE s.id = show_seats.seat_id) AS label, (SELECT s.category FROM seats s WHERE s.id = show_seats.seat_id) AS category FROM show_seats WHERE show_id = :show_id AND seat_id IN (:seat_id) ORDER BY seat_id FOR UPDATE;
+SELECT * FROM (SELECT seat_id, state, held_until, (SELECT s.label FROM seats s WHERE s.id = show_seats.seat_id) AS label, (SELECT s.category FROM seats s WHERE s.id = show_seats.seat_id) AS category FROM show_seats WHERE show_id = :show_id AND seat_id IN (:seat_id) ORDER BY seat_id FOR UPDATE) AS locked;
 WITH claims (seat_id, hold_id, held_until) AS (VALUES (CAST(:seat_id AS TEXT), CAST(:hold_id AS TEXT), CAST(:expires_ms AS BIGINT))) UPDATE show_seats SET state = 'held', hold_id = claims.hold_id, held_until = claims.held_until, booking_id = NULL FROM claims WHERE show_seats.show_id = :show_id AND show_seats.seat_id = claims.seat_id;
 WITH w1 AS (INSERT INTO holds (id, show_id, user_id, state, total_minor, currency, created_at, expires_at, promo_id, promo_code, discount_minor, points_redeemed) SELECT id, show_id, user_id, state, total_minor, currency, created_at, expires_at, promo_id, promo_code, discount_minor, points_redeemed FROM json_populate_recordset(NULL::holds, CAST(:holds_json AS json)) r), w2 AS (INSERT INTO hold_items (hold_id, position, show_id, seat_id, area_id, label, category, quantity, unit_price_minor) SELECT hold_id, position, show_id, seat_id, area_id, label, category, quantity, unit_price_minor FROM json_populate_recordset(NULL::hold_items, CAST(:items_json AS json)) r) SELECT 1;
 COMMIT;
@@ -214,7 +213,7 @@ async fn measure_hold_path(
             .is_none_or(|b| transactions_per_s > b.transactions_per_s)
         {
             best = Some(PgbenchCeiling {
-                statement: "a hold of one seat and its release, as the store sends them (14 statements, two commits); the best of 8, 16 and the run's clients".into(),
+                statement: "a hold of one seat and its release, as the store sends them (13 statements, two commits); the best of 8, 16 and the run's clients".into(),
                 clients,
                 transactions_per_s,
                 latency_avg_ms,
