@@ -365,14 +365,19 @@ macro_rules! outbox_engine {
                 let mut w = self.begin_write().await?;
                 // Few rows are still unannounced, so the partial index finds them by subject in
                 // one scan (with the pairs alone, PostgreSQL made one index scan per pair); the
-                // pairs then pick the very events, as a subject has several in its life.
+                // pairs then pick the very events, as a subject has several in its life, as a
+                // list of rows (as 200 `OR`-ed pairs every candidate row was tested against each
+                // pair in turn: 10 ms a statement under a sale).
                 for chunk in events.chunks(200) {
                     let subjects = placeholders(2, chunk.len());
                     let pairs = (0..chunk.len())
-                        .map(|i| format!("(kind = ${} AND subject = ${})", chunk.len() + i + 2, 2 + i))
+                        .map(|i| format!("(${}, ${})", chunk.len() + i + 2, 2 + i))
                         .collect::<Vec<_>>()
-                        .join(" OR ");
-                    let sql = format!("UPDATE outbox SET announced_at = $1 WHERE announced_at IS NULL AND subject IN ({subjects}) AND ({pairs})");
+                        .join(", ");
+                    let sql = format!(
+                        "UPDATE outbox SET announced_at = $1 WHERE announced_at IS NULL AND subject IN ({subjects}) \
+                         AND (kind, subject) IN (VALUES {pairs})"
+                    );
                     let mut query = sqlx::query(AssertSqlSafe(sql)).bind(now.unix_ms());
                     for (_, subject) in chunk {
                         query = query.bind(subject.clone());
