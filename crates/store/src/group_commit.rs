@@ -5,7 +5,7 @@
 //!
 //! New holds wait in a line per show: grouped, the show is read once, the customers' standings
 //! in one statement, the seats locked and claimed in one statement each, and every hold is
-//! written and committed at once. Bookings paid by card wait in one line: their holds and seats
+//! written and committed at once. Bookings paid by card wait in a line per show: their holds and seats
 //! are locked and read in one statement each, every booking is decided from them as alone, and
 //! all of them are written with one statement and committed at once. Releases wait in one line:
 //! their holds are locked in one statement, their seats freed in one and each area's places given
@@ -67,7 +67,7 @@ pub struct GroupStats {
     pub failed: u64,
 }
 
-/// The store's groups: new holds (a line per show), bookings and releases (one line each).
+/// The store's groups: new holds and bookings (a line per show each), releases (one line).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct GroupCommits {
     pub holds: GroupStats,
@@ -206,12 +206,13 @@ pub(crate) fn hold_queue() -> Arc<HoldQueue> {
     Queue::new(FLIGHTS_PER_LINE, 64)
 }
 
-/// A booking waiting for its group. Bookings of every show share one line.
+/// A booking waiting for its group, in its show's line: one show's bookings (a sale's) do not
+/// wait for another's, such as one whose cancellation holds the show's row.
 pub(crate) struct BookingClaim(pub crate::ConfirmHold);
 
 impl Member for BookingClaim {
     fn line(&self) -> &str {
-        "bookings"
+        self.0.show_id.as_str()
     }
     fn customer(&self) -> &str {
         self.0.user_id.as_str()

@@ -125,6 +125,9 @@ pub type TicketSigner =
 pub struct ConfirmHold {
     pub booking_id: BookingId,
     pub hold_id: HoldId,
+    /// The hold's show, as the caller read it: bookings wait for their group in a line per show
+    /// (a group decides by what the hold's own row says under its lock, not by this).
+    pub show_id: ShowId,
     pub user_id: UserId,
     pub payment_reference: String,
     /// The payment intent that paid for it: marked succeeded, with the booking, in the same

@@ -201,6 +201,7 @@ impl Fixture {
             wallet_minor: 0,
             booking_id: BookingId::generate(),
             hold_id: hold.id.clone(),
+            show_id: hold.show_id.clone(),
             user_id: user.clone(),
             payment_reference: "card ending 4242".into(),
             now,
@@ -1283,6 +1284,7 @@ async fn bookings_lined_up_are_decided_together_as_if_alone(engine: Engine) {
         wallet_minor: hold.total.amount_minor + 1,
         booking_id: BookingId::generate(),
         hold_id: hold.id.clone(),
+        show_id: hold.show_id.clone(),
         user_id: c[5].clone(),
         payment_reference: "wallet".into(),
         now: f.now,
@@ -1295,6 +1297,60 @@ async fn bookings_lined_up_are_decided_together_as_if_alone(engine: Engine) {
     );
     assert_eq!(f.store.group_stats().bookings.claims, after.claims);
     assert_eq!(f.state_of("A5", f.now).await, SeatState::Held);
+}
+
+/// Bookings wait for their group in a line per show: while a booking of one show waits for
+/// that show (kept busy), a booking of another show takes off as a group of its own instead of
+/// waiting behind it, and both are booked once the first show is free.
+async fn bookings_of_two_shows_wait_in_lines_of_their_own(engine: Engine) {
+    let f = Arc::new(Fixture::new(engine).await);
+    let mut later = f.show.clone();
+    later.id = ShowId::generate();
+    later.starts_at = f.show.starts_at.plus_ms(48 * HOUR_MS);
+    later.ends_at = f.show.ends_at.plus_ms(48 * HOUR_MS);
+    later.off_sale_at = later.starts_at;
+    f.store.insert_show(&later, None).await.unwrap();
+    let alice = f.customer("alice@example.com").await;
+    let bob = f.customer("bob@example.com").await;
+    let first = f.seats(&alice, &["A1"], f.now).await.unwrap();
+    let cmd = CreateHold {
+        promo_code: None,
+        redeem_points: 0,
+        hold_id: HoldId::generate(),
+        show_id: later.id.clone(),
+        user_id: bob.clone(),
+        request: HoldRequest::Seats(vec![f.seat("A1")]),
+        now: f.now,
+    };
+    let Outcome::Done(second) = f.store.create_hold(cmd, None).await.unwrap() else {
+        panic!("no key was given");
+    };
+    let before = f.store.group_stats().bookings;
+    let busy = keep_the_show_busy(&f, engine).await;
+    let booking = |hold: Hold, user: UserId| {
+        let f = f.clone();
+        tokio::spawn(async move { f.confirm(&hold, &user, f.now).await })
+    };
+    let waiting_for_the_show = booking(first, alice);
+    lined_up(&*f.store, |s| s.bookings.groups == before.groups + 1).await;
+    let of_the_later_show = booking(second, bob);
+    lined_up(&*f.store, |s| {
+        s.bookings.groups == before.groups + 2 && s.bookings.waiting == 0
+    })
+    .await;
+    drop(busy);
+    let first = waiting_for_the_show.await.unwrap().unwrap();
+    let second = of_the_later_show.await.unwrap().unwrap();
+    assert_eq!(
+        (first.show_id, second.show_id),
+        (f.show.id.clone(), later.id)
+    );
+    let after = f.store.group_stats().bookings;
+    assert_eq!(
+        (after.groups, after.failed),
+        (before.groups + 2, before.failed),
+        "each went as a group of its own, and none failed and went alone"
+    );
 }
 
 /// Group commit for releases: releases arriving while the first waits for a busy show are
@@ -2534,6 +2590,7 @@ async fn a_card_booking_writes_everything_and_its_events_in_order(engine: Engine
             wallet_minor,
             booking_id: BookingId::generate(),
             hold_id: hold.id.clone(),
+            show_id: hold.show_id.clone(),
             user_id: alice.clone(),
             payment_reference: "card ending 4242".into(),
             now: f.now,
@@ -2634,6 +2691,7 @@ conformance!(
     racing_claims_sell_each_seat_once,
     claims_lined_up_are_decided_together_as_if_alone,
     bookings_lined_up_are_decided_together_as_if_alone,
+    bookings_of_two_shows_wait_in_lines_of_their_own,
     releases_lined_up_are_decided_together_as_if_alone,
     a_release_cancels_the_payment_waiting_for_the_bank,
     racing_groups_of_holds_and_bookings_never_fail,
