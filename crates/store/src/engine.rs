@@ -526,10 +526,8 @@ macro_rules! store_engine {
                  FROM (SELECT {SHOW_COLUMNS} FROM shows WHERE id = $1{lock}) s LEFT JOIN show_prices p ON p.show_id = s.id"
             );
             let mut query = sqlx::query_as::<_, ShowWithPriceRow>(AssertSqlSafe(sql)).bind(id.to_owned());
-            if !customers.is_empty() {
-                for customer in padded(customers) {
-                    query = query.bind(customer.to_string());
-                }
+            for customer in padded(customers) {
+                query = query.bind(customer.to_string());
             }
             show_from_rows(query.fetch_all(&mut *conn).await?)
         }

@@ -33,19 +33,19 @@ pub(crate) trait Member: Send + 'static {
 /// The lines of waiting claims, one per show.
 pub(crate) struct Queue<M, A> {
     lines: Mutex<HashMap<String, Line<M, A>>>,
-    /// Groups of one line in flight at once: more than one keeps the line's work going while a
-    /// group waits for its commit (contended seats are still decided by row locks), at the
-    /// price of smaller groups (`FLIGHTS_PER_LINE`).
-    flights_per_line: usize,
     max_group: usize,
     groups: AtomicU64,
     grouped: AtomicU64,
     failed: AtomicU64,
 }
 
+/// A line's waiting claims; a line exists while its flight runs. One flight per line: on two
+/// cores a second one only split the claims into smaller groups that each paid a transaction's
+/// statements and commit, and made a show's groups wait for each other's row locks
+/// (alternating runs of the capacity sale, PostgreSQL: granted holds +6 %, hold p99 64 → 56 ms;
+/// SQLite +14 %; BENCHMARKS.md, thirteenth session).
 struct Line<M, A> {
     waiting: VecDeque<Waiter<M, A>>,
-    flights: usize,
 }
 
 struct Waiter<M, A> {
@@ -76,10 +76,9 @@ pub struct GroupCommits {
 }
 
 impl<M: Member, A: Send + 'static> Queue<M, A> {
-    pub(crate) fn new(flights_per_line: usize, max_group: usize) -> Arc<Self> {
+    pub(crate) fn new(max_group: usize) -> Arc<Self> {
         Arc::new(Self {
             lines: Mutex::new(HashMap::new()),
-            flights_per_line: flights_per_line.max(1),
             max_group: max_group.max(1),
             groups: AtomicU64::new(0),
             grouped: AtomicU64::new(0),
@@ -110,20 +109,17 @@ impl<M: Member, A: Send + 'static> Queue<M, A> {
         let line = member.line().to_owned();
         let take_off = {
             let mut lines = self.lock();
+            // No line: no flight runs for it, so this claim starts one.
+            let take_off = !lines.contains_key(&line);
             let waiting = lines.entry(line.clone()).or_insert_with(|| Line {
                 waiting: VecDeque::new(),
-                flights: 0,
             });
             waiting.waiting.push_back(Waiter {
                 member,
                 answer,
                 span: tracing::Span::current(),
             });
-            let room = waiting.flights < self.flights_per_line;
-            if room {
-                waiting.flights += 1;
-            }
-            room
+            take_off
         };
         if take_off {
             let flight = Flight {
@@ -148,10 +144,7 @@ impl<M: Member, A: Send + 'static> Queue<M, A> {
         let mut lines = self.lock();
         let waiting = lines.get_mut(line)?;
         if waiting.waiting.is_empty() {
-            waiting.flights -= 1;
-            if waiting.flights == 0 {
-                lines.remove(line);
-            }
+            lines.remove(line);
             return None;
         }
         let mut customers = HashSet::new();
@@ -192,18 +185,12 @@ impl Member for HoldClaim {
 /// transaction failed before its commit, or the claim needs what only the lone path does).
 pub(crate) type HoldAnswer = Option<crate::StoreResult<boxoffice_core::hold::Hold>>;
 
-/// Groups of a line in flight at once. One: on two cores a second flight only split the claims
-/// into smaller groups that each paid a transaction's statements and commit, and made a show's
-/// groups wait for each other's row locks (alternating runs of the capacity sale, PostgreSQL:
-/// granted holds +6 %, hold p99 64 → 56 ms; SQLite +14 %; BENCHMARKS.md, thirteenth session).
-const FLIGHTS_PER_LINE: usize = 1;
-
 /// Holds waiting for their group, per show: one group of a show in flight at a time, at most 64
 /// claims in a group.
 pub(crate) type HoldQueue = Queue<HoldClaim, HoldAnswer>;
 
 pub(crate) fn hold_queue() -> Arc<HoldQueue> {
-    Queue::new(FLIGHTS_PER_LINE, 64)
+    Queue::new(64)
 }
 
 /// A booking waiting for its group, in its show's line: one show's bookings (a sale's) do not
@@ -225,7 +212,7 @@ pub(crate) type BookingAnswer = Option<crate::StoreResult<boxoffice_core::bookin
 pub(crate) type BookingQueue = Queue<BookingClaim, BookingAnswer>;
 
 pub(crate) fn booking_queue() -> Arc<BookingQueue> {
-    Queue::new(FLIGHTS_PER_LINE, 64)
+    Queue::new(64)
 }
 
 /// A customer's release of a hold waiting for its group. Releases of every show share one line.
@@ -250,7 +237,7 @@ pub(crate) type ReleaseAnswer = crate::StoreResult<boxoffice_core::hold::Hold>;
 pub(crate) type ReleaseQueue = Queue<ReleaseClaim, ReleaseAnswer>;
 
 pub(crate) fn release_queue() -> Arc<ReleaseQueue> {
-    Queue::new(FLIGHTS_PER_LINE, 64)
+    Queue::new(64)
 }
 
 /// One flight of a line: runs groups while claims wait.
@@ -301,19 +288,14 @@ impl<M: Member, A: Send + 'static> Flight<M, A> {
 }
 
 impl<M: Member, A: Send + 'static> Drop for Flight<M, A> {
-    /// Only when a group panicked: the flight's place is given back (its members were told
-    /// nothing and go alone), and the next claim to arrive starts a new flight.
+    /// Only when a group panicked: the line is given up (its members were told nothing and go
+    /// alone, and so do the claims still waiting, their answers dropped), and the next claim to
+    /// arrive starts a new flight.
     fn drop(&mut self) {
         if self.landed {
             return;
         }
-        let mut lines = self.queue.lock();
-        if let Some(line) = lines.get_mut(&self.line) {
-            line.flights = line.flights.saturating_sub(1);
-            if line.flights == 0 && line.waiting.is_empty() {
-                lines.remove(&self.line);
-            }
-        }
+        self.queue.lock().remove(&self.line);
     }
 }
 
@@ -388,7 +370,7 @@ mod tests {
 
     #[tokio::test]
     async fn claims_arriving_during_a_flight_go_together_in_order() {
-        let queue: Arc<Queue<Claim, u32>> = Queue::new(1, 64);
+        let queue: Arc<Queue<Claim, u32>> = Queue::new(64);
         let (gate, seen) = (Arc::new(Notify::new()), Arc::new(StdMutex::new(Vec::new())));
         let first = in_flight(&queue, &gate, &seen).await;
         let waiting: Vec<_> = (1..=5)
@@ -424,7 +406,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_group_holds_one_claim_per_customer_and_no_more_than_its_size() {
-        let queue: Arc<Queue<Claim, u32>> = Queue::new(1, 3);
+        let queue: Arc<Queue<Claim, u32>> = Queue::new(3);
         let (gate, seen) = (Arc::new(Notify::new()), Arc::new(StdMutex::new(Vec::new())));
         let first = in_flight(&queue, &gate, &seen).await;
         // Customer a twice: its second claim waits for the group after its first.
@@ -476,7 +458,7 @@ mod tests {
                 .with_writer(move || writer.clone())
                 .finish(),
         );
-        let queue: Arc<Queue<Claim, u32>> = Queue::new(1, 64);
+        let queue: Arc<Queue<Claim, u32>> = Queue::new(64);
         let failing =
             |_: Vec<Claim>| async move { Err(crate::StoreError::Corrupt("rolled back".into())) };
         let request = tracing::info_span!("request", request_id = "req-7");
@@ -500,7 +482,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_lost_flight_sends_its_group_alone_and_the_line_goes_on() {
-        let queue: Arc<Queue<Claim, u32>> = Queue::new(1, 64);
+        let queue: Arc<Queue<Claim, u32>> = Queue::new(64);
         let panicking = |group: Vec<Claim>| async move {
             assert!(group.is_empty(), "a group's transaction panicked");
             Ok(Vec::new())
@@ -511,5 +493,48 @@ mod tests {
         gate.notify_one();
         let after = queue.join(claim("c1", 1), runner(gate, seen)).await;
         assert_eq!(after, Some(10), "the line has a flight again");
+    }
+
+    #[tokio::test]
+    async fn claims_waiting_behind_a_lost_flight_go_alone_without_waiting_for_another() {
+        let queue: Arc<Queue<Claim, u32>> = Queue::new(64);
+        let (gate, started) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
+        let panicking = {
+            let (gate, started) = (gate.clone(), started.clone());
+            move |group: Vec<Claim>| {
+                let (gate, started) = (gate.clone(), started.clone());
+                async move {
+                    started.notify_one();
+                    gate.notified().await;
+                    assert!(group.is_empty(), "a group's transaction panicked");
+                    Ok(Vec::new())
+                }
+            }
+        };
+        let first = tokio::spawn({
+            let queue = queue.clone();
+            async move { queue.join(claim("c0", 0), panicking).await }
+        });
+        started.notified().await;
+        let waiting = tokio::spawn({
+            let (queue, seen) = (queue.clone(), Arc::new(StdMutex::new(Vec::new())));
+            let run = runner(Arc::new(Notify::new()), seen);
+            async move { queue.join(claim("c1", 1), run).await }
+        });
+        while queue.stats().waiting == 0 {
+            tokio::task::yield_now().await;
+        }
+        gate.notify_one();
+        assert_eq!(first.await.unwrap(), None, "the member is told to go alone");
+        // Only a guard against hanging: with the line kept, c1 waited for a claim to come.
+        let waiting = tokio::time::timeout(std::time::Duration::from_secs(10), waiting)
+            .await
+            .expect("the claim waiting behind the lost flight was left waiting");
+        assert_eq!(
+            waiting.unwrap(),
+            None,
+            "so is the claim that waited behind it"
+        );
+        assert!(queue.lock().is_empty(), "the line is given up");
     }
 }
