@@ -98,6 +98,8 @@ pub async fn render(axum::extract::State(app): axum::extract::State<crate::AppSt
             .absolute(stats.claims);
         metrics::gauge!("boxoffice_waiting_for_group", "kind" => kind).set(stats.waiting as f64);
         metrics::counter!("boxoffice_failed_groups_total", "kind" => kind).absolute(stats.failed);
+        metrics::counter!("boxoffice_commit_group_busy_microseconds_total", "kind" => kind)
+            .absolute(stats.busy_us);
     }
     let body = handle().render();
     (

@@ -37,6 +37,7 @@ pub(crate) struct Queue<M, A> {
     groups: AtomicU64,
     grouped: AtomicU64,
     failed: AtomicU64,
+    busy_us: AtomicU64,
 }
 
 /// A line's waiting claims; a line exists while its flight runs. One flight per line: on two
@@ -65,6 +66,10 @@ pub struct GroupStats {
     pub waiting: usize,
     /// Groups whose transaction failed before its commit (each of their claims went alone).
     pub failed: u64,
+    /// Time spent deciding groups, in microseconds (from a group's first statement to its
+    /// commit). With one flight per line, a line whose busy time grows as fast as the clock
+    /// is the limit of what its show sells: claims only wait for it.
+    pub busy_us: u64,
 }
 
 /// The store's groups: new holds and bookings (a line per show each), releases (one line).
@@ -83,6 +88,7 @@ impl<M: Member, A: Send + 'static> Queue<M, A> {
             groups: AtomicU64::new(0),
             grouped: AtomicU64::new(0),
             failed: AtomicU64::new(0),
+            busy_us: AtomicU64::new(0),
         })
     }
 
@@ -92,6 +98,7 @@ impl<M: Member, A: Send + 'static> Queue<M, A> {
             claims: self.grouped.load(Ordering::Relaxed),
             waiting: self.lock().values().map(|line| line.waiting.len()).sum(),
             failed: self.failed.load(Ordering::Relaxed),
+            busy_us: self.busy_us.load(Ordering::Relaxed),
         }
     }
 
@@ -264,7 +271,11 @@ impl<M: Member, A: Send + 'static> Flight<M, A> {
                 answers.push(waiter.answer);
                 spans.push(waiter.span);
             }
-            match run(members).await {
+            let started = std::time::Instant::now();
+            let decided = run(members).await;
+            let busy_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+            self.queue.busy_us.fetch_add(busy_us, Ordering::Relaxed);
+            match decided {
                 Ok(decided) => {
                     for (answer, decided) in answers.into_iter().zip(decided) {
                         // A member whose request went away gets no answer; its hold lapses.
@@ -382,6 +393,8 @@ mod tests {
         for _ in 0..10 {
             tokio::task::yield_now().await;
         }
+        // The first group is busy for at least this long: its flight waits at the gate.
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
         gate.notify_one();
         assert_eq!(first.await.unwrap(), Some(0));
         for (i, answer) in waiting.into_iter().enumerate() {
@@ -392,14 +405,20 @@ mod tests {
             );
         }
         assert_eq!(*seen.lock().unwrap(), vec![vec![0], vec![1, 2, 3, 4, 5]]);
+        let stats = queue.stats();
         assert_eq!(
-            queue.stats(),
+            stats,
             GroupStats {
                 groups: 2,
                 claims: 6,
                 waiting: 0,
-                failed: 0
+                failed: 0,
+                busy_us: stats.busy_us
             }
+        );
+        assert!(
+            stats.busy_us >= 2_000,
+            "the first group was busy until its gate opened: {stats:?}"
         );
         assert!(queue.lock().is_empty(), "an idle line is forgotten");
     }

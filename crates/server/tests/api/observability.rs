@@ -69,6 +69,17 @@ async fn metrics_count_requests_and_sales(engine: Engine) {
             "/metrics lacks {expected}:\n{metrics}"
         );
     }
+    let hold_line_busy_us: u64 = metrics
+        .lines()
+        .find_map(|line| {
+            line.strip_prefix("boxoffice_commit_group_busy_microseconds_total{kind=\"hold\"} ")
+        })
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or_else(|| panic!("/metrics lacks the hold line's busy time:\n{metrics}"));
+    assert!(
+        hold_line_busy_us > 0,
+        "the granted hold's group took time to decide"
+    );
     assert!(
         !metrics.contains("route=\"/api/v1/shows/shw_"),
         "routes are labelled by pattern, not by id"
