@@ -324,19 +324,9 @@ fn field<'a>(text: &'a str, start: &str, end: char) -> Option<&'a str> {
 
 /// The servers' resident memory summed over the targets, from their Prometheus metrics.
 async fn resident_memory(options: &Options) -> Option<u64> {
-    let api = crate::api::Api::new(&options.targets, 1).ok()?;
-    let mut total = 0;
-    for target in 0..options.targets.len() {
-        let answer = api
-            .call(target, Method::GET, "/metrics", None, None)
-            .await?;
-        let text = std::str::from_utf8(&answer.bytes).ok()?;
-        let line = text
-            .lines()
-            .find(|l| l.starts_with("boxoffice_process_resident_memory_bytes "))?;
-        total += line.split_whitespace().nth(1)?.parse::<f64>().ok()? as u64;
-    }
-    Some(total)
+    crate::metric_sum(options, "boxoffice_process_resident_memory_bytes")
+        .await
+        .map(|bytes| bytes as u64)
 }
 
 #[cfg(test)]

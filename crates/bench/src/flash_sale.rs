@@ -179,6 +179,7 @@ pub async fn run(api: &Api, options: &Options) -> anyhow::Result<Report> {
     let sale = Arc::new(set_up(api, options, &run).await?);
     let tokens = customers(api, options.clients * ACCOUNTS_PER_CLIENT, &run).await?;
     let budget = Arc::new(AtomicU64::new(options.max_requests.unwrap_or(u64::MAX)));
+    let busy_before = lines_busy_us(options).await;
     let started = Instant::now();
     let deadline = started + options.duration;
     let api = Arc::new(Api::new(&options.targets, options.clients)?);
@@ -227,6 +228,19 @@ pub async fn run(api: &Api, options: &Options) -> anyhow::Result<Report> {
         clients.push(task.await?);
     }
     let elapsed = started.elapsed().as_secs_f64();
+    let busy_after = lines_busy_us(options).await;
+    // Per server: each has a line of its own per show.
+    let servers = options.targets.len().max(1) as f64;
+    let lines_busy = busy_before
+        .iter()
+        .zip(&busy_after)
+        .filter_map(|((line, before), (_, after))| {
+            Some((
+                line.to_string(),
+                (after.as_ref()? - before.as_ref()?) / 1e6 / elapsed / servers,
+            ))
+        })
+        .collect();
     let mut latencies: BTreeMap<&'static str, Latencies> = BTreeMap::new();
     let mut ops = Vec::new();
     for client in &mut clients {
@@ -281,6 +295,18 @@ pub async fn run(api: &Api, options: &Options) -> anyhow::Result<Report> {
         sold: Some((checked.sold, sale.seat_ids.len() as i64 + sale.capacity)),
         checker: Some(checked.verdict),
         show_id: Some(sale.show_id.clone()),
+        lines_busy,
         ceilings: Default::default(),
     })
+}
+
+/// Each group-commit line's busy time (`boxoffice_commit_group_busy_microseconds_total`) summed
+/// over the targets, by kind; `None` for a kind a target does not report.
+async fn lines_busy_us(options: &Options) -> [(&'static str, Option<f64>); 3] {
+    let mut busy = [("hold", None), ("booking", None), ("release", None)];
+    for (kind, value) in &mut busy {
+        let series = format!("boxoffice_commit_group_busy_microseconds_total{{kind=\"{kind}\"}}");
+        *value = crate::metric_sum(options, &series).await;
+    }
+    busy
 }

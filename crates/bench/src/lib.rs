@@ -79,6 +79,29 @@ impl Scenario {
     }
 }
 
+/// One sample of the targets' Prometheus metrics (`series` is the name with its labels, as the
+/// exposition writes it), summed over the targets; `None` when a target does not answer or
+/// lacks it.
+pub(crate) async fn metric_sum(options: &Options, series: &str) -> Option<f64> {
+    let api = api::Api::new(&options.targets, 1).ok()?;
+    let mut total = 0.0;
+    for target in 0..options.targets.len() {
+        let answer = api
+            .call(target, hyper::Method::GET, "/metrics", None, None)
+            .await?;
+        let text = std::str::from_utf8(&answer.bytes).ok()?;
+        let value = text.lines().find_map(|line| {
+            line.strip_prefix(series)?
+                .strip_prefix(' ')?
+                .trim()
+                .parse::<f64>()
+                .ok()
+        })?;
+        total += value;
+    }
+    Some(total)
+}
+
 pub async fn run(scenario: Scenario, options: &Options) -> anyhow::Result<Report> {
     anyhow::ensure!(!options.targets.is_empty(), "give at least one --target");
     anyhow::ensure!(

@@ -136,6 +136,11 @@ pub struct Report {
     /// The show a flash sale sold (the hold path's ceiling runs on it).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub show_id: Option<String>,
+    /// A flash sale: the share of the run each group-commit line (hold, booking, release) of a
+    /// server spent deciding groups. A show's line has one group in flight at a time, so a line
+    /// near 1 is what the sale waits for.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub lines_busy: BTreeMap<String, f64>,
     pub ceilings: Ceilings,
 }
 
@@ -165,6 +170,9 @@ impl Report {
                 "  {name:<22} {:>8} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2}\n",
                 l.count, l.p50_ms, l.p90_ms, l.p99_ms, l.p999_ms, l.max_ms
             );
+        }
+        for (line, busy) in &self.lines_busy {
+            out += &format!("  {line} line busy {:.1} % of the run\n", 100.0 * busy);
         }
         if let Some((sold, capacity)) = self.sold {
             out += &format!("  sold {sold} of {capacity}\n");

@@ -85,6 +85,13 @@ async fn a_sale_where_nobody_pays_releases_every_granted_hold() {
     assert!(report.counts["holds_granted"] > 0, "{}", report.table());
     assert_eq!(report.counts["releases"], report.counts["holds_granted"]);
     assert_eq!(report.sold, Some((0, 35)), "nothing is sold");
+    let busy = |line: &str| report.lines_busy.get(line).copied();
+    assert!(
+        busy("hold").is_some_and(|b| b > 0.0) && busy("release").is_some_and(|b| b > 0.0),
+        "the hold and release lines decided groups: {:?}",
+        report.lines_busy
+    );
+    assert_eq!(busy("booking"), Some(0.0), "no booking group ran");
 
     let out_of_range = Options {
         pay_share: 1.5,
