@@ -55,6 +55,9 @@ pub(crate) struct Writes<DB: Database> {
     open: bool,
     /// Fused: each table's rows, in the order its first row came.
     tables: Vec<TableRows>,
+    /// Fused: whether the statement ends with a main query of its own (`SELECT 1`), or the
+    /// caller's (`then`).
+    closing: bool,
 }
 
 /// One table's rows of a fused `Writes`: its columns, read once from the head, and its rows
@@ -143,6 +146,7 @@ impl<DB: Database> Writes<DB> {
             open_insert: None,
             open: false,
             tables: Vec::new(),
+            closing: true,
         }
     }
 
@@ -226,12 +230,42 @@ impl<DB: Database> Writes<DB> {
                 }
                 self.finish_write();
             }
-            if let Some(statement) = self.statements.first_mut() {
+            if let Some(statement) = self.statements.first_mut()
+                && self.closing
+            {
                 // Data-modifying CTEs run whether or not the main query reads them.
                 statement.push(" SELECT 1");
             }
         }
         self.statements
+    }
+
+    /// The statements to execute, in order, the last of them `main`, a statement of the
+    /// caller's whose rows it reads (it must not begin with `WITH`). Fused, the writes are
+    /// `main`'s CTEs: PostgreSQL runs a data-modifying CTE that the main statement does not read
+    /// to completion after the main statement.
+    pub(crate) fn then(
+        mut self,
+        main: impl FnOnce(&mut sqlx::QueryBuilder<DB>),
+    ) -> Vec<sqlx::QueryBuilder<DB>>
+    where
+        String: for<'e> sqlx::Encode<'e, DB> + sqlx::Type<DB>,
+    {
+        let fused = self.fused;
+        self.closing = false;
+        let mut statements = self.into_statements();
+        match statements.first_mut() {
+            Some(with) if fused => {
+                with.push(" ");
+                main(with);
+            }
+            _ => {
+                let mut last = sqlx::QueryBuilder::new("");
+                main(&mut last);
+                statements.push(last);
+            }
+        }
+        statements
     }
 
     /// Ends the write before and begins the next; returns where its text goes.
@@ -495,6 +529,20 @@ macro_rules! store_engine {
             Ok(())
         }
 
+        /// Sends the writes and then `main`, a statement whose rows are the answer: on an engine
+        /// that fuses writes, as one statement (`Writes::then`).
+        async fn run_writes_returning<R>(conn: &mut Conn, writes: Writes<$db>, main: impl FnOnce(&mut sqlx::QueryBuilder<$db>)) -> StoreResult<Vec<R>>
+        where
+            R: for<'r> sqlx::FromRow<'r, <$db as sqlx::Database>::Row> + Send + Unpin,
+        {
+            let mut statements = writes.then(main);
+            let mut last = statements.pop().expect("the main statement");
+            for mut statement in statements {
+                statement.build().execute(&mut *conn).await?;
+            }
+            Ok(last.build_query_as().fetch_all(&mut *conn).await?)
+        }
+
         fn is_unique_violation(error: &sqlx::Error) -> bool {
             matches!(error, sqlx::Error::Database(db) if db.is_unique_violation())
         }
@@ -663,14 +711,40 @@ macro_rules! store_engine {
         /// The states are named in one `IN` so the customer's index is the way in: with
         /// `state = 'active' OR …` PostgreSQL read every active hold of every customer (15,000
         /// in a flash sale) to find this one's.
-        async fn standing_rows(conn: &mut Conn, user_ids: &[&str], show_id: &str, since: Timestamp) -> StoreResult<std::collections::HashMap<String, Vec<StandingRow>>> {
-            let window = since.plus_minutes(-hold::LAPSE_WINDOW_MINUTES).unix_ms();
-            // The list is padded with no one (''), and each customer's booked tickets are one
-            // row of `customer_tickets`, read by key.
-            let padding = padded_len(user_ids.len());
+        async fn standing_rows(conn: &mut Conn, user_ids: &[&str], show_id: &str, since: Timestamp) -> StoreResult<Standings> {
+            let sql = standings_sql(padded_len(user_ids.len()));
+            let mut query = sqlx::query_as::<_, (String, String, i64, i64)>(AssertSqlSafe(sql)).bind(show_id.to_owned()).bind(lapse_window_start(since));
+            for user in padded_customers(user_ids) {
+                query = query.bind(user);
+            }
+            let mut per_customer = Standings::new();
+            for (user, state, expires_at, quantity) in query.fetch_all(&mut *conn).await? {
+                per_customer.entry(user).or_default().push(StandingRow { state, expires_at, quantity });
+            }
+            Ok(per_customer)
+        }
+
+        /// What each customer's standing on a show is decided from, by customer.
+        type Standings = std::collections::HashMap<String, Vec<StandingRow>>;
+
+        /// The start of the anti-hoarding window that ends at `since`.
+        fn lapse_window_start(since: Timestamp) -> i64 {
+            since.plus_minutes(-hold::LAPSE_WINDOW_MINUTES).unix_ms()
+        }
+
+        /// The customers, padded with no one ('') to `padded_len`.
+        fn padded_customers<'a>(user_ids: &'a [&str]) -> impl Iterator<Item = String> + 'a {
+            let padding = padded_len(user_ids.len()) - user_ids.len();
+            user_ids.iter().map(|u| u.to_string()).chain(std::iter::repeat_n(String::new(), padding))
+        }
+
+        /// The standings read (`standing_rows`) for `padding` customers: the show is `$1`, the
+        /// window's start `$2`, the customers `$3` on; rows of (customer, state, deadline,
+        /// places). Each customer's booked tickets are one row of `customer_tickets`, read by key.
+        fn standings_sql(padding: usize) -> String {
             let listed = placeholders(3, padding);
             let customers = (3..3 + padding).map(|i| format!("(${i})")).collect::<Vec<_>>().join(", ");
-            let sql = format!(
+            format!(
                 "SELECT h.user_id, h.state, h.expires_at, \
                  CAST(COALESCE((SELECT SUM(hi.quantity) FROM hold_items hi WHERE hi.hold_id = h.id), 0) AS BIGINT) \
                  FROM holds h WHERE h.user_id IN ({listed}) AND h.show_id = $1 AND h.state IN ('active', 'expired') \
@@ -678,16 +752,7 @@ macro_rules! store_engine {
                  UNION ALL \
                  SELECT c.id, 'booked', 0, COALESCE((SELECT t.tickets FROM customer_tickets t WHERE t.user_id = c.id AND t.show_id = $1), 0) \
                  FROM (SELECT column1 AS id FROM (VALUES {customers}) AS listed) c"
-            );
-            let mut query = sqlx::query_as::<_, (String, String, i64, i64)>(AssertSqlSafe(sql)).bind(show_id.to_owned()).bind(window);
-            for user in user_ids.iter().map(|u| u.to_string()).chain(std::iter::repeat_n(String::new(), padding - user_ids.len())) {
-                query = query.bind(user);
-            }
-            let mut per_customer: std::collections::HashMap<String, Vec<StandingRow>> = std::collections::HashMap::new();
-            for (user, state, expires_at, quantity) in query.fetch_all(&mut *conn).await? {
-                per_customer.entry(user).or_default().push(StandingRow { state, expires_at, quantity });
-            }
-            Ok(per_customer)
+            )
         }
 
         /// The front-most row (rank) of these seats; `None` for no seats.
@@ -826,68 +891,90 @@ macro_rules! store_engine {
             category: String,
         }
 
-        /// Locks the show's rows of these seats and reads them: the `waiting` ones (sorted) in
-        /// seat-id order, waiting for any other transaction that has one locked (`Busy::Wait`),
-        /// then the `passing` ones (sorted), where a row another transaction has locked is passed
-        /// over and missing from the answer, like a seat the show does not have (`Busy::Taken`).
-        async fn lock_seats(conn: &mut Conn, show_id: &str, waiting: &[String], passing: &[String]) -> StoreResult<BTreeMap<String, LockedSeat>> {
-            // One statement for both kinds: the waiting seats' part runs first, so they are
-            // locked before the passed-over ones, each part in seat-id order.
+        /// A group's customers' standings (as `standing_rows`) and its seats, locked and read, in
+        /// one statement: the standings first (read after the customers' locks, by a statement
+        /// of its own, as they must be), then the `waiting` seats (sorted) in seat-id order,
+        /// waiting for any other transaction that has one locked (`Busy::Wait`), then the
+        /// `passing` ones (sorted), where a row another transaction has locked is passed over and
+        /// missing from the answer, like a seat the show does not have (`Busy::Taken`). Each part
+        /// of a `UNION ALL` runs after the one before it, so the locks keep the claims' order.
+        async fn standings_and_locked_seats(
+            conn: &mut Conn,
+            show_id: &str,
+            user_ids: &[&str],
+            since: Timestamp,
+            waiting: &[String],
+            passing: &[String],
+        ) -> StoreResult<(Standings, BTreeMap<String, LockedSeat>)> {
+            let customers = padded_len(user_ids.len());
             let parts: Vec<(&[String], Busy)> = [(waiting, Busy::Wait), (passing, Busy::Taken)].into_iter().filter(|(ids, _)| !ids.is_empty()).collect();
-            if parts.is_empty() {
-                return Ok(BTreeMap::new());
+            let mut next = 3 + customers;
+            let mut sql = format!(
+                "SELECT 'standing' AS kind, standing.*, CAST(NULL AS TEXT) AS label, CAST(NULL AS TEXT) AS category FROM ({}) AS standing",
+                standings_sql(customers)
+            );
+            for (ids, busy) in &parts {
+                let listed = placeholders(next, padded_len(ids.len()));
+                next += padded_len(ids.len());
+                sql += &format!(
+                    " UNION ALL SELECT 'seat', locked.seat_id, locked.state, locked.held_until, 0, locked.label, locked.category \
+                     FROM (SELECT seat_id, state, held_until, \
+                     (SELECT s.label FROM seats s WHERE s.id = show_seats.seat_id) AS label, \
+                     (SELECT s.category FROM seats s WHERE s.id = show_seats.seat_id) AS category \
+                     FROM show_seats WHERE show_id = $1 AND seat_id IN ({listed}) ORDER BY seat_id{}) AS locked",
+                    if *busy == Busy::Taken { $skip_locked } else { $lock }
+                );
             }
-            let mut next = 2;
-            let sql = parts
-                .iter()
-                .map(|(ids, busy)| {
-                    let listed = placeholders(next, padded_len(ids.len()));
-                    next += padded_len(ids.len());
-                    format!(
-                        "SELECT * FROM (SELECT seat_id, state, held_until, \
-                         (SELECT s.label FROM seats s WHERE s.id = show_seats.seat_id) AS label, \
-                         (SELECT s.category FROM seats s WHERE s.id = show_seats.seat_id) AS category \
-                         FROM show_seats WHERE show_id = $1 AND seat_id IN ({listed}) ORDER BY seat_id{}) AS locked",
-                        if *busy == Busy::Taken { $skip_locked } else { $lock }
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join(" UNION ALL ");
-            let mut query = sqlx::query_as::<_, (String, String, Option<i64>, String, String)>(AssertSqlSafe(sql)).bind(show_id.to_owned());
+            type Row = (String, String, String, Option<i64>, i64, Option<String>, Option<String>);
+            let mut query = sqlx::query_as::<_, Row>(AssertSqlSafe(sql)).bind(show_id.to_owned()).bind(lapse_window_start(since));
+            for user in padded_customers(user_ids) {
+                query = query.bind(user);
+            }
             for (ids, _) in &parts {
                 for id in padded(ids) {
                     query = query.bind(id.clone());
                 }
             }
-            Ok(query
-                .fetch_all(&mut *conn)
-                .await?
-                .into_iter()
-                .map(|(id, state, held_until, label, category)| (id, LockedSeat { state, held_until, label, category }))
-                .collect())
+            let mut standings = Standings::new();
+            let mut seats = BTreeMap::new();
+            for (kind, id, state, deadline, quantity, label, category) in query.fetch_all(&mut *conn).await? {
+                if kind == "seat" {
+                    let (Some(label), Some(category)) = (label, category) else {
+                        return Err(StoreError::Corrupt(format!("seat {id} has no label or category")));
+                    };
+                    seats.insert(id, LockedSeat { state, held_until: deadline, label, category });
+                } else {
+                    standings.entry(id).or_default().push(StandingRow { state, expires_at: deadline.unwrap_or(0), quantity });
+                }
+            }
+            Ok((standings, seats))
         }
 
-        /// Claims locked seats for the holds a group granted them to, in one statement: each
-        /// row is (seat, hold, held until). Padded (`padded_len`) with rows of no seat.
-        async fn claim_locked_seats(conn: &mut Conn, show_id: &str, claims: &[(String, String, i64)]) -> StoreResult<()> {
+        /// Claims locked seats for the holds a group granted them to, each claim a (seat, hold,
+        /// held until), padded (`padded_len`) with claims of no seat; with `writes`, the group's
+        /// holds' rows, in the same statement on an engine that fuses writes (one round trip
+        /// fewer in the line every sale of the show waits for).
+        async fn claim_locked_seats_and_write(conn: &mut Conn, show_id: &str, claims: &[(String, String, i64)], writes: Writes<$db>) -> StoreResult<()> {
             if claims.is_empty() {
-                return Ok(());
+                return run_writes(conn, writes).await;
             }
             let nothing = (String::new(), String::new(), 0);
             let rows = claims.iter().chain(std::iter::repeat_n(&nothing, padded_len(claims.len()) - claims.len()));
-            let mut sql = sqlx::QueryBuilder::<$db>::new("WITH claims (seat_id, hold_id, held_until) AS (");
-            sql.push_values(rows, |mut row, (seat, hold, until)| {
-                row.push_bind(seat.clone()).push_bind(hold.clone()).push_bind(*until);
-            });
-            sql.push(
-                ") UPDATE show_seats SET state = 'held', hold_id = claims.hold_id, held_until = claims.held_until, booking_id = NULL \
-                 FROM claims WHERE show_seats.show_id = ",
-            )
-            .push_bind(show_id.to_owned())
-            .push(" AND show_seats.seat_id = claims.seat_id");
-            let claimed = sql.build().execute(&mut *conn).await?.rows_affected();
-            if claimed != claims.len() as u64 {
-                return Err(StoreError::Corrupt(format!("a group claimed {claimed} of {} locked seats", claims.len())));
+            let claimed: Vec<(String,)> = run_writes_returning(conn, writes, |sql| {
+                sql.push(
+                    "UPDATE show_seats SET state = 'held', hold_id = claims.hold_id, held_until = claims.held_until, booking_id = NULL \
+                     FROM (SELECT column1 AS seat_id, column2 AS hold_id, column3 AS held_until FROM (",
+                );
+                sql.push_values(rows, |mut row, (seat, hold, until)| {
+                    row.push_bind(seat.clone()).push_bind(hold.clone()).push_bind(*until);
+                });
+                sql.push(") AS listed) AS claims WHERE show_seats.show_id = ")
+                    .push_bind(show_id.to_owned())
+                    .push(" AND show_seats.seat_id = claims.seat_id RETURNING show_seats.seat_id");
+            })
+            .await?;
+            if claimed.len() != claims.len() {
+                return Err(StoreError::Corrupt(format!("a group claimed {} of {} locked seats", claimed.len(), claims.len())));
             }
             Ok(())
         }
@@ -2014,7 +2101,24 @@ macro_rules! store_engine {
                 let Some((show, organizer_state)) = read_show(conn, show_id, $share, &customers).await? else {
                     return Ok(group.iter().map(|_| Some(Err(DomainError::NotFound("show").into()))).collect());
                 };
-                let mut standings = standing_rows(conn, &customers, show_id, since).await?;
+                // Every seat the group names or chose, locked with the standings' read: a claim its
+                // customer's standing refuses only had its seats locked until the commit.
+                let seats_of = |busy: Busy| -> Vec<String> {
+                    let ids: std::collections::BTreeSet<String> = group
+                        .iter()
+                        .filter_map(|claim| match (&claim.cmd.request, busy) {
+                            (HoldRequest::Seats(ids), Busy::Wait) => Some(ids.as_slice()),
+                            (HoldRequest::BestAvailable { .. }, Busy::Taken) => claim.chosen.as_deref(),
+                            _ => None,
+                        })
+                        .flatten()
+                        .map(|id| id.to_string())
+                        .collect();
+                    ids.into_iter().collect()
+                };
+                let waiting = seats_of(Busy::Wait);
+                let passing: Vec<String> = seats_of(Busy::Taken).into_iter().filter(|id| waiting.binary_search(id).is_err()).collect();
+                let (mut standings, seats) = standings_and_locked_seats(conn, show_id, &customers, since, &waiting, &passing).await?;
 
                 let mut wants: Vec<(usize, Want)> = Vec::new();
                 for (i, claim) in group.iter().enumerate() {
@@ -2043,23 +2147,6 @@ macro_rules! store_engine {
                     }
                 }
 
-                // Seats: the named ones locked waiting (in seat-id order, like every claim),
-                // then best-available's, passing over rows another transaction has locked.
-                let sorted = |busy: Busy, besides: &[String]| -> Vec<String> {
-                    let ids: std::collections::BTreeSet<String> = wants
-                        .iter()
-                        .filter_map(|(_, want)| match want {
-                            Want::Seats(ids, b) if *b == busy => Some(ids.iter()),
-                            _ => None,
-                        })
-                        .flatten()
-                        .map(|id| id.to_string())
-                        .filter(|id| besides.binary_search(id).is_err())
-                        .collect();
-                    ids.into_iter().collect()
-                };
-                let waiting = sorted(Busy::Wait, &[]);
-                let seats = lock_seats(conn, show_id, &waiting, &sorted(Busy::Taken, &waiting)).await?;
                 let seat_claims: Vec<(usize, &[SeatId], Busy)> = wants
                     .iter()
                     .filter_map(|(i, want)| match want {
@@ -2110,7 +2197,6 @@ macro_rules! store_engine {
                         Err(refused) => answers[*i] = Some(Err(refused)),
                     }
                 }
-                claim_locked_seats(conn, show_id, &claimed).await?;
 
                 // Standing places last (area rows end the lock order), area by area: all of an
                 // area's claims with one update when they fit together, else one by one; a claim
@@ -2150,7 +2236,7 @@ macro_rules! store_engine {
                 for (_, hold) in holds.iter().chain(placing.iter().flat_map(|(_, claims)| claims)) {
                     hold_rows_into(&mut writes, hold, None);
                 }
-                run_writes(conn, writes).await?;
+                claim_locked_seats_and_write(conn, show_id, &claimed, writes).await?;
                 let mut unplaced = Vec::new();
                 for (area, claims) in placing {
                     let together: i64 = claims.iter().map(|(_, hold)| hold.items[0].quantity).sum();
@@ -3449,6 +3535,52 @@ mod tests {
                 "UPDATE show_areas SET sold = sold + 1 WHERE area_id = ?",
                 "INSERT INTO outbox (id, kind) VALUES (?, ?)",
             ]
+        );
+    }
+
+    fn claim<DB: sqlx::Database>(sql: &mut sqlx::QueryBuilder<DB>) {
+        sql.push("UPDATE show_seats SET state = 'held' RETURNING seat_id");
+    }
+
+    #[test]
+    fn writes_then_a_statement_of_the_callers_end_with_it() {
+        let mut fused = Writes::<sqlx::Postgres>::new(true);
+        three_writes(&mut fused);
+        let fused: Vec<String> = fused
+            .then(claim)
+            .iter()
+            .map(|s| s.sql().as_str().to_owned())
+            .collect();
+        assert_eq!(
+            fused,
+            [
+                "WITH w1 AS (UPDATE show_areas SET sold = sold + 1 WHERE area_id = $1), \
+              w2 AS (INSERT INTO outbox (id, kind) SELECT id, kind FROM json_populate_recordset(NULL::outbox, CAST($2 AS json)) r) \
+              UPDATE show_seats SET state = 'held' RETURNING seat_id"
+            ],
+            "the writes are the statement's CTEs, and no SELECT 1 ends it"
+        );
+        let mut unfused = Writes::<sqlx::Sqlite>::new(false);
+        three_writes(&mut unfused);
+        let unfused: Vec<String> = unfused
+            .then(claim)
+            .iter()
+            .map(|s| s.sql().as_str().to_owned())
+            .collect();
+        assert_eq!(unfused.len(), 4);
+        assert_eq!(
+            unfused[3],
+            "UPDATE show_seats SET state = 'held' RETURNING seat_id"
+        );
+        let nothing: Vec<String> = Writes::<sqlx::Postgres>::new(true)
+            .then(claim)
+            .iter()
+            .map(|s| s.sql().as_str().to_owned())
+            .collect();
+        assert_eq!(
+            nothing,
+            ["UPDATE show_seats SET state = 'held' RETURNING seat_id"],
+            "no writes: the statement alone"
         );
     }
 
