@@ -789,31 +789,24 @@ macro_rules! store_engine {
             query
         }
 
-        /// Takes the shows of these holds (`hold_ids` sorted) shared, in id order; their ids.
-        async fn share_show_ids_of_holds(conn: &mut Conn, hold_ids: &[String]) -> StoreResult<Vec<String>> {
-            let mut query = by_hold_ids("SELECT id FROM shows WHERE id IN (SELECT show_id FROM holds WHERE id IN (", hold_ids, concat!(")) ORDER BY id", $share));
-            Ok(query.build_query_scalar().fetch_all(&mut *conn).await?)
-        }
-
-        /// The shows of these holds (`hold_ids` sorted), taken shared in id order, by id.
-        async fn share_shows_of_holds(conn: &mut Conn, hold_ids: &[String]) -> StoreResult<BTreeMap<String, Show>> {
-            let ids = share_show_ids_of_holds(conn, hold_ids).await?;
-            let mut shows = BTreeMap::new();
-            for id in ids {
-                if let Some(show) = load_show(conn, &id).await? {
-                    shows.insert(id, show);
-                }
+        /// Takes the shows of these holds (`hold_ids` sorted) shared in id order, then locks the
+        /// holds in id order and reads them with their items, by id, in one statement. The
+        /// shows' lock is an uncorrelated subquery of the holds' condition, which runs once,
+        /// before the first hold row reaches the lock above the scan: the order stays shows,
+        /// then holds. The shows' ids are those of the holds read. Locked and then updated by the
+        /// same transaction, not a savepoint of it: a row locked by a transaction and updated by
+        /// its savepoint becomes a multixact.
+        async fn share_shows_and_lock_holds(conn: &mut Conn, hold_ids: &[String]) -> StoreResult<BTreeMap<String, Hold>> {
+            let head = format!(
+                "SELECT {HOLD_WITH_ITEM_COLUMNS} FROM (SELECT * FROM holds WHERE (SELECT COUNT(*) FROM \
+                 (SELECT id FROM shows WHERE id IN (SELECT show_id FROM holds WHERE id IN ("
+            );
+            let mut query = by_hold_ids(&head, hold_ids, concat!(")) ORDER BY id", $share, ") shared) >= 0 AND id IN ("));
+            let mut ids = query.separated(", ");
+            for id in padded(hold_ids) {
+                ids.push_bind(id.clone());
             }
-            Ok(shows)
-        }
-
-        /// Locks these holds (`hold_ids` sorted) in id order and reads them with their items,
-        /// by id. Locked and then updated by the same transaction, not a savepoint of it: a
-        /// row locked by a transaction and updated by its savepoint becomes a multixact.
-        async fn lock_holds(conn: &mut Conn, hold_ids: &[String]) -> StoreResult<BTreeMap<String, Hold>> {
-            let head = format!("SELECT {HOLD_WITH_ITEM_COLUMNS} FROM (SELECT * FROM holds WHERE id IN (");
-            let tail = concat!(") ORDER BY id", $lock, ") h ", $items_of_each_hold, " ORDER BY h.id, hi.position");
-            let mut query = by_hold_ids(&head, hold_ids, tail);
+            query.push(concat!(") ORDER BY id", $lock, ") h ", $items_of_each_hold, " ORDER BY h.id, hi.position"));
             holds_from_rows(query.build_query_as().fetch_all(&mut *conn).await?)
         }
 
@@ -1943,8 +1936,7 @@ macro_rules! store_engine {
                 let mut hold_ids: Vec<String> = group.iter().map(|c| c.hold_id.to_string()).collect();
                 hold_ids.sort_unstable();
                 hold_ids.dedup();
-                share_show_ids_of_holds(conn, &hold_ids).await?;
-                let mut holds = lock_holds(conn, &hold_ids).await?;
+                let mut holds = share_shows_and_lock_holds(conn, &hold_ids).await?;
                 let mut answers = Vec::with_capacity(group.len());
                 let mut released: Vec<String> = Vec::new();
                 // Every hold released here or over already: seats still held under its id are
@@ -2345,8 +2337,13 @@ macro_rules! store_engine {
                 let mut hold_ids: Vec<String> = group.iter().map(|BookingClaim(cmd)| cmd.hold_id.to_string()).collect();
                 hold_ids.sort_unstable();
                 hold_ids.dedup();
-                let shows = share_shows_of_holds(conn, &hold_ids).await?;
-                let mut holds = lock_holds(conn, &hold_ids).await?;
+                let mut holds = share_shows_and_lock_holds(conn, &hold_ids).await?;
+                let mut shows = BTreeMap::new();
+                for id in holds.values().map(|hold| hold.show_id.as_str()).collect::<std::collections::BTreeSet<_>>() {
+                    if let Some(show) = load_show(conn, id).await? {
+                        shows.insert(id.to_owned(), show);
+                    }
+                }
                 let held_seats = lock_held_seats(conn, &hold_ids).await?;
                 let mut answers: Vec<BookingAnswer> = Vec::with_capacity(group.len());
                 let mut confirmed: Vec<Confirmed<'_>> = Vec::new();
