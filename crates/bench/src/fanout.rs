@@ -324,8 +324,10 @@ fn field<'a>(text: &'a str, start: &str, end: char) -> Option<&'a str> {
 
 /// The servers' resident memory summed over the targets, from their Prometheus metrics.
 async fn resident_memory(options: &Options) -> Option<u64> {
-    crate::metric_sum(options, "boxoffice_process_resident_memory_bytes")
+    crate::metric_sums(options, &["boxoffice_process_resident_memory_bytes"])
         .await
+        .pop()
+        .flatten()
         .map(|bytes| bytes as u64)
 }
 

@@ -302,11 +302,15 @@ pub async fn run(api: &Api, options: &Options) -> anyhow::Result<Report> {
 
 /// Each group-commit line's busy time (`boxoffice_commit_group_busy_microseconds_total`) summed
 /// over the targets, by kind; `None` for a kind a target does not report.
-async fn lines_busy_us(options: &Options) -> [(&'static str, Option<f64>); 3] {
-    let mut busy = [("hold", None), ("booking", None), ("release", None)];
-    for (kind, value) in &mut busy {
-        let series = format!("boxoffice_commit_group_busy_microseconds_total{{kind=\"{kind}\"}}");
-        *value = crate::metric_sum(options, &series).await;
-    }
-    busy
+async fn lines_busy_us(options: &Options) -> Vec<(&'static str, Option<f64>)> {
+    let kinds = ["hold", "booking", "release"];
+    let series: Vec<String> = kinds
+        .iter()
+        .map(|kind| format!("boxoffice_commit_group_busy_microseconds_total{{kind=\"{kind}\"}}"))
+        .collect();
+    let series: Vec<&str> = series.iter().map(String::as_str).collect();
+    kinds
+        .into_iter()
+        .zip(crate::metric_sums(options, &series).await)
+        .collect()
 }

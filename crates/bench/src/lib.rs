@@ -79,27 +79,35 @@ impl Scenario {
     }
 }
 
-/// One sample of the targets' Prometheus metrics (`series` is the name with its labels, as the
-/// exposition writes it), summed over the targets; `None` when a target does not answer or
-/// lacks it.
-pub(crate) async fn metric_sum(options: &Options, series: &str) -> Option<f64> {
-    let api = api::Api::new(&options.targets, 1).ok()?;
-    let mut total = 0.0;
+/// One sample of the targets' Prometheus metrics, each of `series` (a name with its labels, as
+/// the exposition writes it) summed over the targets, from one read of each target's
+/// `/metrics`; `None` for a series a target lacks, all `None` when a target does not answer.
+pub(crate) async fn metric_sums(options: &Options, series: &[&str]) -> Vec<Option<f64>> {
+    let mut totals = vec![Some(0.0); series.len()];
+    let Ok(api) = api::Api::new(&options.targets, 1) else {
+        return vec![None; series.len()];
+    };
     for target in 0..options.targets.len() {
         let answer = api
             .call(target, hyper::Method::GET, "/metrics", None, None)
-            .await?;
-        let text = std::str::from_utf8(&answer.bytes).ok()?;
-        let value = text.lines().find_map(|line| {
-            line.strip_prefix(series)?
-                .strip_prefix(' ')?
-                .trim()
-                .parse::<f64>()
-                .ok()
-        })?;
-        total += value;
+            .await;
+        let text = answer
+            .as_ref()
+            .and_then(|a| std::str::from_utf8(&a.bytes).ok());
+        for (total, series) in totals.iter_mut().zip(series) {
+            let value = text.and_then(|text| {
+                text.lines().find_map(|line| {
+                    line.strip_prefix(series)?
+                        .strip_prefix(' ')?
+                        .trim()
+                        .parse::<f64>()
+                        .ok()
+                })
+            });
+            *total = total.zip(value).map(|(sum, value)| sum + value);
+        }
     }
-    Some(total)
+    totals
 }
 
 pub async fn run(scenario: Scenario, options: &Options) -> anyhow::Result<Report> {

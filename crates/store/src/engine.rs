@@ -55,9 +55,6 @@ pub(crate) struct Writes<DB: Database> {
     open: bool,
     /// Fused: each table's rows, in the order its first row came.
     tables: Vec<TableRows>,
-    /// Fused: whether the statement ends with a main query of its own (`SELECT 1`), or the
-    /// caller's (`then`).
-    closing: bool,
 }
 
 /// One table's rows of a fused `Writes`: its columns, read once from the head, and its rows
@@ -146,7 +143,6 @@ impl<DB: Database> Writes<DB> {
             open_insert: None,
             open: false,
             tables: Vec::new(),
-            closing: true,
         }
     }
 
@@ -205,7 +201,24 @@ impl<DB: Database> Writes<DB> {
     }
 
     /// The statements to execute, in order.
-    pub(crate) fn into_statements(mut self) -> Vec<sqlx::QueryBuilder<DB>>
+    pub(crate) fn into_statements(self) -> Vec<sqlx::QueryBuilder<DB>>
+    where
+        String: for<'e> sqlx::Encode<'e, DB> + sqlx::Type<DB>,
+    {
+        let fused = self.fused;
+        let mut statements = self.written();
+        if let Some(statement) = statements.first_mut()
+            && fused
+        {
+            // Data-modifying CTEs run whether or not the main query reads them.
+            statement.push(" SELECT 1");
+        }
+        statements
+    }
+
+    /// The statements with every write in them; fused, the one statement's main query is
+    /// still to come.
+    fn written(mut self) -> Vec<sqlx::QueryBuilder<DB>>
     where
         String: for<'e> sqlx::Encode<'e, DB> + sqlx::Type<DB>,
     {
@@ -230,12 +243,6 @@ impl<DB: Database> Writes<DB> {
                 }
                 self.finish_write();
             }
-            if let Some(statement) = self.statements.first_mut()
-                && self.closing
-            {
-                // Data-modifying CTEs run whether or not the main query reads them.
-                statement.push(" SELECT 1");
-            }
         }
         self.statements
     }
@@ -245,15 +252,14 @@ impl<DB: Database> Writes<DB> {
     /// `main`'s CTEs: PostgreSQL runs a data-modifying CTE that the main statement does not read
     /// to completion after the main statement.
     pub(crate) fn then(
-        mut self,
+        self,
         main: impl FnOnce(&mut sqlx::QueryBuilder<DB>),
     ) -> Vec<sqlx::QueryBuilder<DB>>
     where
         String: for<'e> sqlx::Encode<'e, DB> + sqlx::Type<DB>,
     {
         let fused = self.fused;
-        self.closing = false;
-        let mut statements = self.into_statements();
+        let mut statements = self.written();
         match statements.first_mut() {
             Some(with) if fused => {
                 with.push(" ");
@@ -781,12 +787,22 @@ macro_rules! store_engine {
         /// `head`, the hold ids as a list padded to a few lengths (`padded`), then `tail`.
         fn by_hold_ids(head: &str, hold_ids: &[String], tail: &str) -> sqlx::QueryBuilder<$db> {
             let mut query = sqlx::QueryBuilder::new(head);
-            let mut ids = query.separated(", ");
-            for id in padded(hold_ids) {
-                ids.push_bind(id.clone());
-            }
+            push_padded(&mut query, hold_ids);
             query.push(tail);
             query
+        }
+
+        /// The ids sorted (the order rows are locked in), each once.
+        fn sorted_unique(ids: impl Iterator<Item = String>) -> Vec<String> {
+            ids.collect::<std::collections::BTreeSet<_>>().into_iter().collect()
+        }
+
+        /// The ids as a list of binds padded to a few lengths (`padded`).
+        fn push_padded(query: &mut sqlx::QueryBuilder<$db>, ids: &[String]) {
+            let mut listed = query.separated(", ");
+            for id in padded(ids) {
+                listed.push_bind(id.clone());
+            }
         }
 
         /// Takes the shows of these holds (`hold_ids` sorted) shared in id order, then locks the
@@ -802,10 +818,7 @@ macro_rules! store_engine {
                  (SELECT id FROM shows WHERE id IN (SELECT show_id FROM holds WHERE id IN ("
             );
             let mut query = by_hold_ids(&head, hold_ids, concat!(")) ORDER BY id", $share, ") shared) >= 0 AND id IN ("));
-            let mut ids = query.separated(", ");
-            for id in padded(hold_ids) {
-                ids.push_bind(id.clone());
-            }
+            push_padded(&mut query, hold_ids);
             query.push(concat!(") ORDER BY id", $lock, ") h ", $items_of_each_hold, " ORDER BY h.id, hi.position"));
             holds_from_rows(query.build_query_as().fetch_all(&mut *conn).await?)
         }
@@ -892,7 +905,7 @@ macro_rules! store_engine {
         /// `passing` ones (sorted), where a row another transaction has locked is passed over and
         /// missing from the answer, like a seat the show does not have (`Busy::Taken`). Each part
         /// of a `UNION ALL` runs after the one before it, so the locks keep the claims' order.
-        async fn standings_and_locked_seats(
+        async fn standings_areas_and_seats(
             conn: &mut Conn,
             show_id: &str,
             user_ids: &[&str],
@@ -2115,8 +2128,8 @@ macro_rules! store_engine {
                 };
                 // Every seat the group names or chose, locked with the standings' read: a claim its
                 // customer's standing refuses only had its seats locked until the commit.
-                let seats_of = |busy: Busy| -> Vec<String> {
-                    let ids: std::collections::BTreeSet<String> = group
+                let seats_of = |busy: Busy| {
+                    sorted_unique(group
                         .iter()
                         .filter_map(|claim| match (&claim.cmd.request, busy) {
                             (HoldRequest::Seats(ids), Busy::Wait) => Some(ids.as_slice()),
@@ -2124,22 +2137,15 @@ macro_rules! store_engine {
                             _ => None,
                         })
                         .flatten()
-                        .map(|id| id.to_string())
-                        .collect();
-                    ids.into_iter().collect()
+                        .map(|id| id.to_string()))
                 };
                 let waiting = seats_of(Busy::Wait);
                 let passing: Vec<String> = seats_of(Busy::Taken).into_iter().filter(|id| waiting.binary_search(id).is_err()).collect();
-                let asked_areas: Vec<String> = group
-                    .iter()
-                    .filter_map(|claim| match &claim.cmd.request {
-                        HoldRequest::Areas(areas) => areas.first().map(|a| a.area_id.to_string()),
-                        _ => None,
-                    })
-                    .collect::<std::collections::BTreeSet<_>>()
-                    .into_iter()
-                    .collect();
-                let (mut standings, named_areas, seats) = standings_and_locked_seats(conn, show_id, &customers, since, &asked_areas, &waiting, &passing).await?;
+                let asked_areas = sorted_unique(group.iter().filter_map(|claim| match &claim.cmd.request {
+                    HoldRequest::Areas(areas) => areas.first().map(|a| a.area_id.to_string()),
+                    _ => None,
+                }));
+                let (mut standings, named_areas, seats) = standings_areas_and_seats(conn, show_id, &customers, since, &asked_areas, &waiting, &passing).await?;
 
                 let mut wants: Vec<(usize, Want)> = Vec::new();
                 for (i, claim) in group.iter().enumerate() {
@@ -2230,6 +2236,7 @@ macro_rules! store_engine {
                 for (i, want) in &wants {
                     let Want::Places(want) = want else { continue };
                     let area = want.area_id.as_str();
+                    // A grouped claim asks for one area (`try_create_hold_grouped`): its first.
                     let checked = area_item(&show, 0, want, named_areas.get(area).cloned()).and_then(|item| {
                         boxoffice_core::promo::check_unlocked(&show, [item.category.as_str()], None)?;
                         Ok(vec![item])
@@ -3558,15 +3565,18 @@ mod tests {
         sql.push("UPDATE show_seats SET state = 'held' RETURNING seat_id");
     }
 
+    fn texts<DB: sqlx::Database>(statements: Vec<sqlx::QueryBuilder<DB>>) -> Vec<String> {
+        statements
+            .iter()
+            .map(|s| s.sql().as_str().to_owned())
+            .collect()
+    }
+
     #[test]
     fn writes_then_a_statement_of_the_callers_end_with_it() {
         let mut fused = Writes::<sqlx::Postgres>::new(true);
         three_writes(&mut fused);
-        let fused: Vec<String> = fused
-            .then(claim)
-            .iter()
-            .map(|s| s.sql().as_str().to_owned())
-            .collect();
+        let fused: Vec<String> = texts(fused.then(claim));
         assert_eq!(
             fused,
             [
@@ -3578,21 +3588,13 @@ mod tests {
         );
         let mut unfused = Writes::<sqlx::Sqlite>::new(false);
         three_writes(&mut unfused);
-        let unfused: Vec<String> = unfused
-            .then(claim)
-            .iter()
-            .map(|s| s.sql().as_str().to_owned())
-            .collect();
+        let unfused: Vec<String> = texts(unfused.then(claim));
         assert_eq!(unfused.len(), 4);
         assert_eq!(
             unfused[3],
             "UPDATE show_seats SET state = 'held' RETURNING seat_id"
         );
-        let nothing: Vec<String> = Writes::<sqlx::Postgres>::new(true)
-            .then(claim)
-            .iter()
-            .map(|s| s.sql().as_str().to_owned())
-            .collect();
+        let nothing: Vec<String> = texts(Writes::<sqlx::Postgres>::new(true).then(claim));
         assert_eq!(
             nothing,
             ["UPDATE show_seats SET state = 'held' RETURNING seat_id"],
