@@ -1,9 +1,10 @@
 //! The in-process availability filter: what this process learned recently about seats and
 //! places that are taken, so a request that is sure to be refused is refused without a
-//! database round trip. It is a filter, never the judge: every fact lapses after a short time
-//! (and what this process frees is forgotten at once: the freed seats and every count of the
-//! show), so it can only ever be stale towards "taken" for that long; whatever it lets through,
-//! the database transaction decides.
+//! database round trip. It learns from the database's answers here and from the seat changes
+//! every instance announces (seats held and sold, whoever chose them). It is a filter, never the
+//! judge: every fact lapses (and whatever is announced freed is forgotten at once: the freed
+//! seats and every count of the show), so it can only ever be stale towards "taken" for that
+//! long; whatever it lets through, the database transaction decides.
 
 use crate::Timestamp;
 use crate::error::DomainError;
@@ -27,14 +28,44 @@ struct ShowFacts {
 pub struct AvailabilityFilter {
     shows: HashMap<ShowId, ShowFacts>,
     fact_ms: i64,
+    sold_fact_ms: i64,
+}
+
+/// How a seat was announced taken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Taken {
+    /// Held: free again when the hold ends, at the latest when it lapses.
+    Held,
+    /// Sold: free again only when its booking is cancelled or the show changes, which are
+    /// announced too.
+    Sold,
 }
 
 impl AvailabilityFilter {
-    /// `fact_ms`: how long a learned fact is trusted.
-    pub fn new(fact_ms: i64) -> Self {
+    /// `fact_ms`: how long a learned fact is trusted; `sold_fact_ms`: how long an announced sale
+    /// is (a sold seat comes back only through an announced cancellation, so the window only
+    /// bounds an announcement this process missed).
+    pub fn new(fact_ms: i64, sold_fact_ms: i64) -> Self {
         Self {
             shows: HashMap::new(),
             fact_ms,
+            sold_fact_ms: sold_fact_ms.max(fact_ms),
+        }
+    }
+
+    /// Seats of the show announced taken (by this instance or another): refused in memory
+    /// for the window of `how`. A fact already known for longer keeps its window.
+    pub fn seen_taken(&mut self, show: &ShowId, seat_ids: &[SeatId], how: Taken, now: Timestamp) {
+        if seat_ids.is_empty() {
+            return;
+        }
+        let until = now.plus_ms(match how {
+            Taken::Held => self.fact_ms,
+            Taken::Sold => self.sold_fact_ms,
+        });
+        let facts = self.facts(show, now);
+        for id in seat_ids {
+            know_taken(&mut facts.seats, id.as_str(), until);
         }
     }
 
@@ -132,13 +163,13 @@ impl AvailabilityFilter {
             (Ok(()), HoldRequest::Seats(ids)) => {
                 let facts = self.facts(show, now);
                 for id in ids {
-                    facts.seats.insert(id.to_string(), until);
+                    know_taken(&mut facts.seats, id.as_str(), until);
                 }
             }
             (Err(DomainError::SeatUnavailable { seat_ids }), _) => {
                 let facts = self.facts(show, now);
                 for id in seat_ids {
-                    facts.seats.insert(id.clone(), until);
+                    know_taken(&mut facts.seats, id, until);
                 }
             }
             (
@@ -180,6 +211,16 @@ impl AvailabilityFilter {
     }
 }
 
+/// The seat is known taken until `until`, or longer if it already was.
+fn know_taken(seats: &mut HashMap<String, Timestamp>, id: &str, until: Timestamp) {
+    match seats.get_mut(id) {
+        Some(known) => *known = (*known).max(until),
+        None => {
+            seats.insert(id.to_owned(), until);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -188,7 +229,7 @@ mod tests {
 
     #[test]
     fn refused_seats_are_refused_in_memory_until_the_fact_lapses() {
-        let mut filter = AvailabilityFilter::new(1_000);
+        let mut filter = AvailabilityFilter::new(1_000, 10_000);
         let show = ShowId::generate();
         let (a, b) = (SeatId::generate(), SeatId::generate());
         let now = Timestamp::from_unix_ms(0);
@@ -237,8 +278,50 @@ mod tests {
     }
 
     #[test]
+    fn announced_holds_and_sales_are_refused_for_their_windows() {
+        let mut filter = AvailabilityFilter::new(1_000, 10_000);
+        let show = ShowId::generate();
+        let (held, sold) = (SeatId::generate(), SeatId::generate());
+        let now = Timestamp::from_unix_ms(0);
+        let ask = |seat: &SeatId| HoldRequest::Seats(vec![seat.clone()]);
+        filter.seen_taken(&show, std::slice::from_ref(&held), Taken::Held, now);
+        filter.seen_taken(&show, std::slice::from_ref(&sold), Taken::Sold, now);
+        // A refusal learned later is a shorter fact: it does not cut the sale's window short.
+        filter.learn(
+            &show,
+            &ask(&sold),
+            Err(&DomainError::SeatUnavailable {
+                seat_ids: vec![sold.to_string()],
+            }),
+            now.plus_ms(500),
+        );
+        assert!(filter.check(&show, &ask(&held), now.plus_ms(999)).is_err());
+        assert!(
+            filter.check(&show, &ask(&held), now.plus_ms(1_000)).is_ok(),
+            "a hold's fact lapses with the short window"
+        );
+        assert!(
+            filter
+                .check(&show, &ask(&sold), now.plus_ms(9_999))
+                .is_err(),
+            "a sale is refused for the long window"
+        );
+        assert!(
+            filter
+                .check(&show, &ask(&sold), now.plus_ms(10_000))
+                .is_ok()
+        );
+        filter.seen_taken(&show, std::slice::from_ref(&sold), Taken::Sold, now);
+        filter.freed(&show, std::slice::from_ref(&sold));
+        assert!(
+            filter.check(&show, &ask(&sold), now).is_ok(),
+            "a cancelled sale is forgotten at once"
+        );
+    }
+
+    #[test]
     fn sold_out_areas_and_categories_refuse_what_does_not_fit() {
-        let mut filter = AvailabilityFilter::new(1_000);
+        let mut filter = AvailabilityFilter::new(1_000, 10_000);
         let show = ShowId::generate();
         let area = AreaId::generate();
         let now = Timestamp::from_unix_ms(0);
@@ -282,7 +365,7 @@ mod tests {
 
     #[test]
     fn freed_seats_and_counts_are_forgotten_and_the_rest_kept() {
-        let mut filter = AvailabilityFilter::new(1_000);
+        let mut filter = AvailabilityFilter::new(1_000, 10_000);
         let show = ShowId::generate();
         let (a, b, c) = (SeatId::generate(), SeatId::generate(), SeatId::generate());
         let now = Timestamp::from_unix_ms(0);

@@ -94,6 +94,7 @@ pub async fn state(
         reads: cache::ReadCache::new(config.read_cache_ms),
         filter: std::sync::Mutex::new(boxoffice_core::filter::AvailabilityFilter::new(
             config.filter_fact_ms,
+            config.filter_sold_fact_ms,
         )),
         store,
         clock,

@@ -16,6 +16,7 @@
 
 use crate::cluster::RedisLink;
 use boxoffice_core::clock::{Clock, SystemClock, Timestamp};
+use boxoffice_core::filter::Taken;
 use boxoffice_core::ids::{AreaId, SeatId, ShowId};
 use boxoffice_core::inventory::{AreaView, CategoryAvailability};
 use serde::Serialize;
@@ -128,6 +129,15 @@ impl Change {
             Change::SeatReleased { seat_ids } => Freed::Seats(seat_ids),
             Change::ShowChanged | Change::ShowCancelled | Change::Resync => Freed::Anything,
             _ => Freed::Nothing,
+        }
+    }
+
+    /// The seats it took, and how.
+    pub fn taken(&self) -> Option<(&[SeatId], Taken)> {
+        match self {
+            Change::SeatHeld { seat_ids } => Some((seat_ids, Taken::Held)),
+            Change::SeatSold { seat_ids } => Some((seat_ids, Taken::Sold)),
+            _ => None,
         }
     }
 }
@@ -709,6 +719,42 @@ async fn availability(app: &crate::state::AppState, show: &ShowId) -> Option<Cha
     })
 }
 
+/// What a change published through Redis (by any instance, this one too) means for this
+/// process's memory.
+#[derive(Debug, PartialEq)]
+enum Heard {
+    /// Counts only (availability, queue positions): nothing cached is out of date.
+    Counts,
+    /// The show's reads are out of date; nothing was freed.
+    Changed,
+    /// These seats were freed, and places may have come back with them.
+    Freed(Vec<SeatId>),
+    /// Anything may have been freed: not known seat by seat.
+    FreedAnything,
+    /// These seats were taken.
+    Taken(Vec<SeatId>, Taken),
+}
+
+impl Heard {
+    /// From the change's kind and its JSON (the envelope `publish` wrote).
+    fn of(kind: &str, body: &str) -> Self {
+        #[derive(serde::Deserialize)]
+        struct Seats {
+            seat_ids: Vec<SeatId>,
+        }
+        let seats = || serde_json::from_str::<Seats>(body).ok().map(|s| s.seat_ids);
+        match kind {
+            "availability" | "queue_position" => Heard::Counts,
+            // A release whose seats cannot be read frees anything, to be safe.
+            "seat_released" => seats().map_or(Heard::FreedAnything, Heard::Freed),
+            "show_changed" | "show_cancelled" | "resync" => Heard::FreedAnything,
+            "seat_held" => seats().map_or(Heard::Changed, |ids| Heard::Taken(ids, Taken::Held)),
+            "seat_sold" => seats().map_or(Heard::Changed, |ids| Heard::Taken(ids, Taken::Sold)),
+            _ => Heard::Changed,
+        }
+    }
+}
+
 /// Receives every instance's changes from Redis and hands them to viewers here; reconnects
 /// after Redis goes away, and then owes its viewers snapshots (changes may have been missed).
 async fn follow_redis(app: crate::state::AppState, redis: Arc<RedisLink>) {
@@ -752,20 +798,16 @@ async fn follow_redis(app: crate::state::AppState, redis: Arc<RedisLink>) {
                 if kind == "show_changed" || kind == "show_cancelled" {
                     app.waiting.forget(&show);
                 }
-                if kind != "availability" && kind != "queue_position" {
-                    // Which seats another instance freed is not in the message.
-                    let frees = matches!(
-                        kind,
-                        "seat_released" | "show_changed" | "show_cancelled" | "resync"
-                    );
-                    app.forget(
-                        &show,
-                        if frees {
-                            Freed::Anything
-                        } else {
-                            Freed::Nothing
-                        },
-                    );
+                let body = payload.splitn(3, ' ').nth(2).unwrap_or_default();
+                match Heard::of(kind, body) {
+                    Heard::Counts => {}
+                    Heard::Changed => app.forget(&show, Freed::Nothing),
+                    Heard::Freed(seat_ids) => app.forget(&show, Freed::Seats(&seat_ids)),
+                    Heard::FreedAnything => app.forget(&show, Freed::Anything),
+                    Heard::Taken(seat_ids, how) => {
+                        app.forget(&show, Freed::Nothing);
+                        app.seen_taken(&show, Some((&seat_ids, how)));
+                    }
                 }
                 app.live.deliver_published(&show, &payload);
             }
@@ -793,6 +835,48 @@ mod tests {
                 ..Default::default()
             },
         )
+    }
+
+    #[test]
+    fn what_another_instance_published_is_read_seat_by_seat() {
+        let show = ShowId::generate();
+        let seats = vec![SeatId::generate(), SeatId::generate()];
+        let published = |change: Change| {
+            let body = serde_json::to_string(&Envelope {
+                show_id: &show,
+                announced_at: Timestamp::from_unix_ms(0),
+                change: &change,
+            })
+            .unwrap();
+            Heard::of(change.kind(), &body)
+        };
+        assert_eq!(
+            published(Change::SeatHeld {
+                seat_ids: seats.clone()
+            }),
+            Heard::Taken(seats.clone(), Taken::Held)
+        );
+        assert_eq!(
+            published(Change::SeatSold {
+                seat_ids: seats.clone()
+            }),
+            Heard::Taken(seats.clone(), Taken::Sold)
+        );
+        assert_eq!(
+            published(Change::SeatReleased {
+                seat_ids: seats.clone()
+            }),
+            Heard::Freed(seats)
+        );
+        assert_eq!(published(Change::ShowChanged), Heard::FreedAnything);
+        assert_eq!(published(Change::Resync), Heard::FreedAnything);
+        assert_eq!(
+            Heard::of("seat_released", "{not json"),
+            Heard::FreedAnything,
+            "a release that cannot be read frees anything"
+        );
+        assert_eq!(Heard::of("seat_sold", "{}"), Heard::Changed);
+        assert_eq!(Heard::of("availability", "{}"), Heard::Counts);
     }
 
     #[tokio::test]

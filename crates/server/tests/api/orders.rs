@@ -489,8 +489,165 @@ async fn the_filter_refuses_known_taken_seats_for_a_moment_only(engine: Engine) 
     );
 }
 
+/// What this process announces taken is refused in memory, whoever chose the seats (here
+/// best-available): a hold for the short fact window, a sale for the longer sale window, since a
+/// sold seat comes back only through an announced cancellation. Both only bound an announcement
+/// this process missed (here, another instance without Redis frees the seats).
+async fn seats_announced_taken_are_refused_in_memory_a_sale_for_longer(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let (_, show) = app.show_with("org@example.com", 4, 10, 4).await;
+    let show_id = show["id"].as_str().unwrap();
+    let (alice, bob, carol) = (
+        app.register("alice@example.com", "customer").await,
+        app.register("bob@example.com", "customer").await,
+        app.register("carol@example.com", "customer").await,
+    );
+    let best =
+        json!({"show_id": show_id, "best_available": {"category": "standard", "quantity": 1}});
+    let picked = app
+        .call(Method::POST, "/holds", Some(&alice.token), Some(best))
+        .await;
+    assert_eq!(picked.status, StatusCode::CREATED, "{}", picked.body);
+    let seat = picked.body["items"][0]["seat_id"].clone();
+    let hold_id = boxoffice_core::ids::HoldId::parse(picked.body["id"].as_str().unwrap()).unwrap();
+    let alice_id = boxoffice_core::ids::UserId::parse(&alice.user_id).unwrap();
+    app.store
+        .release_hold(&hold_id, &alice_id, app.clock.now_plus_minutes(0))
+        .await
+        .unwrap();
+    let ask = json!({"show_id": show_id, "seat_ids": [seat]});
+    app.call(Method::POST, "/holds", Some(&bob.token), Some(ask.clone()))
+        .await
+        .problem(409, "seat_unavailable");
+    let config = boxoffice_server::Config::default();
+    app.clock.advance_ms(config.filter_fact_ms);
+    let held = app
+        .call(Method::POST, "/holds", Some(&bob.token), Some(ask.clone()))
+        .await;
+    assert_eq!(held.status, StatusCode::CREATED, "{}", held.body);
+    let booking = app.pay_hold(&bob, &held.body).await;
+    // Cancelled on another instance, whose announcement this one does not hear.
+    let other = app.sibling().await;
+    let cancelled = other
+        .api
+        .call(
+            Method::POST,
+            &format!("/bookings/{}/cancel", booking["id"].as_str().unwrap()),
+            Some(&bob.token),
+            Some(json!({"refund_to": "card"})),
+        )
+        .await;
+    assert_eq!(cancelled.status, StatusCode::OK, "{}", cancelled.body);
+    app.clock.advance_ms(config.filter_fact_ms + 1);
+    app.call(
+        Method::POST,
+        "/holds",
+        Some(&carol.token),
+        Some(ask.clone()),
+    )
+    .await
+    .problem(409, "seat_unavailable");
+    app.clock.advance_ms(config.filter_sold_fact_ms);
+    let granted = app
+        .call(Method::POST, "/holds", Some(&carol.token), Some(ask))
+        .await;
+    assert_eq!(
+        granted.status,
+        StatusCode::CREATED,
+        "the database decides once the sale's fact lapsed: {}",
+        granted.body
+    );
+}
+
+/// With Redis, what another instance sells is known taken here, and what it frees is forgotten
+/// seat by seat: a release elsewhere no longer wipes everything this instance knew of the show.
+async fn sales_and_releases_elsewhere_reach_the_filter_through_redis(engine: Engine) {
+    use boxoffice_core::filter::AvailabilityFilter;
+    use boxoffice_core::hold::HoldRequest;
+    use boxoffice_core::ids::{SeatId, ShowId};
+    let redis = boxoffice_testkit::redis::RedisServer::start().await;
+    let url = redis.url();
+    let app = TestApp::spawn_with(engine, |config| config.redis_url = Some(url.clone())).await;
+    let other = app.sibling().await;
+    let (_, show) = app.show_with("org@example.com", 4, 10, 4).await;
+    let show_id = show["id"].as_str().unwrap();
+    let show = ShowId::parse(show_id).unwrap();
+    let map = app.seat_map(show_id).await;
+    let seat = |label: &str| SeatId::parse(seat_ids(&map, &[label])[0].as_str().unwrap()).unwrap();
+    let (bob, carol) = (
+        app.register("bob@example.com", "customer").await,
+        app.register("carol@example.com", "customer").await,
+    );
+    let refused_here = |label: &str| {
+        let filter: &std::sync::Mutex<AvailabilityFilter> = &app.state.filter;
+        let request = HoldRequest::Seats(vec![seat(label)]);
+        filter
+            .lock()
+            .unwrap()
+            .check(&show, &request, app.clock.now_plus_minutes(0))
+            .is_err()
+    };
+    let until = |what: &str, done: &dyn Fn() -> bool| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !done() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{what} never reached this instance"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    };
+    // Sold on the other instance.
+    let book = |customer: &boxoffice_testkit::Session, label: &str| {
+        let body = json!({"show_id": show_id, "seat_ids": seat_ids(&map, &[label])});
+        let (other, customer) = (&other, customer.clone());
+        async move {
+            let hold = other
+                .api
+                .call(Method::POST, "/holds", Some(&customer.token), Some(body))
+                .await;
+            assert_eq!(hold.status, StatusCode::CREATED, "{}", hold.body);
+            let booking = other
+                .api
+                .call(
+                    Method::POST,
+                    "/bookings",
+                    Some(&customer.token),
+                    Some(json!({"hold_id": hold.body["id"], "payment": {"method": "card", "card_number": CARD_OK}})),
+                )
+                .await;
+            assert_eq!(booking.status, StatusCode::CREATED, "{}", booking.body);
+            booking.body
+        }
+    };
+    let bobs = book(&bob, "A1").await;
+    book(&carol, "A2").await;
+    assert!(
+        !refused_here("A3"),
+        "nothing is known of a seat nobody took"
+    );
+    // Past the holds' short facts: only the sales (heard after them) can refuse the seats now.
+    app.clock
+        .advance_ms(boxoffice_server::Config::default().filter_fact_ms + 1);
+    until("the sales", &|| refused_here("A1") && refused_here("A2"));
+    let cancelled = other
+        .api
+        .call(
+            Method::POST,
+            &format!("/bookings/{}/cancel", bobs["id"].as_str().unwrap()),
+            Some(&bob.token),
+            Some(json!({"refund_to": "card"})),
+        )
+        .await;
+    assert_eq!(cancelled.status, StatusCode::OK, "{}", cancelled.body);
+    until("the cancellation", &|| !refused_here("A1"));
+    assert!(refused_here("A2"), "a seat not freed is still known sold");
+}
+
 crate::on_both_engines!(
     the_filter_refuses_known_taken_seats_for_a_moment_only,
+    seats_announced_taken_are_refused_in_memory_a_sale_for_longer,
+    sales_and_releases_elsewhere_reach_the_filter_through_redis,
     catalog_creation_is_idempotent,
     the_sweeper_tidies_expired_holds,
     hold_pay_and_cancel,
