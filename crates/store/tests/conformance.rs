@@ -769,6 +769,64 @@ async fn best_available_picks_from_a_replaced_layout(engine: Engine) {
     assert_eq!(labels, ["G1", "G2", "G3", "G4", "G5", "G6"]);
 }
 
+/// Near the end of a sale the front rows have no room: a pick reads only rows that have a seat
+/// not sold, each row whole, so it still judges a row's blocks by the row's middle, not by the
+/// middle of what is left free in it.
+async fn best_available_finds_the_last_block_of_a_nearly_sold_hall(engine: Engine) {
+    let f = Fixture::new(engine).await;
+    let (alice, bob) = (
+        f.customer("alice@example.com").await,
+        f.customer("bob@example.com").await,
+    );
+    // 100 rows never sold (both seats blocked), 35 rows of one free seat (no pair in any of
+    // them), then a row of nine.
+    let blocked = serde_json::json!({"number": 1, "category": "standard", "blocked": true});
+    let mut rows: Vec<serde_json::Value> = (1..=100)
+        .map(|n| {
+            let mut second = blocked.clone();
+            second["number"] = 2.into();
+            serde_json::json!({"label": format!("B{n:03}-"), "seats": [blocked.clone(), second]})
+        })
+        .collect();
+    rows.extend((1..=35).map(
+        |n| serde_json::json!({"label": format!("R{n:02}-"), "count": 1, "category": "standard"}),
+    ));
+    rows.push(serde_json::json!({"label": "Z", "count": 9, "category": "standard"}));
+    let input: VenueInput = serde_json::from_value(serde_json::json!({
+        "name": "Hall", "city": "Berlin",
+        "sections": [{"name": "Stalls", "rows": rows}],
+        "areas": [{"name": "Floor", "category": "standing", "capacity": 10}]
+    }))
+    .unwrap();
+    let mut venue = input.into_venue(f.tenant.id.clone(), f.now).unwrap();
+    venue.id = f.venue.id.clone();
+    f.store.replace_layout(&venue, f.now).await.unwrap();
+    let seat = |label: &str| {
+        venue
+            .seats
+            .iter()
+            .find(|s| s.label == label)
+            .unwrap()
+            .id
+            .clone()
+    };
+    // Free in row Z: 4 5 and 7 8 9. Its middle is seat 5; the middle of its free seats is 6.5.
+    f.hold(
+        &alice,
+        HoldRequest::Seats(["Z1", "Z2", "Z3", "Z6"].map(seat).to_vec()),
+        f.now,
+    )
+    .await
+    .unwrap();
+    let pair = HoldRequest::BestAvailable {
+        category: "standard".into(),
+        quantity: 2,
+    };
+    let hold = f.hold(&bob, pair, f.now).await.unwrap();
+    let labels: Vec<_> = hold.items.iter().map(|i| i.label.as_str()).collect();
+    assert_eq!(labels, ["Z4", "Z5"], "the pair nearest the row's middle");
+}
+
 async fn best_available_counts_a_seat_whose_hold_lapsed_as_free(engine: Engine) {
     let f = Fixture::new(engine).await;
     let (alice, bob, carol) = (
@@ -2686,6 +2744,7 @@ conformance!(
     best_available_picks_adjacent_seats,
     best_available_picks_from_a_replaced_layout,
     best_available_counts_a_seat_whose_hold_lapsed_as_free,
+    best_available_finds_the_last_block_of_a_nearly_sold_hall,
     availability_counts_what_the_seat_map_shows,
     idempotent_commands_happen_once,
     racing_claims_sell_each_seat_once,
