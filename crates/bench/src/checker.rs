@@ -34,6 +34,8 @@ pub struct Op {
     pub booking_id: Option<String>,
     /// For holds: when the server said the hold ends.
     pub expires_at_ms: Option<i64>,
+    /// How long the answer took; none when there was none.
+    pub latency: Option<std::time::Duration>,
 }
 
 impl Op {
@@ -67,6 +69,7 @@ impl Op {
             hold_id,
             booking_id,
             expires_at_ms,
+            latency: answer.map(|a| a.latency),
         }
     }
 }

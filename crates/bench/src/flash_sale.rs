@@ -5,7 +5,7 @@
 use crate::Options;
 use crate::api::Api;
 use crate::checker::{self, Op, OpKind, Outcome};
-use crate::report::{Latencies, Report};
+use crate::report::{Latencies, Report, WINDOW_S, Window};
 use boxoffice_core::Timestamp;
 use hyper::Method;
 use rand::rngs::SmallRng;
@@ -180,6 +180,7 @@ pub async fn run(api: &Api, options: &Options) -> anyhow::Result<Report> {
     let tokens = customers(api, options.clients * ACCOUNTS_PER_CLIENT, &run).await?;
     let budget = Arc::new(AtomicU64::new(options.max_requests.unwrap_or(u64::MAX)));
     let busy_before = lines_busy_us(options).await;
+    let started_ms = crate::unix_ms();
     let started = Instant::now();
     let deadline = started + options.duration;
     let api = Arc::new(Api::new(&options.targets, options.clients)?);
@@ -296,8 +297,58 @@ pub async fn run(api: &Api, options: &Options) -> anyhow::Result<Report> {
         checker: Some(checked.verdict),
         show_id: Some(sale.show_id.clone()),
         lines_busy,
+        timeline: timeline(&ops, started_ms, elapsed),
         ceilings: Default::default(),
     })
+}
+
+/// The sale's operations in stretches of `WINDOW_S` seconds by when they began; the last
+/// stretch runs to the end of the run (a run of 12.3 s is 0-5 and 5-12.3).
+fn timeline(ops: &[Op], started_ms: i64, elapsed_s: f64) -> Vec<Window> {
+    let count = ((elapsed_s / WINDOW_S) as usize).max(1);
+    let mut windows: Vec<(Window, Latencies)> = (0..count)
+        .map(|i| {
+            let from_s = i as f64 * WINDOW_S;
+            let to_s = if i + 1 == count {
+                elapsed_s
+            } else {
+                from_s + WINDOW_S
+            };
+            let window = Window {
+                from_s,
+                to_s,
+                ..Default::default()
+            };
+            (window, Latencies::default())
+        })
+        .collect();
+    for op in ops {
+        let at_s = (op.invoke_ms - started_ms).max(0) as f64 / 1000.0;
+        let (window, granted) = &mut windows[((at_s / WINDOW_S) as usize).min(count - 1)];
+        match (op.kind, op.outcome) {
+            (OpKind::Hold, Outcome::Ok) => {
+                window.hold_attempts_per_s += 1.0;
+                window.holds_granted_per_s += 1.0;
+                if let Some(latency) = op.latency {
+                    granted.record(latency);
+                }
+            }
+            (OpKind::Hold, _) => window.hold_attempts_per_s += 1.0,
+            (OpKind::Book, Outcome::Ok) => window.bookings_per_s += 1.0,
+            _ => {}
+        }
+    }
+    windows
+        .into_iter()
+        .map(|(mut window, granted)| {
+            let length = (window.to_s - window.from_s).max(1e-3);
+            window.hold_attempts_per_s /= length;
+            window.holds_granted_per_s /= length;
+            window.bookings_per_s /= length;
+            window.hold_granted_p99_ms = granted.summary().p99_ms;
+            window
+        })
+        .collect()
 }
 
 /// Each group-commit line's busy time (`boxoffice_commit_group_busy_microseconds_total`) summed
@@ -313,4 +364,52 @@ async fn lines_busy_us(options: &Options) -> Vec<(&'static str, Option<f64>)> {
         .into_iter()
         .zip(crate::metric_sums(options, &series).await)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn op(kind: OpKind, outcome: Outcome, invoke_ms: i64, latency_ms: u64) -> Op {
+        Op {
+            kind,
+            invoke_ms,
+            outcome,
+            hold_id: None,
+            booking_id: None,
+            expires_at_ms: None,
+            latency: Some(Duration::from_millis(latency_ms)),
+        }
+    }
+
+    #[test]
+    fn the_timeline_counts_each_operation_in_the_stretch_it_began_in() {
+        let start = 1_000_000;
+        let ops = [
+            op(OpKind::Hold, Outcome::Ok, start + 100, 10),
+            op(OpKind::Hold, Outcome::Fail, start + 4_900, 1),
+            op(OpKind::Book, Outcome::Ok, start + 4_999, 30),
+            op(OpKind::Hold, Outcome::Ok, start + 5_000, 80),
+            op(OpKind::Release, Outcome::Ok, start + 6_000, 5),
+            // In the run's last fraction of a second: the last stretch runs to the end.
+            op(OpKind::Hold, Outcome::Ok, start + 10_200, 20),
+        ];
+        let windows = timeline(&ops, start, 10.5);
+        assert_eq!(windows.len(), 2);
+        assert_eq!((windows[0].from_s, windows[0].to_s), (0.0, 5.0));
+        assert_eq!((windows[1].from_s, windows[1].to_s), (5.0, 10.5));
+        assert_eq!(windows[0].hold_attempts_per_s, 2.0 / 5.0);
+        assert_eq!(windows[0].holds_granted_per_s, 1.0 / 5.0);
+        assert_eq!(windows[0].bookings_per_s, 1.0 / 5.0);
+        assert_eq!(windows[1].holds_granted_per_s, 2.0 / 5.5);
+        assert_eq!(windows[1].bookings_per_s, 0.0);
+        assert!((windows[0].hold_granted_p99_ms - 10.0).abs() < 0.1);
+        assert!((windows[1].hold_granted_p99_ms - 80.0).abs() < 0.1);
+        assert_eq!(
+            timeline(&[], start, 0.2).len(),
+            1,
+            "a short run is one stretch"
+        );
+    }
 }

@@ -141,8 +141,28 @@ pub struct Report {
     /// near 1 is what the sale waits for.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub lines_busy: BTreeMap<String, f64>,
+    /// A flash sale in stretches of `WINDOW_S` seconds, by when each operation began: how a sale
+    /// holds up as its show fills (totals hide a sale that slows down near its sell-out).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub timeline: Vec<Window>,
     pub ceilings: Ceilings,
 }
+
+/// One stretch of a flash sale's timeline.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Window {
+    /// Seconds since the sale began.
+    pub from_s: f64,
+    pub to_s: f64,
+    pub hold_attempts_per_s: f64,
+    pub holds_granted_per_s: f64,
+    pub bookings_per_s: f64,
+    /// Of the holds granted that began in the stretch.
+    pub hold_granted_p99_ms: f64,
+}
+
+/// The length of a timeline's stretches.
+pub const WINDOW_S: f64 = 5.0;
 
 impl Report {
     pub fn table(&self) -> String {
@@ -173,6 +193,22 @@ impl Report {
         }
         for (line, busy) in &self.lines_busy {
             out += &format!("  {line} line busy {:.1} % of the run\n", 100.0 * busy);
+        }
+        if self.timeline.len() > 1 {
+            out += &format!(
+                "  {:<22} {:>8} {:>8} {:>8} {:>8}\n",
+                "over time (s)", "attempts", "granted", "booked", "hold p99"
+            );
+            for w in &self.timeline {
+                out += &format!(
+                    "  {:<22} {:>8.1} {:>8.1} {:>8.1} {:>8.2}\n",
+                    format!("{:.0}-{:.0}", w.from_s, w.to_s),
+                    w.hold_attempts_per_s,
+                    w.holds_granted_per_s,
+                    w.bookings_per_s,
+                    w.hold_granted_p99_ms
+                );
+            }
         }
         if let Some((sold, capacity)) = self.sold {
             out += &format!("  sold {sold} of {capacity}\n");

@@ -92,6 +92,17 @@ async fn a_sale_where_nobody_pays_releases_every_granted_hold() {
         report.lines_busy
     );
     assert_eq!(busy("booking"), Some(0.0), "no booking group ran");
+    let granted_in_stretches: f64 = report
+        .timeline
+        .iter()
+        .map(|w| w.holds_granted_per_s * (w.to_s - w.from_s))
+        .sum();
+    assert_eq!(
+        granted_in_stretches.round() as u64,
+        report.counts["holds_granted"],
+        "every granted hold is in one stretch of the timeline: {:?}",
+        report.timeline
+    );
 
     let out_of_range = Options {
         pay_share: 1.5,
