@@ -1155,31 +1155,34 @@ macro_rules! store_engine {
             Ok(PickLayout { show_id: show.id.to_string(), venue_id: show.venue_id.to_string(), last_rank })
         }
 
+        /// Reads of rows with room for a block a pick makes at most (2, 4, … 64 rows: 126 rows
+        /// with room), unless only seats together will do. Near a sell-out many rows have free
+        /// seats but none side by side; reading all of them for every pick held the pool's
+        /// connections long enough to stall the sale (20 granted holds a second where there had
+        /// been 700). The next pick goes on where this one stopped, so the hall is still searched.
+        const BLOCK_READS: usize = 6;
+
         /// `pick_best_available` in a layout already read.
+        ///
+        /// Every seat of the rows read comes with them (taken seats still tell where a row's
+        /// middle is), each by one correlated primary-key probe rather than a join: the plan
+        /// stays a scan of these rows whatever the statistics say (a join let PostgreSQL choose
+        /// to read the whole show once statistics existed). A seat the show does not sell counts
+        /// as taken. Three reads, each as few rows at a time as will do (2, then twice as many
+        /// each time):
+        /// 1. the rows from the hint on, where a hall with room has its block;
+        /// 2. then only the next rows with at least `quantity` free seats (found by
+        ///    `show_seats_open`, the seats not sold), the only rows a block can be in (a hall sold
+        ///    seat by seat keeps single seats scattered over its rows), `BLOCK_READS` at most;
+        /// 3. no block found: the front rows with any free seat, from the first row, until there
+        ///    are enough for scattered seats (all of them when scattered seats will not do, to
+        ///    say how many are free), so a pick never says sold out on the word of a hint.
+        ///
+        /// The answer's row is where the next pick of as many starts: the rows before it had no
+        /// block (a hint is trusted for `HINT_LIFETIME`, and frees here move it back at once).
         async fn pick_in(conn: &mut Conn, layout: &PickLayout, pick: &Pick<'_>, now: Timestamp) -> StoreResult<(Vec<SeatId>, i64)> {
             let Pick { category, quantity, scattered_ok, avoid, start_rank } = *pick;
             let last_rank = layout.last_rank;
-            // Two rows first (usually enough: picks start at the first row with room), then
-            // twice as many each time, so a nearly full hall is still read in a few steps.
-            let mut rows_per_read: i64 = 2;
-            let mut candidates: Vec<Candidate> = Vec::new();
-            let mut from_rank = start_rank;
-            // The first row with a free seat, for the next pick's hint when no row had a block.
-            let first_free = |candidates: &[Candidate]| {
-                candidates.iter().filter(|c| c.free).map(|c| c.row_rank).min().unwrap_or(last_rank + 1)
-            };
-            // A block's row, for the next pick of as many: the rows read before it had none.
-            let row_of = |candidates: &[Candidate], block: &[SeatId]| {
-                candidates.iter().find(|c| Some(&c.seat_id) == block.first()).map_or(start_rank, |c| c.row_rank)
-            };
-            // Every seat of the rows read (taken seats still tell where a row's middle is), with
-            // one correlated primary-key probe per seat rather than a join: the plan stays a
-            // scan of these rows whatever the statistics say (a join let PostgreSQL choose to
-            // read the whole show once statistics existed). A seat the show does not sell
-            // counts as taken. The first read takes the rows from the hint on, where a hall
-            // with room has its block; the reads after it take the next rows that have a free
-            // seat (found by `show_seats_open`, the seats not sold), so rows sold out or held are
-            // skipped: a hall sold seat by seat keeps a few free seats scattered over its rows.
             let seats_of_rows = |rows: &str| {
                 format!(
                     "SELECT s.id, s.row_rank, s.number, s.x, \
@@ -1188,56 +1191,80 @@ macro_rules! store_engine {
                     free_at("ss.", "$6")
                 )
             };
-            let next_rows = seats_of_rows("s.row_rank >= $4 AND s.row_rank < $4 + $5");
+            let next_rows = seats_of_rows("s.row_rank >= $4 AND s.row_rank < $4 + $5 AND $7 > 0");
             let next_rows_with_room = seats_of_rows(&format!(
-                "s.row_rank IN (SELECT DISTINCT o.row_rank FROM show_seats o WHERE o.show_id = $1 AND o.category = $3 \
-                 AND o.state IN ('free', 'held') AND {} AND o.row_rank >= $4 ORDER BY o.row_rank LIMIT $5)",
+                "s.row_rank IN (SELECT o.row_rank FROM show_seats o WHERE o.show_id = $1 AND o.category = $3 \
+                 AND o.state IN ('free', 'held') AND {} AND o.row_rank >= $4 \
+                 GROUP BY o.row_rank HAVING COUNT(*) >= $7 ORDER BY o.row_rank LIMIT $5)",
                 free_at("o.", "$6")
             ));
-            let mut first_read = true;
-            while from_rank <= last_rank {
-                let read = if first_read { &next_rows } else { &next_rows_with_room };
-                let rows: Vec<CandidateRow> = sqlx::query_as(AssertSqlSafe(read.as_str()))
-                .bind(layout.show_id.as_str())
-                .bind(layout.venue_id.as_str())
-                .bind(category)
-                .bind(from_rank)
-                .bind(rows_per_read)
-                .bind(now.unix_ms())
-                .fetch_all(&mut *conn)
-                .await?;
-                let read_up_to = if first_read {
-                    from_rank + rows_per_read - 1
-                } else {
-                    match rows.iter().map(|r| r.row_rank).max() {
-                        Some(rank) => rank,
-                        None => break,
-                    }
-                };
-                candidates.extend(rows.into_iter().map(|r| Candidate {
-                    free: r.free && !avoid.contains(&r.id),
-                    seat_id: SeatId::from_trusted(r.id),
-                    row_rank: r.row_rank,
-                    number: r.number,
-                    x: r.x,
-                }));
-                if let Some(block) = best_available::block(&candidates, quantity as usize) {
-                    let row = row_of(&candidates, &block);
-                    return Ok((block, row));
-                }
-                from_rank = read_up_to + 1;
-                rows_per_read = (rows_per_read * 2).min(64);
-                first_read = false;
+            // Rows of the category from `from` on, `count` at a time (of those with `room` free
+            // seats, unless `read` takes every row): what was read, and the last row read.
+            let mut read_rows = async |read: &str, from: i64, count: i64, room: i64| -> StoreResult<(Vec<Candidate>, Option<i64>)> {
+                let rows: Vec<CandidateRow> = sqlx::query_as(AssertSqlSafe(read))
+                    .bind(layout.show_id.as_str())
+                    .bind(layout.venue_id.as_str())
+                    .bind(category)
+                    .bind(from)
+                    .bind(count)
+                    .bind(now.unix_ms())
+                    .bind(room)
+                    .fetch_all(&mut *conn)
+                    .await?;
+                let last = rows.iter().map(|r| r.row_rank).max();
+                let read = rows
+                    .into_iter()
+                    .map(|r| Candidate {
+                        free: r.free && !avoid.contains(&r.id),
+                        seat_id: SeatId::from_trusted(r.id),
+                        row_rank: r.row_rank,
+                        number: r.number,
+                        x: r.x,
+                    })
+                    .collect();
+                Ok((read, last))
+            };
+            // A block's row, for the next pick of as many: the rows read before it had none.
+            let found = |candidates: &[Candidate]| {
+                best_available::block(candidates, quantity as usize).map(|block| {
+                    let row = candidates.iter().find(|c| Some(&c.seat_id) == block.first()).map_or(start_rank, |c| c.row_rank);
+                    (block, row)
+                })
+            };
+            let (mut candidates, _) = read_rows(&next_rows, start_rank, 2, 1).await?;
+            if let Some(found) = found(&candidates) {
+                return Ok(found);
             }
-            let available = candidates.iter().filter(|c| c.free).count() as i64;
-            let picked = if scattered_ok { best_available::pick(&candidates, quantity as usize) } else { None };
-            match picked {
-                Some(picked) => Ok((picked, first_free(&candidates))),
-                // Never sold out on the word of a hint: the rows before it may have room again.
-                None if start_rank > 0 => {
-                    Box::pin(pick_in(conn, layout, &Pick { start_rank: 0, ..*pick }, now)).await
+            let (mut from_rank, mut rows_per_read, mut reads) = (start_rank + 2, 2, 0);
+            while from_rank <= last_rank && (reads < BLOCK_READS || !scattered_ok) {
+                reads += 1;
+                let (rows, last) = read_rows(&next_rows_with_room, from_rank, rows_per_read, quantity).await?;
+                let Some(last) = last else {
+                    from_rank = last_rank + 1;
+                    break;
+                };
+                candidates.extend(rows);
+                if let Some(found) = found(&candidates) {
+                    return Ok(found);
                 }
-                None => Err(DomainError::CapacityUnavailable { area: category.to_owned(), available, requested: quantity }.into()),
+                from_rank = last + 1;
+                rows_per_read = (rows_per_read * 2).min(64);
+            }
+            // No block before `from_rank`: where the next pick of as many goes on.
+            let next_start = from_rank;
+            let mut scattered: Vec<Candidate> = Vec::new();
+            let (mut from_rank, mut rows_per_read) = (0, 2);
+            let free = |seats: &[Candidate]| seats.iter().filter(|c| c.free).count() as i64;
+            while from_rank <= last_rank && (free(&scattered) < quantity || !scattered_ok) {
+                let (rows, last) = read_rows(&next_rows_with_room, from_rank, rows_per_read, 1).await?;
+                let Some(last) = last else { break };
+                scattered.extend(rows);
+                from_rank = last + 1;
+                rows_per_read = (rows_per_read * 2).min(64);
+            }
+            match best_available::pick(&scattered, quantity as usize).filter(|_| scattered_ok) {
+                Some(picked) => Ok((picked, next_start)),
+                None => Err(DomainError::CapacityUnavailable { area: category.to_owned(), available: free(&scattered), requested: quantity }.into()),
             }
         }
 

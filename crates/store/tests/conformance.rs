@@ -822,9 +822,62 @@ async fn best_available_finds_the_last_block_of_a_nearly_sold_hall(engine: Engin
         category: "standard".into(),
         quantity: 2,
     };
-    let hold = f.hold(&bob, pair, f.now).await.unwrap();
+    let hold = f.hold(&bob, pair.clone(), f.now).await.unwrap();
     let labels: Vec<_> = hold.items.iter().map(|i| i.label.as_str()).collect();
     assert_eq!(labels, ["Z4", "Z5"], "the pair nearest the row's middle");
+    // No two together anywhere now (Z7 and Z9 are apart): the front-most single seats.
+    let carol = f.customer("carol@example.com").await;
+    f.hold(&carol, HoldRequest::Seats(vec![seat("Z8")]), f.now)
+        .await
+        .unwrap();
+    let dave = f.customer("dave@example.com").await;
+    let apart = f.hold(&dave, pair, f.now).await.unwrap();
+    let labels: Vec<_> = apart.items.iter().map(|i| i.label.as_str()).collect();
+    assert_eq!(labels, ["R01-1", "R02-1"]);
+}
+
+/// A pick reads a bounded number of rows looking for seats together; past them it gives the
+/// best single seats, and the next pick of as many goes on where it stopped.
+async fn best_available_searches_a_hall_without_room_together_a_stretch_at_a_time(engine: Engine) {
+    let f = Fixture::new(engine).await;
+    // 130 rows of two free seats around a blocked one (room for two, never together), then a
+    // row of two.
+    let seat = |number: i64, blocked: bool| serde_json::json!({"number": number, "category": "standard", "blocked": blocked});
+    let mut rows: Vec<serde_json::Value> = (1..=130)
+        .map(|n| {
+            serde_json::json!({"label": format!("P{n:03}-"), "seats": [seat(1, false), seat(2, true), seat(3, false)]})
+        })
+        .collect();
+    rows.push(serde_json::json!({"label": "Z", "count": 2, "category": "standard"}));
+    let input: VenueInput = serde_json::from_value(serde_json::json!({
+        "name": "Hall", "city": "Berlin",
+        "sections": [{"name": "Stalls", "rows": rows}],
+        "areas": [{"name": "Floor", "category": "standing", "capacity": 10}]
+    }))
+    .unwrap();
+    let mut venue = input.into_venue(f.tenant.id.clone(), f.now).unwrap();
+    venue.id = f.venue.id.clone();
+    f.store.replace_layout(&venue, f.now).await.unwrap();
+    let pair = HoldRequest::BestAvailable {
+        category: "standard".into(),
+        quantity: 2,
+    };
+    let labels =
+        |hold: &Hold| -> Vec<String> { hold.items.iter().map(|i| i.label.clone()).collect() };
+    let alice = f.customer("alice@example.com").await;
+    let first = f.hold(&alice, pair.clone(), f.now).await.unwrap();
+    assert_eq!(
+        labels(&first),
+        ["P001-1", "P001-3"],
+        "no two together within reach: the front-most single seats"
+    );
+    let bob = f.customer("bob@example.com").await;
+    let second = f.hold(&bob, pair, f.now).await.unwrap();
+    assert_eq!(
+        labels(&second),
+        ["Z1", "Z2"],
+        "the next pick went on to the end"
+    );
 }
 
 async fn best_available_counts_a_seat_whose_hold_lapsed_as_free(engine: Engine) {
@@ -2745,6 +2798,7 @@ conformance!(
     best_available_picks_from_a_replaced_layout,
     best_available_counts_a_seat_whose_hold_lapsed_as_free,
     best_available_finds_the_last_block_of_a_nearly_sold_hall,
+    best_available_searches_a_hall_without_room_together_a_stretch_at_a_time,
     availability_counts_what_the_seat_map_shows,
     idempotent_commands_happen_once,
     racing_claims_sell_each_seat_once,
