@@ -587,16 +587,16 @@ async fn sales_and_releases_elsewhere_reach_the_filter_through_redis(engine: Eng
             .check(&show, &request, app.clock.now_plus_minutes(0))
             .is_err()
     };
-    let until = |what: &str, done: &dyn Fn() -> bool| {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    async fn until(what: &str, done: impl Fn() -> bool) {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
         while !done() {
             assert!(
-                std::time::Instant::now() < deadline,
+                tokio::time::Instant::now() < deadline,
                 "{what} never reached this instance"
             );
-            std::thread::sleep(std::time::Duration::from_millis(20));
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
-    };
+    }
     // Sold on the other instance.
     let book = |customer: &boxoffice_testkit::Session, label: &str| {
         let body = json!({"show_id": show_id, "seat_ids": seat_ids(&map, &[label])});
@@ -629,7 +629,7 @@ async fn sales_and_releases_elsewhere_reach_the_filter_through_redis(engine: Eng
     // Past the holds' short facts: only the sales (heard after them) can refuse the seats now.
     app.clock
         .advance_ms(boxoffice_server::Config::default().filter_fact_ms + 1);
-    until("the sales", &|| refused_here("A1") && refused_here("A2"));
+    until("the sales", || refused_here("A1") && refused_here("A2")).await;
     let cancelled = other
         .api
         .call(
@@ -640,7 +640,7 @@ async fn sales_and_releases_elsewhere_reach_the_filter_through_redis(engine: Eng
         )
         .await;
     assert_eq!(cancelled.status, StatusCode::OK, "{}", cancelled.body);
-    until("the cancellation", &|| !refused_here("A1"));
+    until("the cancellation", || !refused_here("A1")).await;
     assert!(refused_here("A2"), "a seat not freed is still known sold");
 }
 
