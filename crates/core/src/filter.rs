@@ -150,40 +150,34 @@ impl AvailabilityFilter {
         facts
     }
 
-    /// Learns from what the database just answered for `request`.
-    pub fn learn(
+    /// Learns from the database's refusal of `request`. (What it grants is announced, and
+    /// learned from the announcement: `seen_taken`.)
+    pub fn learn_refusal(
         &mut self,
         show: &ShowId,
         request: &HoldRequest,
-        answer: Result<(), &DomainError>,
+        refused: &DomainError,
         now: Timestamp,
     ) {
         let until = now.plus_ms(self.fact_ms);
-        match (answer, request) {
-            (Ok(()), HoldRequest::Seats(ids)) => {
-                let facts = self.facts(show, now);
-                for id in ids {
-                    know_taken(&mut facts.seats, id.as_str(), until);
-                }
-            }
-            (Err(DomainError::SeatUnavailable { seat_ids }), _) => {
+        match (refused, request) {
+            (DomainError::SeatUnavailable { seat_ids }, _) => {
                 let facts = self.facts(show, now);
                 for id in seat_ids {
                     know_taken(&mut facts.seats, id, until);
                 }
             }
             (
-                Err(DomainError::CapacityUnavailable { available, .. }),
+                DomainError::CapacityUnavailable { available, .. },
                 HoldRequest::BestAvailable { category, .. },
             ) => {
                 self.facts(show, now)
                     .short
                     .insert(category.clone(), (*available, until));
             }
-            (
-                Err(DomainError::CapacityUnavailable { available, .. }),
-                HoldRequest::Areas(areas),
-            ) if areas.len() == 1 => {
+            (DomainError::CapacityUnavailable { available, .. }, HoldRequest::Areas(areas))
+                if areas.len() == 1 =>
+            {
                 self.facts(show, now)
                     .short
                     .insert(areas[0].area_id.to_string(), (*available, until));
@@ -238,12 +232,12 @@ mod tests {
             filter.check(&show, &both, now).is_ok(),
             "nothing is known yet"
         );
-        filter.learn(
+        filter.learn_refusal(
             &show,
             &both,
-            Err(&DomainError::SeatUnavailable {
+            &DomainError::SeatUnavailable {
                 seat_ids: vec![a.to_string()],
-            }),
+            },
             now,
         );
         assert_eq!(
@@ -262,12 +256,12 @@ mod tests {
             filter.check(&show, &both, now.plus_ms(1_000)).is_ok(),
             "facts lapse"
         );
-        filter.learn(
+        filter.learn_refusal(
             &show,
             &both,
-            Err(&DomainError::SeatUnavailable {
+            &DomainError::SeatUnavailable {
                 seat_ids: vec![a.to_string()],
-            }),
+            },
             now,
         );
         filter.forget(&show);
@@ -287,12 +281,12 @@ mod tests {
         filter.seen_taken(&show, std::slice::from_ref(&held), Taken::Held, now);
         filter.seen_taken(&show, std::slice::from_ref(&sold), Taken::Sold, now);
         // A refusal learned later is a shorter fact: it does not cut the sale's window short.
-        filter.learn(
+        filter.learn_refusal(
             &show,
             &ask(&sold),
-            Err(&DomainError::SeatUnavailable {
+            &DomainError::SeatUnavailable {
                 seat_ids: vec![sold.to_string()],
-            }),
+            },
             now.plus_ms(500),
         );
         assert!(filter.check(&show, &ask(&held), now.plus_ms(999)).is_err());
@@ -336,7 +330,7 @@ mod tests {
             available: 2,
             requested: 3,
         };
-        filter.learn(&show, &ask(3), Err(&refused), now);
+        filter.learn_refusal(&show, &ask(3), &refused, now);
         assert!(filter.check(&show, &ask(3), now).is_err());
         assert!(
             filter.check(&show, &ask(2), now).is_ok(),
@@ -346,14 +340,14 @@ mod tests {
             category: "vip".into(),
             quantity: 1,
         };
-        filter.learn(
+        filter.learn_refusal(
             &show,
             &best,
-            Err(&DomainError::CapacityUnavailable {
+            &DomainError::CapacityUnavailable {
                 area: "vip".into(),
                 available: 0,
                 requested: 1,
-            }),
+            },
             now,
         );
         assert!(filter.check(&show, &best, now).is_err());
@@ -369,21 +363,20 @@ mod tests {
         let show = ShowId::generate();
         let (a, b, c) = (SeatId::generate(), SeatId::generate(), SeatId::generate());
         let now = Timestamp::from_unix_ms(0);
-        let held = HoldRequest::Seats(vec![a.clone(), b.clone()]);
-        filter.learn(&show, &held, Ok(()), now);
+        filter.seen_taken(&show, &[a.clone(), b.clone()], Taken::Held, now);
         let area = AreaId::generate();
         let places = HoldRequest::Areas(vec![AreaQuantity {
             area_id: area.clone(),
             quantity: 2,
         }]);
-        filter.learn(
+        filter.learn_refusal(
             &show,
             &places,
-            Err(&DomainError::CapacityUnavailable {
+            &DomainError::CapacityUnavailable {
                 area: area.to_string(),
                 available: 0,
                 requested: 2,
-            }),
+            },
             now,
         );
         assert!(filter.check(&show, &places, now).is_err());

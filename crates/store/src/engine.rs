@@ -336,11 +336,8 @@ fn columns_of(head: &str) -> impl Iterator<Item = &str> {
 
 /// Where best-available starts reading a show's category for a number of seats: the first row
 /// that had a block of that many free seats side by side when this process last looked (rows
-/// before it had none; for a single seat, the first row with a free seat). By number, since a
-/// hall sold in scattered seats keeps single seats in its front rows long after its pairs are
-/// gone: a pair read from the first row with a free seat read most of the hall (a minute into a
-/// sale of 20,000 seats, 144 rows a read and 2.6 reads a pick, the costliest statement). A seat freed in front of it is
-/// found again as soon as this process frees it, or once the hint is `HINT_LIFETIME` old (seats
+/// before it had none). Kept by number, since a hall sold seat by seat keeps single seats in its
+/// front rows long after its pairs are gone. A seat freed in front of it is found again as soon as this process frees it, or once the hint is `HINT_LIFETIME` old (seats
 /// freed by another instance, or whose hold simply lapsed). Without it, every pick re-read the
 /// sold-out front of a big hall: the costliest statement of a busy sale.
 ///
@@ -1191,26 +1188,28 @@ macro_rules! store_engine {
                     free_at("ss.", "$6")
                 )
             };
-            let next_rows = seats_of_rows("s.row_rank >= $4 AND s.row_rank < $4 + $5 AND $7 > 0");
+            let next_rows = seats_of_rows("s.row_rank >= $4 AND s.row_rank < $4 + $5");
             let next_rows_with_room = seats_of_rows(&format!(
                 "s.row_rank IN (SELECT o.row_rank FROM show_seats o WHERE o.show_id = $1 AND o.category = $3 \
                  AND o.state IN ('free', 'held') AND {} AND o.row_rank >= $4 \
                  GROUP BY o.row_rank HAVING COUNT(*) >= $7 ORDER BY o.row_rank LIMIT $5)",
                 free_at("o.", "$6")
             ));
-            // Rows of the category from `from` on, `count` at a time (of those with `room` free
-            // seats, unless `read` takes every row): what was read, and the last row read.
-            let mut read_rows = async |read: &str, from: i64, count: i64, room: i64| -> StoreResult<(Vec<Candidate>, Option<i64>)> {
-                let rows: Vec<CandidateRow> = sqlx::query_as(AssertSqlSafe(read))
+            // `count` rows of the category from `from` on: every row, or with `Some(room)` those
+            // with that many free seats. What was read, and the last row read.
+            let mut read_rows = async |from: i64, count: i64, room: Option<i64>| -> StoreResult<(Vec<Candidate>, Option<i64>)> {
+                let read = if room.is_some() { &next_rows_with_room } else { &next_rows };
+                let mut query = sqlx::query_as::<_, CandidateRow>(AssertSqlSafe(read.as_str()))
                     .bind(layout.show_id.as_str())
                     .bind(layout.venue_id.as_str())
                     .bind(category)
                     .bind(from)
                     .bind(count)
-                    .bind(now.unix_ms())
-                    .bind(room)
-                    .fetch_all(&mut *conn)
-                    .await?;
+                    .bind(now.unix_ms());
+                if let Some(room) = room {
+                    query = query.bind(room);
+                }
+                let rows = query.fetch_all(&mut *conn).await?;
                 let last = rows.iter().map(|r| r.row_rank).max();
                 let read = rows
                     .into_iter()
@@ -1231,14 +1230,16 @@ macro_rules! store_engine {
                     (block, row)
                 })
             };
-            let (mut candidates, _) = read_rows(&next_rows, start_rank, 2, 1).await?;
+            // Reads go on after the last row read, twice as many rows each time, 64 at most.
+            let step = |last: i64, count: i64| (last + 1, (count * 2).min(64));
+            let (mut candidates, _) = read_rows(start_rank, 2, None).await?;
             if let Some(found) = found(&candidates) {
                 return Ok(found);
             }
             let (mut from_rank, mut rows_per_read, mut reads) = (start_rank + 2, 2, 0);
             while from_rank <= last_rank && (reads < BLOCK_READS || !scattered_ok) {
                 reads += 1;
-                let (rows, last) = read_rows(&next_rows_with_room, from_rank, rows_per_read, quantity).await?;
+                let (rows, last) = read_rows(from_rank, rows_per_read, Some(quantity)).await?;
                 let Some(last) = last else {
                     from_rank = last_rank + 1;
                     break;
@@ -1247,8 +1248,7 @@ macro_rules! store_engine {
                 if let Some(found) = found(&candidates) {
                     return Ok(found);
                 }
-                from_rank = last + 1;
-                rows_per_read = (rows_per_read * 2).min(64);
+                (from_rank, rows_per_read) = step(last, rows_per_read);
             }
             // No block before `from_rank`: where the next pick of as many goes on.
             let next_start = from_rank;
@@ -1256,11 +1256,10 @@ macro_rules! store_engine {
             let (mut from_rank, mut rows_per_read) = (0, 2);
             let free = |seats: &[Candidate]| seats.iter().filter(|c| c.free).count() as i64;
             while from_rank <= last_rank && (free(&scattered) < quantity || !scattered_ok) {
-                let (rows, last) = read_rows(&next_rows_with_room, from_rank, rows_per_read, 1).await?;
+                let (rows, last) = read_rows(from_rank, rows_per_read, Some(1)).await?;
                 let Some(last) = last else { break };
                 scattered.extend(rows);
-                from_rank = last + 1;
-                rows_per_read = (rows_per_read * 2).min(64);
+                (from_rank, rows_per_read) = step(last, rows_per_read);
             }
             match best_available::pick(&scattered, quantity as usize).filter(|_| scattered_ok) {
                 Some(picked) => Ok((picked, next_start)),

@@ -106,6 +106,19 @@ impl Fixture {
         customer.id
     }
 
+    /// The fixture's venue (same id) with these rows of one section instead, not yet stored.
+    fn layout_with(&self, rows: serde_json::Value) -> Venue {
+        let input: VenueInput = serde_json::from_value(serde_json::json!({
+            "name": "Hall", "city": "Berlin",
+            "sections": [{"name": "Stalls", "rows": rows}],
+            "areas": [{"name": "Floor", "category": "standing", "capacity": 10}]
+        }))
+        .unwrap();
+        let mut venue = input.into_venue(self.tenant.id.clone(), self.now).unwrap();
+        venue.id = self.venue.id.clone();
+        venue
+    }
+
     fn seat(&self, label: &str) -> SeatId {
         self.venue
             .seats
@@ -723,17 +736,6 @@ async fn best_available_picks_from_a_replaced_layout(engine: Engine) {
         category: "standard".into(),
         quantity,
     };
-    let layout_with = |rows: serde_json::Value| {
-        let input: VenueInput = serde_json::from_value(serde_json::json!({
-            "name": "Hall", "city": "Berlin",
-            "sections": [{"name": "Stalls", "rows": rows}],
-            "areas": [{"name": "Floor", "category": "standing", "capacity": 10}]
-        }))
-        .unwrap();
-        let mut venue = input.into_venue(f.tenant.id.clone(), f.now).unwrap();
-        venue.id = f.venue.id.clone();
-        venue
-    };
     let first = f.hold(&alice, best(2), f.now).await.unwrap();
     f.store
         .release_hold(&first.id, &alice, f.now)
@@ -742,7 +744,7 @@ async fn best_available_picks_from_a_replaced_layout(engine: Engine) {
 
     // Replaced by another instance: six together only in a row behind the rows this store's
     // picks read up to; they find it once their own reading of the layout falls short.
-    let longer = layout_with(serde_json::json!([
+    let longer = f.layout_with(serde_json::json!([
         {"label": "A", "count": 1, "category": "standard"},
         {"label": "B", "count": 1, "category": "standard"},
         {"label": "C", "count": 6, "category": "standard"}
@@ -761,7 +763,7 @@ async fn best_available_picks_from_a_replaced_layout(engine: Engine) {
         .collect();
     rows.push(serde_json::json!({"label": "G", "count": 6, "category": "standard"}));
     f.store
-        .replace_layout(&layout_with(rows.into()), f.now)
+        .replace_layout(&f.layout_with(rows.into()), f.now)
         .await
         .unwrap();
     let together = f.hold(&alice, best(6), f.now).await.unwrap();
@@ -792,14 +794,7 @@ async fn best_available_finds_the_last_block_of_a_nearly_sold_hall(engine: Engin
         |n| serde_json::json!({"label": format!("R{n:02}-"), "count": 1, "category": "standard"}),
     ));
     rows.push(serde_json::json!({"label": "Z", "count": 9, "category": "standard"}));
-    let input: VenueInput = serde_json::from_value(serde_json::json!({
-        "name": "Hall", "city": "Berlin",
-        "sections": [{"name": "Stalls", "rows": rows}],
-        "areas": [{"name": "Floor", "category": "standing", "capacity": 10}]
-    }))
-    .unwrap();
-    let mut venue = input.into_venue(f.tenant.id.clone(), f.now).unwrap();
-    venue.id = f.venue.id.clone();
+    let venue = f.layout_with(rows.into());
     f.store.replace_layout(&venue, f.now).await.unwrap();
     let seat = |label: &str| {
         venue
@@ -849,14 +844,7 @@ async fn best_available_searches_a_hall_without_room_together_a_stretch_at_a_tim
         })
         .collect();
     rows.push(serde_json::json!({"label": "Z", "count": 2, "category": "standard"}));
-    let input: VenueInput = serde_json::from_value(serde_json::json!({
-        "name": "Hall", "city": "Berlin",
-        "sections": [{"name": "Stalls", "rows": rows}],
-        "areas": [{"name": "Floor", "category": "standing", "capacity": 10}]
-    }))
-    .unwrap();
-    let mut venue = input.into_venue(f.tenant.id.clone(), f.now).unwrap();
-    venue.id = f.venue.id.clone();
+    let venue = f.layout_with(rows.into());
     f.store.replace_layout(&venue, f.now).await.unwrap();
     let pair = HoldRequest::BestAvailable {
         category: "standard".into(),

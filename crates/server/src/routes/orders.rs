@@ -159,23 +159,18 @@ async fn create_hold(
                 now,
             };
             let outcome = app.store.create_hold(cmd, key.as_ref()).await;
-            let answer = match &outcome {
-                Ok(Outcome::Done(_)) => {
-                    crate::metrics::hold_created();
-                    Some(Ok(()))
-                }
+            match &outcome {
+                Ok(Outcome::Done(_)) => crate::metrics::hold_created(),
                 Err(boxoffice_store::StoreError::Domain(refused)) => {
                     crate::metrics::hold_refused(crate::error::kind_of(refused));
-                    Some(Err(refused))
+                    app.filter
+                        .lock()
+                        .expect("filter lock")
+                        .learn_refusal(&show_id, &request, refused, now);
                 }
-                _ => None,
-            };
-            if let Some(answer) = answer {
-                app.filter
-                    .lock()
-                    .expect("filter lock")
-                    .learn(&show_id, &request, answer, now);
+                _ => {}
             }
+            // The seats granted are learned from the announcement, as other instances learn them.
             if let Ok(Outcome::Done(hold)) = &outcome {
                 app.announce(
                     &show_id,

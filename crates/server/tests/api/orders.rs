@@ -528,16 +528,7 @@ async fn seats_announced_taken_are_refused_in_memory_a_sale_for_longer(engine: E
     let booking = app.pay_hold(&bob, &held.body).await;
     // Cancelled on another instance, whose announcement this one does not hear.
     let other = app.sibling().await;
-    let cancelled = other
-        .api
-        .call(
-            Method::POST,
-            &format!("/bookings/{}/cancel", booking["id"].as_str().unwrap()),
-            Some(&bob.token),
-            Some(json!({"refund_to": "card"})),
-        )
-        .await;
-    assert_eq!(cancelled.status, StatusCode::OK, "{}", cancelled.body);
+    other.api.cancel_booking(&bob, &booking, "card").await;
     app.clock.advance_ms(config.filter_fact_ms + 1);
     app.call(
         Method::POST,
@@ -569,8 +560,8 @@ async fn sales_and_releases_elsewhere_reach_the_filter_through_redis(engine: Eng
     let url = redis.url();
     let app = TestApp::spawn_with(engine, |config| config.redis_url = Some(url.clone())).await;
     let other = app.sibling().await;
-    let (_, show) = app.show_with("org@example.com", 4, 10, 4).await;
-    let show_id = show["id"].as_str().unwrap();
+    let (_, sold) = app.show_with("org@example.com", 4, 10, 4).await;
+    let show_id = sold["id"].as_str().unwrap();
     let show = ShowId::parse(show_id).unwrap();
     let map = app.seat_map(show_id).await;
     let seat = |label: &str| SeatId::parse(seat_ids(&map, &[label])[0].as_str().unwrap()).unwrap();
@@ -598,30 +589,8 @@ async fn sales_and_releases_elsewhere_reach_the_filter_through_redis(engine: Eng
         }
     }
     // Sold on the other instance.
-    let book = |customer: &boxoffice_testkit::Session, label: &str| {
-        let body = json!({"show_id": show_id, "seat_ids": seat_ids(&map, &[label])});
-        let (other, customer) = (&other, customer.clone());
-        async move {
-            let hold = other
-                .api
-                .call(Method::POST, "/holds", Some(&customer.token), Some(body))
-                .await;
-            assert_eq!(hold.status, StatusCode::CREATED, "{}", hold.body);
-            let booking = other
-                .api
-                .call(
-                    Method::POST,
-                    "/bookings",
-                    Some(&customer.token),
-                    Some(json!({"hold_id": hold.body["id"], "payment": {"method": "card", "card_number": CARD_OK}})),
-                )
-                .await;
-            assert_eq!(booking.status, StatusCode::CREATED, "{}", booking.body);
-            booking.body
-        }
-    };
-    let bobs = book(&bob, "A1").await;
-    book(&carol, "A2").await;
+    let bobs = other.api.book_seats(&bob, &sold, &["A1"]).await;
+    other.api.book_seats(&carol, &sold, &["A2"]).await;
     assert!(
         !refused_here("A3"),
         "nothing is known of a seat nobody took"
@@ -630,16 +599,7 @@ async fn sales_and_releases_elsewhere_reach_the_filter_through_redis(engine: Eng
     app.clock
         .advance_ms(boxoffice_server::Config::default().filter_fact_ms + 1);
     until("the sales", || refused_here("A1") && refused_here("A2")).await;
-    let cancelled = other
-        .api
-        .call(
-            Method::POST,
-            &format!("/bookings/{}/cancel", bobs["id"].as_str().unwrap()),
-            Some(&bob.token),
-            Some(json!({"refund_to": "card"})),
-        )
-        .await;
-    assert_eq!(cancelled.status, StatusCode::OK, "{}", cancelled.body);
+    other.api.cancel_booking(&bob, &bobs, "card").await;
     until("the cancellation", || !refused_here("A1")).await;
     assert!(refused_here("A2"), "a seat not freed is still known sold");
 }
