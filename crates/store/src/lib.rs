@@ -422,12 +422,15 @@ impl Channel {
         }
     }
 
-    fn column(self) -> &'static str {
+    /// The outbox's column that says when an event was sent on the channel (NULL until then).
+    /// The live channel has none: its events wait as rows of `outbox_untold`, deleted when told,
+    /// since its tick-offs come every dispatch round for every change of a sale.
+    fn column(self) -> Option<&'static str> {
         match self {
-            Channel::Stream => "streamed_at",
-            Channel::Mail => "mailed_at",
-            Channel::Live => "announced_at",
-            Channel::CardRefunds => "card_refunded_at",
+            Channel::Stream => Some("streamed_at"),
+            Channel::Mail => Some("mailed_at"),
+            Channel::Live => None,
+            Channel::CardRefunds => Some("card_refunded_at"),
         }
     }
 }

@@ -2515,6 +2515,51 @@ async fn a_channel_is_handed_only_the_kinds_it_carries(engine: Engine) {
     );
 }
 
+async fn an_event_sent_on_one_channel_waits_on_the_others(engine: Engine) {
+    use boxoffice_core::outbox::EventKind;
+    use boxoffice_store::Channel;
+    let f = Fixture::new(engine).await;
+    let alice = f.customer("alice@example.com").await;
+    let mut confirmed = Vec::new();
+    for seat in ["A1", "A2"] {
+        let hold = f.seats(&alice, &[seat], f.now).await.unwrap();
+        confirmed.push(f.confirm(&hold, &alice, f.now).await.unwrap());
+    }
+    let unsent = |channel| {
+        let store = &f.store;
+        async move {
+            store
+                .unsent(channel, 100)
+                .await
+                .unwrap()
+                .into_iter()
+                .filter(|m| m.kind == EventKind::BookingConfirmed)
+                .map(|m| m.id)
+                .collect::<Vec<_>>()
+        }
+    };
+    // Both confirmations wait on each channel that carries them; each channel in turn is told
+    // the first is sent (the live channel through its own table, the others by their column),
+    // and only that channel stops handing it out.
+    let channels = [Channel::Live, Channel::Mail, Channel::Stream];
+    let first = unsent(Channel::Live).await;
+    assert_eq!(first.len(), confirmed.len(), "{first:?}");
+    for (i, channel) in channels.into_iter().enumerate() {
+        f.store
+            .mark_sent(channel, &first[..1], f.now)
+            .await
+            .unwrap();
+        for (j, other) in channels.into_iter().enumerate() {
+            let expected = if j <= i { &first[1..] } else { &first[..] };
+            assert_eq!(
+                &unsent(other).await,
+                expected,
+                "{other:?} after {channel:?} sent the first"
+            );
+        }
+    }
+}
+
 async fn told_events_are_ticked_off_by_kind_and_subject(engine: Engine) {
     use boxoffice_core::outbox::EventKind;
     use boxoffice_store::Channel;
@@ -2808,6 +2853,7 @@ conformance!(
     search_filters_on_both_engines,
     general_admission_counters_follow_every_path,
     told_events_are_ticked_off_by_kind_and_subject,
+    an_event_sent_on_one_channel_waits_on_the_others,
     a_channel_is_handed_only_the_kinds_it_carries,
     an_endpoint_gets_the_events_after_it_was_created,
 );
