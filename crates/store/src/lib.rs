@@ -422,17 +422,27 @@ impl Channel {
         }
     }
 
-    /// The outbox's column that says when an event was sent on the channel (NULL until then).
-    /// The live channel has none: its events wait as rows of `outbox_untold`, deleted when told,
-    /// since its tick-offs come every dispatch round for every change of a sale.
-    fn column(self) -> Option<&'static str> {
+    /// Where the outbox keeps what the channel has still to send.
+    fn backlog(self) -> Backlog {
         match self {
-            Channel::Stream => Some("streamed_at"),
-            Channel::Mail => Some("mailed_at"),
-            Channel::Live => None,
-            Channel::CardRefunds => Some("card_refunded_at"),
+            Channel::Stream => Backlog::Column("streamed_at"),
+            Channel::Mail => Backlog::Table("outbox_unmailed"),
+            Channel::Live => Backlog::Table("outbox_untold"),
+            Channel::CardRefunds => Backlog::Column("card_refunded_at"),
         }
     }
+}
+
+/// How a channel's unsent events are kept. The channels that carry most of a sale's events (every
+/// booking's confirmation) keep a narrow row per unsent event, deleted when it is sent: marking a
+/// column of the event instead rewrote its whole row, body included, with a new entry in each
+/// index whose predicate it still met (partial indexes name the column, so it is never HOT).
+#[derive(Clone, Copy)]
+enum Backlog {
+    /// The outbox's column that says when the event was sent (NULL until then).
+    Column(&'static str),
+    /// A table of the unsent events' ids (`message_id`).
+    Table(&'static str),
 }
 
 /// Domain events on their way out, and the webhook endpoints they go to.

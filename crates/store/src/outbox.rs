@@ -116,11 +116,11 @@ macro_rules! outbox_engine {
             .to_string();
             // Sent already on the channels that never carry this kind.
             let not_carried = |channel: $crate::Channel| (!channel.carries(kind)).then_some(now.unix_ms());
-            const HEAD: &str = "INSERT INTO outbox (id, organizer_id, kind, subject, body, created_at, mailed_at, card_refunded_at, fanned_out_at)";
+            const HEAD: &str = "INSERT INTO outbox (id, organizer_id, kind, subject, body, created_at, card_refunded_at, fanned_out_at)";
             // Fanned out already when its organizer has no endpoint: there is nobody to deliver
             // it to, and marking it later rewrote every event of a sale. An endpoint receives the
             // events of changes made after it was created.
-            const SELECT: &str = "id, organizer_id, kind, subject, body, created_at, mailed_at, card_refunded_at, \
+            const SELECT: &str = "id, organizer_id, kind, subject, body, created_at, card_refunded_at, \
                  CASE WHEN EXISTS (SELECT 1 FROM webhook_endpoints e WHERE e.organizer_id = r.organizer_id AND e.deleted_at IS NULL) \
                  THEN NULL ELSE r.created_at END";
             writes.insert(Insert::into(HEAD).selecting(SELECT), |row| {
@@ -130,7 +130,6 @@ macro_rules! outbox_engine {
                     .push_bind(subject.to_owned())
                     .push_bind(body)
                     .push_bind(now.unix_ms())
-                    .push_bind(not_carried($crate::Channel::Mail))
                     .push_bind(not_carried($crate::Channel::CardRefunds))
                     .push_computed(|values| {
                         values
@@ -144,6 +143,11 @@ macro_rules! outbox_engine {
             if $crate::Channel::Live.carries(kind) {
                 writes.insert(Insert::into("INSERT INTO outbox_untold (message_id, kind, subject)"), |row| {
                     row.push_bind(id.to_string()).push_bind(kind.as_str()).push_bind(subject.to_owned());
+                });
+            }
+            if $crate::Channel::Mail.carries(kind) {
+                writes.insert(Insert::into("INSERT INTO outbox_unmailed (message_id)"), |row| {
+                    row.push_bind(id.to_string());
                 });
             }
         }
@@ -332,17 +336,18 @@ macro_rules! outbox_engine {
             }
 
             async fn unsent(&self, channel: $crate::Channel, limit: i64) -> StoreResult<Vec<Message>> {
-                let sql = match channel.column() {
-                    Some(column) => format!(
+                let sql = match channel.backlog() {
+                    $crate::Backlog::Column(column) => format!(
                         "SELECT id, organizer_id, kind, subject, body, created_at FROM outbox WHERE {column} IS NULL ORDER BY seq LIMIT $1"
                     ),
-                    // The oldest untold events by id (ids are ordered by creation, in every
+                    // The oldest unsent events by id (ids are ordered by creation, in every
                     // process), each then read by its id: joined to the whole outbox instead,
-                    // PostgreSQL hashed the untold rows against a scan of every event (6 ms a
+                    // PostgreSQL hashed the unsent rows against a scan of every event (6 ms a
                     // round with a sale's 20,000 events, and growing with them).
-                    None => "SELECT o.id, o.organizer_id, o.kind, o.subject, o.body, o.created_at FROM outbox o \
-                             WHERE o.id IN (SELECT message_id FROM outbox_untold ORDER BY message_id LIMIT $1) ORDER BY o.id"
-                        .to_owned(),
+                    $crate::Backlog::Table(table) => format!(
+                        "SELECT o.id, o.organizer_id, o.kind, o.subject, o.body, o.created_at FROM outbox o \
+                         WHERE o.id IN (SELECT message_id FROM {table} ORDER BY message_id LIMIT $1) ORDER BY o.id"
+                    ),
                 };
                 let rows: Vec<(String, String, String, String, String, i64)> = sqlx::query_as(AssertSqlSafe(sql))
                     .bind(limit)
@@ -356,14 +361,14 @@ macro_rules! outbox_engine {
                     return Ok(());
                 }
                 let mut w = self.begin_write().await?;
-                let mut query = match channel.column() {
-                    Some(column) => sqlx::query(AssertSqlSafe(format!(
+                let mut query = match channel.backlog() {
+                    $crate::Backlog::Column(column) => sqlx::query(AssertSqlSafe(format!(
                         "UPDATE outbox SET {column} = $1 WHERE id IN ({})",
                         placeholders(2, ids.len())
                     )))
                     .bind(now.unix_ms()),
-                    None => sqlx::query(AssertSqlSafe(format!(
-                        "DELETE FROM outbox_untold WHERE message_id IN ({})",
+                    $crate::Backlog::Table(table) => sqlx::query(AssertSqlSafe(format!(
+                        "DELETE FROM {table} WHERE message_id IN ({})",
                         placeholders(1, ids.len())
                     ))),
                 };

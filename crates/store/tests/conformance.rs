@@ -2539,8 +2539,8 @@ async fn an_event_sent_on_one_channel_waits_on_the_others(engine: Engine) {
         }
     };
     // Both confirmations wait on each channel that carries them; each channel in turn is told
-    // the first is sent (the live channel through its own table, the others by their column),
-    // and only that channel stops handing it out.
+    // the first is sent (live and mail keep their unsent events in tables of their own, the
+    // stream marks a column of the event), and only that channel stops handing it out.
     let channels = [Channel::Live, Channel::Mail, Channel::Stream];
     let first = unsent(Channel::Live).await;
     assert_eq!(first.len(), confirmed.len(), "{first:?}");
