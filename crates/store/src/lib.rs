@@ -388,8 +388,16 @@ pub enum Channel {
 }
 
 impl Channel {
-    /// Whether the channel sends events of this kind. The others are written already marked
-    /// sent on it, so its consumer never reads them and never rewrites their rows (every mark
+    pub const ALL: [Channel; 4] = [
+        Channel::Stream,
+        Channel::Mail,
+        Channel::Live,
+        Channel::CardRefunds,
+    ];
+
+    /// Whether the channel sends events of this kind. The others are written already sent on
+    /// it (no backlog row, or their column marked), so its consumer never reads them and never
+    /// rewrites their rows (every mark
     /// is a new row version with an entry in each of the outbox's indexes).
     pub fn carries(self, kind: boxoffice_core::outbox::EventKind) -> bool {
         use boxoffice_core::outbox::EventKind as K;
@@ -441,7 +449,7 @@ impl Channel {
 enum Backlog {
     /// The outbox's column that says when the event was sent (NULL until then).
     Column(&'static str),
-    /// A table of the unsent events' ids (`message_id`).
+    /// A table of the unsent events (`message_id`, `kind`, `subject`), a row each.
     Table(&'static str),
 }
 

@@ -140,15 +140,13 @@ macro_rules! outbox_engine {
                             .push_unseparated(" END");
                     });
             });
-            if $crate::Channel::Live.carries(kind) {
-                writes.insert(Insert::into("INSERT INTO outbox_untold (message_id, kind, subject)"), |row| {
-                    row.push_bind(id.to_string()).push_bind(kind.as_str()).push_bind(subject.to_owned());
-                });
-            }
-            if $crate::Channel::Mail.carries(kind) {
-                writes.insert(Insert::into("INSERT INTO outbox_unmailed (message_id)"), |row| {
-                    row.push_bind(id.to_string());
-                });
+            for channel in $crate::Channel::ALL.into_iter().filter(|channel| channel.carries(kind)) {
+                if let $crate::Backlog::Table(table) = channel.backlog() {
+                    let head = format!("INSERT INTO {table} (message_id, kind, subject)");
+                    writes.insert(&head, |row| {
+                        row.push_bind(id.to_string()).push_bind(kind.as_str()).push_bind(subject.to_owned());
+                    });
+                }
             }
         }
 
