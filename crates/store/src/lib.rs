@@ -433,7 +433,7 @@ impl Channel {
     /// Where the outbox keeps what the channel has still to send.
     fn backlog(self) -> Backlog {
         match self {
-            Channel::Stream => Backlog::Column("streamed_at"),
+            Channel::Stream => Backlog::Table("outbox_unstreamed"),
             Channel::Mail => Backlog::Table("outbox_unmailed"),
             Channel::Live => Backlog::Table("outbox_untold"),
             Channel::CardRefunds => Backlog::Column("card_refunded_at"),

@@ -2538,9 +2538,9 @@ async fn an_event_sent_on_one_channel_waits_on_the_others(engine: Engine) {
                 .collect::<Vec<_>>()
         }
     };
-    // Both confirmations wait on each channel that carries them; each channel in turn is told
-    // the first is sent (live and mail keep their unsent events in tables of their own, the
-    // stream marks a column of the event), and only that channel stops handing it out.
+    // Both confirmations wait on each channel that carries them (each in a backlog table of its
+    // own); each channel in turn is told the first is sent, and only that channel stops handing
+    // it out.
     let channels = [Channel::Live, Channel::Mail, Channel::Stream];
     let first = unsent(Channel::Live).await;
     assert_eq!(first.len(), confirmed.len(), "{first:?}");
