@@ -5,7 +5,7 @@
 use crate::Options;
 use crate::api::Api;
 use crate::checker::{self, Op, OpKind, Outcome};
-use crate::report::{Latencies, Report, WINDOW_S, Window};
+use crate::report::{Latencies, Report, SOLD_OUT_MIN_S, SoldOut, WINDOW_S, Window};
 use boxoffice_core::Timestamp;
 use hyper::Method;
 use rand::rngs::SmallRng;
@@ -298,6 +298,7 @@ pub async fn run(api: &Api, options: &Options) -> anyhow::Result<Report> {
         show_id: Some(sale.show_id.clone()),
         lines_busy,
         timeline: timeline(&ops, started_ms, elapsed),
+        sold_out: sold_out(&ops, started_ms, elapsed),
         ceilings: Default::default(),
     })
 }
@@ -349,6 +350,30 @@ fn timeline(ops: &[Op], started_ms: i64, elapsed_s: f64) -> Vec<Window> {
             window
         })
         .collect()
+}
+
+/// The stretch after the last granted hold was answered, to the end of the run, when it is long
+/// enough to give a rate: a sale with no granted hold at all is sold out from its start.
+fn sold_out(ops: &[Op], started_ms: i64, elapsed_s: f64) -> Option<SoldOut> {
+    let since_start_s = |ms: i64| (ms - started_ms).max(0) as f64 / 1000.0;
+    let from_s = ops
+        .iter()
+        .filter(|op| op.kind == OpKind::Hold && op.outcome == Outcome::Ok)
+        .map(|op| since_start_s(op.invoke_ms) + op.latency.map_or(0.0, |l| l.as_secs_f64()))
+        .fold(0.0, f64::max);
+    if elapsed_s - from_s < SOLD_OUT_MIN_S {
+        return None;
+    }
+    let refused = ops
+        .iter()
+        .filter(|op| op.kind == OpKind::Hold && op.outcome == Outcome::Fail)
+        .filter(|op| since_start_s(op.invoke_ms) >= from_s)
+        .count();
+    Some(SoldOut {
+        from_s,
+        to_s: elapsed_s,
+        refused_per_s: refused as f64 / (elapsed_s - from_s),
+    })
 }
 
 /// Each group-commit line's busy time (`boxoffice_commit_group_busy_microseconds_total`) summed
@@ -411,5 +436,35 @@ mod tests {
             1,
             "a short run is one stretch"
         );
+    }
+
+    #[test]
+    fn the_sold_out_stretch_starts_when_the_last_granted_hold_was_answered() {
+        let start = 1_000_000;
+        let ops = [
+            op(OpKind::Hold, Outcome::Ok, start + 100, 10),
+            // Begun before the last grant was answered: part of the sale, not of the stretch.
+            op(OpKind::Hold, Outcome::Fail, start + 1_950, 1),
+            op(OpKind::Hold, Outcome::Ok, start + 1_900, 100),
+            op(OpKind::Book, Outcome::Ok, start + 2_000, 30),
+            op(OpKind::Hold, Outcome::Fail, start + 2_000, 1),
+            op(OpKind::Hold, Outcome::Unknown, start + 3_000, 1),
+            op(OpKind::Hold, Outcome::Fail, start + 5_900, 1),
+        ];
+        let stretch = sold_out(&ops, start, 6.0).expect("four seconds sold out");
+        assert!((stretch.from_s - 2.0).abs() < 1e-9, "{stretch:?}");
+        assert_eq!(stretch.to_s, 6.0);
+        // Refused only: an attempt with no answer is not counted.
+        assert!(
+            (stretch.refused_per_s - 2.0 / 4.0).abs() < 1e-9,
+            "{stretch:?}"
+        );
+        assert!(
+            sold_out(&ops, start, 2.5).is_none(),
+            "half a second gives no rate"
+        );
+        let never_granted = [op(OpKind::Hold, Outcome::Fail, start + 10, 1)];
+        let stretch = sold_out(&never_granted, start, 2.0).expect("sold out from the start");
+        assert_eq!((stretch.from_s, stretch.refused_per_s), (0.0, 0.5));
     }
 }

@@ -145,8 +145,26 @@ pub struct Report {
     /// holds up as its show fills (totals hide a sale that slows down near its sell-out).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub timeline: Vec<Window>,
+    /// A flash sale after its last granted hold, when every attempt is refused: the rate the
+    /// issue's target for refused attempts is about (the run's whole rate mixes in the sale
+    /// itself, when clients wait on granted holds and bookings instead of attempting).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sold_out: Option<SoldOut>,
     pub ceilings: Ceilings,
 }
+
+/// The stretch of a flash sale after its last granted hold.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct SoldOut {
+    /// Seconds since the sale began when the last granted hold was answered.
+    pub from_s: f64,
+    pub to_s: f64,
+    /// Hold attempts begun in the stretch and refused, a second.
+    pub refused_per_s: f64,
+}
+
+/// The shortest sold-out stretch worth a rate: a second of attempts at least.
+pub const SOLD_OUT_MIN_S: f64 = 1.0;
 
 /// One stretch of a flash sale's timeline.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -210,6 +228,12 @@ impl Report {
                 );
             }
         }
+        if let Some(s) = &self.sold_out {
+            out += &format!(
+                "  sold out from {:.1} s to {:.1} s: {:.1} refused attempts/s\n",
+                s.from_s, s.to_s, s.refused_per_s
+            );
+        }
         if let Some((sold, capacity)) = self.sold {
             out += &format!("  sold {sold} of {capacity}\n");
         }
@@ -241,6 +265,14 @@ impl Report {
             out += &format!(
                 "  ceiling pgbench, the hold path ({} clients): {:.1} holds+releases/s, avg {:.2} ms — {}\n",
                 p.clients, p.transactions_per_s, p.latency_avg_ms, p.statement
+            );
+        }
+        if let (Some(s), Some(h)) = (&self.sold_out, &self.ceilings.http)
+            && h.requests_per_s > 0.0
+        {
+            out += &format!(
+                "  refused attempts once sold out / HTTP ceiling: {:.1} %\n",
+                100.0 * s.refused_per_s / h.requests_per_s
             );
         }
         let granted = self
