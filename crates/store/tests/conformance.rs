@@ -205,10 +205,21 @@ impl Fixture {
         user: &UserId,
         now: Timestamp,
     ) -> Result<boxoffice_core::booking::Booking, StoreError> {
+        self.confirm_drawing(hold, user, now, 0.5).await
+    }
+
+    /// `confirm`, with the scratch card's draw (a booking of three tickets or more gets a card).
+    async fn confirm_drawing(
+        &self,
+        hold: &Hold,
+        user: &UserId,
+        now: Timestamp,
+        scratch_draw: f64,
+    ) -> Result<boxoffice_core::booking::Booking, StoreError> {
         let sign: boxoffice_store::TicketSigner =
             Arc::new(|claims| format!("signed:{}", claims.ticket_id));
         let cmd = ConfirmHold {
-            scratch_draw: 0.5,
+            scratch_draw,
             payment_id: None,
             new_payment: None,
             wallet_minor: 0,
@@ -1456,6 +1467,68 @@ async fn bookings_of_two_shows_wait_in_lines_of_their_own(engine: Engine) {
 /// decided together, each as alone: a hold that is someone else's is not found, a booked one is
 /// refused and stays sold, one released before is answered as it is, one whose time ran out is
 /// released; every other hold's seats and standing places are free again afterwards.
+async fn a_group_of_bookings_writes_every_kind_of_prize_together(engine: Engine) {
+    use boxoffice_core::loyalty::Prize;
+    let f = Arc::new(Fixture::new(engine).await);
+    let mut c = Vec::new();
+    for i in 0..4 {
+        c.push(f.customer(&format!("c{i}@example.com")).await);
+    }
+    // The first booking takes off alone; the three behind it go as one group, each of three
+    // tickets and so with a scratch card: a cashback, an add-on, then a discount code, whose
+    // promo code the card points at (its row comes after the group's first card's).
+    let holds = [
+        f.seats(&c[0], &["B4"], f.now).await.unwrap(),
+        f.seats(&c[1], &["A1", "A2", "A3"], f.now).await.unwrap(),
+        f.places(&c[2], 3, f.now).await.unwrap(),
+        f.seats(&c[3], &["B1", "B2", "B3"], f.now).await.unwrap(),
+    ];
+    let draws = [0.5, 0.1, 0.4, 0.9];
+    let before = f.store.group_stats().bookings;
+    let busy = keep_the_show_busy(&f, engine).await;
+    let mut answers = Vec::new();
+    for (i, (hold, draw)) in holds.iter().zip(draws).enumerate() {
+        let (f2, customer, hold) = (f.clone(), c[i].clone(), hold.clone());
+        answers.push(tokio::spawn(async move {
+            f2.confirm_drawing(&hold, &customer, f2.now, draw).await
+        }));
+        in_line(&*f.store, i, before, |s| s.bookings).await;
+    }
+    drop(busy);
+    for answer in answers {
+        answer.await.unwrap().expect("booked");
+    }
+    let after = f.store.group_stats().bookings;
+    assert_eq!(
+        (after.groups - before.groups, after.claims - before.claims),
+        (2, 4),
+        "one alone, three together"
+    );
+    assert_eq!(after.failed, before.failed, "the group went as one");
+    let mut prizes = Vec::new();
+    for customer in &c[1..] {
+        let cards = f.store.scratch_cards_of(customer).await.unwrap();
+        assert_eq!(cards.len(), 1, "{cards:?}");
+        let card = f
+            .store
+            .reveal_scratch_card(&cards[0].id, customer, f.now)
+            .await
+            .unwrap();
+        prizes.push(card.prize.expect("revealed"));
+    }
+    assert!(
+        matches!(
+            prizes.as_slice(),
+            [
+                Prize::Cashback { .. },
+                Prize::AddOn { .. },
+                Prize::DiscountCode { .. }
+            ]
+        ),
+        "{prizes:?}"
+    );
+}
+
 async fn releases_lined_up_are_decided_together_as_if_alone(engine: Engine) {
     let f = Arc::new(Fixture::new(engine).await);
     let (c, holds) = f.eight_holds().await;
@@ -2837,6 +2910,7 @@ conformance!(
     racing_claims_sell_each_seat_once,
     claims_lined_up_are_decided_together_as_if_alone,
     bookings_lined_up_are_decided_together_as_if_alone,
+    a_group_of_bookings_writes_every_kind_of_prize_together,
     bookings_of_two_shows_wait_in_lines_of_their_own,
     releases_lined_up_are_decided_together_as_if_alone,
     a_release_cancels_the_payment_waiting_for_the_bank,
