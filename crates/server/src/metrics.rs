@@ -1,11 +1,13 @@
 //! Prometheus metrics at `/metrics`: request counts and latency per route, and the sale's own
 //! counters (holds, bookings, cancellations, expiries, holds and bookings committed in groups)
-//! and gauges (active holds, database pool, holds and bookings waiting for their group).
+//! and gauges (active holds, database pool, holds and bookings waiting for their group, events
+//! waiting for each outbox channel).
 //! One recorder per process, shared by every app in it (tests run several).
 
 use axum::extract::{MatchedPath, Request};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use boxoffice_store::Channel;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use std::sync::OnceLock;
 use std::time::Instant;
@@ -100,6 +102,17 @@ pub async fn render(axum::extract::State(app): axum::extract::State<crate::AppSt
         metrics::counter!("boxoffice_failed_groups_total", "kind" => kind).absolute(stats.failed);
         metrics::counter!("boxoffice_commit_group_busy_microseconds_total", "kind" => kind)
             .absolute(stats.busy_us);
+    }
+    // The stream's backlog only means something where an instance streams (without Redis
+    // nothing reads it, and it only grows).
+    let channels = Channel::ALL
+        .into_iter()
+        .filter(|channel| *channel != Channel::Stream || app.redis.is_some());
+    for channel in channels {
+        if let Ok(waiting) = app.store.unsent_count(channel).await {
+            metrics::gauge!("boxoffice_outbox_unsent", "channel" => channel.name())
+                .set(waiting as f64);
+        }
     }
     let body = handle().render();
     (

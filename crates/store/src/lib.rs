@@ -388,6 +388,16 @@ pub enum Channel {
 }
 
 impl Channel {
+    /// Its name in the metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            Channel::Stream => "stream",
+            Channel::Mail => "mail",
+            Channel::Live => "live",
+            Channel::CardRefunds => "card_refunds",
+        }
+    }
+
     pub const ALL: [Channel; 4] = [
         Channel::Stream,
         Channel::Mail,
@@ -469,6 +479,9 @@ pub trait OutboxStore: Send + Sync {
     async fn fan_out(&self, now: Timestamp, limit: i64) -> StoreResult<usize>;
     /// Events not yet sent on `channel`, oldest first.
     async fn unsent(&self, channel: Channel, limit: i64) -> StoreResult<Vec<Message>>;
+    /// How many events wait for `channel`: its backlog, for the metrics (a channel that falls
+    /// behind a sale shows here first).
+    async fn unsent_count(&self, channel: Channel) -> StoreResult<i64>;
     /// Ticks off for the live layer the events `(kind, subject)` that were told to viewers
     /// right after their commit.
     async fn mark_told(

@@ -333,6 +333,14 @@ macro_rules! outbox_engine {
                 Ok(due.len())
             }
 
+            async fn unsent_count(&self, channel: $crate::Channel) -> StoreResult<i64> {
+                let sql = match channel.backlog() {
+                    $crate::Backlog::Column(column) => format!("SELECT COUNT(*) FROM outbox WHERE {column} IS NULL"),
+                    $crate::Backlog::Table(table) => format!("SELECT COUNT(*) FROM {table}"),
+                };
+                Ok(sqlx::query_scalar(AssertSqlSafe(sql)).fetch_one(&self.pool).await?)
+            }
+
             async fn unsent(&self, channel: $crate::Channel, limit: i64) -> StoreResult<Vec<Message>> {
                 let sql = match channel.backlog() {
                     $crate::Backlog::Column(column) => format!(

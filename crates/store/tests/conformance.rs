@@ -2617,6 +2617,14 @@ async fn an_event_sent_on_one_channel_waits_on_the_others(engine: Engine) {
     let channels = [Channel::Live, Channel::Mail, Channel::Stream];
     let first = unsent(Channel::Live).await;
     assert_eq!(first.len(), confirmed.len(), "{first:?}");
+    // Each channel's backlog counts what it would hand out, of every kind.
+    let mut waiting = Vec::new();
+    for channel in Channel::ALL {
+        let count = f.store.unsent_count(channel).await.unwrap();
+        let handed = f.store.unsent(channel, 100).await.unwrap().len();
+        assert_eq!(count, handed as i64, "{channel:?}");
+        waiting.push(count);
+    }
     for (i, channel) in channels.into_iter().enumerate() {
         f.store
             .mark_sent(channel, &first[..1], f.now)
@@ -2628,6 +2636,12 @@ async fn an_event_sent_on_one_channel_waits_on_the_others(engine: Engine) {
                 &unsent(other).await,
                 expected,
                 "{other:?} after {channel:?} sent the first"
+            );
+            let at = Channel::ALL.iter().position(|c| *c == other).unwrap();
+            assert_eq!(
+                f.store.unsent_count(other).await.unwrap(),
+                waiting[at] - i64::from(j <= i),
+                "{other:?}'s backlog after {channel:?} sent the first"
             );
         }
     }

@@ -63,6 +63,9 @@ async fn metrics_count_requests_and_sales(engine: Engine) {
         "boxoffice_waiting_for_group{kind=\"hold\"}",
         "boxoffice_failed_groups_total{kind=\"booking\"}",
         "boxoffice_grouped_commands_total{kind=\"release\"}",
+        "boxoffice_outbox_unsent{channel=\"mail\"}",
+        "boxoffice_outbox_unsent{channel=\"live\"}",
+        "boxoffice_outbox_unsent{channel=\"card_refunds\"}",
     ] {
         assert!(
             metrics.contains(expected),
