@@ -324,7 +324,7 @@ fn timeline(ops: &[Op], started_ms: i64, elapsed_s: f64) -> Vec<Window> {
         })
         .collect();
     for op in ops {
-        let at_s = (op.invoke_ms - started_ms).max(0) as f64 / 1000.0;
+        let at_s = began_s(op, started_ms);
         let (window, granted) = &mut windows[((at_s / WINDOW_S) as usize).min(count - 1)];
         match (op.kind, op.outcome) {
             (OpKind::Hold, Outcome::Ok) => {
@@ -352,14 +352,18 @@ fn timeline(ops: &[Op], started_ms: i64, elapsed_s: f64) -> Vec<Window> {
         .collect()
 }
 
+/// When the operation began, in seconds since the sale began.
+fn began_s(op: &Op, started_ms: i64) -> f64 {
+    (op.invoke_ms - started_ms).max(0) as f64 / 1000.0
+}
+
 /// The stretch after the last granted hold was answered, to the end of the run, when it is long
 /// enough to give a rate: a sale with no granted hold at all is sold out from its start.
 fn sold_out(ops: &[Op], started_ms: i64, elapsed_s: f64) -> Option<SoldOut> {
-    let since_start_s = |ms: i64| (ms - started_ms).max(0) as f64 / 1000.0;
     let from_s = ops
         .iter()
         .filter(|op| op.kind == OpKind::Hold && op.outcome == Outcome::Ok)
-        .map(|op| since_start_s(op.invoke_ms) + op.latency.map_or(0.0, |l| l.as_secs_f64()))
+        .map(|op| began_s(op, started_ms) + op.latency.map_or(0.0, |l| l.as_secs_f64()))
         .fold(0.0, f64::max);
     if elapsed_s - from_s < SOLD_OUT_MIN_S {
         return None;
@@ -367,7 +371,7 @@ fn sold_out(ops: &[Op], started_ms: i64, elapsed_s: f64) -> Option<SoldOut> {
     let refused = ops
         .iter()
         .filter(|op| op.kind == OpKind::Hold && op.outcome == Outcome::Fail)
-        .filter(|op| since_start_s(op.invoke_ms) >= from_s)
+        .filter(|op| began_s(op, started_ms) >= from_s)
         .count();
     Some(SoldOut {
         from_s,
